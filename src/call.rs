@@ -1,0 +1,167 @@
+//! A call as plain data: which function, its arguments as read at the boundary, and its
+//! outcome. The entry points build these; rules, state and records only read them.
+
+use crate::key::{Key, KeyArg};
+
+/// The intercepted functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Func {
+    GetExportKey,
+    SetImportPid,
+    ImportPidInterServer,
+    ImportByKey,
+    SetAttr,
+    Close,
+    DeviceGetBareTgid,
+    Malloc,
+    MallocAlign32,
+    MallocCached,
+    Free,
+}
+
+impl Func {
+    pub const ALL: [Func; 11] = [
+        Func::GetExportKey,
+        Func::SetImportPid,
+        Func::ImportPidInterServer,
+        Func::ImportByKey,
+        Func::SetAttr,
+        Func::Close,
+        Func::DeviceGetBareTgid,
+        Func::Malloc,
+        Func::MallocAlign32,
+        Func::MallocCached,
+        Func::Free,
+    ];
+
+    /// The vendor's symbol name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::GetExportKey => "aclrtIpcMemGetExportKey",
+            Func::SetImportPid => "aclrtIpcMemSetImportPid",
+            Func::ImportPidInterServer => "aclrtIpcMemImportPidInterServer",
+            Func::ImportByKey => "aclrtIpcMemImportByKey",
+            Func::SetAttr => "aclrtIpcMemSetAttr",
+            Func::Close => "aclrtIpcMemClose",
+            Func::DeviceGetBareTgid => "aclrtDeviceGetBareTgid",
+            Func::Malloc => "aclrtMalloc",
+            Func::MallocAlign32 => "aclrtMallocAlign32",
+            Func::MallocCached => "aclrtMallocCached",
+            Func::Free => "aclrtFree",
+        }
+    }
+
+    /// The malloc/free family (recorded only with `ACL_IPC_GUARD_CALLS=all`).
+    pub fn is_memory(self) -> bool {
+        matches!(
+            self,
+            Func::Malloc | Func::MallocAlign32 | Func::MallocCached | Func::Free
+        )
+    }
+}
+
+/// Most pids read from one `pid` array (the driver takes at most 31 per call).
+pub const MAX_PIDS: usize = 31;
+/// Most `aclrtServerPid` entries read from one call.
+pub const MAX_SERVER_ENTRIES: usize = 64;
+
+/// One `aclrtServerPid` entry as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerEntry {
+    pub sdid: u32,
+    pub pid_ptr: usize,
+    pub num: usize,
+    /// The pids, read when `pid_ptr` is not NULL and `num` is 1..=31.
+    pub pids: Option<Vec<i32>>,
+}
+
+/// Arguments as read at the boundary. Pointers are kept as addresses; memory behind a
+/// pointer is read only when the real runtime would read it too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Args {
+    GetExportKey {
+        dev_ptr: usize,
+        size: usize,
+        key_buf: usize,
+        len: usize,
+        flags: u64,
+    },
+    SetImportPid {
+        key: KeyArg,
+        pid_ptr: usize,
+        /// Read when `pid_ptr` is not NULL and `num` is 1..=31.
+        pids: Option<Vec<i32>>,
+        num: usize,
+    },
+    ImportPidInterServer {
+        key: KeyArg,
+        server_pids: usize,
+        /// Read when `server_pids` is not NULL and `num` is 1..=64.
+        entries: Option<Vec<ServerEntry>>,
+        num: usize,
+    },
+    ImportByKey {
+        out_ptr: usize,
+        key: KeyArg,
+        flags: u64,
+    },
+    SetAttr {
+        key: KeyArg,
+        attr_type: u32,
+        attr: u64,
+    },
+    Close {
+        key: KeyArg,
+    },
+    DeviceGetBareTgid {
+        out_ptr: usize,
+    },
+    Malloc {
+        out_ptr: usize,
+        size: usize,
+        policy: u32,
+    },
+    Free {
+        dev_ptr: usize,
+    },
+}
+
+impl Args {
+    /// The key the call names (input keys only; the export's key is an output).
+    pub fn key(&self) -> Option<&KeyArg> {
+        match self {
+            Args::SetImportPid { key, .. }
+            | Args::ImportPidInterServer { key, .. }
+            | Args::ImportByKey { key, .. }
+            | Args::SetAttr { key, .. }
+            | Args::Close { key } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Values written through out-pointers, read after a successful call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Out {
+    pub dev_ptr: Option<usize>,
+    pub key: Option<Key>,
+    pub pid: Option<i32>,
+}
+
+/// What happened to the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// What the program got back.
+    pub ret: i32,
+    pub forwarded: bool,
+    pub out: Out,
+    pub dur_ns: u64,
+}
+
+/// The vendor's error codes the shim itself returns or reasons about.
+pub mod codes {
+    pub const ACL_SUCCESS: i32 = 0;
+    pub const ACL_ERROR_INVALID_PARAM: i32 = 100000;
+    pub const ACL_ERROR_API_NOT_SUPPORT: i32 = 200001;
+}

@@ -1,0 +1,362 @@
+//! The `ACL_IPC_GUARD_*` switches, read once. Parsing is a pure function of a look-up
+//! closure so that it is unit-tested without touching the environment; a bad value is
+//! reported (the caller prints it once on stderr) and the default is used.
+
+use crate::rules::{Rule, Severity};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Off,
+    Audit,
+    Enforce,
+    Abort,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Audit => "audit",
+            Mode::Enforce => "enforce",
+            Mode::Abort => "abort",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    Stderr,
+    Off,
+    /// A path template; `%p` becomes the pid.
+    File(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Text,
+}
+
+/// Which calls get a `call` record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Calls {
+    /// IPC functions and aclrtDeviceGetBareTgid.
+    Ipc,
+    /// Also the malloc/free family.
+    All,
+    /// Violations only (and start, summary, error).
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LedgerSetting {
+    Off,
+    Dir(PathBuf),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub mode: Mode,
+    pub log: LogTarget,
+    pub format: Format,
+    pub severities: [Severity; Rule::COUNT],
+    pub calls: Calls,
+    pub backtrace: bool,
+    pub show_keys: bool,
+    pub ledger: LedgerSetting,
+    pub exitcode: Option<i32>,
+    pub real_lib: String,
+    pub repeat_limit: u64,
+}
+
+pub const DEFAULT_REAL_LIB: &str = "libascendcl.so";
+pub const DEFAULT_REPEAT_LIMIT: u64 = 100;
+
+/// The default ledger directory: private to the user, in shared memory.
+pub fn default_ledger_dir(uid: u32) -> PathBuf {
+    PathBuf::from(format!("/dev/shm/acl-ipc-guard-{uid}"))
+}
+
+impl Config {
+    pub fn severity(&self, rule: Rule) -> Severity {
+        self.severities[rule as usize]
+    }
+
+    /// Parses the switches from `lookup(name)`; returns the configuration and one message
+    /// per bad value (each naming the variable, the value, and the default used).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, uid: u32) -> (Config, Vec<String>) {
+        let get = |name: &str| lookup(name);
+        let mode_v = get("ACL_IPC_GUARD_MODE");
+        let log_v = get("ACL_IPC_GUARD_LOG");
+        let format_v = get("ACL_IPC_GUARD_FORMAT");
+        let rules_v = get("ACL_IPC_GUARD_RULES");
+        let calls_v = get("ACL_IPC_GUARD_CALLS");
+        let bt_v = get("ACL_IPC_GUARD_BACKTRACE");
+        let keys_v = get("ACL_IPC_GUARD_SHOW_KEYS");
+        let ledger_v = get("ACL_IPC_GUARD_LEDGER");
+        let exit_v = get("ACL_IPC_GUARD_EXITCODE");
+        let real_v = get("ACL_IPC_GUARD_REAL_LIB");
+        let repeat_v = get("ACL_IPC_GUARD_REPEAT_LIMIT");
+
+        let mut bad = Vec::new();
+        let mut complain = |var: &str, val: &str, expect: &str, default: &str| {
+            bad.push(format!(
+                "{var}={val:?} is not valid ({expect}); using {default}"
+            ));
+        };
+
+        let mode = match mode_v.as_deref().map(str::trim) {
+            None | Some("") => Mode::Audit,
+            Some("off") => Mode::Off,
+            Some("audit") => Mode::Audit,
+            Some("enforce") => Mode::Enforce,
+            Some("abort") => Mode::Abort,
+            Some(v) => {
+                complain("ACL_IPC_GUARD_MODE", v, "off, audit, enforce or abort", "audit");
+                Mode::Audit
+            }
+        };
+
+        let log = match log_v.as_deref() {
+            None | Some("") | Some("stderr") => LogTarget::Stderr,
+            Some("off") => LogTarget::Off,
+            Some(p) => LogTarget::File(p.to_string()),
+        };
+
+        let default_format = match log {
+            LogTarget::File(_) => Format::Json,
+            _ => Format::Text,
+        };
+        let format = match format_v.as_deref().map(str::trim) {
+            None | Some("") => default_format,
+            Some("json") => Format::Json,
+            Some("text") => Format::Text,
+            Some(v) => {
+                complain(
+                    "ACL_IPC_GUARD_FORMAT",
+                    v,
+                    "json or text",
+                    if default_format == Format::Json { "json" } else { "text" },
+                );
+                default_format
+            }
+        };
+
+        let mut severities = [Severity::Off; Rule::COUNT];
+        for r in Rule::ALL {
+            severities[*r as usize] = r.default_severity();
+        }
+        if let Some(spec) = rules_v.as_deref() {
+            for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let parsed = item.split_once('=').and_then(|(id, sev)| {
+                    Some((Rule::from_id(id.trim())?, Severity::parse(sev.trim())?))
+                });
+                match parsed {
+                    Some((rule, sev)) => severities[rule as usize] = sev,
+                    None => complain(
+                        "ACL_IPC_GUARD_RULES",
+                        item,
+                        "RULE=off|warning|error with a rule id from `acl-ipc-guard rules`",
+                        "that rule's own severity",
+                    ),
+                }
+            }
+        }
+
+        let calls = match calls_v.as_deref().map(str::trim) {
+            None | Some("") | Some("ipc") => Calls::Ipc,
+            Some("all") => Calls::All,
+            Some("none") => Calls::None,
+            Some(v) => {
+                complain("ACL_IPC_GUARD_CALLS", v, "ipc, all or none", "ipc");
+                Calls::Ipc
+            }
+        };
+
+        let mut flag = |var: &str, v: Option<String>, default: bool| match v.as_deref().map(str::trim) {
+            None | Some("") => default,
+            Some("1") => true,
+            Some("0") => false,
+            Some(v) => {
+                complain(var, v, "0 or 1", if default { "1" } else { "0" });
+                default
+            }
+        };
+        let backtrace = flag("ACL_IPC_GUARD_BACKTRACE", bt_v, true);
+        let show_keys = flag("ACL_IPC_GUARD_SHOW_KEYS", keys_v, false);
+
+        let ledger = match ledger_v.as_deref() {
+            None | Some("") => LedgerSetting::Dir(default_ledger_dir(uid)),
+            Some("off") => LedgerSetting::Off,
+            Some(d) => LedgerSetting::Dir(PathBuf::from(d)),
+        };
+
+        let exitcode = match exit_v.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) => match v.parse::<i32>() {
+                Ok(n) if (0..=255).contains(&n) => Some(n),
+                _ => {
+                    complain("ACL_IPC_GUARD_EXITCODE", v, "a number from 0 to 255", "unset");
+                    None
+                }
+            },
+        };
+
+        let real_lib = match real_v {
+            Some(p) if !p.is_empty() => p,
+            _ => DEFAULT_REAL_LIB.to_string(),
+        };
+
+        let repeat_limit = match repeat_v.as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_REPEAT_LIMIT,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) => n,
+                Err(_) => {
+                    complain(
+                        "ACL_IPC_GUARD_REPEAT_LIMIT",
+                        v,
+                        "a whole number",
+                        &DEFAULT_REPEAT_LIMIT.to_string(),
+                    );
+                    DEFAULT_REPEAT_LIMIT
+                }
+            },
+        };
+
+        let config = Config {
+            mode,
+            log,
+            format,
+            severities,
+            calls,
+            backtrace,
+            show_keys,
+            ledger,
+            exitcode,
+            real_lib,
+            repeat_limit,
+        };
+        (config, bad)
+    }
+
+    /// Reads the process environment with `secure_getenv` semantics: nothing is read in a
+    /// setuid or setgid program.
+    pub fn from_env() -> (Config, Vec<String>) {
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        Config::from_lookup(secure_getenv, uid)
+    }
+}
+
+extern "C" {
+    // glibc: getenv that answers NULL in a setuid/setgid program.
+    #[link_name = "secure_getenv"]
+    fn libc_secure_getenv(name: *const libc::c_char) -> *mut libc::c_char;
+}
+
+fn secure_getenv(name: &str) -> Option<String> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    // SAFETY: cname is a valid NUL-terminated string; the returned pointer, if not NULL,
+    // points into the environment and is copied at once.
+    unsafe {
+        let p = libc_secure_getenv(cname.as_ptr());
+        if p.is_null() {
+            None
+        } else {
+            Some(std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(vars: &[(&str, &str)]) -> (Config, Vec<String>) {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned(), 1000)
+    }
+
+    #[test]
+    fn defaults() {
+        let (c, bad) = parse(&[]);
+        assert!(bad.is_empty());
+        assert_eq!(c.mode, Mode::Audit);
+        assert_eq!(c.log, LogTarget::Stderr);
+        assert_eq!(c.format, Format::Text);
+        assert_eq!(c.calls, Calls::Ipc);
+        assert!(c.backtrace);
+        assert!(!c.show_keys);
+        assert_eq!(c.ledger, LedgerSetting::Dir("/dev/shm/acl-ipc-guard-1000".into()));
+        assert_eq!(c.exitcode, None);
+        assert_eq!(c.real_lib, "libascendcl.so");
+        assert_eq!(c.repeat_limit, 100);
+        assert_eq!(c.severity(Rule::ExportUntracked), Severity::Warning);
+        assert_eq!(c.severity(Rule::FreeImported), Severity::Error);
+    }
+
+    #[test]
+    fn file_log_defaults_to_json() {
+        let (c, _) = parse(&[("ACL_IPC_GUARD_LOG", "/tmp/x.%p.log")]);
+        assert_eq!(c.log, LogTarget::File("/tmp/x.%p.log".into()));
+        assert_eq!(c.format, Format::Json);
+        let (c, _) = parse(&[("ACL_IPC_GUARD_LOG", "/tmp/x"), ("ACL_IPC_GUARD_FORMAT", "text")]);
+        assert_eq!(c.format, Format::Text);
+    }
+
+    #[test]
+    fn every_switch_parses() {
+        let (c, bad) = parse(&[
+            ("ACL_IPC_GUARD_MODE", "enforce"),
+            ("ACL_IPC_GUARD_LOG", "off"),
+            ("ACL_IPC_GUARD_RULES", "export.untracked=error, free.imported=off"),
+            ("ACL_IPC_GUARD_CALLS", "none"),
+            ("ACL_IPC_GUARD_BACKTRACE", "0"),
+            ("ACL_IPC_GUARD_SHOW_KEYS", "1"),
+            ("ACL_IPC_GUARD_LEDGER", "off"),
+            ("ACL_IPC_GUARD_EXITCODE", "42"),
+            ("ACL_IPC_GUARD_REAL_LIB", "/opt/x/libascendcl.so"),
+            ("ACL_IPC_GUARD_REPEAT_LIMIT", "3"),
+        ]);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(c.mode, Mode::Enforce);
+        assert_eq!(c.log, LogTarget::Off);
+        assert_eq!(c.severity(Rule::ExportUntracked), Severity::Error);
+        assert_eq!(c.severity(Rule::FreeImported), Severity::Off);
+        assert_eq!(c.calls, Calls::None);
+        assert!(!c.backtrace);
+        assert!(c.show_keys);
+        assert_eq!(c.ledger, LedgerSetting::Off);
+        assert_eq!(c.exitcode, Some(42));
+        assert_eq!(c.real_lib, "/opt/x/libascendcl.so");
+        assert_eq!(c.repeat_limit, 3);
+    }
+
+    #[test]
+    fn bad_values_are_reported_and_defaulted() {
+        let (c, bad) = parse(&[
+            ("ACL_IPC_GUARD_MODE", "loud"),
+            ("ACL_IPC_GUARD_RULES", "nosuch.rule=error,free.imported=maybe,export.flags=warning"),
+            ("ACL_IPC_GUARD_BACKTRACE", "yes"),
+            ("ACL_IPC_GUARD_EXITCODE", "x"),
+            ("ACL_IPC_GUARD_REPEAT_LIMIT", "-1"),
+            ("ACL_IPC_GUARD_FORMAT", "xml"),
+            ("ACL_IPC_GUARD_CALLS", "some"),
+        ]);
+        assert_eq!(bad.len(), 8, "{bad:?}");
+        assert!(bad[0].contains("ACL_IPC_GUARD_MODE") && bad[0].contains("loud"));
+        assert_eq!(c.mode, Mode::Audit);
+        assert_eq!(c.severity(Rule::FreeImported), Severity::Error);
+        assert_eq!(c.severity(Rule::ExportFlags), Severity::Warning);
+        assert!(c.backtrace);
+        assert_eq!(c.exitcode, None);
+        assert_eq!(c.repeat_limit, 100);
+        assert_eq!(c.format, Format::Text);
+        assert_eq!(c.calls, Calls::Ipc);
+    }
+}

@@ -1,0 +1,37 @@
+//! acl-ipc-guard: a validating, auditing shim for the Ascend runtime's IPC memory API.
+//!
+//! The library (`libacl_ipc_guard.so`) exports the vendor's `aclrtIpcMem*` functions, the
+//! allocation calls it must see, and its own `aclIpcGuard*` API. Each call flows one way:
+//!
+//! ```text
+//! exports (C ABI) ─► runtime::intercept ─► rules (pure checks) ─► real (forward) ─► state, ledger ─► record
+//! ```
+//!
+//! Module map:
+//! - [`exports`], [`capi`]: the C entry points; thin.
+//! - [`boundary`]: re-entry guard, panic containment.
+//! - [`real`]: finding the real runtime's functions.
+//! - [`runtime`]: process-wide state and the per-call path.
+//! - [`rules`]: the rule table and the checks, plain safe Rust.
+//! - [`state`]: this process's allocations, exports and imports.
+//! - [`ledger`]: the cross-process view of each key, through a shared directory.
+//! - [`record`]: record types, encodings, the log writer.
+//! - [`report`]: reading logs back (the CLI's `report`).
+//! - [`config`]: the `ACL_IPC_GUARD_*` switches.
+
+pub mod boundary;
+pub mod call;
+pub mod capi;
+pub mod config;
+pub mod exports;
+pub mod key;
+#[path = "ledger_tmp.rs"]
+pub mod ledger;
+pub mod real;
+pub mod record;
+#[path = "report_tmp.rs"]
+pub mod report;
+pub mod rules;
+pub mod runtime;
+pub mod state;
+pub mod vendor;

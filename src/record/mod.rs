@@ -1,0 +1,108 @@
+//! Records: what the shim writes. Types here are plain data filled on the calling thread;
+//! encoding to JSON or text happens at the sink, on the writer thread where possible.
+
+mod encode;
+mod writer;
+
+pub use encode::{encode, format_ts};
+pub use writer::{stderr_line, Log, LogStats};
+
+use crate::call::{Args, Func, Outcome};
+use crate::config::Mode;
+use crate::key::{Fp, Key};
+use crate::rules::{Rule, Severity};
+
+/// What was done about a violation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Reported,
+    Blocked,
+    Aborted,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Reported => "reported",
+            Action::Blocked => "blocked",
+            Action::Aborted => "aborted",
+        }
+    }
+}
+
+/// A key as a record names it: always by fingerprint, with the raw bytes kept only where
+/// the shim has them (written only with `ACL_IPC_GUARD_SHOW_KEYS=1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyRef {
+    Fp(Fp),
+    Key(Key),
+}
+
+impl KeyRef {
+    pub fn fp(&self) -> Fp {
+        match self {
+            KeyRef::Fp(fp) => *fp,
+            KeyRef::Key(k) => k.fp,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Violation {
+    pub rule: Rule,
+    pub severity: Severity,
+    pub action: Action,
+    /// The function whose call broke the rule; `None` for checks made at exit.
+    pub func: Option<Func>,
+    pub message: String,
+    pub key: Option<KeyRef>,
+    pub backtrace: Option<backtrace::Backtrace>,
+}
+
+#[derive(Debug)]
+pub enum Body {
+    Start {
+        version: &'static str,
+        mode: Mode,
+        exe: String,
+        ledger: String,
+    },
+    Call {
+        func: Func,
+        args: Args,
+        outcome: Outcome,
+    },
+    Violation(Box<Violation>),
+    Summary {
+        calls: u64,
+        violations: Vec<(Rule, u64)>,
+        blocked: u64,
+        leaks: u64,
+        dropped: u64,
+    },
+    Error {
+        message: String,
+    },
+}
+
+impl Body {
+    pub fn event(&self) -> &'static str {
+        match self {
+            Body::Start { .. } => "start",
+            Body::Call { .. } => "call",
+            Body::Violation(_) => "violation",
+            Body::Summary { .. } => "summary",
+            Body::Error { .. } => "error",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Record {
+    pub seq: u64,
+    /// Microseconds since the Unix epoch.
+    pub ts_us: i64,
+    pub pid: i32,
+    pub tid: i32,
+    pub body: Body,
+}

@@ -1,0 +1,319 @@
+//! The log: a bounded queue in front of one sink, drained by a writer thread so that the
+//! calling thread never waits on disk for `call` records. Records that must not be lost
+//! (`violation`, `error`, `start`, `summary`) are written through: the calling thread
+//! drains the queue itself, in `seq` order, before it returns. Each record is one
+//! `write()`. When the queue is full a `call` record is dropped and counted; its `seq` is
+//! still taken, so the gap shows the loss.
+
+use super::{encode, Body, Record};
+use crate::config::{Config, Format, LogTarget};
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// How many `call` records may wait for the writer thread.
+pub const QUEUE_CAPACITY: usize = 16 * 1024;
+
+struct Queue {
+    items: VecDeque<Record>,
+    next_seq: u64,
+}
+
+struct Sink {
+    fd: i32,
+    /// We opened `fd` (and close it after fork when the path names the pid).
+    owned: bool,
+    buf: Vec<u8>,
+    write_failed: bool,
+}
+
+pub struct Log {
+    format: Format,
+    show_keys: bool,
+    target: LogTarget,
+    capacity: usize,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    sink: Mutex<Sink>,
+    dropped: AtomicU64,
+    writer_running: AtomicBool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    pub dropped: u64,
+}
+
+/// Writes one line on stderr, bypassing any buffering; for the shim's own trouble.
+pub fn stderr_line(msg: &str) {
+    let line = format!("acl-ipc-guard: {msg}\n");
+    // SAFETY: writing a valid buffer to fd 2.
+    unsafe {
+        libc::write(2, line.as_ptr().cast(), line.len());
+    }
+}
+
+fn expand_path(template: &str, pid: i32) -> String {
+    template.replace("%p", &pid.to_string())
+}
+
+/// Opens a log file the safe way: append, create 0600, close-on-exec, never through a
+/// symlink.
+fn open_log(path: &str) -> Result<i32, String> {
+    let c = CString::new(path).map_err(|_| format!("log path {path:?} holds a NUL"))?;
+    // SAFETY: c is a valid C string; flags and mode are plain integers.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            0o600 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        Err(format!("cannot open log {path}: {err}; records are not written, the program carries on"))
+    } else {
+        Ok(fd)
+    }
+}
+
+fn now_us() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
+}
+
+impl Log {
+    /// Creates the log and opens its sink; an open failure is said once on stderr.
+    pub fn new(config: &Config, pid: i32) -> Log {
+        Log::with_capacity(config, pid, QUEUE_CAPACITY)
+    }
+
+    pub fn with_capacity(config: &Config, pid: i32, capacity: usize) -> Log {
+        let (fd, owned) = match &config.log {
+            LogTarget::Off => (-1, false),
+            LogTarget::Stderr => (2, false),
+            LogTarget::File(t) => match open_log(&expand_path(t, pid)) {
+                Ok(fd) => (fd, true),
+                Err(msg) => {
+                    stderr_line(&msg);
+                    (-1, false)
+                }
+            },
+        };
+        Log {
+            format: config.format,
+            show_keys: config.show_keys,
+            target: config.log.clone(),
+            capacity,
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                next_seq: 1,
+            }),
+            wake: Condvar::new(),
+            sink: Mutex::new(Sink {
+                fd,
+                owned,
+                buf: Vec::with_capacity(1024),
+                write_failed: false,
+            }),
+            dropped: AtomicU64::new(0),
+            writer_running: AtomicBool::new(false),
+        }
+    }
+
+    /// False when `ACL_IPC_GUARD_LOG=off`: nothing is queued at all.
+    pub fn enabled(&self) -> bool {
+        self.target != LogTarget::Off
+    }
+
+    pub fn stats(&self) -> LogStats {
+        LogStats {
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Queues a record for the writer thread; when the queue is full it is dropped and
+    /// counted.
+    pub fn push(&'static self, pid: i32, tid: i32, body: Body) {
+        if !self.enabled() {
+            return;
+        }
+        {
+            let mut q = self.queue.lock();
+            let seq = q.next_seq;
+            q.next_seq += 1;
+            if q.items.len() >= self.capacity {
+                drop(q);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            q.items.push_back(Record {
+                seq,
+                ts_us: now_us(),
+                pid,
+                tid,
+                body,
+            });
+        }
+        if self.writer_running.load(Ordering::Acquire) || self.start_writer() {
+            self.wake.notify_one();
+        } else {
+            self.flush();
+        }
+    }
+
+    /// Writes a record, and everything queued before it, before returning.
+    pub fn push_through(&self, pid: i32, tid: i32, body: Body) {
+        if !self.enabled() {
+            return;
+        }
+        {
+            let mut q = self.queue.lock();
+            let seq = q.next_seq;
+            q.next_seq += 1;
+            q.items.push_back(Record {
+                seq,
+                ts_us: now_us(),
+                pid,
+                tid,
+                body,
+            });
+        }
+        self.flush();
+    }
+
+    /// Writes everything queued, in order, from the calling thread.
+    pub fn flush(&self) {
+        if !self.enabled() {
+            return;
+        }
+        let mut sink = self.sink.lock();
+        loop {
+            let batch = std::mem::take(&mut self.queue.lock().items);
+            if batch.is_empty() {
+                break;
+            }
+            for mut rec in batch {
+                self.write_record(&mut sink, &mut rec);
+            }
+        }
+    }
+
+    fn write_record(&self, sink: &mut Sink, rec: &mut Record) {
+        if sink.fd < 0 {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut buf = std::mem::take(&mut sink.buf);
+        buf.clear();
+        encode(rec, self.format, self.show_keys, &mut buf);
+        let mut done = 0;
+        while done < buf.len() {
+            // SAFETY: buf[done..] is a valid, initialised buffer.
+            let n = unsafe { libc::write(sink.fd, buf[done..].as_ptr().cast(), buf.len() - done) };
+            if n < 0 {
+                let err = std::io::Error::last_os_error();
+                if err.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                if !sink.write_failed {
+                    sink.write_failed = true;
+                    stderr_line(&format!(
+                        "cannot write the log: {err}; records are being lost, the program carries on"
+                    ));
+                }
+                break;
+            }
+            done += n as usize;
+        }
+        sink.buf = buf;
+    }
+
+    /// Starts the writer thread; false if it cannot be started (records are then written
+    /// through by the calling thread).
+    fn start_writer(&'static self) -> bool {
+        if self
+            .writer_running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return true;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("acl-ipc-guard-log".into())
+            .spawn(move || self.writer_loop());
+        if spawned.is_err() {
+            self.writer_running.store(false, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
+    fn writer_loop(&'static self) {
+        crate::boundary::mark_internal_thread();
+        loop {
+            {
+                let mut q = self.queue.lock();
+                while q.items.is_empty() {
+                    self.wake.wait(&mut q);
+                }
+            }
+            self.flush();
+        }
+    }
+
+    /// Before fork: write what is queued and hold both locks so that the child gets them
+    /// in a consistent state.
+    pub fn before_fork(&self) {
+        self.flush();
+        std::mem::forget(self.sink.lock());
+        std::mem::forget(self.queue.lock());
+    }
+
+    /// In the parent after fork.
+    pub fn after_fork_parent(&self) {
+        // SAFETY: before_fork locked both and forgot the guards; this thread owns them.
+        unsafe {
+            self.queue.force_unlock();
+            self.sink.force_unlock();
+        }
+    }
+
+    /// In the child after fork: no writer thread exists here; a path with `%p` gets the
+    /// child's own file.
+    pub fn after_fork_child(&self, pid: i32) {
+        // SAFETY: as in after_fork_parent; the child's only thread is the forking one.
+        unsafe {
+            self.queue.force_unlock();
+            self.sink.force_unlock();
+        }
+        self.writer_running.store(false, Ordering::Release);
+        if let LogTarget::File(t) = &self.target {
+            if t.contains("%p") {
+                let mut sink = self.sink.lock();
+                if sink.owned && sink.fd >= 0 {
+                    // SAFETY: closing our own descriptor.
+                    unsafe { libc::close(sink.fd) };
+                }
+                match open_log(&expand_path(t, pid)) {
+                    Ok(fd) => {
+                        sink.fd = fd;
+                        sink.owned = true;
+                    }
+                    Err(msg) => {
+                        stderr_line(&msg);
+                        sink.fd = -1;
+                        sink.owned = false;
+                    }
+                }
+            }
+        }
+    }
+}

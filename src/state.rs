@@ -1,0 +1,257 @@
+//! This process's view of device memory and keys: live allocations (by start address, so
+//! "which allocation holds this address" is a logarithmic look-up even with millions live),
+//! open exports, open imports with their reference counts, and addresses of closed imports.
+//! Plain data: the rules read it, the entry points update it after a call succeeds.
+
+use crate::key::Fp;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// An export this process made and has not closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Export {
+    pub dev_ptr: usize,
+    pub size: usize,
+    pub flags: u64,
+    /// The start of the allocation the range lies in, when the shim saw it.
+    pub alloc_base: Option<usize>,
+    pub whitelist: Vec<i32>,
+}
+
+impl Export {
+    pub fn validation_disabled(&self) -> bool {
+        self.flags == 1
+    }
+}
+
+/// An import this process holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Import {
+    pub addr: usize,
+    /// Size of the shared range when the ledger knew it.
+    pub size: Option<usize>,
+    pub refs: u32,
+}
+
+/// Where an address lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Region {
+    /// In an allocation `[base, base + size)` this process made.
+    Allocated { base: usize, size: usize },
+    /// In memory imported under this key.
+    Imported { fp: Fp },
+    Unknown,
+}
+
+#[derive(Default, Debug)]
+pub struct ProcessState {
+    allocs: BTreeMap<usize, usize>,
+    exports: HashMap<Fp, Export>,
+    imports: HashMap<Fp, Import>,
+    closed_imports: HashSet<usize>,
+}
+
+impl ProcessState {
+    pub fn new() -> ProcessState {
+        ProcessState::default()
+    }
+
+    // ---- allocations ----
+
+    pub fn add_alloc(&mut self, base: usize, size: usize) {
+        self.allocs.insert(base, size);
+        // The address is handed out again: it no longer names a closed import.
+        if !self.closed_imports.is_empty() {
+            self.closed_imports.remove(&base);
+        }
+    }
+
+    /// Removes the allocation starting at `base`; returns its size if there was one.
+    pub fn remove_alloc(&mut self, base: usize) -> Option<usize> {
+        self.allocs.remove(&base)
+    }
+
+    pub fn live_allocs(&self) -> usize {
+        self.allocs.len()
+    }
+
+    /// Where `addr` lies: an allocation of ours, an import, or nowhere we know.
+    pub fn region_of(&self, addr: usize) -> Region {
+        if let Some((&base, &size)) = self.allocs.range(..=addr).next_back() {
+            if addr - base < size.max(1) {
+                return Region::Allocated { base, size };
+            }
+        }
+        for (fp, imp) in &self.imports {
+            let inside = match imp.size {
+                Some(size) => addr >= imp.addr && addr - imp.addr < size.max(1),
+                None => addr == imp.addr,
+            };
+            if inside {
+                return Region::Imported { fp: *fp };
+            }
+        }
+        Region::Unknown
+    }
+
+    // ---- exports ----
+
+    pub fn export(&self, fp: &Fp) -> Option<&Export> {
+        self.exports.get(fp)
+    }
+
+    pub fn add_export(&mut self, fp: Fp, export: Export) {
+        self.exports.insert(fp, export);
+    }
+
+    pub fn add_whitelist(&mut self, fp: &Fp, pids: &[i32]) {
+        if let Some(e) = self.exports.get_mut(fp) {
+            e.whitelist.extend_from_slice(pids);
+        }
+    }
+
+    pub fn remove_export(&mut self, fp: &Fp) -> Option<Export> {
+        self.exports.remove(fp)
+    }
+
+    /// Open exports whose memory is the allocation starting at `base` (or, for memory the
+    /// shim did not see allocated, whose range starts at `base`).
+    pub fn open_exports_of(&self, base: usize) -> impl Iterator<Item = (&Fp, &Export)> {
+        self.exports
+            .iter()
+            .filter(move |(_, e)| e.alloc_base.unwrap_or(e.dev_ptr) == base)
+    }
+
+    pub fn live_exports(&self) -> usize {
+        self.exports.len()
+    }
+
+    // ---- imports ----
+
+    pub fn import(&self, fp: &Fp) -> Option<&Import> {
+        self.imports.get(fp)
+    }
+
+    /// Records a successful import; repeated imports of one key count references.
+    pub fn add_import(&mut self, fp: Fp, addr: usize, size: Option<usize>) {
+        self.closed_imports.remove(&addr);
+        self.imports
+            .entry(fp)
+            .and_modify(|i| i.refs += 1)
+            .or_insert(Import { addr, size, refs: 1 });
+    }
+
+    /// Drops one reference; returns true when this closed the import for good.
+    pub fn close_import(&mut self, fp: &Fp) -> bool {
+        let Some(imp) = self.imports.get_mut(fp) else {
+            return false;
+        };
+        imp.refs -= 1;
+        if imp.refs == 0 {
+            let addr = imp.addr;
+            self.imports.remove(fp);
+            self.closed_imports.insert(addr);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// True when `addr` was returned by an import, open or closed since (until the address
+    /// is handed out again by an allocation or import).
+    pub fn is_imported_addr(&self, addr: usize) -> bool {
+        self.closed_imports.contains(&addr) || self.imports.values().any(|i| i.addr == addr)
+    }
+
+    pub fn live_imports(&self) -> usize {
+        self.imports.len()
+    }
+
+    /// Keys still open, for `exit.leak`: exports first, then imports, each sorted.
+    pub fn open_keys(&self) -> Vec<(Fp, bool)> {
+        let mut exports: Vec<_> = self.exports.keys().map(|fp| (*fp, true)).collect();
+        let mut imports: Vec<_> = self.imports.keys().map(|fp| (*fp, false)).collect();
+        exports.sort();
+        imports.sort();
+        exports.extend(imports);
+        exports
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(n: u8) -> Fp {
+        Fp([n; 8])
+    }
+
+    #[test]
+    fn region_lookup() {
+        let mut s = ProcessState::new();
+        s.add_alloc(0x10000, 0x3000);
+        s.add_alloc(0x20000, 0x1000);
+        assert_eq!(s.region_of(0x10000), Region::Allocated { base: 0x10000, size: 0x3000 });
+        assert_eq!(s.region_of(0x12fff), Region::Allocated { base: 0x10000, size: 0x3000 });
+        assert_eq!(s.region_of(0x13000), Region::Unknown);
+        assert_eq!(s.region_of(0xffff), Region::Unknown);
+        s.add_import(fp(1), 0x50000, None);
+        assert_eq!(s.region_of(0x50000), Region::Imported { fp: fp(1) });
+        assert_eq!(s.region_of(0x51000), Region::Unknown);
+        s.add_import(fp(2), 0x60000, Some(0x2000));
+        assert_eq!(s.region_of(0x61000), Region::Imported { fp: fp(2) });
+        assert_eq!(s.remove_alloc(0x10000), Some(0x3000));
+        assert_eq!(s.region_of(0x10000), Region::Unknown);
+    }
+
+    #[test]
+    fn a_million_allocations_stay_fast_to_search() {
+        let mut s = ProcessState::new();
+        for i in 0..1_000_000usize {
+            s.add_alloc(0x1000_0000 + i * 0x2000, 0x1000);
+        }
+        assert_eq!(s.live_allocs(), 1_000_000);
+        let probe = 0x1000_0000 + 777_777 * 0x2000 + 0x10;
+        assert_eq!(
+            s.region_of(probe),
+            Region::Allocated { base: probe - 0x10, size: 0x1000 }
+        );
+        assert_eq!(s.region_of(probe + 0x1000), Region::Unknown);
+    }
+
+    #[test]
+    fn imports_count_references_and_remember_closed_addresses() {
+        let mut s = ProcessState::new();
+        s.add_import(fp(1), 0x7000, None);
+        s.add_import(fp(1), 0x7000, None);
+        assert_eq!(s.import(&fp(1)).unwrap().refs, 2);
+        assert!(!s.close_import(&fp(1)));
+        assert!(s.is_imported_addr(0x7000));
+        assert!(s.close_import(&fp(1)));
+        assert_eq!(s.live_imports(), 0);
+        assert!(s.is_imported_addr(0x7000), "closed imports are remembered");
+        s.add_alloc(0x7000, 0x1000);
+        assert!(!s.is_imported_addr(0x7000), "until the address is handed out again");
+        assert!(!s.close_import(&fp(9)));
+    }
+
+    #[test]
+    fn exports_by_allocation() {
+        let mut s = ProcessState::new();
+        s.add_export(
+            fp(1),
+            Export { dev_ptr: 0x11000, size: 0x1000, flags: 0, alloc_base: Some(0x10000), whitelist: vec![] },
+        );
+        s.add_export(
+            fp(2),
+            Export { dev_ptr: 0x90000, size: 0x1000, flags: 1, alloc_base: None, whitelist: vec![] },
+        );
+        assert_eq!(s.open_exports_of(0x10000).count(), 1);
+        assert_eq!(s.open_exports_of(0x11000).count(), 0);
+        assert_eq!(s.open_exports_of(0x90000).count(), 1);
+        s.add_whitelist(&fp(1), &[5, 6]);
+        assert_eq!(s.export(&fp(1)).unwrap().whitelist, vec![5, 6]);
+        assert_eq!(s.open_keys(), vec![(fp(1), true), (fp(2), true)]);
+        assert!(s.remove_export(&fp(1)).is_some());
+        assert_eq!(s.live_exports(), 1);
+    }
+}
