@@ -31,7 +31,9 @@
  *
  * Test hook: int ascendEmuCallCount(const char *fnName) (see ascend_emu.h).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>

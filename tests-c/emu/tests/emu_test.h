@@ -2,7 +2,9 @@
 #ifndef EMU_TEST_H_
 #define EMU_TEST_H_
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -93,6 +93,13 @@ static void test_set_import_pid(void)
     CHECK_EQ(aclrtIpcMemImportByKey(&imp, key, 0), EMU_DRV);
     CHECK_EQ(aclrtIpcMemImportByKey(&imp, key, 1), EMU_DRV);
     CHECK(imp == NULL);
+    /* ... not even with its own pid on the list (smuggled in while the
+     * reported bare tgid differed, so the own-pid skip did not apply) */
+    CHECK_EQ(setenv("ASCEND_EMU_BARE_TGID_OFFSET", "7", 1), 0);
+    CHECK_EQ(aclrtIpcMemSetImportPid(key, &self, 1), 0);
+    CHECK_EQ(unsetenv("ASCEND_EMU_BARE_TGID_OFFSET"), 0);
+    CHECK_EQ(aclrtIpcMemImportByKey(&imp, key, 0), EMU_DRV);
+    CHECK(imp == NULL);
 
     CHECK_EQ(aclrtIpcMemClose(key), 0);
     CHECK_EQ(aclrtIpcMemSetImportPid(key, pids, 1), EMU_DRV);   /* destroyed */
