@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds everything, then runs two processes sharing device memory under the shim (the
+# emulated runtime stands in for the device) and shows the audit trail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh >/dev/null
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+guard=build/bin/acl-ipc-guard
+
+echo "== 1. A correct exporter/importer pair, records as text on stderr"
+"$guard" run -- build/tests-bin/pair whitelist
+
+echo
+echo "== 2. The vendor sample's mistake: the importer frees the imported pointer (JSON logs, one per process)"
+"$guard" run --log "$logs/demo.%p.json" -- build/tests-bin/demo_misuse || true
+for f in "$logs"/demo.*.json; do
+  echo "-- $f"
+  cat "$f"
+done
+
+echo
+echo "== 3. acl-ipc-guard report over those logs"
+"$guard" report "$logs"/demo.*.json || echo "(report exit status $?: an error violation was found)"
