@@ -43,12 +43,18 @@ fn is_own(addr: *mut c_void) -> bool {
 pub struct Missing(pub String);
 
 /// The address of the real `func`, or why there is none.
+#[inline]
 pub fn resolve(func: Func, real_lib: &str) -> Result<usize, Missing> {
-    let slot = &SLOTS[func as usize];
-    let cached = slot.load(Ordering::Acquire);
+    let cached = SLOTS[func as usize].load(Ordering::Acquire);
     if cached != 0 {
         return Ok(cached);
     }
+    resolve_slow(func, real_lib)
+}
+
+#[cold]
+fn resolve_slow(func: Func, real_lib: &str) -> Result<usize, Missing> {
+    let slot = &SLOTS[func as usize];
     let name = CString::new(func.name()).expect("names have no NUL");
     // SAFETY: dlsym with RTLD_NEXT and a valid name.
     let next = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };

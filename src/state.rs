@@ -5,6 +5,30 @@
 
 use crate::key::Fp;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hashes an address with one multiplication: addresses are already well spread, and the
+/// allocation path must stay within a few nanoseconds.
+#[derive(Default)]
+pub struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64 ^ (n as u64 >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type AddrMap<V> = HashMap<usize, V, BuildHasherDefault<AddrHasher>>;
 
 /// An export this process made and has not closed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,9 +66,15 @@ pub enum Region {
     Unknown,
 }
 
+/// Live allocations are kept in two parts: `fresh`, a hash map that takes every new
+/// allocation (a malloc/free pair costs two hash operations), and `index`, an ordered map
+/// for "which allocation holds this address". Allocations move from `fresh` to `index` only
+/// when a range question is asked (`sync_index`), so short-lived allocations never pay for
+/// the ordered map.
 #[derive(Default, Debug)]
 pub struct ProcessState {
-    allocs: BTreeMap<usize, usize>,
+    fresh: AddrMap<usize>,
+    index: BTreeMap<usize, usize>,
     exports: HashMap<Fp, Export>,
     imports: HashMap<Fp, Import>,
     closed_imports: HashSet<usize>,
@@ -58,7 +88,7 @@ impl ProcessState {
     // ---- allocations ----
 
     pub fn add_alloc(&mut self, base: usize, size: usize) {
-        self.allocs.insert(base, size);
+        self.fresh.insert(base, size);
         // The address is handed out again: it no longer names a closed import.
         if !self.closed_imports.is_empty() {
             self.closed_imports.remove(&base);
@@ -67,19 +97,37 @@ impl ProcessState {
 
     /// Removes the allocation starting at `base`; returns its size if there was one.
     pub fn remove_alloc(&mut self, base: usize) -> Option<usize> {
-        self.allocs.remove(&base)
+        self.fresh.remove(&base).or_else(|| self.index.remove(&base))
+    }
+
+    /// Moves fresh allocations into the ordered index; call before range questions so that
+    /// they stay logarithmic.
+    pub fn sync_index(&mut self) {
+        if !self.fresh.is_empty() {
+            self.index.extend(self.fresh.drain());
+        }
+    }
+
+    /// True while a free could break a rule: keys are open, or closed imports remembered.
+    pub fn has_keys_or_imports(&self) -> bool {
+        !(self.exports.is_empty() && self.imports.is_empty() && self.closed_imports.is_empty())
     }
 
     pub fn live_allocs(&self) -> usize {
-        self.allocs.len()
+        self.fresh.len() + self.index.len()
     }
 
     /// Where `addr` lies: an allocation of ours, an import, or nowhere we know.
     pub fn region_of(&self, addr: usize) -> Region {
-        if let Some((&base, &size)) = self.allocs.range(..=addr).next_back() {
-            if addr - base < size.max(1) {
+        let inside = |base: usize, size: usize| addr >= base && addr - base < size.max(1);
+        if let Some((&base, &size)) = self.index.range(..=addr).next_back() {
+            if inside(base, size) {
                 return Region::Allocated { base, size };
             }
+        }
+        // Correct without a sync too, only slower.
+        if let Some((&base, &size)) = self.fresh.iter().find(|(b, s)| inside(**b, **s)) {
+            return Region::Allocated { base, size };
         }
         for (fp, imp) in &self.imports {
             let inside = match imp.size {
@@ -201,6 +249,17 @@ mod tests {
         assert_eq!(s.region_of(0x61000), Region::Imported { fp: fp(2) });
         assert_eq!(s.remove_alloc(0x10000), Some(0x3000));
         assert_eq!(s.region_of(0x10000), Region::Unknown);
+        // The same answers from the ordered index.
+        s.add_alloc(0x10000, 0x3000);
+        s.sync_index();
+        assert_eq!(s.region_of(0x12fff), Region::Allocated { base: 0x10000, size: 0x3000 });
+        assert_eq!(s.region_of(0x13000), Region::Unknown);
+        s.add_alloc(0x30000, 0x1000);
+        assert_eq!(s.region_of(0x30010), Region::Allocated { base: 0x30000, size: 0x1000 });
+        assert_eq!(s.remove_alloc(0x10000), Some(0x3000));
+        assert_eq!(s.remove_alloc(0x30000), Some(0x1000));
+        assert_eq!(s.remove_alloc(0x30000), None);
+        assert_eq!(s.live_allocs(), 1);
     }
 
     #[test]
@@ -209,6 +268,8 @@ mod tests {
         for i in 0..1_000_000usize {
             s.add_alloc(0x1000_0000 + i * 0x2000, 0x1000);
         }
+        assert_eq!(s.live_allocs(), 1_000_000);
+        s.sync_index();
         assert_eq!(s.live_allocs(), 1_000_000);
         let probe = 0x1000_0000 + 777_777 * 0x2000 + 0x10;
         assert_eq!(

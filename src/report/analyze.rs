@@ -1,0 +1,687 @@
+//! Records of all files → one time order → processes, gaps, per-key timelines and the
+//! re-check of the cross-process rules. Pure: no files, no output.
+
+use super::parse::{self, addr, Line, Rec};
+use super::{End, Event, FileInfo, Gap, Input, Process, Report, ShimError, Skipped, Source, Violation};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+pub const CLOSE_ORDER: &str = "close.exporter-before-importers";
+pub const SOURCE_GONE: &str = "import.source-gone";
+pub const NOT_WHITELISTED: &str = "import.not-whitelisted";
+pub const FREE_IMPORTED: &str = "free.imported";
+
+pub fn analyze(inputs: &[Input]) -> Report {
+    let mut files = Vec::new();
+    let mut recs = Vec::new();
+    let mut skipped = Vec::new();
+    for (fi, input) in inputs.iter().enumerate() {
+        let mut info = FileInfo {
+            path: input.name.clone(),
+            error: None,
+            records: 0,
+            text_lines: 0,
+            skipped: 0,
+        };
+        match &input.content {
+            Err(e) => info.error = Some(e.clone()),
+            Ok(bytes) => {
+                for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+                    let text = String::from_utf8_lossy(raw);
+                    match parse::parse_line(fi, i + 1, &text) {
+                        Line::Blank => {}
+                        Line::Text => info.text_lines += 1,
+                        Line::Record(r) => {
+                            info.records += 1;
+                            recs.push(*r);
+                        }
+                        Line::Malformed(reason) => {
+                            info.skipped += 1;
+                            skipped.push(Skipped {
+                                file: input.name.clone(),
+                                line: i + 1,
+                                reason,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        files.push(info);
+    }
+
+    // One time order: ts, then pid, then seq; the rest only makes the order total.
+    recs.sort_by(|a, b| {
+        (a.ts_us, a.pid, a.seq, &a.event, &a.raw).cmp(&(b.ts_us, b.pid, b.seq, &b.event, &b.raw))
+    });
+    // The same record twice (a file given twice, overlapping copies) counts once.
+    let before = recs.len();
+    recs.dedup_by(|b, a| (a.ts_us, a.pid, a.seq, &a.event) == (b.ts_us, b.pid, b.seq, &b.event));
+    let duplicates = before - recs.len();
+
+    let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+    let processes = assign_processes(&mut recs, &names);
+    let gaps = find_gaps(&recs, &processes);
+
+    let mut sweep = Sweep::new(&recs, &processes);
+    for r in &recs {
+        sweep.record(r);
+    }
+    let Sweep {
+        keys,
+        violations,
+        errors,
+        ..
+    } = sweep;
+    let mut violations = violations;
+    violations.sort_by(|a, b| {
+        (&a.rule, a.ts_us, a.pid, a.seq, a.source).cmp(&(&b.rule, b.ts_us, b.pid, b.seq, b.source))
+    });
+    let keys = keys.into_iter().map(|(fp, k)| (fp, k.events)).collect();
+
+    skipped.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    Report {
+        text_lines: files.iter().map(|f| f.text_lines).sum(),
+        records: recs.len(),
+        duplicates,
+        files,
+        skipped,
+        processes,
+        gaps,
+        violations,
+        keys,
+        errors,
+    }
+}
+
+/// Splits the records of each pid into processes (program images): a `start` record begins
+/// one; records of a pid never seen, or seen last ending with a `summary` and not continuing
+/// its `seq`, begin one without a start (a fork child, a reused pid).
+fn assign_processes(recs: &mut [Rec], names: &[&str]) -> Vec<Process> {
+    let mut procs: Vec<Process> = Vec::new();
+    let mut current: HashMap<i64, usize> = HashMap::new();
+    for r in recs.iter_mut() {
+        let same = current.get(&r.pid).copied().filter(|&i| {
+            let p = &procs[i];
+            r.event != "start" && !(matches!(p.end, End::Exited(_)) && r.seq != p.last_seq + 1)
+        });
+        let idx = match same {
+            Some(i) => i,
+            None => {
+                if let Some(&prev) = current.get(&r.pid) {
+                    if matches!(procs[prev].end, End::Unknown) {
+                        procs[prev].end = End::Replaced(r.ts.clone());
+                    }
+                }
+                procs.push(Process {
+                    pid: r.pid,
+                    start_ts: None,
+                    version: None,
+                    mode: None,
+                    exe: None,
+                    end: End::Unknown,
+                    first_seq: r.seq,
+                    last_seq: r.seq,
+                    last_ts: r.ts.clone(),
+                    records: 0,
+                    files: Vec::new(),
+                    dropped: None,
+                    has_start: false,
+                });
+                current.insert(r.pid, procs.len() - 1);
+                procs.len() - 1
+            }
+        };
+        r.proc_idx = idx;
+        let p = &mut procs[idx];
+        p.records += 1;
+        p.first_seq = p.first_seq.min(r.seq);
+        p.last_seq = p.last_seq.max(r.seq);
+        p.last_ts = r.ts.clone();
+        let file = names.get(r.file).copied().unwrap_or("?");
+        if !p.files.iter().any(|f| f == file) {
+            p.files.push(file.to_owned());
+        }
+        match r.event.as_str() {
+            "start" => {
+                p.has_start = true;
+                p.start_ts = Some(r.ts.clone());
+                p.version = r.str("version").map(str::to_owned);
+                p.mode = r.str("mode").map(str::to_owned);
+                p.exe = r.str("exe").map(str::to_owned);
+            }
+            "summary" => {
+                p.end = End::Exited(r.ts.clone());
+                p.dropped = r.obj.get("dropped").and_then(Value::as_u64);
+            }
+            _ => {}
+        }
+    }
+    for p in &mut procs {
+        p.files.sort();
+    }
+    procs
+}
+
+/// Holes in each process's `seq`: from 1 for a process with a `start`, from its first
+/// record otherwise (a fork child keeps its parent's count).
+fn find_gaps(recs: &[Rec], procs: &[Process]) -> Vec<Gap> {
+    let mut seqs: Vec<Vec<u64>> = vec![Vec::new(); procs.len()];
+    for r in recs {
+        seqs[r.proc_idx].push(r.seq);
+    }
+    let mut gaps = Vec::new();
+    for (p, s) in procs.iter().zip(seqs.iter_mut()) {
+        s.sort_unstable();
+        s.dedup();
+        let mut expect = if p.has_start { 1 } else { s.first().copied().unwrap_or(1) };
+        for &q in s.iter() {
+            if q > expect {
+                gaps.push(Gap {
+                    pid: p.pid,
+                    from: expect,
+                    to: q - 1,
+                });
+            }
+            expect = expect.max(q + 1);
+        }
+    }
+    gaps.sort_by_key(|g| (g.pid, g.from));
+    gaps
+}
+
+/// One key's state as the re-check sweeps through time; a new export of the same
+/// fingerprint starts over.
+#[derive(Default)]
+struct KeyState {
+    export: Option<Export>,
+    closed: bool,
+    freed: bool,
+    whitelist: BTreeSet<i64>,
+    /// Importing process → successful imports not yet closed (the runtime counts them).
+    importers: BTreeMap<usize, u32>,
+    /// Processes that ever imported it successfully (for the role of a close).
+    ever_imported: BTreeSet<usize>,
+    events: Vec<Event>,
+}
+
+struct Export {
+    proc_idx: usize,
+    pid: i64,
+    dev: Option<u64>,
+    size: Option<u64>,
+    flags: Option<u64>,
+}
+
+#[derive(Default)]
+struct ProcState {
+    bare_tgid: Option<i64>,
+    /// Addresses this process got from a successful import, and of which key.
+    imported: HashMap<u64, String>,
+    /// Keys this process exported.
+    exports: Vec<String>,
+    ended: bool,
+}
+
+struct Sweep<'a> {
+    procs: &'a [Process],
+    ps: Vec<ProcState>,
+    last_of_pid: HashMap<i64, usize>,
+    keys: BTreeMap<String, KeyState>,
+    violations: Vec<Violation>,
+    errors: Vec<ShimError>,
+    /// (rule, pid, key_fp) of every log violation, and (rule, pid) for `free.imported`
+    /// (the shim's record of it names no key).
+    logged: HashSet<(String, i64, Option<String>)>,
+    logged_free: HashSet<i64>,
+}
+
+/// What a call did: `ok` only when forwarded and 0; anything else changed nothing.
+struct CallView<'r> {
+    func: &'r str,
+    args: &'r Map<String, Value>,
+    out: &'r Map<String, Value>,
+    ret: Option<i64>,
+    forwarded: bool,
+}
+
+impl CallView<'_> {
+    fn ok(&self) -> bool {
+        self.forwarded && self.ret == Some(0)
+    }
+
+    fn status(&self) -> &'static str {
+        if !self.forwarded {
+            "blocked"
+        } else if self.ret == Some(0) {
+            "ok"
+        } else {
+            "failed"
+        }
+    }
+
+    fn key(&self) -> Option<&str> {
+        self.args.get("key_fp").and_then(Value::as_str)
+    }
+}
+
+fn empty_map() -> &'static Map<String, Value> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(Map::new)
+}
+
+fn pid_list(v: Option<&Value>) -> Vec<i64> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default()
+}
+
+fn hex(v: Option<u64>) -> String {
+    v.map_or_else(|| "?".to_owned(), |a| format!("{a:#x}"))
+}
+
+fn opt_num(v: Option<u64>) -> String {
+    v.map_or_else(|| "?".to_owned(), |n| n.to_string())
+}
+
+fn pids_text(p: &[i64]) -> String {
+    let v: Vec<String> = p.iter().map(i64::to_string).collect();
+    format!("[{}]", v.join(", "))
+}
+
+impl<'a> Sweep<'a> {
+    fn new(recs: &[Rec], procs: &'a [Process]) -> Self {
+        let mut logged = HashSet::new();
+        let mut logged_free = HashSet::new();
+        for r in recs.iter().filter(|r| r.event == "violation") {
+            let rule = r.str("rule").unwrap_or("?").to_owned();
+            if rule == FREE_IMPORTED {
+                logged_free.insert(r.pid);
+            }
+            logged.insert((rule, r.pid, r.str("key_fp").map(str::to_owned)));
+        }
+        Sweep {
+            procs,
+            ps: procs.iter().map(|_| ProcState::default()).collect(),
+            last_of_pid: HashMap::new(),
+            keys: BTreeMap::new(),
+            violations: Vec::new(),
+            errors: Vec::new(),
+            logged,
+            logged_free,
+        }
+    }
+
+    fn record(&mut self, r: &Rec) {
+        // A pid's earlier process has ended once another one with that pid shows up.
+        if let Some(prev) = self.last_of_pid.insert(r.pid, r.proc_idx) {
+            if prev != r.proc_idx {
+                self.ps[prev].ended = true;
+            }
+        }
+        match r.event.as_str() {
+            "call" => self.call(r),
+            "violation" => self.log_violation(r),
+            "summary" => self.ps[r.proc_idx].ended = true,
+            "error" => self.errors.push(ShimError {
+                ts: r.ts.clone(),
+                pid: r.pid,
+                message: r.str("message").unwrap_or("").to_owned(),
+            }),
+            _ => {}
+        }
+    }
+
+    fn event(r: &Rec, func: &str, kind: &'static str, c: Option<&CallView>, desc: String) -> Event {
+        Event {
+            ts: r.ts.clone(),
+            ts_us: r.ts_us,
+            pid: r.pid,
+            seq: r.seq,
+            func: func.to_owned(),
+            kind,
+            ret: c.and_then(|c| c.ret),
+            status: c.map(CallView::status),
+            desc,
+            extra: Map::new(),
+        }
+    }
+
+    fn push_event(&mut self, fp: &str, ev: Event) {
+        self.keys.entry(fp.to_owned()).or_default().events.push(ev);
+    }
+
+    fn log_violation(&mut self, r: &Rec) {
+        let v = Violation {
+            rule: r.str("rule").unwrap_or("?").to_owned(),
+            severity: r.str("severity").unwrap_or("?").to_owned(),
+            pid: r.pid,
+            func: r.str("fn").unwrap_or("?").to_owned(),
+            key_fp: r.str("key_fp").map(str::to_owned),
+            source: Source::Log,
+            ts: r.ts.clone(),
+            ts_us: r.ts_us,
+            seq: r.seq,
+            message: r.str("message").unwrap_or("").to_owned(),
+            action: r.str("action").map(str::to_owned),
+        };
+        if let Some(fp) = v.key_fp.clone() {
+            let ev = Self::violation_event(&v);
+            self.push_event(&fp, ev);
+        }
+        self.violations.push(v);
+    }
+
+    fn violation_event(v: &Violation) -> Event {
+        let mut extra = Map::new();
+        extra.insert("rule".into(), v.rule.clone().into());
+        extra.insert("severity".into(), v.severity.clone().into());
+        extra.insert("source".into(), v.source.as_str().into());
+        extra.insert("action".into(), v.action.clone().map_or(Value::Null, Value::from));
+        extra.insert("message".into(), v.message.clone().into());
+        let action = v.action.as_deref().map(|a| format!(", {a}")).unwrap_or_default();
+        Event {
+            ts: v.ts.clone(),
+            ts_us: v.ts_us,
+            pid: v.pid,
+            seq: v.seq,
+            func: v.func.clone(),
+            kind: "violation",
+            ret: None,
+            status: None,
+            desc: format!("{} ({}{action}, {}): {}", v.rule, v.severity, v.source.as_str(), v.message),
+            extra,
+        }
+    }
+
+    /// A re-check finding, unless the logs already hold it.
+    fn flag(&mut self, r: &Rec, rule: &'static str, fp: Option<&str>, message: String) {
+        let dup = if rule == FREE_IMPORTED {
+            self.logged_free.contains(&r.pid)
+        } else {
+            self.logged
+                .contains(&(rule.to_owned(), r.pid, fp.map(str::to_owned)))
+        };
+        if dup {
+            return;
+        }
+        let v = Violation {
+            rule: rule.to_owned(),
+            severity: "error".to_owned(),
+            pid: r.pid,
+            func: r.str("fn").unwrap_or("?").to_owned(),
+            key_fp: fp.map(str::to_owned),
+            source: Source::Recheck,
+            ts: r.ts.clone(),
+            ts_us: r.ts_us,
+            seq: r.seq,
+            message,
+            action: None,
+        };
+        if let Some(fp) = fp {
+            let ev = Self::violation_event(&v);
+            self.push_event(fp, ev);
+        }
+        self.violations.push(v);
+    }
+
+    fn call(&mut self, r: &Rec) {
+        let obj = |n: &str| r.obj.get(n).and_then(Value::as_object).unwrap_or(empty_map());
+        let c = CallView {
+            func: r.str("fn").unwrap_or("?"),
+            args: obj("args"),
+            out: obj("out"),
+            ret: r.obj.get("ret").and_then(Value::as_i64),
+            forwarded: r.obj.get("forwarded").and_then(Value::as_bool).unwrap_or(true),
+        };
+        match c.func {
+            "aclrtIpcMemGetExportKey" => self.export(r, &c),
+            "aclrtIpcMemSetImportPid" => self.whitelist(r, &c),
+            "aclrtIpcMemImportPidInterServer" => self.interserver(r, &c),
+            "aclrtIpcMemImportByKey" => self.import(r, &c),
+            "aclrtIpcMemSetAttr" => {
+                if let Some(fp) = c.key() {
+                    let a = |n: &str| opt_num(c.args.get(n).and_then(Value::as_u64));
+                    let desc = format!("type {} attr {}", a("type"), a("attr"));
+                    let ev = Self::event(r, c.func, "setattr", Some(&c), desc);
+                    self.push_event(fp, ev);
+                }
+            }
+            "aclrtIpcMemClose" => self.close(r, &c),
+            "aclrtDeviceGetBareTgid" => {
+                // A negative pid is the runtime's silent failure, not a tgid.
+                if let Some(t) = c.out.get("pid").and_then(Value::as_i64).filter(|t| *t > 0) {
+                    if c.ok() {
+                        self.ps[r.proc_idx].bare_tgid = Some(t);
+                    }
+                }
+            }
+            "aclrtMalloc" | "aclrtMallocAlign32" | "aclrtMallocCached" => {
+                // An address handed out again is no longer "an address that was imported".
+                if let (true, Some(a)) = (c.ok(), addr(c.out.get("devPtr"))) {
+                    self.ps[r.proc_idx].imported.remove(&a);
+                }
+            }
+            "aclrtFree" => self.free(r, &c),
+            _ => {}
+        }
+    }
+
+    fn export(&mut self, r: &Rec, c: &CallView) {
+        let Some(fp) = c.out.get("key_fp").and_then(Value::as_str).filter(|_| c.ok()) else {
+            return;
+        };
+        let dev = addr(c.args.get("devPtr"));
+        let size = c.args.get("size").and_then(Value::as_u64);
+        let flags = c.args.get("flags").and_then(Value::as_u64);
+        let mode = match flags {
+            Some(0) => " (whitelist mode)",
+            Some(1) => " (pid validation disabled)",
+            _ => "",
+        };
+        let desc = format!("devPtr={} size={} flags={}{mode}", hex(dev), opt_num(size), opt_num(flags));
+        let mut ev = Self::event(r, c.func, "export", Some(c), desc);
+        ev.extra.insert("devPtr".into(), c.args.get("devPtr").cloned().unwrap_or(Value::Null));
+        ev.extra.insert("size".into(), size.map_or(Value::Null, Value::from));
+        ev.extra.insert("flags".into(), flags.map_or(Value::Null, Value::from));
+        let key = self.keys.entry(fp.to_owned()).or_default();
+        let events = std::mem::take(&mut key.events);
+        *key = KeyState {
+            export: Some(Export {
+                proc_idx: r.proc_idx,
+                pid: r.pid,
+                dev,
+                size,
+                flags,
+            }),
+            events,
+            ..KeyState::default()
+        };
+        key.events.push(ev);
+        let exports = &mut self.ps[r.proc_idx].exports;
+        if !exports.iter().any(|e| e == fp) {
+            exports.push(fp.to_owned());
+        }
+    }
+
+    fn whitelist(&mut self, r: &Rec, c: &CallView) {
+        let Some(fp) = c.key() else { return };
+        let pids = pid_list(c.args.get("pid"));
+        let desc = match c.args.get("pid") {
+            Some(Value::Array(_)) => format!("pids {} num {}", pids_text(&pids), opt_num(c.args.get("num").and_then(Value::as_u64))),
+            Some(Value::Null) | None => "pid NULL".to_owned(),
+            Some(other) => format!("pid {other} (not read) num {}", opt_num(c.args.get("num").and_then(Value::as_u64))),
+        };
+        let mut ev = Self::event(r, c.func, "whitelist", Some(c), desc);
+        ev.extra.insert("pids".into(), pids.clone().into());
+        let key = self.keys.entry(fp.to_owned()).or_default();
+        if c.ok() {
+            key.whitelist.extend(pids);
+        }
+        key.events.push(ev);
+    }
+
+    fn interserver(&mut self, r: &Rec, c: &CallView) {
+        let Some(fp) = c.key() else { return };
+        let entries: Vec<(u64, Vec<i64>)> = c
+            .args
+            .get("serverPids")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|e| (e.get("sdid").and_then(Value::as_u64).unwrap_or(0), pid_list(e.get("pid"))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let desc = if c.args.get("serverPids").is_some_and(Value::is_array) {
+            let parts: Vec<String> = entries.iter().map(|(s, p)| format!("sdid {s}: {}", pids_text(p))).collect();
+            format!("serverPids {{{}}}", parts.join("; "))
+        } else {
+            "serverPids NULL".to_owned()
+        };
+        let ev = Self::event(r, c.func, "interserver", Some(c), desc);
+        let key = self.keys.entry(fp.to_owned()).or_default();
+        if c.ok() {
+            // Pids whitelisted for other servers: counted as whitelisted, to stay on the
+            // side of no false alarm.
+            key.whitelist.extend(entries.into_iter().flat_map(|(_, p)| p));
+        }
+        key.events.push(ev);
+    }
+
+    fn import(&mut self, r: &Rec, c: &CallView) {
+        let Some(fp) = c.key() else { return };
+        let got = addr(c.out.get("devPtr")).filter(|_| c.ok());
+        let flags = c.args.get("flags").and_then(Value::as_u64);
+        let desc = match got {
+            Some(a) => format!("-> {a:#x} (flags {})", opt_num(flags)),
+            None => format!("flags {}", opt_num(flags)),
+        };
+        let mut ev = Self::event(r, c.func, "import", Some(c), desc);
+        ev.extra.insert("address".into(), got.map_or(Value::Null, |a| format!("{a:#x}").into()));
+        self.push_event(fp, ev);
+
+        let me = r.proc_idx;
+        let mut findings: Vec<(&'static str, String)> = Vec::new();
+        let key = &self.keys[fp];
+        if let Some(ex) = key.export.as_ref().filter(|ex| ex.proc_idx != me) {
+            let mut gone = Vec::new();
+            if key.closed {
+                gone.push("closed it".to_owned());
+            }
+            if key.freed {
+                gone.push("freed its memory".to_owned());
+            }
+            if self.ps[ex.proc_idx].ended {
+                gone.push(match &self.procs[ex.proc_idx].end {
+                    End::Exited(ts) => format!("exited (summary at {ts})"),
+                    _ => "was replaced by another program with its pid".to_owned(),
+                });
+            }
+            if !gone.is_empty() {
+                findings.push((
+                    SOURCE_GONE,
+                    format!("pid {} imports key {fp} after its exporter (pid {}) {}", r.pid, ex.pid, gone.join(", ")),
+                ));
+            }
+            if ex.flags == Some(0) {
+                let tgid = self.ps[me].bare_tgid.unwrap_or(r.pid);
+                if !key.whitelist.contains(&tgid) {
+                    let list: Vec<i64> = key.whitelist.iter().copied().collect();
+                    findings.push((
+                        NOT_WHITELISTED,
+                        format!(
+                            "pid {} (bare tgid {tgid}) imports key {fp}, exported by pid {} in whitelist mode, but {tgid} was not whitelisted before the import (whitelisted: {})",
+                            r.pid,
+                            ex.pid,
+                            pids_text(&list)
+                        ),
+                    ));
+                }
+            }
+        }
+        for (rule, msg) in findings {
+            self.flag(r, rule, Some(fp), msg);
+        }
+        if let Some(a) = got {
+            let key = self.keys.get_mut(fp).expect("key entry exists");
+            *key.importers.entry(me).or_default() += 1;
+            key.ever_imported.insert(me);
+            self.ps[me].imported.insert(a, fp.to_owned());
+        }
+    }
+
+    fn close(&mut self, r: &Rec, c: &CallView) {
+        let Some(fp) = c.key() else { return };
+        let me = r.proc_idx;
+        let key = self.keys.entry(fp.to_owned()).or_default();
+        let role = match &key.export {
+            Some(ex) if ex.proc_idx == me => "exporter",
+            _ if key.ever_imported.contains(&me) => "importer",
+            Some(_) => "neither exporter nor importer",
+            None => "unknown (export not in the logs)",
+        };
+        let mut ev = Self::event(r, c.func, "close", Some(c), format!("role {role}"));
+        ev.extra.insert("role".into(), role.into());
+        key.events.push(ev);
+        if !c.ok() {
+            return;
+        }
+        match role {
+            "exporter" => {
+                key.closed = true;
+                let open: Vec<i64> = key
+                    .importers
+                    .iter()
+                    .filter(|(&j, &refs)| refs > 0 && j != me && !self.ps[j].ended)
+                    .map(|(&j, _)| self.procs[j].pid)
+                    .collect();
+                if !open.is_empty() {
+                    let msg = format!(
+                        "the exporter (pid {}) closes key {fp} while importing process(es) {} are alive and have not closed it; importers must close first",
+                        r.pid,
+                        pids_text(&open)
+                    );
+                    self.flag(r, CLOSE_ORDER, Some(fp), msg);
+                }
+            }
+            "importer" => {
+                if let Some(refs) = key.importers.get_mut(&me) {
+                    *refs = refs.saturating_sub(1);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn free(&mut self, r: &Rec, c: &CallView) {
+        let Some(a) = addr(c.args.get("devPtr")) else { return };
+        let me = r.proc_idx;
+        if let Some(fp) = self.ps[me].imported.get(&a).cloned() {
+            let mut ev = Self::event(r, c.func, "free", Some(c), format!("devPtr={a:#x} (an imported address)"));
+            ev.extra.insert("devPtr".into(), format!("{a:#x}").into());
+            ev.extra.insert("role".into(), "importer".into());
+            self.push_event(&fp, ev);
+            let msg = format!(
+                "pid {} frees {a:#x}, which aclrtIpcMemImportByKey returned for key {fp}; an importer releases it with aclrtIpcMemClose, never aclrtFree",
+                r.pid
+            );
+            self.flag(r, FREE_IMPORTED, Some(&fp), msg);
+        }
+        for fp in self.ps[me].exports.clone() {
+            let Some(key) = self.keys.get_mut(&fp) else { continue };
+            let Some(ex) = key.export.as_ref() else { continue };
+            let (Some(dev), Some(size)) = (ex.dev, ex.size) else { continue };
+            if ex.proc_idx != me || key.freed || a < dev || a - dev >= size {
+                continue;
+            }
+            let mut ev = Self::event(r, c.func, "free", Some(c), format!("devPtr={a:#x} (exported memory)"));
+            ev.extra.insert("devPtr".into(), format!("{a:#x}").into());
+            ev.extra.insert("role".into(), "exporter".into());
+            key.events.push(ev);
+            if c.ok() {
+                key.freed = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! `acl-ipc-guard report [--json] LOG…`: reads the JSON-lines logs of the processes of a
+//! job back, merges them into one time order, builds one timeline per key fingerprint,
+//! lists the violations by rule and re-checks the cross-process rules from the call records
+//! alone (so a job that ran without a shared ledger is still judged).
+//!
+//! Layers, each a pure function but the last:
+//!
+//! ```text
+//! parse (line → record) ─► analyze (merge, processes, gaps, timelines, re-check) ─► render (text | JSON)
+//!                                                                                      ▲
+//! main: arguments, reading the files ──────────────────────────────────────────────────┘
+//! ```
+
+mod analyze;
+mod parse;
+mod render;
+#[cfg(test)]
+mod tests;
+
+pub use analyze::analyze;
+pub use parse::parse_ts;
+pub use render::{render_json, render_text};
+
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+pub const USAGE: &str = "usage: acl-ipc-guard report [--json] LOG...
+  Merges the JSON-lines logs of the processes of a job (any order, one file per process or
+  shared), prints one timeline per key, the violations by rule, and re-checks the
+  cross-process ordering from the records. LOG may be - for standard input.
+  --json   print one JSON object instead of text
+Exit status: 0 no error violation, 1 error violations found, 2 usage error or no log readable.";
+
+/// One log as given: its name and its bytes (or why they could not be read).
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub name: String,
+    pub content: Result<Vec<u8>, String>,
+}
+
+impl Input {
+    pub fn text(name: &str, text: &str) -> Self {
+        Input {
+            name: name.to_owned(),
+            content: Ok(text.as_bytes().to_vec()),
+        }
+    }
+}
+
+/// Per file: how its lines were read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    pub path: String,
+    /// Why it could not be read; `None` when it was.
+    pub error: Option<String>,
+    pub records: usize,
+    pub text_lines: usize,
+    pub skipped: usize,
+}
+
+/// A line that starts with `{` but is not a usable record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub file: String,
+    pub line: usize,
+    pub reason: String,
+}
+
+/// How a process's end is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Its `summary` record, at this time.
+    Exited(String),
+    /// No summary, but another program image with the same pid started at this time (an
+    /// exec, or the pid was reused): it ended by then.
+    Replaced(String),
+    /// No summary: killed, or still running; treated as alive after its last record.
+    Unknown,
+}
+
+/// One program image: a pid and its `start` record (none for a fork child).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    pub pid: i64,
+    pub start_ts: Option<String>,
+    pub version: Option<String>,
+    pub mode: Option<String>,
+    pub exe: Option<String>,
+    pub end: End,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub last_ts: String,
+    pub records: usize,
+    pub files: Vec<String>,
+    /// `dropped` of its summary.
+    pub dropped: Option<u64>,
+    pub has_start: bool,
+}
+
+/// Records lost: `seq` `from..=to` of `pid` are missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gap {
+    pub pid: i64,
+    pub from: u64,
+    pub to: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    Log,
+    Recheck,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Log => "log",
+            Source::Recheck => "recheck",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub rule: String,
+    pub severity: String,
+    pub pid: i64,
+    pub func: String,
+    pub key_fp: Option<String>,
+    pub source: Source,
+    pub ts: String,
+    pub ts_us: i64,
+    /// The violation record's seq (log) or the judged call's (re-check).
+    pub seq: u64,
+    pub message: String,
+    /// `reported`/`blocked`/`aborted` for a log violation; `None` for a re-check one.
+    pub action: Option<String>,
+}
+
+/// One event of a key's timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub ts: String,
+    pub ts_us: i64,
+    pub pid: i64,
+    pub seq: u64,
+    pub func: String,
+    /// export, whitelist, interserver, setattr, import, close, free, violation
+    pub kind: &'static str,
+    /// The call's return value; `None` for a violation.
+    pub ret: Option<i64>,
+    /// ok, failed (ret ≠ 0) or blocked (not forwarded); `None` for a violation.
+    pub status: Option<&'static str>,
+    /// One line for people.
+    pub desc: String,
+    /// Kind-specific fields for `--json`.
+    pub extra: Map<String, Value>,
+}
+
+/// The shim's own trouble (`error` records).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShimError {
+    pub ts: String,
+    pub pid: i64,
+    pub message: String,
+}
+
+/// Everything `report` found.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub files: Vec<FileInfo>,
+    /// Records used (after dropping exact duplicates).
+    pub records: usize,
+    pub duplicates: usize,
+    pub text_lines: usize,
+    pub skipped: Vec<Skipped>,
+    pub processes: Vec<Process>,
+    pub gaps: Vec<Gap>,
+    /// By rule, then time.
+    pub violations: Vec<Violation>,
+    /// Fingerprint → its events in time order.
+    pub keys: BTreeMap<String, Vec<Event>>,
+    pub errors: Vec<ShimError>,
+}
+
+impl Report {
+    pub fn count(&self, severity: &str) -> usize {
+        self.violations.iter().filter(|v| v.severity == severity).count()
+    }
+
+    /// 1 if any `error` violation (from the logs or the re-check), else 0.
+    pub fn exit_status(&self) -> i32 {
+        i32::from(self.count("error") > 0)
+    }
+}
+
+/// The `report` command; `args` follow `acl-ipc-guard report`. Returns the exit status.
+pub fn main(args: &[String]) -> i32 {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    run(args, &mut stdout.lock(), &mut stderr.lock())
+}
+
+/// [`main`] with its output streams given. Write errors (a closed pipe) are ignored: the
+/// exit status still tells the verdict.
+pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let mut json = false;
+    let mut paths: Vec<&str> = Vec::new();
+    let mut options_done = false;
+    for a in args {
+        match a.as_str() {
+            p if options_done => paths.push(p),
+            "--json" => json = true,
+            "-h" | "--help" => {
+                let _ = writeln!(out, "{USAGE}");
+                return 0;
+            }
+            "--" => options_done = true,
+            o if o.starts_with('-') && o != "-" => {
+                let _ = writeln!(err, "acl-ipc-guard report: unknown option {o:?}\n{USAGE}");
+                return 2;
+            }
+            p => paths.push(p),
+        }
+    }
+    if paths.is_empty() {
+        let _ = writeln!(err, "acl-ipc-guard report: no log file given\n{USAGE}");
+        return 2;
+    }
+    let inputs: Vec<Input> = paths.iter().map(|p| read_input(p)).collect();
+    for i in &inputs {
+        if let Err(e) = &i.content {
+            let _ = writeln!(err, "acl-ipc-guard report: cannot read {}: {e}", i.name);
+        }
+    }
+    if inputs.iter().all(|i| i.content.is_err()) {
+        let _ = writeln!(err, "acl-ipc-guard report: no log could be read");
+        return 2;
+    }
+    let report = analyze(&inputs);
+    let mut text = if json {
+        serde_json::to_string_pretty(&render_json(&report)).unwrap_or_default()
+    } else {
+        render_text(&report)
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    report.exit_status()
+}
+
+fn read_input(path: &str) -> Input {
+    let content = if path == "-" {
+        let mut b = Vec::new();
+        std::io::stdin().read_to_end(&mut b).map(|_| b)
+    } else {
+        std::fs::read(path)
+    };
+    Input {
+        name: path.to_owned(),
+        content: content.map_err(|e| e.to_string()),
+    }
+}

@@ -1,0 +1,287 @@
+//! A report as text for people, or as one JSON object for scripts. Both deterministic.
+
+use super::{End, Event, Process, Report, Violation};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn process_line(p: &Process) -> String {
+    let mut s = format!("pid {:<7}", p.pid);
+    match &p.start_ts {
+        Some(ts) => {
+            let _ = write!(s, " started {ts}");
+        }
+        None => s.push_str(" no start record (a fork child, or the log began later)"),
+    }
+    match &p.end {
+        End::Exited(ts) => {
+            let _ = write!(s, ", exited {ts}");
+        }
+        End::Replaced(ts) => {
+            let _ = write!(s, ", no summary; ended by {ts} (its pid started another program)");
+        }
+        End::Unknown => {
+            let _ = write!(
+                s,
+                ", no summary: end unknown (killed or still running), last record {}",
+                p.last_ts
+            );
+        }
+    }
+    let _ = write!(s, "; seq {}..{}, {}", p.first_seq, p.last_seq, plural(p.records, "record", "records"));
+    if let Some(d) = p.dropped.filter(|d| *d > 0) {
+        let _ = write!(s, ", {d} dropped by the writer");
+    }
+    if let Some(m) = &p.mode {
+        let _ = write!(s, "; mode {m}");
+    }
+    if let Some(e) = &p.exe {
+        let _ = write!(s, "; {e}");
+    }
+    let _ = write!(s, " [{}]", p.files.join(", "));
+    s
+}
+
+fn violation_line(v: &Violation) -> String {
+    format!(
+        "{} pid {} {} {} {}{}: {}",
+        v.ts,
+        v.pid,
+        v.func,
+        v.key_fp.as_deref().unwrap_or("-"),
+        v.source.as_str(),
+        v.action.as_deref().map(|a| format!("/{a}")).unwrap_or_default(),
+        v.message
+    )
+}
+
+fn event_line(e: &Event) -> String {
+    format!(
+        "{}  pid {:<7} {:<11} {:<31} {:<7} {}",
+        e.ts,
+        e.pid,
+        e.kind,
+        e.func,
+        e.status.unwrap_or("-"),
+        e.desc
+    )
+}
+
+fn key_heading(events: &[Event]) -> String {
+    match events.iter().find(|e| e.kind == "export" && e.status == Some("ok")) {
+        Some(e) => format!("exported by pid {} at {}", e.pid, e.ts),
+        None => "its export is not in the logs".to_owned(),
+    }
+}
+
+pub fn render_text(r: &Report) -> String {
+    let mut o = String::new();
+    let read: Vec<&str> = r.files.iter().filter(|f| f.error.is_none()).map(|f| f.path.as_str()).collect();
+    let unread: Vec<&str> = r.files.iter().filter(|f| f.error.is_some()).map(|f| f.path.as_str()).collect();
+    o.push_str("acl-ipc-guard report\n");
+    let _ = write!(o, "  files read:         {} ({})", read.len(), read.join(", "));
+    if !unread.is_empty() {
+        let _ = write!(o, "; unreadable: {}", unread.join(", "));
+    }
+    o.push('\n');
+    let _ = writeln!(o, "  processes:          {}", r.processes.len());
+    let _ = write!(o, "  records:            {}", r.records);
+    if r.duplicates > 0 {
+        let _ = write!(o, " ({} duplicate(s) ignored)", r.duplicates);
+    }
+    o.push('\n');
+    let _ = writeln!(o, "  text lines skipped: {}", r.text_lines);
+    let _ = writeln!(o, "  malformed lines:    {}", r.skipped.len());
+
+    o.push_str("\nProcesses\n");
+    if r.processes.is_empty() {
+        o.push_str("  none\n");
+    }
+    for p in &r.processes {
+        let _ = writeln!(o, "  {}", process_line(p));
+    }
+
+    o.push_str("\nViolations by rule\n");
+    if r.violations.is_empty() {
+        o.push_str("  none\n");
+    }
+    let mut by_rule: BTreeMap<&str, Vec<&Violation>> = BTreeMap::new();
+    for v in &r.violations {
+        by_rule.entry(v.rule.as_str()).or_default().push(v);
+    }
+    for (rule, vs) in &by_rule {
+        let mut sev: Vec<&str> = vs.iter().map(|v| v.severity.as_str()).collect();
+        sev.sort_unstable();
+        sev.dedup();
+        let _ = writeln!(o, "  {rule} ({}): {}", sev.join(", "), vs.len());
+        for v in vs {
+            let _ = writeln!(o, "    {}", violation_line(v));
+        }
+    }
+
+    o.push_str("\nTimeline per key\n");
+    if r.keys.is_empty() {
+        o.push_str("  none\n");
+    }
+    for (fp, events) in &r.keys {
+        let _ = writeln!(o, "  {fp}  {}", key_heading(events));
+        for e in events {
+            let _ = writeln!(o, "    {}", event_line(e));
+        }
+    }
+
+    if !r.errors.is_empty() {
+        o.push_str("\nShim errors\n");
+        for e in &r.errors {
+            let _ = writeln!(o, "  {} pid {}: {}", e.ts, e.pid, e.message);
+        }
+    }
+    if !r.skipped.is_empty() {
+        o.push_str("\nSkipped lines\n");
+        for s in &r.skipped {
+            let _ = writeln!(o, "  {}:{}: {}", s.file, s.line, s.reason);
+        }
+    }
+    if !r.gaps.is_empty() {
+        o.push_str("\nSequence gaps (records lost)\n");
+        for g in &r.gaps {
+            let n = (g.to - g.from + 1) as usize;
+            let _ = writeln!(o, "  pid {}: seq {}..{} missing ({})", g.pid, g.from, g.to, plural(n, "record", "records"));
+        }
+    }
+
+    o.push('\n');
+    o.push_str(&verdict(r));
+    o.push('\n');
+    o
+}
+
+fn verdict(r: &Report) -> String {
+    let errors = r.count("error");
+    let from_log = r
+        .violations
+        .iter()
+        .filter(|v| v.severity == "error" && v.source == super::Source::Log)
+        .count();
+    let warnings = r.count("warning");
+    let mut s = if errors > 0 {
+        format!(
+            "verdict: FAIL: {} ({from_log} from the logs, {} from the re-check), {}",
+            plural(errors, "error violation", "error violations"),
+            errors - from_log,
+            plural(warnings, "warning", "warnings")
+        )
+    } else {
+        format!("verdict: OK: no error violation, {}", plural(warnings, "warning", "warnings"))
+    };
+    let mut notes = Vec::new();
+    if !r.gaps.is_empty() {
+        notes.push(format!("{} (records lost)", plural(r.gaps.len(), "sequence gap", "sequence gaps")));
+    }
+    let unknown = r.processes.iter().filter(|p| p.end == End::Unknown).count();
+    if unknown > 0 {
+        notes.push(format!("{} without a summary", plural(unknown, "process", "processes")));
+    }
+    if !r.skipped.is_empty() {
+        notes.push(plural(r.skipped.len(), "malformed line", "malformed lines"));
+    }
+    if !notes.is_empty() {
+        s.push_str("; ");
+        s.push_str(&notes.join(", "));
+    }
+    s
+}
+
+fn opt<T: Into<Value>>(v: Option<T>) -> Value {
+    v.map_or(Value::Null, Into::into)
+}
+
+fn violation_json(v: &Violation) -> Value {
+    json!({
+        "rule": v.rule,
+        "severity": v.severity,
+        "pid": v.pid,
+        "fn": v.func,
+        "key_fp": opt(v.key_fp.clone()),
+        "source": v.source.as_str(),
+        "ts": v.ts,
+        "seq": v.seq,
+        "action": opt(v.action.clone()),
+        "message": v.message,
+    })
+}
+
+fn event_json(e: &Event) -> Value {
+    let mut m = Map::new();
+    m.insert("ts".into(), e.ts.clone().into());
+    m.insert("pid".into(), e.pid.into());
+    m.insert("seq".into(), e.seq.into());
+    m.insert("fn".into(), e.func.clone().into());
+    m.insert("event".into(), e.kind.into());
+    m.insert("ret".into(), opt(e.ret));
+    m.insert("status".into(), opt(e.status));
+    m.insert("desc".into(), e.desc.clone().into());
+    for (k, v) in &e.extra {
+        m.insert(k.clone(), v.clone());
+    }
+    Value::Object(m)
+}
+
+fn process_json(p: &Process) -> Value {
+    let (end, how) = match &p.end {
+        End::Exited(ts) => (Value::from(ts.clone()), "exited"),
+        End::Replaced(ts) => (Value::from(ts.clone()), "replaced"),
+        End::Unknown => (Value::Null, "unknown"),
+    };
+    json!({
+        "pid": p.pid,
+        "start_ts": opt(p.start_ts.clone()),
+        "end_ts": end,
+        "end": how,
+        "last_ts": p.last_ts,
+        "first_seq": p.first_seq,
+        "last_seq": p.last_seq,
+        "records": p.records,
+        "dropped": opt(p.dropped),
+        "version": opt(p.version.clone()),
+        "mode": opt(p.mode.clone()),
+        "exe": opt(p.exe.clone()),
+        "files": p.files,
+    })
+}
+
+pub fn render_json(r: &Report) -> Value {
+    let keys: Map<String, Value> = r
+        .keys
+        .iter()
+        .map(|(fp, evs)| (fp.clone(), evs.iter().map(event_json).collect()))
+        .collect();
+    json!({
+        "files": r.files.iter().map(|f| json!({
+            "path": f.path,
+            "read": f.error.is_none(),
+            "error": opt(f.error.clone()),
+            "records": f.records,
+            "text_lines": f.text_lines,
+            "skipped": f.skipped,
+        })).collect::<Vec<_>>(),
+        "records": r.records,
+        "duplicates": r.duplicates,
+        "text_lines": r.text_lines,
+        "processes": r.processes.iter().map(process_json).collect::<Vec<_>>(),
+        "gaps": r.gaps.iter().map(|g| json!({"pid": g.pid, "from": g.from, "to": g.to})).collect::<Vec<_>>(),
+        "skipped": r.skipped.iter().map(|s| json!({"file": s.file, "line": s.line, "reason": s.reason})).collect::<Vec<_>>(),
+        "errors": r.errors.iter().map(|e| json!({"ts": e.ts, "pid": e.pid, "message": e.message})).collect::<Vec<_>>(),
+        "violations": r.violations.iter().map(violation_json).collect::<Vec<_>>(),
+        "keys": keys,
+        "verdict": {
+            "errors": r.count("error"),
+            "warnings": r.count("warning"),
+            "exit_status": r.exit_status(),
+        },
+    })
+}
