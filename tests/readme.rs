@@ -1,0 +1,44 @@
+//! The README documents every rule with the vendor rule behind it: its table is generated
+//! from the rule table and must match it. Regenerate with
+//! `ACL_IPC_GUARD_BLESS=1 cargo test --test readme`.
+
+use acl_ipc_guard::rules::RULES;
+use std::path::Path;
+
+const BEGIN: &str = "<!-- rules:begin (generated from src/rules/table.rs) -->\n";
+const END: &str = "<!-- rules:end -->\n";
+
+fn table() -> String {
+    let mut t = String::from(
+        "| id | severity | fires when | vendor rule it enforces |\n| --- | --- | --- | --- |\n",
+    );
+    for r in RULES {
+        let ledger = if r.ledger { " (ledger)" } else { "" };
+        t.push_str(&format!(
+            "| `{}` | {} | {}{} | {} |\n",
+            r.id,
+            r.severity.as_str(),
+            r.checks.replace('|', "\\|"),
+            ledger,
+            r.vendor.replace('|', "\\|")
+        ));
+    }
+    t
+}
+
+#[test]
+fn readme_rule_table_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).expect("README.md");
+    let (Some(b), Some(e)) = (readme.find(BEGIN), readme.find(END)) else {
+        panic!("README.md lacks the rule table markers");
+    };
+    let current = &readme[b + BEGIN.len()..e];
+    let fresh = table();
+    if std::env::var_os("ACL_IPC_GUARD_BLESS").is_some() {
+        let updated = format!("{}{}{}", &readme[..b + BEGIN.len()], fresh, &readme[e..]);
+        std::fs::write(&path, updated).expect("write README.md");
+        return;
+    }
+    assert_eq!(current, fresh, "README rule table is stale; run ACL_IPC_GUARD_BLESS=1 cargo test --test readme");
+}
