@@ -1,5 +1,6 @@
 """In audit mode the program sees exactly what it sees without the shim: the same return
 codes and out-values for a table of good and bad calls, and the same memory."""
+import os
 from harness import *
 
 outputs = {}
@@ -13,6 +14,8 @@ for label, preload, extra in (
     env = base_env(work, dict(extra, ACL_IPC_GUARD_LOG=work.file("log.json")))
     p = run([prog("transparency")], env, preload=preload, check_rc=0)
     outputs[label] = p.stdout_text
+    if label == "off":
+        check(not os.path.exists(work.file("log.json")), "off mode writes no records, not even a start")
     if preload and label != "off":
         recs = read_log(work.file("log.json"))
         check(len(violations(recs)) > 10, f"{label}: the bad calls were reported")
