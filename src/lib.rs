@@ -29,7 +29,6 @@ pub mod key;
 pub mod ledger;
 pub mod real;
 pub mod record;
-#[path = "report_tmp.rs"]
 pub mod report;
 pub mod rules;
 pub mod runtime;

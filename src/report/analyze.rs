@@ -1,9 +1,11 @@
 //! Records of all files → one time order → processes, gaps, per-key timelines and the
 //! re-check of the cross-process rules. Pure: no files, no output.
 
-use super::parse::{self, addr, Line, Rec};
-use super::{End, Event, FileInfo, Gap, Input, Process, Report, ShimError, Skipped, Source, Violation};
-use serde_json::{Map, Value};
+use super::parse::{self, Body, Call, Line, LogViolation, Rec};
+use super::{
+    Detail, End, Event, FileInfo, Gap, Input, Process, Report, ShimError, Skipped, Source,
+    Violation,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 pub const CLOSE_ORDER: &str = "close.exporter-before-importers";
@@ -28,7 +30,7 @@ pub fn analyze(inputs: &[Input]) -> Report {
             Ok(bytes) => {
                 for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
                     let text = String::from_utf8_lossy(raw);
-                    match parse::parse_line(fi, i + 1, &text) {
+                    match parse::parse_line(fi, &text) {
                         Line::Blank => {}
                         Line::Text => info.text_lines += 1,
                         Line::Record(r) => {
@@ -52,7 +54,7 @@ pub fn analyze(inputs: &[Input]) -> Report {
 
     // One time order: ts, then pid, then seq; the rest only makes the order total.
     recs.sort_by(|a, b| {
-        (a.ts_us, a.pid, a.seq, &a.event, &a.raw).cmp(&(b.ts_us, b.pid, b.seq, &b.event, &b.raw))
+        (a.ts_us, a.pid, a.seq, &a.event, a.hash).cmp(&(b.ts_us, b.pid, b.seq, &b.event, b.hash))
     });
     // The same record twice (a file given twice, overlapping copies) counts once.
     let before = recs.len();
@@ -142,17 +144,17 @@ fn assign_processes(recs: &mut [Rec], names: &[&str]) -> Vec<Process> {
         if !p.files.iter().any(|f| f == file) {
             p.files.push(file.to_owned());
         }
-        match r.event.as_str() {
-            "start" => {
+        match &r.body {
+            Body::Start { version, mode, exe } => {
                 p.has_start = true;
                 p.start_ts = Some(r.ts.clone());
-                p.version = r.str("version").map(str::to_owned);
-                p.mode = r.str("mode").map(str::to_owned);
-                p.exe = r.str("exe").map(str::to_owned);
+                p.version.clone_from(version);
+                p.mode.clone_from(mode);
+                p.exe.clone_from(exe);
             }
-            "summary" => {
+            Body::Summary { dropped } => {
                 p.end = End::Exited(r.ts.clone());
-                p.dropped = r.obj.get("dropped").and_then(Value::as_u64);
+                p.dropped = *dropped;
             }
             _ => {}
         }
@@ -174,7 +176,11 @@ fn find_gaps(recs: &[Rec], procs: &[Process]) -> Vec<Gap> {
     for (p, s) in procs.iter().zip(seqs.iter_mut()) {
         s.sort_unstable();
         s.dedup();
-        let mut expect = if p.has_start { 1 } else { s.first().copied().unwrap_or(1) };
+        let mut expect = if p.has_start {
+            1
+        } else {
+            s.first().copied().unwrap_or(1)
+        };
         for &q in s.iter() {
             if q > expect {
                 gaps.push(Gap {
@@ -236,54 +242,6 @@ struct Sweep<'a> {
     logged_free: HashSet<i64>,
 }
 
-/// What a call did: `ok` only when forwarded and 0; anything else changed nothing.
-struct CallView<'r> {
-    func: &'r str,
-    args: &'r Map<String, Value>,
-    out: &'r Map<String, Value>,
-    ret: Option<i64>,
-    forwarded: bool,
-}
-
-impl CallView<'_> {
-    fn ok(&self) -> bool {
-        self.forwarded && self.ret == Some(0)
-    }
-
-    fn status(&self) -> &'static str {
-        if !self.forwarded {
-            "blocked"
-        } else if self.ret == Some(0) {
-            "ok"
-        } else {
-            "failed"
-        }
-    }
-
-    fn key(&self) -> Option<&str> {
-        self.args.get("key_fp").and_then(Value::as_str)
-    }
-}
-
-fn empty_map() -> &'static Map<String, Value> {
-    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(Map::new)
-}
-
-fn pid_list(v: Option<&Value>) -> Vec<i64> {
-    v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_i64).collect())
-        .unwrap_or_default()
-}
-
-fn hex(v: Option<u64>) -> String {
-    v.map_or_else(|| "?".to_owned(), |a| format!("{a:#x}"))
-}
-
-fn opt_num(v: Option<u64>) -> String {
-    v.map_or_else(|| "?".to_owned(), |n| n.to_string())
-}
-
 fn pids_text(p: &[i64]) -> String {
     let v: Vec<String> = p.iter().map(i64::to_string).collect();
     format!("[{}]", v.join(", "))
@@ -293,12 +251,13 @@ impl<'a> Sweep<'a> {
     fn new(recs: &[Rec], procs: &'a [Process]) -> Self {
         let mut logged = HashSet::new();
         let mut logged_free = HashSet::new();
-        for r in recs.iter().filter(|r| r.event == "violation") {
-            let rule = r.str("rule").unwrap_or("?").to_owned();
-            if rule == FREE_IMPORTED {
-                logged_free.insert(r.pid);
+        for r in recs {
+            if let Body::Violation(v) = &r.body {
+                if v.rule == FREE_IMPORTED {
+                    logged_free.insert(r.pid);
+                }
+                logged.insert((v.rule.clone(), r.pid, v.key_fp.clone()));
             }
-            logged.insert((rule, r.pid, r.str("key_fp").map(str::to_owned)));
         }
         Sweep {
             procs,
@@ -319,31 +278,29 @@ impl<'a> Sweep<'a> {
                 self.ps[prev].ended = true;
             }
         }
-        match r.event.as_str() {
-            "call" => self.call(r),
-            "violation" => self.log_violation(r),
-            "summary" => self.ps[r.proc_idx].ended = true,
-            "error" => self.errors.push(ShimError {
+        match &r.body {
+            Body::Call(c) => self.call(r, c),
+            Body::Violation(v) => self.log_violation(r, v),
+            Body::Summary { .. } => self.ps[r.proc_idx].ended = true,
+            Body::Error { message } => self.errors.push(ShimError {
                 ts: r.ts.clone(),
                 pid: r.pid,
-                message: r.str("message").unwrap_or("").to_owned(),
+                message: message.clone(),
             }),
-            _ => {}
+            Body::Start { .. } | Body::Other => {}
         }
     }
 
-    fn event(r: &Rec, func: &str, kind: &'static str, c: Option<&CallView>, desc: String) -> Event {
+    fn event(r: &Rec, c: &Call, detail: Detail) -> Event {
         Event {
             ts: r.ts.clone(),
             ts_us: r.ts_us,
             pid: r.pid,
             seq: r.seq,
-            func: func.to_owned(),
-            kind,
-            ret: c.and_then(|c| c.ret),
-            status: c.map(CallView::status),
-            desc,
-            extra: Map::new(),
+            func: c.func.clone(),
+            ret: c.ret,
+            status: Some(c.status()),
+            detail,
         }
     }
 
@@ -351,51 +308,42 @@ impl<'a> Sweep<'a> {
         self.keys.entry(fp.to_owned()).or_default().events.push(ev);
     }
 
-    fn log_violation(&mut self, r: &Rec) {
+    fn log_violation(&mut self, r: &Rec, lv: &LogViolation) {
         let v = Violation {
-            rule: r.str("rule").unwrap_or("?").to_owned(),
-            severity: r.str("severity").unwrap_or("?").to_owned(),
+            rule: lv.rule.clone(),
+            severity: lv.severity.clone(),
             pid: r.pid,
-            func: r.str("fn").unwrap_or("?").to_owned(),
-            key_fp: r.str("key_fp").map(str::to_owned),
+            func: lv.func.clone(),
+            key_fp: lv.key_fp.clone(),
             source: Source::Log,
             ts: r.ts.clone(),
             ts_us: r.ts_us,
             seq: r.seq,
-            message: r.str("message").unwrap_or("").to_owned(),
-            action: r.str("action").map(str::to_owned),
+            message: lv.message.clone(),
+            action: lv.action.clone(),
         };
-        if let Some(fp) = v.key_fp.clone() {
+        if let Some(fp) = &v.key_fp {
             let ev = Self::violation_event(&v);
-            self.push_event(&fp, ev);
+            self.push_event(fp, ev);
         }
         self.violations.push(v);
     }
 
     fn violation_event(v: &Violation) -> Event {
-        let mut extra = Map::new();
-        extra.insert("rule".into(), v.rule.clone().into());
-        extra.insert("severity".into(), v.severity.clone().into());
-        extra.insert("source".into(), v.source.as_str().into());
-        extra.insert("action".into(), v.action.clone().map_or(Value::Null, Value::from));
-        extra.insert("message".into(), v.message.clone().into());
-        let action = v.action.as_deref().map(|a| format!(", {a}")).unwrap_or_default();
         Event {
             ts: v.ts.clone(),
             ts_us: v.ts_us,
             pid: v.pid,
             seq: v.seq,
             func: v.func.clone(),
-            kind: "violation",
             ret: None,
             status: None,
-            desc: format!("{} ({}{action}, {}): {}", v.rule, v.severity, v.source.as_str(), v.message),
-            extra,
+            detail: Detail::Violation(Box::new(v.clone())),
         }
     }
 
-    /// A re-check finding, unless the logs already hold it.
-    fn flag(&mut self, r: &Rec, rule: &'static str, fp: Option<&str>, message: String) {
+    /// A re-check finding about call `c`, unless the logs already hold it.
+    fn flag(&mut self, r: &Rec, c: &Call, rule: &'static str, fp: Option<&str>, message: String) {
         let dup = if rule == FREE_IMPORTED {
             self.logged_free.contains(&r.pid)
         } else {
@@ -409,7 +357,7 @@ impl<'a> Sweep<'a> {
             rule: rule.to_owned(),
             severity: "error".to_owned(),
             pid: r.pid,
-            func: r.str("fn").unwrap_or("?").to_owned(),
+            func: c.func.clone(),
             key_fp: fp.map(str::to_owned),
             source: Source::Recheck,
             ts: r.ts.clone(),
@@ -425,74 +373,62 @@ impl<'a> Sweep<'a> {
         self.violations.push(v);
     }
 
-    fn call(&mut self, r: &Rec) {
-        let obj = |n: &str| r.obj.get(n).and_then(Value::as_object).unwrap_or(empty_map());
-        let c = CallView {
-            func: r.str("fn").unwrap_or("?"),
-            args: obj("args"),
-            out: obj("out"),
-            ret: r.obj.get("ret").and_then(Value::as_i64),
-            forwarded: r.obj.get("forwarded").and_then(Value::as_bool).unwrap_or(true),
-        };
-        match c.func {
-            "aclrtIpcMemGetExportKey" => self.export(r, &c),
-            "aclrtIpcMemSetImportPid" => self.whitelist(r, &c),
-            "aclrtIpcMemImportPidInterServer" => self.interserver(r, &c),
-            "aclrtIpcMemImportByKey" => self.import(r, &c),
+    fn call(&mut self, r: &Rec, c: &Call) {
+        match c.func.as_str() {
+            "aclrtIpcMemGetExportKey" => self.export(r, c),
+            "aclrtIpcMemSetImportPid" => self.whitelist(r, c),
+            "aclrtIpcMemImportPidInterServer" => self.interserver(r, c),
+            "aclrtIpcMemImportByKey" => self.import(r, c),
             "aclrtIpcMemSetAttr" => {
-                if let Some(fp) = c.key() {
-                    let a = |n: &str| opt_num(c.args.get(n).and_then(Value::as_u64));
-                    let desc = format!("type {} attr {}", a("type"), a("attr"));
-                    let ev = Self::event(r, c.func, "setattr", Some(&c), desc);
+                if let Some(fp) = &c.key_fp {
+                    let detail = Detail::SetAttr {
+                        attr_type: c.attr_type,
+                        attr: c.attr,
+                    };
+                    let ev = Self::event(r, c, detail);
                     self.push_event(fp, ev);
                 }
             }
-            "aclrtIpcMemClose" => self.close(r, &c),
+            "aclrtIpcMemClose" => self.close(r, c),
             "aclrtDeviceGetBareTgid" => {
                 // A negative pid is the runtime's silent failure, not a tgid.
-                if let Some(t) = c.out.get("pid").and_then(Value::as_i64).filter(|t| *t > 0) {
-                    if c.ok() {
-                        self.ps[r.proc_idx].bare_tgid = Some(t);
-                    }
+                if let (true, Some(t)) = (c.ok(), c.out_pid.filter(|t| *t > 0)) {
+                    self.ps[r.proc_idx].bare_tgid = Some(t);
                 }
             }
             "aclrtMalloc" | "aclrtMallocAlign32" | "aclrtMallocCached" => {
                 // An address handed out again is no longer "an address that was imported".
-                if let (true, Some(a)) = (c.ok(), addr(c.out.get("devPtr"))) {
+                if let (true, Some(a)) = (c.ok(), c.out_dev_ptr) {
                     self.ps[r.proc_idx].imported.remove(&a);
                 }
             }
-            "aclrtFree" => self.free(r, &c),
+            "aclrtFree" => self.free(r, c),
             _ => {}
         }
     }
 
-    fn export(&mut self, r: &Rec, c: &CallView) {
-        let Some(fp) = c.out.get("key_fp").and_then(Value::as_str).filter(|_| c.ok()) else {
+    fn export(&mut self, r: &Rec, c: &Call) {
+        let Some(fp) = c.out_key_fp.as_deref().filter(|_| c.ok()) else {
             return;
         };
-        let dev = addr(c.args.get("devPtr"));
-        let size = c.args.get("size").and_then(Value::as_u64);
-        let flags = c.args.get("flags").and_then(Value::as_u64);
-        let mode = match flags {
-            Some(0) => " (whitelist mode)",
-            Some(1) => " (pid validation disabled)",
-            _ => "",
-        };
-        let desc = format!("devPtr={} size={} flags={}{mode}", hex(dev), opt_num(size), opt_num(flags));
-        let mut ev = Self::event(r, c.func, "export", Some(c), desc);
-        ev.extra.insert("devPtr".into(), c.args.get("devPtr").cloned().unwrap_or(Value::Null));
-        ev.extra.insert("size".into(), size.map_or(Value::Null, Value::from));
-        ev.extra.insert("flags".into(), flags.map_or(Value::Null, Value::from));
+        let ev = Self::event(
+            r,
+            c,
+            Detail::Export {
+                dev_ptr: c.dev_ptr,
+                size: c.size,
+                flags: c.flags,
+            },
+        );
         let key = self.keys.entry(fp.to_owned()).or_default();
         let events = std::mem::take(&mut key.events);
         *key = KeyState {
             export: Some(Export {
                 proc_idx: r.proc_idx,
                 pid: r.pid,
-                dev,
-                size,
-                flags,
+                dev: c.dev_ptr,
+                size: c.size,
+                flags: c.flags,
             }),
             events,
             ..KeyState::default()
@@ -504,61 +440,47 @@ impl<'a> Sweep<'a> {
         }
     }
 
-    fn whitelist(&mut self, r: &Rec, c: &CallView) {
-        let Some(fp) = c.key() else { return };
-        let pids = pid_list(c.args.get("pid"));
-        let desc = match c.args.get("pid") {
-            Some(Value::Array(_)) => format!("pids {} num {}", pids_text(&pids), opt_num(c.args.get("num").and_then(Value::as_u64))),
-            Some(Value::Null) | None => "pid NULL".to_owned(),
-            Some(other) => format!("pid {other} (not read) num {}", opt_num(c.args.get("num").and_then(Value::as_u64))),
+    fn whitelist(&mut self, r: &Rec, c: &Call) {
+        let Some(fp) = &c.key_fp else { return };
+        let detail = Detail::Whitelist {
+            pids: c.pids.clone(),
+            num: c.num,
         };
-        let mut ev = Self::event(r, c.func, "whitelist", Some(c), desc);
-        ev.extra.insert("pids".into(), pids.clone().into());
-        let key = self.keys.entry(fp.to_owned()).or_default();
+        let ev = Self::event(r, c, detail);
+        let key = self.keys.entry(fp.clone()).or_default();
         if c.ok() {
-            key.whitelist.extend(pids);
+            key.whitelist.extend(c.pids.list());
         }
         key.events.push(ev);
     }
 
-    fn interserver(&mut self, r: &Rec, c: &CallView) {
-        let Some(fp) = c.key() else { return };
-        let entries: Vec<(u64, Vec<i64>)> = c
-            .args
-            .get("serverPids")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|e| (e.get("sdid").and_then(Value::as_u64).unwrap_or(0), pid_list(e.get("pid"))))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let desc = if c.args.get("serverPids").is_some_and(Value::is_array) {
-            let parts: Vec<String> = entries.iter().map(|(s, p)| format!("sdid {s}: {}", pids_text(p))).collect();
-            format!("serverPids {{{}}}", parts.join("; "))
-        } else {
-            "serverPids NULL".to_owned()
+    fn interserver(&mut self, r: &Rec, c: &Call) {
+        let Some(fp) = &c.key_fp else { return };
+        let detail = Detail::InterServer {
+            server_pids: c.server_pids.clone(),
+            num: c.num,
         };
-        let ev = Self::event(r, c.func, "interserver", Some(c), desc);
-        let key = self.keys.entry(fp.to_owned()).or_default();
+        let ev = Self::event(r, c, detail);
+        let key = self.keys.entry(fp.clone()).or_default();
         if c.ok() {
-            // Pids whitelisted for other servers: counted as whitelisted, to stay on the
-            // side of no false alarm.
-            key.whitelist.extend(entries.into_iter().flat_map(|(_, p)| p));
+            // Pids whitelisted for other servers count as whitelisted: no false alarm.
+            for (_, p) in c.server_pids.iter().flatten() {
+                key.whitelist.extend(p);
+            }
         }
         key.events.push(ev);
     }
 
-    fn import(&mut self, r: &Rec, c: &CallView) {
-        let Some(fp) = c.key() else { return };
-        let got = addr(c.out.get("devPtr")).filter(|_| c.ok());
-        let flags = c.args.get("flags").and_then(Value::as_u64);
-        let desc = match got {
-            Some(a) => format!("-> {a:#x} (flags {})", opt_num(flags)),
-            None => format!("flags {}", opt_num(flags)),
+    fn import(&mut self, r: &Rec, c: &Call) {
+        let Some(fp) = c.key_fp.as_deref() else {
+            return;
         };
-        let mut ev = Self::event(r, c.func, "import", Some(c), desc);
-        ev.extra.insert("address".into(), got.map_or(Value::Null, |a| format!("{a:#x}").into()));
+        let got = c.out_dev_ptr.filter(|_| c.ok());
+        let detail = Detail::Import {
+            address: got,
+            flags: c.flags,
+        };
+        let ev = Self::event(r, c, detail);
         self.push_event(fp, ev);
 
         let me = r.proc_idx;
@@ -581,7 +503,12 @@ impl<'a> Sweep<'a> {
             if !gone.is_empty() {
                 findings.push((
                     SOURCE_GONE,
-                    format!("pid {} imports key {fp} after its exporter (pid {}) {}", r.pid, ex.pid, gone.join(", ")),
+                    format!(
+                        "pid {} imports key {fp} after its exporter (pid {}) {}",
+                        r.pid,
+                        ex.pid,
+                        gone.join(", ")
+                    ),
                 ));
             }
             if ex.flags == Some(0) {
@@ -601,7 +528,7 @@ impl<'a> Sweep<'a> {
             }
         }
         for (rule, msg) in findings {
-            self.flag(r, rule, Some(fp), msg);
+            self.flag(r, c, rule, Some(fp), msg);
         }
         if let Some(a) = got {
             let key = self.keys.get_mut(fp).expect("key entry exists");
@@ -611,8 +538,10 @@ impl<'a> Sweep<'a> {
         }
     }
 
-    fn close(&mut self, r: &Rec, c: &CallView) {
-        let Some(fp) = c.key() else { return };
+    fn close(&mut self, r: &Rec, c: &Call) {
+        let Some(fp) = c.key_fp.as_deref() else {
+            return;
+        };
         let me = r.proc_idx;
         let key = self.keys.entry(fp.to_owned()).or_default();
         let role = match &key.export {
@@ -621,8 +550,7 @@ impl<'a> Sweep<'a> {
             Some(_) => "neither exporter nor importer",
             None => "unknown (export not in the logs)",
         };
-        let mut ev = Self::event(r, c.func, "close", Some(c), format!("role {role}"));
-        ev.extra.insert("role".into(), role.into());
+        let ev = Self::event(r, c, Detail::Close { role });
         key.events.push(ev);
         if !c.ok() {
             return;
@@ -642,7 +570,7 @@ impl<'a> Sweep<'a> {
                         r.pid,
                         pids_text(&open)
                     );
-                    self.flag(r, CLOSE_ORDER, Some(fp), msg);
+                    self.flag(r, c, CLOSE_ORDER, Some(fp), msg);
                 }
             }
             "importer" => {
@@ -654,34 +582,51 @@ impl<'a> Sweep<'a> {
         }
     }
 
-    fn free(&mut self, r: &Rec, c: &CallView) {
-        let Some(a) = addr(c.args.get("devPtr")) else { return };
+    fn free(&mut self, r: &Rec, c: &Call) {
+        let Some(a) = c.dev_ptr else { return };
         let me = r.proc_idx;
         if let Some(fp) = self.ps[me].imported.get(&a).cloned() {
-            let mut ev = Self::event(r, c.func, "free", Some(c), format!("devPtr={a:#x} (an imported address)"));
-            ev.extra.insert("devPtr".into(), format!("{a:#x}").into());
-            ev.extra.insert("role".into(), "importer".into());
+            let detail = Detail::Free {
+                dev_ptr: a,
+                role: "importer",
+            };
+            let ev = Self::event(r, c, detail);
             self.push_event(&fp, ev);
             let msg = format!(
                 "pid {} frees {a:#x}, which aclrtIpcMemImportByKey returned for key {fp}; an importer releases it with aclrtIpcMemClose, never aclrtFree",
                 r.pid
             );
-            self.flag(r, FREE_IMPORTED, Some(&fp), msg);
+            self.flag(r, c, FREE_IMPORTED, Some(&fp), msg);
         }
         for fp in self.ps[me].exports.clone() {
-            let Some(key) = self.keys.get_mut(&fp) else { continue };
-            let Some(ex) = key.export.as_ref() else { continue };
-            let (Some(dev), Some(size)) = (ex.dev, ex.size) else { continue };
+            let Some(key) = self.keys.get_mut(&fp) else {
+                continue;
+            };
+            let Some(ex) = key.export.as_ref() else {
+                continue;
+            };
+            let (Some(dev), Some(size)) = (ex.dev, ex.size) else {
+                continue;
+            };
             if ex.proc_idx != me || key.freed || a < dev || a - dev >= size {
                 continue;
             }
-            let mut ev = Self::event(r, c.func, "free", Some(c), format!("devPtr={a:#x} (exported memory)"));
-            ev.extra.insert("devPtr".into(), format!("{a:#x}").into());
-            ev.extra.insert("role".into(), "exporter".into());
+            let detail = Detail::Free {
+                dev_ptr: a,
+                role: "exporter",
+            };
+            let ev = Self::event(r, c, detail);
             key.events.push(ev);
             if c.ok() {
                 key.freed = true;
             }
         }
+        // Keys whose memory is gone (or that another export took over) need no more looking at.
+        let keys = &self.keys;
+        self.ps[me].exports.retain(|fp| {
+            keys.get(fp)
+                .and_then(|k| k.export.as_ref().map(|ex| (k, ex)))
+                .is_some_and(|(k, ex)| ex.proc_idx == me && !k.freed)
+        });
     }
 }

@@ -18,7 +18,7 @@ mod render;
 mod tests;
 
 pub use analyze::analyze;
-pub use parse::parse_ts;
+pub use parse::{parse_ts, PidArg};
 pub use render::{render_json, render_text};
 
 use serde_json::{Map, Value};
@@ -146,16 +146,196 @@ pub struct Event {
     pub pid: i64,
     pub seq: u64,
     pub func: String,
-    /// export, whitelist, interserver, setattr, import, close, free, violation
-    pub kind: &'static str,
     /// The call's return value; `None` for a violation.
     pub ret: Option<i64>,
     /// ok, failed (ret ≠ 0) or blocked (not forwarded); `None` for a violation.
     pub status: Option<&'static str>,
+    pub detail: Detail,
+}
+
+/// What an event is, with the facts that matter for it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Detail {
+    Export {
+        dev_ptr: Option<u64>,
+        size: Option<u64>,
+        flags: Option<u64>,
+    },
+    Whitelist {
+        pids: PidArg,
+        num: Option<u64>,
+    },
+    InterServer {
+        /// (sdid, pids) per entry; `None` when the array was NULL.
+        server_pids: Option<Vec<(u64, Vec<i64>)>>,
+        num: Option<u64>,
+    },
+    SetAttr {
+        attr_type: Option<u64>,
+        attr: Option<u64>,
+    },
+    Import {
+        /// The imported address, on success.
+        address: Option<u64>,
+        flags: Option<u64>,
+    },
+    Close {
+        role: &'static str,
+    },
+    Free {
+        dev_ptr: u64,
+        /// `exporter` (the exported memory) or `importer` (an imported address).
+        role: &'static str,
+    },
+    Violation(Box<Violation>),
+}
+
+fn opt_num(v: Option<u64>) -> String {
+    v.map_or_else(|| "?".to_owned(), |n| n.to_string())
+}
+
+fn pids_text(p: &[i64]) -> String {
+    let v: Vec<String> = p.iter().map(i64::to_string).collect();
+    format!("[{}]", v.join(", "))
+}
+
+fn hex_value(v: Option<u64>) -> Value {
+    v.map_or(Value::Null, |a| format!("{a:#x}").into())
+}
+
+impl Event {
+    /// export, whitelist, interserver, setattr, import, close, free, violation
+    pub fn kind(&self) -> &'static str {
+        match &self.detail {
+            Detail::Export { .. } => "export",
+            Detail::Whitelist { .. } => "whitelist",
+            Detail::InterServer { .. } => "interserver",
+            Detail::SetAttr { .. } => "setattr",
+            Detail::Import { .. } => "import",
+            Detail::Close { .. } => "close",
+            Detail::Free { .. } => "free",
+            Detail::Violation(_) => "violation",
+        }
+    }
+
     /// One line for people.
-    pub desc: String,
-    /// Kind-specific fields for `--json`.
-    pub extra: Map<String, Value>,
+    pub fn desc(&self) -> String {
+        match &self.detail {
+            Detail::Export {
+                dev_ptr,
+                size,
+                flags,
+            } => {
+                let mode = match flags {
+                    Some(0) => " (whitelist mode)",
+                    Some(1) => " (pid validation disabled)",
+                    _ => "",
+                };
+                let dev = dev_ptr.map_or_else(|| "?".to_owned(), |a| format!("{a:#x}"));
+                format!(
+                    "devPtr={dev} size={} flags={}{mode}",
+                    opt_num(*size),
+                    opt_num(*flags)
+                )
+            }
+            Detail::Whitelist { pids, num } => match pids {
+                PidArg::List(p) => format!("pids {} num {}", pids_text(p), opt_num(*num)),
+                PidArg::Null | PidArg::Absent => "pid NULL".to_owned(),
+                PidArg::Unread(p) => format!("pid {p} (not read) num {}", opt_num(*num)),
+            },
+            Detail::InterServer { server_pids, num } => match server_pids {
+                Some(entries) => {
+                    let parts: Vec<String> = entries
+                        .iter()
+                        .map(|(s, p)| format!("sdid {s}: {}", pids_text(p)))
+                        .collect();
+                    format!("serverPids {{{}}} num {}", parts.join("; "), opt_num(*num))
+                }
+                None => "serverPids NULL".to_owned(),
+            },
+            Detail::SetAttr { attr_type, attr } => {
+                format!("type {} attr {}", opt_num(*attr_type), opt_num(*attr))
+            }
+            Detail::Import { address, flags } => match address {
+                Some(a) => format!("-> {a:#x} (flags {})", opt_num(*flags)),
+                None => format!("flags {}", opt_num(*flags)),
+            },
+            Detail::Close { role } => format!("role {role}"),
+            Detail::Free { dev_ptr, role } => match *role {
+                "importer" => format!("devPtr={dev_ptr:#x} (an imported address)"),
+                _ => format!("devPtr={dev_ptr:#x} (exported memory)"),
+            },
+            Detail::Violation(v) => {
+                let action = v
+                    .action
+                    .as_deref()
+                    .map(|a| format!(", {a}"))
+                    .unwrap_or_default();
+                format!(
+                    "{} ({}{action}, {}): {}",
+                    v.rule,
+                    v.severity,
+                    v.source.as_str(),
+                    v.message
+                )
+            }
+        }
+    }
+
+    /// The kind-specific fields, for `--json`.
+    pub fn fields(&self, m: &mut Map<String, Value>) {
+        let mut put = |k: &str, v: Value| {
+            m.insert(k.to_owned(), v);
+        };
+        let num = |v: Option<u64>| v.map_or(Value::Null, Value::from);
+        match &self.detail {
+            Detail::Export {
+                dev_ptr,
+                size,
+                flags,
+            } => {
+                put("devPtr", hex_value(*dev_ptr));
+                put("size", num(*size));
+                put("flags", num(*flags));
+            }
+            Detail::Whitelist { pids, num: n } => {
+                put("pids", pids.list().into());
+                put("num", num(*n));
+            }
+            Detail::InterServer {
+                server_pids,
+                num: n,
+            } => {
+                let entries = server_pids.as_ref().map_or(Value::Null, |es| {
+                    es.iter()
+                        .map(|(sdid, pids)| serde_json::json!({"sdid": sdid, "pid": pids}))
+                        .collect()
+                });
+                put("serverPids", entries);
+                put("num", num(*n));
+            }
+            Detail::SetAttr { attr_type, attr } => {
+                put("type", num(*attr_type));
+                put("attr", num(*attr));
+            }
+            Detail::Import { address, flags } => {
+                put("address", hex_value(*address));
+                put("flags", num(*flags));
+            }
+            Detail::Close { role } => put("role", (*role).into()),
+            Detail::Free { dev_ptr, role } => {
+                put("devPtr", hex_value(Some(*dev_ptr)));
+                put("role", (*role).into());
+            }
+            Detail::Violation(v) => {
+                put("rule", v.rule.clone().into());
+                put("severity", v.severity.clone().into());
+                put("source", v.source.as_str().into());
+                put("action", v.action.clone().map_or(Value::Null, Value::from));
+                put("message", v.message.clone().into());
+            }
+        }
+    }
 }
 
 /// The shim's own trouble (`error` records).
@@ -186,7 +366,10 @@ pub struct Report {
 
 impl Report {
     pub fn count(&self, severity: &str) -> usize {
-        self.violations.iter().filter(|v| v.severity == severity).count()
+        self.violations
+            .iter()
+            .filter(|v| v.severity == severity)
+            .count()
     }
 
     /// 1 if any `error` violation (from the logs or the re-check), else 0.
@@ -239,15 +422,15 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         return 2;
     }
     let report = analyze(&inputs);
-    let mut text = if json {
-        serde_json::to_string_pretty(&render_json(&report)).unwrap_or_default()
+    let mut w = std::io::BufWriter::new(out);
+    let _ = if json {
+        serde_json::to_writer_pretty(&mut w, &render_json(&report))
+            .map_err(std::io::Error::from)
+            .and_then(|()| w.write_all(b"\n"))
     } else {
-        render_text(&report)
-    };
-    if !text.ends_with('\n') {
-        text.push('\n');
+        w.write_all(render_text(&report).as_bytes())
     }
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    .and_then(|()| w.flush());
     report.exit_status()
 }
 

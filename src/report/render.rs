@@ -10,7 +10,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 fn process_line(p: &Process) -> String {
-    let mut s = format!("pid {:<7}", p.pid);
+    let mut s = format!("pid {}:", p.pid);
     match &p.start_ts {
         Some(ts) => {
             let _ = write!(s, " started {ts}");
@@ -22,7 +22,10 @@ fn process_line(p: &Process) -> String {
             let _ = write!(s, ", exited {ts}");
         }
         End::Replaced(ts) => {
-            let _ = write!(s, ", no summary; ended by {ts} (its pid started another program)");
+            let _ = write!(
+                s,
+                ", no summary; ended by {ts} (its pid started another program)"
+            );
         }
         End::Unknown => {
             let _ = write!(
@@ -32,7 +35,13 @@ fn process_line(p: &Process) -> String {
             );
         }
     }
-    let _ = write!(s, "; seq {}..{}, {}", p.first_seq, p.last_seq, plural(p.records, "record", "records"));
+    let _ = write!(
+        s,
+        "; seq {}..{}, {}",
+        p.first_seq,
+        p.last_seq,
+        plural(p.records, "record", "records")
+    );
     if let Some(d) = p.dropped.filter(|d| *d > 0) {
         let _ = write!(s, ", {d} dropped by the writer");
     }
@@ -54,7 +63,10 @@ fn violation_line(v: &Violation) -> String {
         v.func,
         v.key_fp.as_deref().unwrap_or("-"),
         v.source.as_str(),
-        v.action.as_deref().map(|a| format!("/{a}")).unwrap_or_default(),
+        v.action
+            .as_deref()
+            .map(|a| format!("/{a}"))
+            .unwrap_or_default(),
         v.message
     )
 }
@@ -64,15 +76,18 @@ fn event_line(e: &Event) -> String {
         "{}  pid {:<7} {:<11} {:<31} {:<7} {}",
         e.ts,
         e.pid,
-        e.kind,
+        e.kind(),
         e.func,
         e.status.unwrap_or("-"),
-        e.desc
+        e.desc()
     )
 }
 
 fn key_heading(events: &[Event]) -> String {
-    match events.iter().find(|e| e.kind == "export" && e.status == Some("ok")) {
+    match events
+        .iter()
+        .find(|e| e.kind() == "export" && e.status == Some("ok"))
+    {
         Some(e) => format!("exported by pid {} at {}", e.pid, e.ts),
         None => "its export is not in the logs".to_owned(),
     }
@@ -80,10 +95,25 @@ fn key_heading(events: &[Event]) -> String {
 
 pub fn render_text(r: &Report) -> String {
     let mut o = String::new();
-    let read: Vec<&str> = r.files.iter().filter(|f| f.error.is_none()).map(|f| f.path.as_str()).collect();
-    let unread: Vec<&str> = r.files.iter().filter(|f| f.error.is_some()).map(|f| f.path.as_str()).collect();
+    let read: Vec<&str> = r
+        .files
+        .iter()
+        .filter(|f| f.error.is_none())
+        .map(|f| f.path.as_str())
+        .collect();
+    let unread: Vec<&str> = r
+        .files
+        .iter()
+        .filter(|f| f.error.is_some())
+        .map(|f| f.path.as_str())
+        .collect();
     o.push_str("acl-ipc-guard report\n");
-    let _ = write!(o, "  files read:         {} ({})", read.len(), read.join(", "));
+    let _ = write!(
+        o,
+        "  files read:         {} ({})",
+        read.len(),
+        read.join(", ")
+    );
     if !unread.is_empty() {
         let _ = write!(o, "; unreadable: {}", unread.join(", "));
     }
@@ -150,7 +180,14 @@ pub fn render_text(r: &Report) -> String {
         o.push_str("\nSequence gaps (records lost)\n");
         for g in &r.gaps {
             let n = (g.to - g.from + 1) as usize;
-            let _ = writeln!(o, "  pid {}: seq {}..{} missing ({})", g.pid, g.from, g.to, plural(n, "record", "records"));
+            let _ = writeln!(
+                o,
+                "  pid {}: seq {}..{} missing ({})",
+                g.pid,
+                g.from,
+                g.to,
+                plural(n, "record", "records")
+            );
         }
     }
 
@@ -176,15 +213,24 @@ fn verdict(r: &Report) -> String {
             plural(warnings, "warning", "warnings")
         )
     } else {
-        format!("verdict: OK: no error violation, {}", plural(warnings, "warning", "warnings"))
+        format!(
+            "verdict: OK: no error violation, {}",
+            plural(warnings, "warning", "warnings")
+        )
     };
     let mut notes = Vec::new();
     if !r.gaps.is_empty() {
-        notes.push(format!("{} (records lost)", plural(r.gaps.len(), "sequence gap", "sequence gaps")));
+        notes.push(format!(
+            "{} (records lost)",
+            plural(r.gaps.len(), "sequence gap", "sequence gaps")
+        ));
     }
     let unknown = r.processes.iter().filter(|p| p.end == End::Unknown).count();
     if unknown > 0 {
-        notes.push(format!("{} without a summary", plural(unknown, "process", "processes")));
+        notes.push(format!(
+            "{} without a summary",
+            plural(unknown, "process", "processes")
+        ));
     }
     if !r.skipped.is_empty() {
         notes.push(plural(r.skipped.len(), "malformed line", "malformed lines"));
@@ -221,13 +267,11 @@ fn event_json(e: &Event) -> Value {
     m.insert("pid".into(), e.pid.into());
     m.insert("seq".into(), e.seq.into());
     m.insert("fn".into(), e.func.clone().into());
-    m.insert("event".into(), e.kind.into());
+    m.insert("event".into(), e.kind().into());
     m.insert("ret".into(), opt(e.ret));
     m.insert("status".into(), opt(e.status));
-    m.insert("desc".into(), e.desc.clone().into());
-    for (k, v) in &e.extra {
-        m.insert(k.clone(), v.clone());
-    }
+    m.insert("desc".into(), e.desc().into());
+    e.fields(&mut m);
     Value::Object(m)
 }
 

@@ -1,0 +1,918 @@
+//! Logs built as strings, judged without files; one test through `run` with real files.
+
+use super::*;
+use serde_json::json;
+use std::collections::HashMap;
+
+const T0: i64 = 1_795_468_025_000_000; // 2026-11-23T21:07:05Z
+const FP: &str = "fp:0123456789abcdef";
+const A: i64 = 100;
+const B: i64 = 200;
+const C: i64 = 300;
+
+fn fmt_ts(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000);
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+/// One record line, fields in the shim's order.
+fn line(ts_us: i64, pid: i64, seq: u64, event: &str, fields: Value) -> String {
+    let mut m = Map::new();
+    m.insert("ts".into(), fmt_ts(ts_us).into());
+    m.insert("seq".into(), seq.into());
+    m.insert("pid".into(), pid.into());
+    m.insert("tid".into(), pid.into());
+    m.insert("event".into(), event.into());
+    if let Value::Object(f) = fields {
+        m.extend(f);
+    }
+    Value::Object(m).to_string()
+}
+
+/// A job's records, written in time order; one file per pid or one shared.
+struct Job {
+    t: i64,
+    seq: HashMap<i64, u64>,
+    lines: Vec<(i64, String)>,
+}
+
+impl Job {
+    fn new() -> Self {
+        Job {
+            t: T0,
+            seq: HashMap::new(),
+            lines: Vec::new(),
+        }
+    }
+
+    fn rec(&mut self, pid: i64, event: &str, fields: Value) -> &mut Self {
+        self.t += 100;
+        let seq = self.seq.entry(pid).or_insert(0);
+        *seq += 1;
+        let l = line(self.t, pid, *seq, event, fields);
+        self.lines.push((pid, l));
+        self
+    }
+
+    fn start(&mut self, pid: i64) -> &mut Self {
+        self.seq.insert(pid, 0);
+        self.rec(pid, "start", json!({"version": "0.1.0", "mode": "audit", "exe": format!("/bin/p{pid}"), "ledger": "off"}))
+    }
+
+    fn call(&mut self, pid: i64, f: &str, args: Value, out: Value, ret: i64) -> &mut Self {
+        self.rec(
+            pid,
+            "call",
+            json!({"fn": f, "args": args, "out": out, "ret": ret, "forwarded": true, "dur_ns": 50}),
+        )
+    }
+
+    fn export(&mut self, pid: i64, fp: &str, dev: u64, flags: u64) -> &mut Self {
+        self.call(
+            pid,
+            "aclrtIpcMemGetExportKey",
+            json!({"devPtr": format!("{dev:#x}"), "size": 8192, "key": "0x7ffd0000", "len": 65, "flags": flags}),
+            json!({"key_fp": fp}),
+            0,
+        )
+    }
+
+    fn malloc(&mut self, pid: i64, dev: u64) -> &mut Self {
+        self.call(
+            pid,
+            "aclrtMalloc",
+            json!({"devPtr": "0x7ffd1000", "size": 8192, "policy": 0}),
+            json!({"devPtr": format!("{dev:#x}")}),
+            0,
+        )
+    }
+
+    fn setpid(&mut self, pid: i64, fp: &str, pids: &[i64]) -> &mut Self {
+        self.call(
+            pid,
+            "aclrtIpcMemSetImportPid",
+            json!({"key_fp": fp, "pid": pids, "num": pids.len()}),
+            json!({}),
+            0,
+        )
+    }
+
+    fn tgid(&mut self, pid: i64, tgid: i64) -> &mut Self {
+        self.call(
+            pid,
+            "aclrtDeviceGetBareTgid",
+            json!({"pid": "0x7ffd2000"}),
+            json!({"pid": tgid}),
+            0,
+        )
+    }
+
+    fn import_ret(&mut self, pid: i64, fp: &str, addr: u64, ret: i64) -> &mut Self {
+        let out = if ret == 0 {
+            json!({"devPtr": format!("{addr:#x}")})
+        } else {
+            json!({})
+        };
+        self.call(
+            pid,
+            "aclrtIpcMemImportByKey",
+            json!({"devPtr": "0x7ffd3000", "key_fp": fp, "flags": 0}),
+            out,
+            ret,
+        )
+    }
+
+    fn import(&mut self, pid: i64, fp: &str, addr: u64) -> &mut Self {
+        self.import_ret(pid, fp, addr, 0)
+    }
+
+    fn close_ret(&mut self, pid: i64, fp: &str, ret: i64) -> &mut Self {
+        self.call(
+            pid,
+            "aclrtIpcMemClose",
+            json!({"key_fp": fp}),
+            json!({}),
+            ret,
+        )
+    }
+
+    fn close(&mut self, pid: i64, fp: &str) -> &mut Self {
+        self.close_ret(pid, fp, 0)
+    }
+
+    fn free(&mut self, pid: i64, dev: u64) -> &mut Self {
+        self.call(
+            pid,
+            "aclrtFree",
+            json!({"devPtr": format!("{dev:#x}")}),
+            json!({}),
+            0,
+        )
+    }
+
+    fn violation(&mut self, pid: i64, rule: &str, f: &str, fp: Option<&str>) -> &mut Self {
+        let mut v = json!({"rule": rule, "severity": "error", "action": "reported", "fn": f, "message": "from the shim"});
+        if let Some(fp) = fp {
+            v["key_fp"] = fp.into();
+        }
+        self.rec(pid, "violation", v)
+    }
+
+    fn summary(&mut self, pid: i64) -> &mut Self {
+        self.rec(
+            pid,
+            "summary",
+            json!({"calls": 3, "violations": {}, "blocked": 0, "leaks": 0, "dropped": 0}),
+        )
+    }
+
+    fn pids(&self) -> Vec<i64> {
+        let mut p: Vec<i64> = self.lines.iter().map(|(p, _)| *p).collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    }
+
+    fn text_of(&self, pid: i64) -> String {
+        self.lines
+            .iter()
+            .filter(|(p, _)| *p == pid)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect()
+    }
+
+    /// One file per pid, in pid order.
+    fn inputs(&self) -> Vec<Input> {
+        self.pids()
+            .into_iter()
+            .map(|p| Input::text(&format!("log.{p}.json"), &self.text_of(p)))
+            .collect()
+    }
+
+    fn shared(&self) -> String {
+        self.lines.iter().map(|(_, l)| format!("{l}\n")).collect()
+    }
+
+    fn report(&self) -> Report {
+        analyze(&self.inputs())
+    }
+}
+
+/// (rule, pid, source) of every violation.
+fn found(r: &Report) -> Vec<(String, i64, &'static str)> {
+    r.violations
+        .iter()
+        .map(|v| (v.rule.clone(), v.pid, v.source.as_str()))
+        .collect()
+}
+
+fn v(rule: &str, pid: i64, source: &'static str) -> (String, i64, &'static str) {
+    (rule.to_owned(), pid, source)
+}
+
+/// The documented flow: A exports in whitelist mode for B, B imports and closes, then A
+/// closes and frees.
+fn good_pair() -> Job {
+    let mut j = Job::new();
+    j.start(A).start(B);
+    j.malloc(A, 0x10000)
+        .export(A, FP, 0x10000, 0)
+        .tgid(B, 5200)
+        .setpid(A, FP, &[5200]);
+    j.import(B, FP, 0x90000).close(B, FP).summary(B);
+    j.close(A, FP).free(A, 0x10000).summary(A);
+    j
+}
+
+#[test]
+fn correct_pair_has_no_violation() {
+    let r = good_pair().report();
+    assert_eq!(found(&r), vec![]);
+    assert_eq!(r.exit_status(), 0);
+    assert_eq!(r.processes.len(), 2);
+    assert!(r.gaps.is_empty() && r.skipped.is_empty());
+    let kinds: Vec<(&str, i64)> = r.keys[FP].iter().map(|e| (e.kind(), e.pid)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("export", A),
+            ("whitelist", A),
+            ("import", B),
+            ("close", B),
+            ("close", A),
+            ("free", A)
+        ]
+    );
+    let roles: Vec<Detail> = r.keys[FP]
+        .iter()
+        .filter(|e| e.kind() == "close")
+        .map(|e| e.detail.clone())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            Detail::Close { role: "importer" },
+            Detail::Close { role: "exporter" }
+        ]
+    );
+    assert!(render_text(&r).contains("verdict: OK"));
+}
+
+#[test]
+fn exporter_closing_first_is_found_by_the_recheck() {
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 1)
+        .import(B, FP, 0x90000);
+    j.close(A, FP).close(B, FP).summary(B).summary(A);
+    let r = j.report();
+    assert_eq!(found(&r), vec![v(analyze::CLOSE_ORDER, A, "recheck")]);
+    let viol = &r.violations[0];
+    assert_eq!(viol.key_fp.as_deref(), Some(FP));
+    assert_eq!(viol.func, "aclrtIpcMemClose");
+    assert_eq!(viol.severity, "error");
+    assert!(viol.message.contains("[200]"), "{}", viol.message);
+    assert_eq!(r.exit_status(), 1);
+    // The finding sits in the key's timeline, right after the close that broke the rule.
+    let kinds: Vec<&str> = r.keys[FP].iter().map(|e| e.kind()).collect();
+    assert_eq!(kinds, ["export", "import", "close", "violation", "close"]);
+}
+
+#[test]
+fn importer_that_exited_is_not_waited_for() {
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 1)
+        .import(B, FP, 0x90000);
+    j.summary(B).close(A, FP).summary(A);
+    let r = j.report();
+    assert_eq!(found(&r), vec![]);
+    assert_eq!(r.exit_status(), 0);
+}
+
+#[test]
+fn importer_without_summary_is_assumed_alive() {
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 1)
+        .import(B, FP, 0x90000);
+    j.close(A, FP).summary(A);
+    let r = j.report();
+    assert_eq!(found(&r), vec![v(analyze::CLOSE_ORDER, A, "recheck")]);
+    assert_eq!(
+        r.processes.iter().find(|p| p.pid == B).unwrap().end,
+        End::Unknown
+    );
+    assert!(render_text(&r).contains("1 process without a summary"));
+}
+
+#[test]
+fn three_processes_only_the_late_importer_counts() {
+    let mut j = Job::new();
+    j.start(A).start(B).start(C).export(A, FP, 0x10000, 1);
+    j.import(B, FP, 0x90000).import(C, FP, 0xa0000).close(B, FP);
+    j.close(A, FP).close(C, FP);
+    j.summary(A).summary(B).summary(C);
+    let r = j.report();
+    assert_eq!(found(&r), vec![v(analyze::CLOSE_ORDER, A, "recheck")]);
+    let msg = &r.violations[0].message;
+    assert!(msg.contains("[300]") && !msg.contains("200"), "{msg}");
+
+    // Both importers closed in time: nothing.
+    let mut j = Job::new();
+    j.start(A).start(B).start(C).export(A, FP, 0x10000, 1);
+    j.import(B, FP, 0x90000)
+        .import(C, FP, 0xa0000)
+        .close(B, FP)
+        .close(C, FP);
+    j.close(A, FP).summary(A).summary(B).summary(C);
+    assert_eq!(found(&j.report()), vec![]);
+}
+
+#[test]
+fn imports_are_counted_and_each_needs_a_close() {
+    let mut j = Job::new();
+    j.start(A).start(B).export(A, FP, 0x10000, 1);
+    j.import(B, FP, 0x90000).import(B, FP, 0x90000).close(B, FP);
+    j.close(A, FP).close(B, FP);
+    assert_eq!(
+        found(&j.report()),
+        vec![v(analyze::CLOSE_ORDER, A, "recheck")]
+    );
+}
+
+#[test]
+fn failed_calls_change_nothing() {
+    let mut j = Job::new();
+    j.start(A).start(B).export(A, FP, 0x10000, 1);
+    // The exporter's close fails, so the key stays open; a failed import makes no importer.
+    j.close_ret(A, FP, 507_899).import_ret(B, FP, 0, 507_899);
+    j.close(A, FP).summary(A).summary(B);
+    let r = j.report();
+    assert_eq!(found(&r), vec![]);
+    let st: Vec<Option<&str>> = r.keys[FP].iter().map(|e| e.status).collect();
+    assert_eq!(st, [Some("ok"), Some("failed"), Some("failed"), Some("ok")]);
+
+    // A blocked (not forwarded) import shows as blocked.
+    let mut j = Job::new();
+    j.start(A).start(B).export(A, FP, 0x10000, 1);
+    j.rec(B, "call", json!({"fn": "aclrtIpcMemImportByKey", "args": {"devPtr": "0x1", "key_fp": FP, "flags": 0}, "out": {}, "ret": 100000, "forwarded": false, "dur_ns": 1}));
+    j.close(A, FP);
+    let r = j.report();
+    assert_eq!(found(&r), vec![]);
+    assert_eq!(r.keys[FP][1].status, Some("blocked"));
+}
+
+#[test]
+fn import_after_the_source_is_gone() {
+    // After the exporter's close; the attempt failed, it is still judged.
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 1)
+        .close(A, FP)
+        .import_ret(B, FP, 0, 507_899);
+    let r = j.report();
+    assert_eq!(found(&r), vec![v(analyze::SOURCE_GONE, B, "recheck")]);
+    assert!(r.violations[0].message.contains("closed it"));
+    assert_eq!(r.violations[0].func, "aclrtIpcMemImportByKey");
+
+    // After the exporter freed the memory (a pointer inside the exported range).
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 1)
+        .free(A, 0x11000)
+        .import(B, FP, 0x90000);
+    let r = j.report();
+    assert_eq!(found(&r), vec![v(analyze::SOURCE_GONE, B, "recheck")]);
+    assert!(r.violations[0].message.contains("freed its memory"));
+    assert!(r.keys[FP].iter().any(|e| e.kind() == "free" && e.pid == A));
+
+    // A free outside the range is not the exported memory.
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 1)
+        .free(A, 0x12000)
+        .import(B, FP, 0x90000);
+    assert_eq!(found(&j.report()), vec![]);
+
+    // After the exporter exited.
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 1)
+        .summary(A)
+        .import_ret(B, FP, 0, 507_899);
+    let r = j.report();
+    assert_eq!(found(&r), vec![v(analyze::SOURCE_GONE, B, "recheck")]);
+    assert!(r.violations[0].message.contains("exited"));
+}
+
+#[test]
+fn not_whitelisted() {
+    // Whitelisted getpid() (200) instead of the bare tgid (5200).
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 0)
+        .setpid(A, FP, &[B])
+        .tgid(B, 5200)
+        .import_ret(B, FP, 0, 507_899);
+    let r = j.report();
+    assert_eq!(found(&r), vec![v(analyze::NOT_WHITELISTED, B, "recheck")]);
+    assert!(r.violations[0].message.contains("5200"));
+
+    // Without a bare-tgid call the record pid is the tgid.
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 0)
+        .setpid(A, FP, &[B])
+        .import(B, FP, 0x90000);
+    assert_eq!(found(&j.report()), vec![]);
+
+    // Whitelisted only after the import.
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 0)
+        .import(B, FP, 0x90000)
+        .setpid(A, FP, &[B]);
+    assert_eq!(
+        found(&j.report()),
+        vec![v(analyze::NOT_WHITELISTED, B, "recheck")]
+    );
+
+    // Pid validation disabled: no whitelist needed.
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 1)
+        .import(B, FP, 0x90000);
+    assert_eq!(found(&j.report()), vec![]);
+
+    // The export is not in the logs: not judged.
+    let mut j = Job::new();
+    j.start(B).import(B, FP, 0x90000).close(B, FP);
+    let r = j.report();
+    assert_eq!(found(&r), vec![]);
+    assert!(render_text(&r).contains("its export is not in the logs"));
+}
+
+#[test]
+fn free_of_an_imported_address() {
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 1)
+        .import(B, FP, 0x90000)
+        .close(B, FP)
+        .free(B, 0x90000);
+    let r = j.report();
+    assert_eq!(found(&r), vec![v(analyze::FREE_IMPORTED, B, "recheck")]);
+    assert_eq!(r.violations[0].key_fp.as_deref(), Some(FP));
+    assert_eq!(r.violations[0].func, "aclrtFree");
+
+    // The address handed out again by an allocation is the process's own memory.
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 1)
+        .import(B, FP, 0x90000)
+        .close(B, FP);
+    j.malloc(B, 0x90000).free(B, 0x90000);
+    assert_eq!(found(&j.report()), vec![]);
+}
+
+#[test]
+fn a_log_violation_is_not_repeated_by_the_recheck() {
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 1)
+        .import(B, FP, 0x90000);
+    j.violation(A, analyze::CLOSE_ORDER, "aclrtIpcMemClose", Some(FP))
+        .close(A, FP);
+    // The shim's free.imported names no key; it still covers the re-check's.
+    j.close(B, FP)
+        .violation(B, analyze::FREE_IMPORTED, "aclrtFree", None)
+        .free(B, 0x90000);
+    let r = j.report();
+    assert_eq!(
+        found(&r),
+        vec![
+            v(analyze::CLOSE_ORDER, A, "log"),
+            v(analyze::FREE_IMPORTED, B, "log")
+        ]
+    );
+    assert_eq!(r.violations[0].action.as_deref(), Some("reported"));
+    assert_eq!(
+        r.keys[FP]
+            .iter()
+            .filter(|e| e.kind() == "violation")
+            .count(),
+        1
+    );
+    assert_eq!(r.exit_status(), 1);
+}
+
+#[test]
+fn log_warnings_do_not_fail() {
+    let mut j = Job::new();
+    j.start(A);
+    j.rec(A, "violation", json!({"rule": "exit.leak", "severity": "warning", "action": "reported", "fn": "exit", "message": "1 key open", "key_fp": FP}));
+    j.summary(A);
+    let r = j.report();
+    assert_eq!(found(&r), vec![v("exit.leak", A, "log")]);
+    assert_eq!(r.exit_status(), 0);
+    let t = render_text(&r);
+    assert!(t.contains("exit.leak (warning): 1"), "{t}");
+    assert!(
+        t.contains("verdict: OK: no error violation, 1 warning"),
+        "{t}"
+    );
+}
+
+#[test]
+fn malformed_and_truncated_lines_are_skipped() {
+    let j = good_pair();
+    let mut a = j.text_of(A);
+    a.push_str("{\"ts\":\"2026-11-23T21:07:06.000000Z\",\"seq\":99,\"pid\":100,\"ev");
+    let mut b = String::from(
+        "{\"seq\":1}\n[not json\n{\"event\":\"call\",\"pid\":200,\"seq\":1,\"ts\":\"soon\"}\n",
+    );
+    b.push_str(&j.text_of(B));
+    b.push_str("{}\n");
+    let r = analyze(&[Input::text("a.json", &a), Input::text("b.json", &b)]);
+    let sk: Vec<(&str, usize)> = r
+        .skipped
+        .iter()
+        .map(|s| (s.file.as_str(), s.line))
+        .collect();
+    let b_lines = j.text_of(B).lines().count();
+    assert_eq!(
+        sk,
+        [
+            ("a.json", j.text_of(A).lines().count() + 1),
+            ("b.json", 1),
+            ("b.json", 3),
+            ("b.json", b_lines + 4)
+        ]
+    );
+    assert!(
+        r.skipped[0].reason.contains("invalid JSON"),
+        "{}",
+        r.skipped[0].reason
+    );
+    assert_eq!(r.text_lines, 1);
+    assert_eq!(found(&r), vec![]);
+    let t = render_text(&r);
+    assert!(t.contains("a.json:"), "{t}");
+    assert!(t.contains("malformed lines:    4"), "{t}");
+}
+
+#[test]
+fn no_panic_on_garbage() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let alphabet = b"{}[]\":,0123456789-.xTZ evntpidseqtsfncall\n\\\xff\xc3";
+    for _ in 0..300 {
+        let mut bytes = Vec::new();
+        for _ in 0..200 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            bytes.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+        }
+        let r = analyze(&[Input {
+            name: "g".into(),
+            content: Ok(bytes),
+        }]);
+        let _ = render_text(&r);
+        let _ = render_json(&r);
+    }
+    // Valid records with fields of the wrong types.
+    let odd = [
+        line(T0, 1, 1, "call", json!({"fn": 7, "args": [], "out": null, "ret": "x"})),
+        line(T0, 1, 2, "call", json!({"fn": "aclrtIpcMemImportByKey", "args": {"key_fp": 3}})),
+        line(T0, 1, 3, "call", json!({"fn": "aclrtIpcMemGetExportKey", "args": {"devPtr": "0xzz", "size": -1}, "out": {"key_fp": FP}, "ret": 0})),
+        line(T0, 1, 4, "call", json!({"fn": "aclrtFree", "args": {"devPtr": "0x1"}, "ret": 0})),
+        line(T0, 1, 5, "call", json!({"fn": "aclrtIpcMemSetImportPid", "args": {"key_fp": FP, "pid": "0x1234", "num": 40}, "ret": 0})),
+        line(T0, 1, 6, "call", json!({"fn": "aclrtIpcMemImportPidInterServer", "args": {"key_fp": FP, "serverPids": [{"sdid": 1, "pid": null, "num": 0}], "num": 1}, "ret": 0})),
+        line(T0, 1, 7, "violation", json!({})),
+        line(T0, 1, 8, "summary", json!({"dropped": "many"})),
+        line(T0, 1, 9, "mystery", json!({})),
+    ]
+    .join("\n");
+    let r = analyze(&[Input::text("odd", &odd)]);
+    assert_eq!(r.records, 9);
+    let _ = render_text(&r);
+    let _ = render_json(&r);
+}
+
+#[test]
+fn text_lines_are_counted() {
+    let mut s = String::from("[acl-ipc-guard] 2026-11-23T21:07:05.000100Z pid=100 tid=100 seq=1 start version=0.1.0\n\nsome noise\n");
+    s.push_str(&good_pair().text_of(A));
+    let r = analyze(&[Input::text("mixed", &s)]);
+    assert_eq!(r.text_lines, 2);
+    assert_eq!(r.files[0].text_lines, 2);
+    assert!(render_text(&r).contains("text lines skipped: 2"));
+}
+
+#[test]
+fn seq_gaps_are_found() {
+    let j = good_pair();
+    let a: Vec<String> = j.text_of(A).lines().map(str::to_owned).collect();
+    // Drop A's records 3 and 4.
+    let kept: String = a
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2 && *i != 3)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    let r = analyze(&[Input::text("a", &kept), Input::text("b", &j.text_of(B))]);
+    assert_eq!(
+        r.gaps,
+        [Gap {
+            pid: A,
+            from: 3,
+            to: 4
+        }]
+    );
+    assert!(render_text(&r).contains("pid 100: seq 3..4 missing (2 records)"));
+    // A lost first record too: with no start the count starts where the records do.
+    let r = analyze(&[Input::text("a", &a[1..].join("\n"))]);
+    assert_eq!(r.gaps, []);
+    assert!(!r.processes[0].has_start);
+}
+
+#[test]
+fn file_order_and_sharing_do_not_matter() {
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .start(C)
+        .export(A, FP, 0x10000, 0)
+        .setpid(A, FP, &[B]);
+    j.import(B, FP, 0x90000)
+        .import(C, FP, 0xa0000)
+        .close(A, FP)
+        .close(B, FP)
+        .free(B, 0x90000);
+    j.summary(A).summary(B);
+    let inputs = j.inputs();
+    let mut reversed = inputs.clone();
+    reversed.reverse();
+    let strip = |r: &Report| {
+        let mut v = render_json(r);
+        v.as_object_mut().unwrap().remove("files");
+        for p in v["processes"].as_array_mut().unwrap() {
+            p.as_object_mut().unwrap().remove("files");
+        }
+        v
+    };
+    let base = analyze(&inputs);
+    assert!(!base.violations.is_empty());
+    assert_eq!(strip(&base), strip(&analyze(&reversed)));
+    assert_eq!(
+        strip(&base),
+        strip(&analyze(&[Input::text("shared", &j.shared())]))
+    );
+    // Shuffled lines inside a shared file, and the same file given twice.
+    let mut lines: Vec<&str> = j.lines.iter().map(|(_, l)| l.as_str()).collect();
+    lines.reverse();
+    let shuffled = lines.join("\n");
+    let twice = analyze(&[Input::text("x", &shuffled), Input::text("y", &shuffled)]);
+    assert_eq!(strip(&base)["violations"], strip(&twice)["violations"]);
+    assert_eq!(twice.duplicates, j.lines.len());
+}
+
+#[test]
+fn processes_fork_children_and_exec() {
+    let mut j = Job::new();
+    j.start(A).export(A, FP, 0x10000, 1);
+    // A fork child of A: its own pid, no start, its parent's count going on.
+    j.seq.insert(B, 2);
+    j.import(B, FP, 0x90000);
+    // B then execs: a new image with the same pid and a new count; the old one is gone.
+    j.start(B).close(A, FP).summary(B).summary(A);
+    let r = j.report();
+    let bs: Vec<&Process> = r.processes.iter().filter(|p| p.pid == B).collect();
+    assert_eq!(bs.len(), 2);
+    assert!(!bs[0].has_start && bs[0].first_seq == 3);
+    assert!(matches!(bs[0].end, End::Replaced(_)));
+    assert!(matches!(bs[1].end, End::Exited(_)));
+    assert!(r.gaps.is_empty(), "{:?}", r.gaps);
+    // The importer image was gone when the exporter closed.
+    assert_eq!(found(&r), vec![]);
+}
+
+#[test]
+fn json_output_has_the_fields() {
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 1)
+        .import(B, FP, 0x90000)
+        .close(A, FP)
+        .close(B, FP);
+    let mut inputs = j.inputs();
+    inputs[1]
+        .content
+        .as_mut()
+        .unwrap()
+        .extend_from_slice(b"text line\n{\"truncated\":");
+    let r = analyze(&inputs);
+    let s = serde_json::to_string_pretty(&render_json(&r)).unwrap();
+    let v: Value = serde_json::from_str(&s).unwrap();
+    for field in [
+        "violations",
+        "keys",
+        "skipped",
+        "processes",
+        "gaps",
+        "text_lines",
+        "files",
+    ] {
+        assert!(v.get(field).is_some(), "{field} missing");
+    }
+    let viol = &v["violations"][0];
+    for field in [
+        "rule", "severity", "pid", "fn", "key_fp", "source", "ts", "message",
+    ] {
+        assert!(viol.get(field).is_some(), "violation.{field} missing");
+    }
+    assert_eq!(viol["rule"], analyze::CLOSE_ORDER);
+    assert_eq!(viol["source"], "recheck");
+    assert_eq!(viol["key_fp"], FP);
+    assert_eq!(viol["pid"], A);
+    let evs = v["keys"][FP].as_array().unwrap();
+    for e in evs {
+        for field in ["ts", "pid", "fn", "event", "ret"] {
+            assert!(e.get(field).is_some(), "event.{field} missing in {e}");
+        }
+    }
+    assert_eq!(evs[0]["event"], "export");
+    assert_eq!(evs[0]["devPtr"], "0x10000");
+    assert_eq!(evs[1]["address"], "0x90000");
+    assert_eq!(v["skipped"][0]["file"], "log.200.json");
+    assert!(v["skipped"][0]["line"].as_u64().unwrap() > 1);
+    assert_eq!(v["text_lines"], 1);
+    assert_eq!(v["processes"].as_array().unwrap().len(), 2);
+    assert_eq!(v["verdict"]["exit_status"], 1);
+}
+
+#[test]
+fn raw_keys_are_never_printed() {
+    let mut j = Job::new();
+    j.start(A).start(B);
+    j.call(
+        A,
+        "aclrtIpcMemGetExportKey",
+        json!({"devPtr": "0x10000", "size": 4096, "key": "0x7ffd", "len": 65, "flags": 1}),
+        json!({"key_fp": FP, "key": "SECRETKEYBYTES"}),
+        0,
+    );
+    j.call(
+        B,
+        "aclrtIpcMemImportByKey",
+        json!({"devPtr": "0x7ffd", "key_fp": FP, "key": "SECRETKEYBYTES", "flags": 0}),
+        json!({"devPtr": "0x90000"}),
+        0,
+    );
+    let r = j.report();
+    assert!(!render_text(&r).contains("SECRET"));
+    assert!(!render_json(&r).to_string().contains("SECRET"));
+}
+
+fn run_args(args: &[&str]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run(&args, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn command_line_with_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Job::new();
+    j.start(A)
+        .start(B)
+        .export(A, FP, 0x10000, 1)
+        .import(B, FP, 0x90000)
+        .close(A, FP)
+        .close(B, FP);
+    j.summary(A).summary(B);
+    let mut paths = Vec::new();
+    for p in j.pids() {
+        let path = dir.path().join(format!("log.{p}.json"));
+        std::fs::write(&path, j.text_of(p)).unwrap();
+        paths.push(path.to_str().unwrap().to_owned());
+    }
+    let (code, out, err) = run_args(&[&paths[0], &paths[1]]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains("Violations by rule") && out.contains(analyze::CLOSE_ORDER),
+        "{out}"
+    );
+    assert!(out.contains("Timeline per key") && out.contains(FP));
+    assert!(out.contains("verdict: FAIL"));
+    assert!(err.is_empty());
+
+    let (code, out, _) = run_args(&["--json", &paths[1], &paths[0]]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["violations"][0]["rule"], analyze::CLOSE_ORDER);
+
+    // An unreadable file is named and skipped.
+    let missing = dir.path().join("nope.json");
+    let missing = missing.to_str().unwrap();
+    let (code, out, err) = run_args(&[missing, &paths[0], &paths[1]]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nope.json"), "{err}");
+    assert!(out.contains("unreadable"));
+    let (code, out, err) = run_args(&[missing]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("nope.json"));
+
+    // A good job: 0.
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, good_pair().shared()).unwrap();
+    assert_eq!(run_args(&[good.to_str().unwrap()]).0, 0);
+    assert_eq!(run_args(&["--", good.to_str().unwrap()]).0, 0);
+
+    // Usage.
+    let (code, _, err) = run_args(&[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("usage"));
+    let (code, _, err) = run_args(&["--jsn", &paths[0]]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--jsn") && err.contains("usage"));
+    let (code, out, _) = run_args(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("usage"));
+}
+
+#[test]
+fn fixtures_in_the_tree() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return; // a scratch build without the project's tree
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path().to_string_lossy().into_owned())
+        .filter(|p| p.ends_with(".json"))
+        .collect();
+    names.sort();
+    let inputs: Vec<Input> = names
+        .iter()
+        .map(|n| Input {
+            name: n.clone(),
+            content: std::fs::read(n).map_err(|e| e.to_string()),
+        })
+        .collect();
+    let r = analyze(&inputs);
+    let got: Vec<(&str, i64, &str)> = r
+        .violations
+        .iter()
+        .map(|v| (v.rule.as_str(), v.pid, v.source.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("close.exporter-before-importers", 4101, "recheck"),
+            ("free.imported", 4102, "log"),
+        ],
+        "{}",
+        render_text(&r)
+    );
+    assert_eq!(r.skipped.len(), 1);
+    assert_eq!(r.text_lines, 1);
+}
