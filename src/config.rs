@@ -113,7 +113,12 @@ impl Config {
             Some("enforce") => Mode::Enforce,
             Some("abort") => Mode::Abort,
             Some(v) => {
-                complain("ACL_IPC_GUARD_MODE", v, "off, audit, enforce or abort", "audit");
+                complain(
+                    "ACL_IPC_GUARD_MODE",
+                    v,
+                    "off, audit, enforce or abort",
+                    "audit",
+                );
                 Mode::Audit
             }
         };
@@ -137,7 +142,11 @@ impl Config {
                     "ACL_IPC_GUARD_FORMAT",
                     v,
                     "json or text",
-                    if default_format == Format::Json { "json" } else { "text" },
+                    if default_format == Format::Json {
+                        "json"
+                    } else {
+                        "text"
+                    },
                 );
                 default_format
             }
@@ -174,15 +183,16 @@ impl Config {
             }
         };
 
-        let mut flag = |var: &str, v: Option<String>, default: bool| match v.as_deref().map(str::trim) {
-            None | Some("") => default,
-            Some("1") => true,
-            Some("0") => false,
-            Some(v) => {
-                complain(var, v, "0 or 1", if default { "1" } else { "0" });
-                default
-            }
-        };
+        let mut flag =
+            |var: &str, v: Option<String>, default: bool| match v.as_deref().map(str::trim) {
+                None | Some("") => default,
+                Some("1") => true,
+                Some("0") => false,
+                Some(v) => {
+                    complain(var, v, "0 or 1", if default { "1" } else { "0" });
+                    default
+                }
+            };
         let backtrace = flag("ACL_IPC_GUARD_BACKTRACE", bt_v, true);
         let show_keys = flag("ACL_IPC_GUARD_SHOW_KEYS", keys_v, false);
 
@@ -197,7 +207,12 @@ impl Config {
             Some(v) => match v.parse::<i32>() {
                 Ok(n) if (0..=255).contains(&n) => Some(n),
                 _ => {
-                    complain("ACL_IPC_GUARD_EXITCODE", v, "a number from 0 to 255", "unset");
+                    complain(
+                        "ACL_IPC_GUARD_EXITCODE",
+                        v,
+                        "a number from 0 to 255",
+                        "unset",
+                    );
                     None
                 }
             },
@@ -292,7 +307,10 @@ mod tests {
         assert_eq!(c.calls, Calls::Ipc);
         assert!(c.backtrace);
         assert!(!c.show_keys);
-        assert_eq!(c.ledger, LedgerSetting::Dir("/dev/shm/acl-ipc-guard-1000".into()));
+        assert_eq!(
+            c.ledger,
+            LedgerSetting::Dir("/dev/shm/acl-ipc-guard-1000".into())
+        );
         assert_eq!(c.exitcode, None);
         assert_eq!(c.real_lib, "libascendcl.so");
         assert_eq!(c.repeat_limit, 100);
@@ -305,7 +323,10 @@ mod tests {
         let (c, _) = parse(&[("ACL_IPC_GUARD_LOG", "/tmp/x.%p.log")]);
         assert_eq!(c.log, LogTarget::File("/tmp/x.%p.log".into()));
         assert_eq!(c.format, Format::Json);
-        let (c, _) = parse(&[("ACL_IPC_GUARD_LOG", "/tmp/x"), ("ACL_IPC_GUARD_FORMAT", "text")]);
+        let (c, _) = parse(&[
+            ("ACL_IPC_GUARD_LOG", "/tmp/x"),
+            ("ACL_IPC_GUARD_FORMAT", "text"),
+        ]);
         assert_eq!(c.format, Format::Text);
     }
 
@@ -314,7 +335,10 @@ mod tests {
         let (c, bad) = parse(&[
             ("ACL_IPC_GUARD_MODE", "enforce"),
             ("ACL_IPC_GUARD_LOG", "off"),
-            ("ACL_IPC_GUARD_RULES", "export.untracked=error, free.imported=off"),
+            (
+                "ACL_IPC_GUARD_RULES",
+                "export.untracked=error, free.imported=off",
+            ),
             ("ACL_IPC_GUARD_CALLS", "none"),
             ("ACL_IPC_GUARD_BACKTRACE", "0"),
             ("ACL_IPC_GUARD_SHOW_KEYS", "1"),
@@ -341,7 +365,10 @@ mod tests {
     fn bad_values_are_reported_and_defaulted() {
         let (c, bad) = parse(&[
             ("ACL_IPC_GUARD_MODE", "loud"),
-            ("ACL_IPC_GUARD_RULES", "nosuch.rule=error,free.imported=maybe,export.flags=warning"),
+            (
+                "ACL_IPC_GUARD_RULES",
+                "nosuch.rule=error,free.imported=maybe,export.flags=warning",
+            ),
             ("ACL_IPC_GUARD_BACKTRACE", "yes"),
             ("ACL_IPC_GUARD_EXITCODE", "x"),
             ("ACL_IPC_GUARD_REPEAT_LIMIT", "-1"),

@@ -180,9 +180,7 @@ pub unsafe extern "C" fn aclrtIpcMemSetAttr(
 pub unsafe extern "C" fn aclrtIpcMemClose(key: *const c_char) -> aclError {
     intercept(
         Func::Close,
-        || Args::Close {
-            key: read_key(key),
-        },
+        || Args::Close { key: read_key(key) },
         |f| transmute::<usize, CloseFn>(f)(key),
         Out::default,
     )

@@ -61,7 +61,8 @@ fn resolve_slow(func: Func, real_lib: &str) -> Result<usize, Missing> {
     let found = if !next.is_null() && !is_own(next) {
         next
     } else {
-        let lib = CString::new(real_lib).map_err(|_| Missing("ACL_IPC_GUARD_REAL_LIB holds a NUL".into()))?;
+        let lib = CString::new(real_lib)
+            .map_err(|_| Missing("ACL_IPC_GUARD_REAL_LIB holds a NUL".into()))?;
         // SAFETY: dlopen with a valid path; the handle is kept for the life of the process.
         let handle = unsafe { libc::dlopen(lib.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
         if handle.is_null() {

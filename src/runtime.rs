@@ -151,7 +151,11 @@ impl Runtime {
             // SAFETY: registering plain extern "C" handlers.
             unsafe {
                 libc::atexit(at_exit);
-                libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child));
+                libc::pthread_atfork(
+                    Some(before_fork),
+                    Some(after_fork_parent),
+                    Some(after_fork_child),
+                );
             }
         }
         rt

@@ -60,9 +60,14 @@ pub struct Import {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Region {
     /// In an allocation `[base, base + size)` this process made.
-    Allocated { base: usize, size: usize },
+    Allocated {
+        base: usize,
+        size: usize,
+    },
     /// In memory imported under this key.
-    Imported { fp: Fp },
+    Imported {
+        fp: Fp,
+    },
     Unknown,
 }
 
@@ -97,7 +102,9 @@ impl ProcessState {
 
     /// Removes the allocation starting at `base`; returns its size if there was one.
     pub fn remove_alloc(&mut self, base: usize) -> Option<usize> {
-        self.fresh.remove(&base).or_else(|| self.index.remove(&base))
+        self.fresh
+            .remove(&base)
+            .or_else(|| self.index.remove(&base))
     }
 
     /// Moves fresh allocations into the ordered index; call before range questions so that
@@ -185,7 +192,11 @@ impl ProcessState {
         self.imports
             .entry(fp)
             .and_modify(|i| i.refs += 1)
-            .or_insert(Import { addr, size, refs: 1 });
+            .or_insert(Import {
+                addr,
+                size,
+                refs: 1,
+            });
     }
 
     /// Drops one reference; returns true when this closed the import for good.
@@ -238,8 +249,20 @@ mod tests {
         let mut s = ProcessState::new();
         s.add_alloc(0x10000, 0x3000);
         s.add_alloc(0x20000, 0x1000);
-        assert_eq!(s.region_of(0x10000), Region::Allocated { base: 0x10000, size: 0x3000 });
-        assert_eq!(s.region_of(0x12fff), Region::Allocated { base: 0x10000, size: 0x3000 });
+        assert_eq!(
+            s.region_of(0x10000),
+            Region::Allocated {
+                base: 0x10000,
+                size: 0x3000
+            }
+        );
+        assert_eq!(
+            s.region_of(0x12fff),
+            Region::Allocated {
+                base: 0x10000,
+                size: 0x3000
+            }
+        );
         assert_eq!(s.region_of(0x13000), Region::Unknown);
         assert_eq!(s.region_of(0xffff), Region::Unknown);
         s.add_import(fp(1), 0x50000, None);
@@ -252,10 +275,22 @@ mod tests {
         // The same answers from the ordered index.
         s.add_alloc(0x10000, 0x3000);
         s.sync_index();
-        assert_eq!(s.region_of(0x12fff), Region::Allocated { base: 0x10000, size: 0x3000 });
+        assert_eq!(
+            s.region_of(0x12fff),
+            Region::Allocated {
+                base: 0x10000,
+                size: 0x3000
+            }
+        );
         assert_eq!(s.region_of(0x13000), Region::Unknown);
         s.add_alloc(0x30000, 0x1000);
-        assert_eq!(s.region_of(0x30010), Region::Allocated { base: 0x30000, size: 0x1000 });
+        assert_eq!(
+            s.region_of(0x30010),
+            Region::Allocated {
+                base: 0x30000,
+                size: 0x1000
+            }
+        );
         assert_eq!(s.remove_alloc(0x10000), Some(0x3000));
         assert_eq!(s.remove_alloc(0x30000), Some(0x1000));
         assert_eq!(s.remove_alloc(0x30000), None);
@@ -274,7 +309,10 @@ mod tests {
         let probe = 0x1000_0000 + 777_777 * 0x2000 + 0x10;
         assert_eq!(
             s.region_of(probe),
-            Region::Allocated { base: probe - 0x10, size: 0x1000 }
+            Region::Allocated {
+                base: probe - 0x10,
+                size: 0x1000
+            }
         );
         assert_eq!(s.region_of(probe + 0x1000), Region::Unknown);
     }
@@ -291,7 +329,10 @@ mod tests {
         assert_eq!(s.live_imports(), 0);
         assert!(s.is_imported_addr(0x7000), "closed imports are remembered");
         s.add_alloc(0x7000, 0x1000);
-        assert!(!s.is_imported_addr(0x7000), "until the address is handed out again");
+        assert!(
+            !s.is_imported_addr(0x7000),
+            "until the address is handed out again"
+        );
         assert!(!s.close_import(&fp(9)));
     }
 
@@ -300,11 +341,23 @@ mod tests {
         let mut s = ProcessState::new();
         s.add_export(
             fp(1),
-            Export { dev_ptr: 0x11000, size: 0x1000, flags: 0, alloc_base: Some(0x10000), whitelist: vec![] },
+            Export {
+                dev_ptr: 0x11000,
+                size: 0x1000,
+                flags: 0,
+                alloc_base: Some(0x10000),
+                whitelist: vec![],
+            },
         );
         s.add_export(
             fp(2),
-            Export { dev_ptr: 0x90000, size: 0x1000, flags: 1, alloc_base: None, whitelist: vec![] },
+            Export {
+                dev_ptr: 0x90000,
+                size: 0x1000,
+                flags: 1,
+                alloc_base: None,
+                whitelist: vec![],
+            },
         );
         assert_eq!(s.open_exports_of(0x10000).count(), 1);
         assert_eq!(s.open_exports_of(0x11000).count(), 0);

@@ -29,7 +29,6 @@ pub struct aclrtServerPid {
     pub num: usize,
 }
 
-
 /// `aclrtIpcMemAttrType` value.
 #[cfg(not(acl_ipc_guard_vendor_headers))]
 pub const ACL_RT_IPC_MEM_ATTR_ACCESS_LINK: aclrtIpcMemAttrType = 0;

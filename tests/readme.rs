@@ -40,5 +40,8 @@ fn readme_rule_table_is_current() {
         std::fs::write(&path, updated).expect("write README.md");
         return;
     }
-    assert_eq!(current, fresh, "README rule table is stale; run ACL_IPC_GUARD_BLESS=1 cargo test --test readme");
+    assert_eq!(
+        current, fresh,
+        "README rule table is stale; run ACL_IPC_GUARD_BLESS=1 cargo test --test readme"
+    );
 }

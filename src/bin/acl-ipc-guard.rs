@@ -70,11 +70,17 @@ fn run(args: &[String]) -> i32 {
         let Some(value) = args.get(i + 1) else {
             usage_error(&format!("run: {a} needs a value"));
         };
-        if var == "ACL_IPC_GUARD_MODE" && !["off", "audit", "enforce", "abort"].contains(&value.as_str()) {
-            usage_error(&format!("run: --mode takes off, audit, enforce or abort, not {value:?}"));
+        if var == "ACL_IPC_GUARD_MODE"
+            && !["off", "audit", "enforce", "abort"].contains(&value.as_str())
+        {
+            usage_error(&format!(
+                "run: --mode takes off, audit, enforce or abort, not {value:?}"
+            ));
         }
         if var == "ACL_IPC_GUARD_EXITCODE" && value.parse::<u8>().is_err() {
-            usage_error(&format!("run: --exitcode takes a number from 0 to 255, not {value:?}"));
+            usage_error(&format!(
+                "run: --exitcode takes a number from 0 to 255, not {value:?}"
+            ));
         }
         envs.push((var, value.clone()));
         i += 2;
@@ -83,9 +89,7 @@ fn run(args: &[String]) -> i32 {
         usage_error("run: no PROGRAM after `--`");
     };
     let Some(lib) = find_library() else {
-        eprintln!(
-            "acl-ipc-guard: cannot find {LIB_NAME} beside this executable or in ../lib"
-        );
+        eprintln!("acl-ipc-guard: cannot find {LIB_NAME} beside this executable or in ../lib");
         return 127;
     };
     let preload = preload_value(&lib, std::env::var("LD_PRELOAD").ok().as_deref());
@@ -140,7 +144,13 @@ fn rules(args: &[String]) -> i32 {
         println!("{}", serde_json::Value::Array(list));
     } else {
         for r in RULES {
-            println!("{:<34} {:<8} {} | vendor: {}", r.id, r.severity.as_str(), r.checks, r.vendor);
+            println!(
+                "{:<34} {:<8} {} | vendor: {}",
+                r.id,
+                r.severity.as_str(),
+                r.checks,
+                r.vendor
+            );
         }
     }
     0

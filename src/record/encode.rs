@@ -146,7 +146,9 @@ fn json_str(s: &str, out: &mut Vec<u8>) {
             '\n' => out.extend_from_slice(b"\\n"),
             '\r' => out.extend_from_slice(b"\\r"),
             '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+            c if (c as u32) < 0x20 => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
             c => {
                 let mut b = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
@@ -411,7 +413,10 @@ fn text_record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
             mode,
             exe,
             ledger,
-        } => format!("start version={version} mode={} exe={exe} ledger={ledger}", mode.as_str()),
+        } => format!(
+            "start version={version} mode={} exe={exe} ledger={ledger}",
+            mode.as_str()
+        ),
         Body::Call {
             func,
             args,
@@ -428,7 +433,11 @@ fn text_record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
                 String::from_utf8_lossy(&a),
                 String::from_utf8_lossy(&o),
                 outcome.ret,
-                if outcome.forwarded { "forwarded" } else { "not-forwarded" },
+                if outcome.forwarded {
+                    "forwarded"
+                } else {
+                    "not-forwarded"
+                },
                 outcome.dur_ns
             )
         }
@@ -461,7 +470,10 @@ fn text_record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
             leaks,
             dropped,
         } => {
-            let v: Vec<String> = violations.iter().map(|(r, n)| format!("{}:{n}", r.id())).collect();
+            let v: Vec<String> = violations
+                .iter()
+                .map(|(r, n)| format!("{}:{n}", r.id()))
+                .collect();
             format!(
                 "summary calls={calls} violations={{{}}} blocked={blocked} leaks={leaks} dropped={dropped}",
                 v.join(",")
@@ -506,10 +518,16 @@ mod tests {
         assert_eq!(out, b"1970-01-01T00:00:00.000000Z");
         out.clear();
         format_ts(1_795_468_025_123_456, &mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), "2026-11-23T21:07:05.123456Z");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2026-11-23T21:07:05.123456Z"
+        );
         let mut out = Vec::new();
         format_ts(951_782_400_000_001, &mut out); // leap day
-        assert_eq!(String::from_utf8(out).unwrap(), "2000-02-29T00:00:00.000001Z");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2000-02-29T00:00:00.000001Z"
+        );
     }
 
     #[test]
@@ -619,6 +637,8 @@ mod tests {
         encode(&mut r, Format::Text, false, &mut out);
         let s = String::from_utf8(out).unwrap();
         assert_eq!(s.matches('\n').count(), 1);
-        assert!(s.starts_with("[acl-ipc-guard] 2026-11-23T21:07:05.123456Z pid=42 tid=43 seq=3 ERROR two lines"));
+        assert!(s.starts_with(
+            "[acl-ipc-guard] 2026-11-23T21:07:05.123456Z pid=42 tid=43 seq=3 ERROR two lines"
+        ));
     }
 }

@@ -72,7 +72,9 @@ fn open_log(path: &str) -> Result<i32, String> {
     };
     if fd < 0 {
         let err = std::io::Error::last_os_error();
-        Err(format!("cannot open log {path}: {err}; records are not written, the program carries on"))
+        Err(format!(
+            "cannot open log {path}: {err}; records are not written, the program carries on"
+        ))
     } else {
         Ok(fd)
     }
