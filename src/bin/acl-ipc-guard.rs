@@ -141,19 +141,27 @@ fn rules(args: &[String]) -> i32 {
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(list));
+        out(&format!("{}\n", serde_json::Value::Array(list)));
     } else {
         for r in RULES {
-            println!(
-                "{:<34} {:<8} {} | vendor: {}",
+            out(&format!(
+                "{:<34} {:<8} {} | vendor: {}\n",
                 r.id,
                 r.severity.as_str(),
                 r.checks,
                 r.vendor
-            );
+            ));
         }
     }
     0
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends the program quietly, as for any filter.
+fn out(text: &str) {
+    use std::io::Write;
+    if std::io::stdout().lock().write_all(text.as_bytes()).is_err() {
+        exit(0);
+    }
 }
 
 #[cfg(test)]

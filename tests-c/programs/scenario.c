@@ -614,7 +614,7 @@ static void cleanup(void) {
     answer("cleanup", "closes=%d frees=%d failed=%d", closes, frees, failed);
 }
 
-static void actor_command(char **w, int n) {
+__attribute__((noinline)) static void actor_command(char **w, int n) {
     const char *verb = w[0];
     char label[64];
     snprintf(label, sizeof label, "%s", verb);
@@ -695,6 +695,8 @@ static void actor_command(char **w, int n) {
             if (*c == ' ' || *c == '\n') *c = '_';
         printf("read aclrtMemcpy %d calls=1 text=%s\n", (int)r, r == 0 ? text : "");
         fflush(stdout);
+    } else if (strcmp(verb, "same") == 0 && n >= 3) { /* same P1 P2: one address? */
+        answer("same", "same=%d", ptr_var(w[1])->p == ptr_var(w[2])->p);
     } else if (strcmp(verb, "pid") == 0) {
         answer("pid", "pid=%d", (int)getpid());
     } else if (strcmp(verb, "sleep") == 0 && n >= 2) {
