@@ -40,6 +40,10 @@
 #ifndef ACL_RT_IPC_MEM_ATTR_ACCESS_LINK_HCCS
 #define ACL_RT_IPC_MEM_ATTR_ACCESS_LINK_HCCS 1
 #endif
+#if !defined(ACL_IPC_GUARD_HAVE_VENDOR_HEADERS)
+/* The one aclrtIpcMemAttrType value (an enumerator in the vendor's header). */
+#define ACL_RT_IPC_MEM_ATTR_ACCESS_LINK 0
+#endif
 
 
 /*
@@ -102,13 +106,6 @@ typedef int aclrtIpcMemAttrType;
  How `aclrtMalloc` places memory (`ACL_MEM_MALLOC_*`, with optional or-ed flag bits).
  */
 typedef int aclrtMemMallocPolicy;
-#endif
-
-#if !defined(ACL_IPC_GUARD_HAVE_VENDOR_HEADERS)
-/*
- `aclrtIpcMemAttrType` value.
- */
-#define ACL_RT_IPC_MEM_ATTR_ACCESS_LINK 0
 #endif
 
 #ifdef __cplusplus

@@ -18,6 +18,7 @@
 //! - [`record`]: record types, encodings, the log writer.
 //! - [`report`]: reading logs back (the CLI's `report`).
 //! - [`config`]: the `ACL_IPC_GUARD_*` switches.
+//! - [`sync`]: fork-safe locks and the writer's wake-up.
 
 pub mod boundary;
 pub mod call;
@@ -25,7 +26,6 @@ pub mod capi;
 pub mod config;
 pub mod exports;
 pub mod key;
-#[path = "ledger_tmp.rs"]
 pub mod ledger;
 pub mod real;
 pub mod record;
@@ -33,4 +33,5 @@ pub mod report;
 pub mod rules;
 pub mod runtime;
 pub mod state;
+pub mod sync;
 pub mod vendor;

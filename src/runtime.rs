@@ -14,9 +14,10 @@ use crate::rules::{
     check_after, check_before, Finding, Identity, ImportFacts, LedgerFacts, Rule, Severity,
 };
 use crate::state::{Export, ProcessState, Region};
+use crate::sync::{self, Lock};
 use once_cell::sync::OnceCell;
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 static RUNTIME: OnceCell<Runtime> = OnceCell::new();
@@ -36,7 +37,7 @@ pub struct Stats {
 
 enum LedgerLink {
     NotOpened,
-    Open(Ledger),
+    Open(Arc<Ledger>),
     Unusable,
 }
 
@@ -46,6 +47,7 @@ enum Trouble {
     RealMissing(Func),
     LedgerUnusable,
     LedgerFull,
+    LedgerFailed,
 }
 
 impl Trouble {
@@ -54,6 +56,7 @@ impl Trouble {
             Trouble::RealMissing(f) => f as usize,
             Trouble::LedgerUnusable => Func::ALL.len(),
             Trouble::LedgerFull => Func::ALL.len() + 1,
+            Trouble::LedgerFailed => Func::ALL.len() + 2,
         }
     }
 }
@@ -61,8 +64,8 @@ impl Trouble {
 pub struct Runtime {
     pub config: Config,
     log: Log,
-    state: Mutex<ProcessState>,
-    ledger: Mutex<LedgerLink>,
+    state: Lock<ProcessState>,
+    ledger: Lock<LedgerLink>,
     pid: AtomicI32,
     /// 0 until known: from the program's own aclrtDeviceGetBareTgid, or asked when needed.
     bare_tgid: AtomicI32,
@@ -72,7 +75,7 @@ pub struct Runtime {
     error_violations: AtomicU64,
     blocked: AtomicU64,
     per_rule: [AtomicU64; Rule::COUNT],
-    trouble_said: [AtomicBool; Func::ALL.len() + 2],
+    trouble_said: [AtomicBool; Func::ALL.len() + 3],
     finished: AtomicBool,
 }
 
@@ -119,8 +122,8 @@ impl Runtime {
         };
         let rt = Runtime {
             log,
-            state: Mutex::new(ProcessState::new()),
-            ledger: Mutex::new(LedgerLink::NotOpened),
+            state: Lock::new(ProcessState::new()),
+            ledger: Lock::new(LedgerLink::NotOpened),
             pid: AtomicI32::new(pid),
             bare_tgid: AtomicI32::new(0),
             start_ns: AtomicU64::new(own_start_ns(pid)),
@@ -129,7 +132,7 @@ impl Runtime {
             error_violations: AtomicU64::new(0),
             blocked: AtomicU64::new(0),
             per_rule: [const { AtomicU64::new(0) }; Rule::COUNT],
-            trouble_said: [const { AtomicBool::new(false) }; Func::ALL.len() + 2],
+            trouble_said: [const { AtomicBool::new(false) }; Func::ALL.len() + 3],
             finished: AtomicBool::new(false),
             config,
         };
@@ -214,9 +217,9 @@ impl Runtime {
         b
     }
 
-    /// Runs `f` with the ledger, opening it on first use; `None` when the ledger is off or
-    /// unusable (said once in an `error` record).
-    fn with_ledger<T>(&'static self, f: impl FnOnce(&Ledger) -> T) -> Option<T> {
+    /// The ledger, opened on first use; `None` when it is off or unusable (said once in
+    /// an `error` record). Our lock is not held while the ledger works.
+    fn ledger(&'static self) -> Option<Arc<Ledger>> {
         let LedgerSetting::Dir(dir) = &self.config.ledger else {
             return None;
         };
@@ -228,21 +231,47 @@ impl Runtime {
                 start_ticks: ledger::start_ticks_of(self.pid()).unwrap_or(0),
             };
             *link = match Ledger::open(dir, me) {
-                Ok(l) => LedgerLink::Open(l),
+                Ok(l) => LedgerLink::Open(Arc::new(l)),
                 Err(e) => {
+                    *link = LedgerLink::Unusable;
                     drop(link);
                     self.say_trouble(
                         Trouble::LedgerUnusable,
                         format!("ledger unusable, cross-process rules are off: {e}"),
                     );
-                    *self.ledger.lock() = LedgerLink::Unusable;
                     return None;
                 }
             };
         }
         match &*link {
-            LedgerLink::Open(l) => Some(f(l)),
+            LedgerLink::Open(l) => Some(l.clone()),
             _ => None,
+        }
+    }
+
+    /// Runs one ledger operation; a failure is said once in an `error` record and the
+    /// cross-process rules skip this call.
+    fn with_ledger<T>(
+        &'static self,
+        f: impl FnOnce(&Ledger) -> Result<T, ledger::LedgerError>,
+    ) -> Option<T> {
+        let l = self.ledger()?;
+        match f(&l) {
+            Ok(v) => Some(v),
+            Err(e @ ledger::LedgerError::TableFull { .. }) => {
+                self.say_trouble(
+                    Trouble::LedgerFull,
+                    format!("{e}; cross-process rules are not checked for keys it cannot hold"),
+                );
+                None
+            }
+            Err(e) => {
+                self.say_trouble(
+                    Trouble::LedgerFailed,
+                    format!("ledger operation failed, cross-process rules skip it: {e}"),
+                );
+                None
+            }
         }
     }
 
@@ -255,11 +284,9 @@ impl Runtime {
                 if self.state.lock().export(&k.fp).is_some() {
                     return LedgerFacts::None;
                 }
-                let me = self.bare_tgid();
                 self.with_ledger(|l| l.import_view(lfp(k.fp)))
                     .flatten()
                     .map_or(LedgerFacts::None, |v| {
-                        let _ = me;
                         LedgerFacts::Import(ImportFacts {
                             exporter_pid: v.exporter.pid,
                             exporter_alive: v.exporter_alive,
@@ -276,14 +303,10 @@ impl Runtime {
                 if self.state.lock().export(&k.fp).is_none() {
                     return LedgerFacts::None;
                 }
-                let me = self.pid();
                 let open: Vec<i32> = self
                     .with_ledger(|l| l.open_importers(lfp(k.fp)))
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|p| p.pid)
-                    .filter(|p| *p != me)
-                    .collect();
+                    .map(|o| o.procs.iter().map(|p| p.pid).collect())
+                    .unwrap_or_default();
                 if open.is_empty() {
                     LedgerFacts::None
                 } else {
@@ -315,16 +338,25 @@ impl Runtime {
             };
             block |= action == Action::Blocked;
             abort |= action == Action::Aborted;
-            let key = f.key_fp.map(|fp| match key {
-                Some(k) if k.fp == fp => KeyRef::Key(k),
-                _ => KeyRef::Fp(fp),
-            });
+            let key = f.key_fp.map(|fp| self.key_ref(fp, key));
             self.report(Some(func), f.rule, severity, action, f.message, key);
         }
         if abort {
             self.abort_now();
         }
         block
+    }
+
+    /// A record's reference to a key: with its raw bytes where the shim has them.
+    fn key_ref(&self, fp: Fp, arg: Option<Key>) -> KeyRef {
+        match arg {
+            Some(k) if k.fp == fp => KeyRef::Key(k),
+            _ => self
+                .state
+                .lock()
+                .raw_key(&fp)
+                .map_or(KeyRef::Fp(fp), KeyRef::Key),
+        }
     }
 
     fn report(
@@ -362,7 +394,8 @@ impl Runtime {
     }
 
     fn abort_now(&'static self) -> ! {
-        self.write_summary(0);
+        let leaks = self.state.lock().open_keys().len() as u64;
+        self.write_summary(leaks);
         self.log.flush();
         // SAFETY: abort never returns.
         unsafe { libc::abort() }
@@ -534,6 +567,7 @@ impl Runtime {
                         Region::Allocated { base, .. } => Some(base),
                         _ => None,
                     };
+                    s.remember_key(key);
                     s.add_export(
                         key.fp,
                         Export {
@@ -545,15 +579,7 @@ impl Runtime {
                         },
                     );
                 }
-                let full = self
-                    .with_ledger(|l| l.record_export(lfp(key.fp), *flags == 0, *size as u64))
-                    .and_then(Result::err);
-                if let Some(e) = full {
-                    self.say_trouble(
-                        Trouble::LedgerFull,
-                        format!("ledger cannot take key {}: {e}; cross-process rules are not checked for it", key.fp),
-                    );
-                }
+                self.with_ledger(|l| l.record_export(lfp(key.fp), *flags == 0, *size as u64));
             }
             Args::SetImportPid {
                 key: KeyArg::Key(k),
@@ -570,10 +596,13 @@ impl Runtime {
             } => {
                 if let Some(addr) = outcome.out.dev_ptr {
                     let size = self
-                        .with_ledger(|l| l.import_view(lfp(k.fp)).and_then(|v| v.size))
+                        .with_ledger(|l| l.export_size(lfp(k.fp)))
                         .flatten()
                         .map(|s| s as usize);
-                    self.state.lock().add_import(k.fp, addr, size);
+                    let mut s = self.state.lock();
+                    s.remember_key(*k);
+                    s.add_import(k.fp, addr, size);
+                    drop(s);
                     self.with_ledger(|l| l.record_import(lfp(k.fp)));
                 }
             }
@@ -641,14 +670,18 @@ impl Runtime {
                     severity,
                     Action::Reported,
                     format!("key {fp} was {what}"),
-                    Some(KeyRef::Fp(*fp)),
+                    Some(self.key_ref(*fp, None)),
                 );
             }
         }
         self.write_summary(open.len() as u64);
         self.log.flush();
-        if let LedgerLink::Open(l) = &*self.ledger.lock() {
-            l.detach();
+        let open = match &*self.ledger.lock() {
+            LedgerLink::Open(l) => Some(l.clone()),
+            _ => None,
+        };
+        if let Some(l) = open {
+            let _ = l.detach();
         }
         if let Some(code) = self.config.exitcode {
             if self.error_violations.load(Ordering::Relaxed) > 0 {
@@ -708,20 +741,15 @@ extern "C" fn at_exit() {
 
 extern "C" fn before_fork() {
     if let Some(rt) = RUNTIME.get() {
-        std::mem::forget(rt.state.lock());
-        std::mem::forget(rt.ledger.lock());
+        rt.state.hold_for_fork();
+        rt.ledger.hold_for_fork();
         rt.log.before_fork();
     }
 }
 
 extern "C" fn after_fork_parent() {
-    if let Some(rt) = RUNTIME.get() {
-        rt.log.after_fork_parent();
-        // SAFETY: before_fork locked these and forgot the guards, in this thread.
-        unsafe {
-            rt.ledger.force_unlock();
-            rt.state.force_unlock();
-        }
+    if RUNTIME.get().is_some() {
+        sync::release_fork_locks();
     }
 }
 
@@ -732,22 +760,13 @@ extern "C" fn after_fork_child() {
         rt.pid.store(pid, Ordering::Relaxed);
         rt.bare_tgid.store(0, Ordering::Relaxed);
         rt.start_ns.store(own_start_ns(pid), Ordering::Relaxed);
+        sync::release_fork_locks();
         rt.log.after_fork_child(pid);
-        // SAFETY: as in after_fork_parent; the child has only this thread.
-        unsafe {
-            rt.ledger.force_unlock();
-            rt.state.force_unlock();
-        }
         // The child owns none of its parent's keys or device memory.
         *rt.state.lock() = ProcessState::new();
-        {
-            let mut link = rt.ledger.lock();
-            if let LedgerLink::Open(l) = &mut *link {
-                l.after_fork_child();
-            }
-            // Re-open lazily with the child's identity.
-            *link = LedgerLink::NotOpened;
-        }
+        // The ledger is opened again, lazily, with the child's identity; dropping the
+        // parent's handle only unmaps it.
+        *rt.ledger.lock() = LedgerLink::NotOpened;
         rt.calls.store(0, Ordering::Relaxed);
         rt.violations.store(0, Ordering::Relaxed);
         rt.error_violations.store(0, Ordering::Relaxed);

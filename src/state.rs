@@ -3,7 +3,7 @@
 //! open exports, open imports with their reference counts, and addresses of closed imports.
 //! Plain data: the rules read it, the entry points update it after a call succeeds.
 
-use crate::key::Fp;
+use crate::key::{Fp, Key};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -83,6 +83,8 @@ pub struct ProcessState {
     exports: HashMap<Fp, Export>,
     imports: HashMap<Fp, Import>,
     closed_imports: HashSet<usize>,
+    /// Raw keys of open exports and imports, for records with `ACL_IPC_GUARD_SHOW_KEYS=1`.
+    raw_keys: HashMap<Fp, Key>,
 }
 
 impl ProcessState {
@@ -165,7 +167,24 @@ impl ProcessState {
     }
 
     pub fn remove_export(&mut self, fp: &Fp) -> Option<Export> {
-        self.exports.remove(fp)
+        let e = self.exports.remove(fp);
+        self.forget_key_if_closed(fp);
+        e
+    }
+
+    /// Keeps the raw key of an open export or import (records name it with SHOW_KEYS).
+    pub fn remember_key(&mut self, key: Key) {
+        self.raw_keys.insert(key.fp, key);
+    }
+
+    pub fn raw_key(&self, fp: &Fp) -> Option<Key> {
+        self.raw_keys.get(fp).copied()
+    }
+
+    fn forget_key_if_closed(&mut self, fp: &Fp) {
+        if !self.exports.contains_key(fp) && !self.imports.contains_key(fp) {
+            self.raw_keys.remove(fp);
+        }
     }
 
     /// Open exports whose memory is the allocation starting at `base` (or, for memory the
@@ -209,6 +228,7 @@ impl ProcessState {
             let addr = imp.addr;
             self.imports.remove(fp);
             self.closed_imports.insert(addr);
+            self.forget_key_if_closed(fp);
             true
         } else {
             false
@@ -367,5 +387,11 @@ mod tests {
         assert_eq!(s.open_keys(), vec![(fp(1), true), (fp(2), true)]);
         assert!(s.remove_export(&fp(1)).is_some());
         assert_eq!(s.live_exports(), 1);
+        let k = Key::from_bytes(b"k");
+        s.remember_key(k);
+        s.add_import(k.fp, 0x5000, None);
+        assert_eq!(s.raw_key(&k.fp), Some(k));
+        assert!(s.close_import(&k.fp));
+        assert_eq!(s.raw_key(&k.fp), None, "forgotten once closed");
     }
 }

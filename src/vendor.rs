@@ -28,7 +28,3 @@ pub struct aclrtServerPid {
     pub pid: *mut i32,
     pub num: usize,
 }
-
-/// `aclrtIpcMemAttrType` value.
-#[cfg(not(acl_ipc_guard_vendor_headers))]
-pub const ACL_RT_IPC_MEM_ATTR_ACCESS_LINK: aclrtIpcMemAttrType = 0;

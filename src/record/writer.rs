@@ -7,7 +7,7 @@
 
 use super::{encode, Body, Record};
 use crate::config::{Config, Format, LogTarget};
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Doorbell, Lock};
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +26,8 @@ struct Sink {
     owned: bool,
     buf: Vec<u8>,
     write_failed: bool,
+    /// The `seq` of the last record handed to the sink.
+    written: u64,
 }
 
 pub struct Log {
@@ -33,9 +35,9 @@ pub struct Log {
     show_keys: bool,
     target: LogTarget,
     capacity: usize,
-    queue: Mutex<Queue>,
-    wake: Condvar,
-    sink: Mutex<Sink>,
+    queue: Lock<Queue>,
+    wake: Doorbell,
+    sink: Lock<Sink>,
     dropped: AtomicU64,
     writer_running: AtomicBool,
 }
@@ -113,16 +115,17 @@ impl Log {
             show_keys: config.show_keys,
             target: config.log.clone(),
             capacity,
-            queue: Mutex::new(Queue {
+            queue: Lock::new(Queue {
                 items: VecDeque::new(),
                 next_seq: 1,
             }),
-            wake: Condvar::new(),
-            sink: Mutex::new(Sink {
+            wake: Doorbell::new(),
+            sink: Lock::new(Sink {
                 fd,
                 owned,
                 buf: Vec::with_capacity(1024),
                 write_failed: false,
+                written: 0,
             }),
             dropped: AtomicU64::new(0),
             writer_running: AtomicBool::new(false),
@@ -164,7 +167,7 @@ impl Log {
             });
         }
         if self.writer_running.load(Ordering::Acquire) || self.start_writer() {
-            self.wake.notify_one();
+            self.wake.ring();
         } else {
             self.flush();
         }
@@ -190,19 +193,24 @@ impl Log {
         self.flush();
     }
 
-    /// Writes everything queued, in order, from the calling thread.
+    /// Writes everything queued before this call, in order, from the calling thread. It
+    /// never waits for records queued after it started, so a busy program cannot keep it
+    /// writing.
     pub fn flush(&self) {
         if !self.enabled() {
             return;
         }
+        let target = self.queue.lock().next_seq - 1;
         let mut sink = self.sink.lock();
-        loop {
+        while sink.written < target {
             let batch = std::mem::take(&mut self.queue.lock().items);
             if batch.is_empty() {
                 break;
             }
             for mut rec in batch {
+                let seq = rec.seq;
                 self.write_record(&mut sink, &mut rec);
+                sink.written = seq;
             }
         }
     }
@@ -261,42 +269,25 @@ impl Log {
     fn writer_loop(&'static self) {
         crate::boundary::mark_internal_thread();
         loop {
-            {
-                let mut q = self.queue.lock();
-                while q.items.is_empty() {
-                    self.wake.wait(&mut q);
-                }
-            }
             self.flush();
+            self.wake
+                .sleep_unless(|| !self.queue.lock().items.is_empty(), 200);
         }
     }
 
     /// Before fork: write what is queued and hold both locks so that the child gets them
-    /// in a consistent state.
-    pub fn before_fork(&self) {
+    /// in a consistent state (released by `sync::release_fork_locks`).
+    pub fn before_fork(&'static self) {
         self.flush();
-        std::mem::forget(self.sink.lock());
-        std::mem::forget(self.queue.lock());
-    }
-
-    /// In the parent after fork.
-    pub fn after_fork_parent(&self) {
-        // SAFETY: before_fork locked both and forgot the guards; this thread owns them.
-        unsafe {
-            self.queue.force_unlock();
-            self.sink.force_unlock();
-        }
+        self.sink.hold_for_fork();
+        self.queue.hold_for_fork();
     }
 
     /// In the child after fork: no writer thread exists here; a path with `%p` gets the
     /// child's own file.
     pub fn after_fork_child(&self, pid: i32) {
-        // SAFETY: as in after_fork_parent; the child's only thread is the forking one.
-        unsafe {
-            self.queue.force_unlock();
-            self.sink.force_unlock();
-        }
         self.writer_running.store(false, Ordering::Release);
+        self.wake.reset();
         if let LogTarget::File(t) = &self.target {
             if t.contains("%p") {
                 let mut sink = self.sink.lock();
