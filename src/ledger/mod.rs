@@ -500,6 +500,12 @@ impl Ledger {
                 dead.push(w);
             }
         }
+        // A key this process leaves open (exported or imported, never closed) keeps the
+        // file: a later importer must still learn that its exporter is gone. The next job
+        // collects it.
+        if parties.iter().any(|w| w.same(&me)) {
+            retire = false;
+        }
         if retire {
             retire = !parties
                 .iter()

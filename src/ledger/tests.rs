@@ -666,8 +666,18 @@ fn detach_ignores_dead_processes() {
     gone.record_export(key(1), false, 4096).unwrap();
     let l = Ledger::open(&dir, me()).unwrap();
     l.record_export(key(2), false, 4096).unwrap();
+    l.record_close(key(2)).unwrap();
     l.detach().unwrap();
     assert!(!dir.join(FILE_NAME).exists());
+}
+
+#[test]
+fn a_key_left_open_keeps_the_file_for_late_importers() {
+    let (_t, dir) = tmp();
+    let l = Ledger::open(&dir, me()).unwrap();
+    l.record_export(key(3), false, 4096).unwrap();
+    l.detach().unwrap();
+    assert!(dir.join(FILE_NAME).exists(), "the leaked key is still known");
 }
 
 #[test]
