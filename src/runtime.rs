@@ -709,7 +709,9 @@ pub fn intercept(
     read_out: impl Fn() -> Out,
 ) -> i32 {
     let rt = Runtime::get();
-    let entered = if rt.config.mode == Mode::Off {
+    // After the summary (the process is exiting) calls from other threads are only
+    // forwarded: the summary is the last record.
+    let entered = if rt.config.mode == Mode::Off || rt.finished.load(Ordering::Relaxed) {
         None
     } else {
         Entered::enter()
