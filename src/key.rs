@@ -9,8 +9,15 @@ pub const KEY_LEN: usize = 65;
 
 /// First 8 bytes of the SHA-256 of a key's bytes (up to its NUL); printed as `fp:` and
 /// 16 lowercase hex digits. Raw keys never leave the process unless the user asks.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Fp(pub [u8; 8]);
+
+impl std::hash::Hash for Fp {
+    /// A fingerprint is already a uniform hash: one word is enough.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(u64::from_le_bytes(self.0));
+    }
+}
 
 impl Fp {
     pub fn of(bytes: &[u8]) -> Fp {

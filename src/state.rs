@@ -23,12 +23,17 @@ impl Hasher for AddrHasher {
         }
     }
 
+    fn write_u64(&mut self, n: u64) {
+        self.write_usize(n as usize);
+    }
+
     fn write_usize(&mut self, n: usize) {
         self.0 = (n as u64 ^ (n as u64 >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
 type AddrMap<V> = HashMap<usize, V, BuildHasherDefault<AddrHasher>>;
+type FpMap<V> = HashMap<Fp, V, BuildHasherDefault<AddrHasher>>;
 
 /// An export this process made and has not closed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,11 +85,11 @@ pub enum Region {
 pub struct ProcessState {
     fresh: AddrMap<usize>,
     index: BTreeMap<usize, usize>,
-    exports: HashMap<Fp, Export>,
-    imports: HashMap<Fp, Import>,
+    exports: FpMap<Export>,
+    imports: FpMap<Import>,
     closed_imports: HashSet<usize>,
     /// Raw keys of open exports and imports, for records with `ACL_IPC_GUARD_SHOW_KEYS=1`.
-    raw_keys: HashMap<Fp, Key>,
+    raw_keys: FpMap<Key>,
 }
 
 impl ProcessState {

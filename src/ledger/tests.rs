@@ -677,7 +677,10 @@ fn a_key_left_open_keeps_the_file_for_late_importers() {
     let l = Ledger::open(&dir, me()).unwrap();
     l.record_export(key(3), false, 4096).unwrap();
     l.detach().unwrap();
-    assert!(dir.join(FILE_NAME).exists(), "the leaked key is still known");
+    assert!(
+        dir.join(FILE_NAME).exists(),
+        "the leaked key is still known"
+    );
 }
 
 #[test]

@@ -38,6 +38,15 @@ pub fn format_ts(ts_us: i64, out: &mut Vec<u8>) {
     out.push(b'Z');
 }
 
+/// Lowercase hex without leading zeros (`0` for zero).
+fn push_hex(out: &mut Vec<u8>, v: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = ((64 - v.leading_zeros() as usize) + 3) / 4;
+    for i in (0..digits.max(1)).rev() {
+        out.push(HEX[((v >> (4 * i)) & 15) as usize]);
+    }
+}
+
 fn push_num(out: &mut Vec<u8>, n: i64, width: usize) {
     let mut b = itoa::Buffer::new();
     let s = b.format(n);
@@ -97,7 +106,9 @@ impl<'a> Obj<'a> {
 
     fn ptr(&mut self, name: &str, v: usize) {
         let o = self.name(name);
-        o.extend_from_slice(format!("\"{v:#x}\"").as_bytes());
+        o.extend_from_slice(b"\"0x");
+        push_hex(o, v as u64);
+        o.push(b'"');
     }
 
     fn bool(&mut self, name: &str, v: bool) {
@@ -139,6 +150,11 @@ impl<'a> Obj<'a> {
 
 fn json_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.extend_from_slice(b"\\\""),
@@ -626,6 +642,19 @@ mod tests {
         );
         assert_eq!(s["violations"]["exit.leak"], 2);
         assert_eq!(s["leaks"], 2);
+    }
+
+    #[test]
+    fn hex_and_escapes() {
+        for v in [0u64, 1, 0xf, 0x10, 0x7fff_1234_5000, u64::MAX] {
+            let mut out = Vec::new();
+            push_hex(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{v:x}"));
+        }
+        let mut out = Vec::new();
+        json_str("plain", &mut out);
+        json_str("a\\b\"c\u{1}", &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), r#""plain""a\\b\"c\u0001""#);
     }
 
     #[test]
