@@ -41,7 +41,7 @@ pub fn format_ts(ts_us: i64, out: &mut Vec<u8>) {
 /// Lowercase hex without leading zeros (`0` for zero).
 fn push_hex(out: &mut Vec<u8>, v: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = ((64 - v.leading_zeros() as usize) + 3) / 4;
+    let digits = (64 - v.leading_zeros() as usize).div_ceil(4);
     for i in (0..digits.max(1)).rev() {
         out.push(HEX[((v >> (4 * i)) & 15) as usize]);
     }
