@@ -39,15 +39,7 @@ pub unsafe extern "C" fn aclIpcGuardGetStats(out: *mut AclIpcGuardStats) -> c_in
         return codes::ACL_ERROR_INVALID_PARAM;
     }
     let _inside = Entered::enter();
-    let stats = contain(|| Runtime::get().stats()).unwrap_or_default();
-    *out = AclIpcGuardStats {
-        calls: stats.calls,
-        violations: stats.violations,
-        blocked: stats.blocked,
-        dropped: stats.dropped,
-        live_exports: stats.live_exports,
-        live_imports: stats.live_imports,
-    };
+    *out = contain(|| Runtime::get().stats()).unwrap_or_default();
     codes::ACL_SUCCESS
 }
 

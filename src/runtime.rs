@@ -5,6 +5,7 @@
 
 use crate::boundary::{self, contain, Entered};
 use crate::call::{codes, Args, Func, Out, Outcome};
+use crate::capi::AclIpcGuardStats;
 use crate::config::{Calls, Config, LedgerSetting, Mode};
 use crate::key::{Fp, Key, KeyArg};
 use crate::ledger::{self, Ledger};
@@ -23,17 +24,6 @@ use std::time::Instant;
 static RUNTIME: OnceCell<Runtime> = OnceCell::new();
 
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
-
-/// Counters behind `aclIpcGuardGetStats` and the `summary` record.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub calls: u64,
-    pub violations: u64,
-    pub blocked: u64,
-    pub dropped: u64,
-    pub live_exports: u64,
-    pub live_imports: u64,
-}
 
 enum LedgerLink {
     NotOpened,
@@ -176,12 +166,12 @@ impl Runtime {
             .push_through(self.pid(), boundary::tid(), Body::Error { message });
     }
 
-    pub fn stats(&self) -> Stats {
+    pub fn stats(&self) -> AclIpcGuardStats {
         let (live_exports, live_imports) = {
             let s = self.state.lock();
             (s.live_exports() as u64, s.live_imports() as u64)
         };
-        Stats {
+        AclIpcGuardStats {
             calls: self.calls.load(Ordering::Relaxed),
             violations: self.violations.load(Ordering::Relaxed),
             blocked: self.blocked.load(Ordering::Relaxed),

@@ -146,25 +146,8 @@ impl Log {
     /// Queues a record for the writer thread; when the queue is full it is dropped and
     /// counted.
     pub fn push(&'static self, pid: i32, tid: i32, body: Body) {
-        if !self.enabled() {
+        if !self.enqueue(pid, tid, body, true) {
             return;
-        }
-        {
-            let mut q = self.queue.lock();
-            let seq = q.next_seq;
-            q.next_seq += 1;
-            if q.items.len() >= self.capacity {
-                drop(q);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            q.items.push_back(Record {
-                seq,
-                ts_us: now_us(),
-                pid,
-                tid,
-                body,
-            });
         }
         if self.writer_running.load(Ordering::Acquire) || self.start_writer() {
             self.wake.ring();
@@ -175,22 +158,33 @@ impl Log {
 
     /// Writes a record, and everything queued before it, before returning.
     pub fn push_through(&self, pid: i32, tid: i32, body: Body) {
+        if self.enqueue(pid, tid, body, false) {
+            self.flush();
+        }
+    }
+
+    /// Gives the record its `seq` and queues it; false when the log is off or, for a
+    /// `bounded` record, the queue is full (the record is then counted as dropped).
+    fn enqueue(&self, pid: i32, tid: i32, body: Body, bounded: bool) -> bool {
         if !self.enabled() {
-            return;
+            return false;
         }
-        {
-            let mut q = self.queue.lock();
-            let seq = q.next_seq;
-            q.next_seq += 1;
-            q.items.push_back(Record {
-                seq,
-                ts_us: now_us(),
-                pid,
-                tid,
-                body,
-            });
+        let mut q = self.queue.lock();
+        let seq = q.next_seq;
+        q.next_seq += 1;
+        if bounded && q.items.len() >= self.capacity {
+            drop(q);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
         }
-        self.flush();
+        q.items.push_back(Record {
+            seq,
+            ts_us: now_us(),
+            pid,
+            tid,
+            body,
+        });
+        true
     }
 
     /// Writes everything queued before this call, in order, from the calling thread. It
