@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Installs what a fresh machine lacks (cmake, from Debian's packages) and builds everything
+# Installs what a fresh machine lacks (from Debian's packages) and builds everything
 # into build/: the shim and CLI (through cargo), the emulated runtime, the test programs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v cmake >/dev/null 2>&1; then
+# Debian's packages for what a fresh machine may lack: cmake, and pkg-config (the install
+# test builds a consumer through it).
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq cmake >/dev/null
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "cmake is missing: run 'apt-get install -y cmake' as root" >&2
+    echo "missing: ${missing[*]}: run 'apt-get install -y ${missing[*]}' as root" >&2
     exit 1
   fi
 fi
-for tool in cargo cc c++ python3 pkg-config; do
-  command -v "$tool" >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/$tool" ] || {
+export PATH="$HOME/.cargo/bin:$PATH"
+for tool in cargo cc c++ python3 nm readelf; do
+  command -v "$tool" >/dev/null 2>&1 || {
     echo "$tool is missing" >&2
     exit 1
   }
