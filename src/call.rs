@@ -141,6 +141,41 @@ impl Args {
     }
 }
 
+impl Args {
+    /// Reads the pid arrays the arguments point to (`SetImportPid`'s `pid`, each
+    /// `aclrtServerPid` entry's `pid`), where pointer and count are sane (non-NULL, 1..=31)
+    /// and not read yet.
+    ///
+    /// # Safety
+    /// Only where the real runtime reads them too: the caller's memory is trusted exactly
+    /// as far as the runtime trusts it.
+    pub unsafe fn read_pid_lists(&mut self) {
+        unsafe fn read(ptr: usize, num: usize) -> Option<Vec<i32>> {
+            if ptr == 0 || num == 0 || num > MAX_PIDS {
+                return None;
+            }
+            Some(std::slice::from_raw_parts(ptr as *const i32, num).to_vec())
+        }
+        match self {
+            Args::SetImportPid {
+                pid_ptr,
+                pids: pids @ None,
+                num,
+                ..
+            } => *pids = read(*pid_ptr, *num),
+            Args::ImportPidInterServer {
+                entries: Some(entries),
+                ..
+            } => {
+                for e in entries.iter_mut().filter(|e| e.pids.is_none()) {
+                    e.pids = read(e.pid_ptr, e.num);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Values written through out-pointers, read after a successful call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Out {

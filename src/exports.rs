@@ -4,7 +4,7 @@
 
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
-use crate::call::{Args, Func, Out, ServerEntry, MAX_PIDS, MAX_SERVER_ENTRIES};
+use crate::call::{Args, Func, Out, ServerEntry, MAX_SERVER_ENTRIES};
 use crate::key::{KeyArg, KEY_LEN};
 use crate::runtime::intercept;
 use crate::vendor::{aclError, aclrtIpcMemAttrType, aclrtMemMallocPolicy, aclrtServerPid};
@@ -27,14 +27,6 @@ unsafe fn read_key(key: *const c_char) -> KeyArg {
         }
     }
     KeyArg::Unterminated
-}
-
-/// Reads `num` pids when the runtime would read them too (non-NULL, 1..=31).
-unsafe fn read_pids(pid: *const i32, num: usize) -> Option<Vec<i32>> {
-    if pid.is_null() || num == 0 || num > MAX_PIDS {
-        return None;
-    }
-    Some(std::slice::from_raw_parts(pid, num).to_vec())
 }
 
 unsafe fn read_out_ptr(p: *mut *mut c_void) -> Out {
@@ -95,7 +87,7 @@ pub unsafe extern "C" fn aclrtIpcMemSetImportPid(
         || Args::SetImportPid {
             key: read_key(key),
             pid_ptr: pid as usize,
-            pids: read_pids(pid, num),
+            pids: None,
             num,
         },
         |f| transmute::<usize, SetImportPidFn>(f)(key, pid, num),
@@ -115,19 +107,22 @@ pub unsafe extern "C" fn aclrtIpcMemImportPidInterServer(
         || Args::ImportPidInterServer {
             key: read_key(key),
             server_pids: serverPids as usize,
-            entries: (!serverPids.is_null() && (1..=MAX_SERVER_ENTRIES).contains(&num)).then(
-                || {
-                    std::slice::from_raw_parts(serverPids, num)
-                        .iter()
-                        .map(|e| ServerEntry {
-                            sdid: e.sdid,
-                            pid_ptr: e.pid as usize,
-                            num: e.num,
-                            pids: read_pids(e.pid, e.num),
-                        })
-                        .collect()
-                },
-            ),
+            // The runtime checks the entries once key and array are there; the pid arrays
+            // themselves it reads only later (the runtime path reads them after success).
+            entries: (matches!(read_key(key), KeyArg::Key(_))
+                && !serverPids.is_null()
+                && (1..=MAX_SERVER_ENTRIES).contains(&num))
+            .then(|| {
+                std::slice::from_raw_parts(serverPids, num)
+                    .iter()
+                    .map(|e| ServerEntry {
+                        sdid: e.sdid,
+                        pid_ptr: e.pid as usize,
+                        num: e.num,
+                        pids: None,
+                    })
+                    .collect()
+            }),
             num,
         },
         |f| transmute::<usize, InterServerFn>(f)(key, serverPids, num),

@@ -213,11 +213,13 @@ impl Runtime {
         let LedgerSetting::Dir(dir) = &self.config.ledger else {
             return None;
         };
+        // Asked before taking the lock: it may call into the real runtime.
+        let bare_tgid = self.bare_tgid();
         let mut link = self.ledger.lock();
         if let LedgerLink::NotOpened = *link {
             let me = ledger::ProcId {
                 pid: self.pid(),
-                bare_tgid: self.bare_tgid(),
+                bare_tgid,
                 start_ticks: ledger::start_ticks_of(self.pid()).unwrap_or(0),
             };
             *link = match Ledger::open(dir, me) {
@@ -290,8 +292,11 @@ impl Runtime {
             Args::Close {
                 key: KeyArg::Key(k),
             } => {
-                if self.state.lock().export(&k.fp).is_none() {
-                    return LedgerFacts::None;
+                {
+                    let s = self.state.lock();
+                    if s.export(&k.fp).is_none() || s.import(&k.fp).is_some() {
+                        return LedgerFacts::None;
+                    }
                 }
                 let open: Vec<i32> = self
                     .with_ledger(|l| l.open_importers(lfp(k.fp)))
@@ -363,10 +368,13 @@ impl Runtime {
             self.error_violations.fetch_add(1, Ordering::Relaxed);
         }
         let n = self.per_rule[rule as usize].fetch_add(1, Ordering::Relaxed) + 1;
-        if n > self.config.repeat_limit {
+        // The record that explains an abort is always written, with its backtrace.
+        let aborting = action == Action::Aborted;
+        let after_summary = self.finished.load(Ordering::Relaxed) && rule != Rule::ExitLeak;
+        if (n > self.config.repeat_limit || after_summary) && !aborting {
             return;
         }
-        let backtrace = (severity == Severity::Error && self.config.backtrace)
+        let backtrace = (aborting || (severity == Severity::Error && self.config.backtrace))
             .then(backtrace::Backtrace::new_unresolved);
         self.log.push_through(
             self.pid(),
@@ -395,7 +403,7 @@ impl Runtime {
     pub fn run_call(
         &'static self,
         func: Func,
-        args: Args,
+        mut args: Args,
         forward: impl Fn() -> i32,
         read_out: impl Fn() -> Out,
     ) -> i32 {
@@ -412,6 +420,10 @@ impl Runtime {
         }
         let key = args.key().and_then(KeyArg::key).copied();
 
+        if self.pids_are_read_by_runtime(&args) {
+            // SAFETY: the real runtime reads this array for these arguments.
+            unsafe { args.read_pid_lists() };
+        }
         let block = contain(|| {
             let facts = self.ledger_facts(&args);
             let me = Identity {
@@ -450,6 +462,8 @@ impl Runtime {
             let ret = forward();
             let dur_ns = t0.map_or(0, |t| t.elapsed().as_nanos() as u64);
             let out = if ret == codes::ACL_SUCCESS {
+                // SAFETY: the runtime read the pid arrays and accepted them.
+                unsafe { args.read_pid_lists() };
                 read_out()
             } else {
                 Out::default()
@@ -472,7 +486,7 @@ impl Runtime {
             if outcome.forwarded && outcome.ret == codes::ACL_SUCCESS {
                 self.update(&args, &outcome);
             }
-            if record_call {
+            if record_call && !self.finished.load(Ordering::Relaxed) {
                 self.log.push(
                     self.pid(),
                     boundary::tid(),
@@ -485,6 +499,29 @@ impl Runtime {
             }
         });
         outcome.ret
+    }
+
+    /// True when the real runtime, given these arguments, gets as far as reading the pid
+    /// array: the key is this process's open export with a whitelist, and pointer and count
+    /// are sane.
+    fn pids_are_read_by_runtime(&self, args: &Args) -> bool {
+        match args {
+            Args::SetImportPid {
+                key: KeyArg::Key(k),
+                pid_ptr,
+                num,
+                ..
+            } => {
+                *pid_ptr != 0
+                    && (1..=crate::call::MAX_PIDS).contains(num)
+                    && self
+                        .state
+                        .lock()
+                        .export(&k.fp)
+                        .is_some_and(|e| !e.validation_disabled())
+            }
+            _ => false,
+        }
     }
 
     /// The allocation calls without a record: an allocation has no rule to break, and a
@@ -599,12 +636,14 @@ impl Runtime {
             Args::Close {
                 key: KeyArg::Key(k),
             } => {
+                // As the runtime does: a process that imported its own key closes the
+                // import first, the export with its next close.
                 let closed = {
                     let mut s = self.state.lock();
-                    if s.remove_export(&k.fp).is_some() {
-                        true
-                    } else {
+                    if s.import(&k.fp).is_some() {
                         s.close_import(&k.fp)
+                    } else {
+                        s.remove_export(&k.fp).is_some()
                     }
                 };
                 if closed {
@@ -759,6 +798,10 @@ extern "C" fn after_fork_child() {
         // The ledger is opened again, lazily, with the child's identity; dropping the
         // parent's handle only unmaps it.
         *rt.ledger.lock() = LedgerLink::NotOpened;
+        for said in &rt.trouble_said {
+            said.store(false, Ordering::Relaxed);
+        }
+        rt.finished.store(false, Ordering::Relaxed);
         rt.calls.store(0, Ordering::Relaxed);
         rt.violations.store(0, Ordering::Relaxed);
         rt.error_violations.store(0, Ordering::Relaxed);

@@ -282,6 +282,9 @@ impl Log {
     pub fn after_fork_child(&self, pid: i32) {
         self.writer_running.store(false, Ordering::Release);
         self.wake.reset();
+        // Records other threads queued between the parent's flush and the fork are the
+        // parent's to write; the child keeps only the seq count.
+        self.queue.lock().items.clear();
         if let LogTarget::File(t) = &self.target {
             if t.contains("%p") {
                 let mut sink = self.sink.lock();

@@ -152,7 +152,7 @@ fn assign_processes(recs: &mut [Rec], names: &[&str]) -> Vec<Process> {
                 p.mode.clone_from(mode);
                 p.exe.clone_from(exe);
             }
-            Body::Summary { dropped } => {
+            Body::Summary { dropped, .. } => {
                 p.end = End::Exited(r.ts.clone());
                 p.dropped = *dropped;
             }
@@ -227,6 +227,8 @@ struct ProcState {
     /// Keys this process exported.
     exports: Vec<String>,
     ended: bool,
+    /// Violation records written, per rule, with their severity.
+    written: HashMap<String, (u64, String)>,
 }
 
 struct Sweep<'a> {
@@ -281,7 +283,10 @@ impl<'a> Sweep<'a> {
         match &r.body {
             Body::Call(c) => self.call(r, c),
             Body::Violation(v) => self.log_violation(r, v),
-            Body::Summary { .. } => self.ps[r.proc_idx].ended = true,
+            Body::Summary { violations, .. } => {
+                self.ps[r.proc_idx].ended = true;
+                self.unwritten_violations(r, violations);
+            }
             Body::Error { message } => self.errors.push(ShimError {
                 ts: r.ts.clone(),
                 pid: r.pid,
@@ -308,7 +313,47 @@ impl<'a> Sweep<'a> {
         self.keys.entry(fp.to_owned()).or_default().events.push(ev);
     }
 
+    /// Violations the summary counts but no record shows (past the repeat limit): an
+    /// `error` among them fails the job too.
+    fn unwritten_violations(&mut self, r: &Rec, counted: &[(String, u64)]) {
+        for (rule, n) in counted {
+            let (written, severity) = self.ps[r.proc_idx]
+                .written
+                .get(rule)
+                .cloned()
+                .unwrap_or_else(|| {
+                    let default = crate::rules::Rule::from_id(rule)
+                        .map_or("warning", |r| r.default_severity().as_str());
+                    (0, default.to_owned())
+                });
+            if *n <= written {
+                continue;
+            }
+            self.violations.push(Violation {
+                rule: rule.clone(),
+                severity,
+                pid: r.pid,
+                func: "summary".to_owned(),
+                key_fp: None,
+                source: Source::Log,
+                ts: r.ts.clone(),
+                ts_us: r.ts_us,
+                seq: r.seq,
+                message: format!(
+                    "{} more {rule} violation(s) counted in the summary but not written (ACL_IPC_GUARD_REPEAT_LIMIT)",
+                    n - written
+                ),
+                action: None,
+            });
+        }
+    }
+
     fn log_violation(&mut self, r: &Rec, lv: &LogViolation) {
+        let w = self.ps[r.proc_idx]
+            .written
+            .entry(lv.rule.clone())
+            .or_insert((0, lv.severity.clone()));
+        w.0 += 1;
         let v = Violation {
             rule: lv.rule.clone(),
             severity: lv.severity.clone(),

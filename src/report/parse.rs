@@ -36,6 +36,8 @@ pub enum Body {
     Violation(Box<LogViolation>),
     Summary {
         dropped: Option<u64>,
+        /// Violations counted per rule (all of them, written or not).
+        violations: Vec<(String, u64)>,
     },
     Error {
         message: String,
@@ -184,6 +186,15 @@ fn body(event: &str, obj: &Map<String, Value>) -> Body {
         })),
         "summary" => Body::Summary {
             dropped: u(obj, "dropped"),
+            violations: obj
+                .get("violations")
+                .and_then(|v| v.as_object())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(rule, n)| Some((rule.clone(), n.as_u64()?)))
+                        .collect()
+                })
+                .unwrap_or_default(),
         },
         "error" => Body::Error {
             message: s(obj, "message").unwrap_or_default(),

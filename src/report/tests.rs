@@ -539,6 +539,34 @@ fn a_log_violation_is_not_repeated_by_the_recheck() {
 }
 
 #[test]
+fn violations_past_the_repeat_limit_still_count() {
+    let mut j = Job::new();
+    j.start(A);
+    j.rec(A, "violation", json!({"rule": "close.key-null", "severity": "error", "action": "reported", "fn": "aclrtIpcMemClose", "message": "key is NULL"}));
+    j.rec(A, "summary", json!({"calls": 5, "violations": {"close.key-null": 4, "exit.leak": 1}, "blocked": 0, "leaks": 1, "dropped": 0}));
+    let r = j.report();
+    let extra: Vec<_> = r
+        .violations
+        .iter()
+        .filter(|v| v.func == "summary")
+        .collect();
+    assert_eq!(extra.len(), 2, "{:?}", r.violations);
+    assert!(extra.iter().any(|v| v.rule == "close.key-null"
+        && v.severity == "error"
+        && v.message.starts_with("3 more")));
+    assert!(extra
+        .iter()
+        .any(|v| v.rule == "exit.leak" && v.severity == "warning"));
+    assert_eq!(r.exit_status(), 1);
+
+    // A limit of 0: nothing written, the summary alone fails the job.
+    let mut j = Job::new();
+    j.start(A);
+    j.rec(A, "summary", json!({"calls": 1, "violations": {"close.key-null": 1}, "blocked": 0, "leaks": 0, "dropped": 0}));
+    assert_eq!(j.report().exit_status(), 1);
+}
+
+#[test]
 fn log_warnings_do_not_fail() {
     let mut j = Job::new();
     j.start(A);

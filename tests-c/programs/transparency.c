@@ -85,6 +85,11 @@ int main(void) {
     line("SetImportPid(unknown key)", aclrtIpcMemSetImportPid("0123456789abcdef", pids, 1), NULL);
     pids[0] = 12345;
     line("SetImportPid(no-validation key)", aclrtIpcMemSetImportPid(key_open, pids, 1), NULL);
+    /* Garbage pid pointers where the runtime refuses before reading them. */
+    line("SetImportPid(NULL key, bad pid ptr)", aclrtIpcMemSetImportPid(NULL, (int32_t *)0x10, 1), NULL);
+    line("SetImportPid(unknown key, bad pid ptr)", aclrtIpcMemSetImportPid("0123456789abcdef", (int32_t *)0x10, 1), NULL);
+    line("SetImportPid(no-validation key, bad ptr)", aclrtIpcMemSetImportPid(key_open, (int32_t *)0x10, 1), NULL);
+    line("InterServer(NULL key, bad array)", aclrtIpcMemImportPidInterServer(NULL, (aclrtServerPid *)0x10, 1), NULL);
     line("SetImportPid", aclrtIpcMemSetImportPid(key, pids, 1), NULL);
     line("SetImportPid(31 pids)", aclrtIpcMemSetImportPid(key, pids + 1, 31), NULL);
 
@@ -105,6 +110,13 @@ int main(void) {
     line("InterServer(NULL pid entry)", aclrtIpcMemImportPidInterServer(key, &sp_bad, 1), NULL);
     line("InterServer", aclrtIpcMemImportPidInterServer(key, &sp, 1), NULL);
 
+    /* A process importing its own no-validation key: the first close ends the import,
+     * the export stays (SetImportPid still says 207006), the second close ends it. */
+    void *own = NULL;
+    r = aclrtIpcMemImportByKey(&own, key_open, 0);
+    line("Import(own no-validation key)", r, ptr_shape(own));
+    line("Close(own import)", aclrtIpcMemClose(key_open), NULL);
+    line("SetImportPid(no-validation, after own close)", aclrtIpcMemSetImportPid(key_open, pids, 1), NULL);
     line("Free(with open key)", aclrtFree(p32), NULL);
     line("Close(NULL)", aclrtIpcMemClose(NULL), NULL);
     line("Close(unterminated)", aclrtIpcMemClose(unterminated), NULL);

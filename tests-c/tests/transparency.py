@@ -20,6 +20,8 @@ for label, preload, extra in (
         recs = read_log(work.file("log.json"))
         check(len(violations(recs)) > 10, f"{label}: the bad calls were reported")
         check(all(r["forwarded"] for r in calls(recs)), f"{label}: audit forwards every call")
+        # The export outlives the close of its own import: still 'validation-disabled'.
+        eq(len(violations(recs, "setpid.validation-disabled")), 3, f"{label}: SetImportPid on the no-validation key")
     work.cleanup()
 
 base = outputs["without shim"]
