@@ -19,34 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void expect(const char *what, aclError got, aclError want) {
-    if (got != want) {
-        fprintf(stderr, "audit_order[%d]: %s returned %d, expected %d\n", (int)getpid(), what, (int)got, (int)want);
-        exit(10);
-    }
-}
+#include "test_util.h"
 
-static void xwrite(int fd, const void *buf, size_t n) {
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) exit(11);
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-static void xread(int fd, void *buf, size_t n) {
-    char *p = buf;
-    while (n > 0) {
-        ssize_t r = read(fd, p, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) exit(12);
-        p += r;
-        n -= (size_t)r;
-    }
-}
+static void expect(const char *what, aclError got, aclError want) { expect_ret("audit_order", what, got, want); }
 
 static char command(int fd) {
     char c = 0;
