@@ -11,7 +11,7 @@
 //! - [`exports`], [`capi`]: the C entry points; thin.
 //! - [`boundary`]: re-entry guard, panic containment.
 //! - [`real`]: finding the real runtime's functions.
-//! - [`runtime`]: process-wide state and the per-call path.
+//! - [`runtime`]: process-wide state and the per-call path; its cross-process side; exit and fork.
 //! - [`rules`]: the rule table and the checks, plain safe Rust.
 //! - [`state`]: this process's allocations, exports and imports.
 //! - [`ledger`]: the cross-process view of each key, through a shared directory.

@@ -285,6 +285,8 @@ impl Log {
         // Records other threads queued between the parent's flush and the fork are the
         // parent's to write; the child keeps only the seq count.
         self.queue.lock().items.clear();
+        // Its drops are its own: the parent's are in the parent's summary.
+        self.dropped.store(0, Ordering::Relaxed);
         if let LogTarget::File(t) = &self.target {
             if t.contains("%p") {
                 let mut sink = self.sink.lock();

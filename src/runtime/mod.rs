@@ -1,7 +1,8 @@
 //! The shim's process-wide state and the path every intercepted call takes once it is
 //! past the boundary: gather facts → rules → decide (report, block, abort) → forward →
 //! update state and ledger → record. Initialised on the first intercepted call, never from
-//! a library constructor.
+//! a library constructor. The cross-process side (bare tgid, ledger) is in
+//! `cross_process`, exit, abort and fork in `lifecycle`.
 
 use crate::boundary::{self, contain, Entered};
 use crate::call::{codes, Args, Func, Out, Outcome};
@@ -21,15 +22,15 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+mod cross_process;
+mod lifecycle;
+
+use cross_process::{lfp, LedgerLink};
+use lifecycle::{after_fork_child, after_fork_parent, at_exit, before_fork};
+
 static RUNTIME: OnceCell<Runtime> = OnceCell::new();
 
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
-
-enum LedgerLink {
-    NotOpened,
-    Open(Arc<Ledger>),
-    Unusable,
-}
 
 /// Causes of `error` records, each written once per process.
 #[derive(Clone, Copy)]
@@ -185,135 +186,6 @@ impl Runtime {
         self.log.flush();
     }
 
-    // ------------------------------------------------------------ identity and ledger
-
-    fn bare_tgid(&self) -> i32 {
-        let b = self.bare_tgid.load(Ordering::Relaxed);
-        if b > 0 {
-            return b;
-        }
-        // Ask the runtime once, as the program would (the entry is guarded, so this is
-        // not intercepted); fall back to getpid when it cannot tell.
-        let mut asked = -1i32;
-        if let Ok(addr) = real::resolve(Func::DeviceGetBareTgid, &self.config.real_lib) {
-            // SAFETY: the real function has the vendor's signature.
-            let f: extern "C" fn(*mut i32) -> i32 = unsafe { std::mem::transmute(addr) };
-            if f(&mut asked) != 0 {
-                asked = -1;
-            }
-        }
-        let b = if asked > 0 { asked } else { self.pid() };
-        self.bare_tgid.store(b, Ordering::Relaxed);
-        b
-    }
-
-    /// The ledger, opened on first use; `None` when it is off or unusable (said once in
-    /// an `error` record). Our lock is not held while the ledger works.
-    fn ledger(&'static self) -> Option<Arc<Ledger>> {
-        let LedgerSetting::Dir(dir) = &self.config.ledger else {
-            return None;
-        };
-        // Asked before taking the lock: it may call into the real runtime.
-        let bare_tgid = self.bare_tgid();
-        let mut link = self.ledger.lock();
-        if let LedgerLink::NotOpened = *link {
-            let me = ledger::ProcId {
-                pid: self.pid(),
-                bare_tgid,
-                start_ticks: ledger::start_ticks_of(self.pid()).unwrap_or(0),
-            };
-            *link = match Ledger::open(dir, me) {
-                Ok(l) => LedgerLink::Open(Arc::new(l)),
-                Err(e) => {
-                    *link = LedgerLink::Unusable;
-                    drop(link);
-                    self.say_trouble(
-                        Trouble::LedgerUnusable,
-                        format!("ledger unusable, cross-process rules are off: {e}"),
-                    );
-                    return None;
-                }
-            };
-        }
-        match &*link {
-            LedgerLink::Open(l) => Some(l.clone()),
-            _ => None,
-        }
-    }
-
-    /// Runs one ledger operation; a failure is said once in an `error` record and the
-    /// cross-process rules skip this call.
-    fn with_ledger<T>(
-        &'static self,
-        f: impl FnOnce(&Ledger) -> Result<T, ledger::LedgerError>,
-    ) -> Option<T> {
-        let l = self.ledger()?;
-        match f(&l) {
-            Ok(v) => Some(v),
-            Err(e @ ledger::LedgerError::TableFull { .. }) => {
-                self.say_trouble(
-                    Trouble::LedgerFull,
-                    format!("{e}; cross-process rules are not checked for keys it cannot hold"),
-                );
-                None
-            }
-            Err(e) => {
-                self.say_trouble(
-                    Trouble::LedgerFailed,
-                    format!("ledger operation failed, cross-process rules skip it: {e}"),
-                );
-                None
-            }
-        }
-    }
-
-    fn ledger_facts(&'static self, args: &Args) -> LedgerFacts {
-        match args {
-            Args::ImportByKey {
-                key: KeyArg::Key(k),
-                ..
-            } => {
-                if self.state.lock().export(&k.fp).is_some() {
-                    return LedgerFacts::None;
-                }
-                self.with_ledger(|l| l.import_view(lfp(k.fp)))
-                    .flatten()
-                    .map_or(LedgerFacts::None, |v| {
-                        LedgerFacts::Import(ImportFacts {
-                            exporter_pid: v.exporter.pid,
-                            exporter_alive: v.exporter_alive,
-                            whitelist_mode: v.whitelist_mode,
-                            exporter_closed: v.exporter_closed,
-                            memory_freed: v.memory_freed,
-                            whitelisted_at_ns: v.whitelisted_at_ns,
-                        })
-                    })
-            }
-            Args::Close {
-                key: KeyArg::Key(k),
-            } => {
-                {
-                    let s = self.state.lock();
-                    if s.export(&k.fp).is_none() || s.import(&k.fp).is_some() {
-                        return LedgerFacts::None;
-                    }
-                }
-                let open: Vec<i32> = self
-                    .with_ledger(|l| l.open_importers(lfp(k.fp)))
-                    .map(|o| o.procs.iter().map(|p| p.pid).collect())
-                    .unwrap_or_default();
-                if open.is_empty() {
-                    LedgerFacts::None
-                } else {
-                    LedgerFacts::ExporterClose {
-                        open_importers: open,
-                    }
-                }
-            }
-            _ => LedgerFacts::None,
-        }
-    }
-
     // ------------------------------------------------------------ the call path
 
     /// Decides what to do about findings: writes their records and returns whether the
@@ -389,14 +261,6 @@ impl Runtime {
                 backtrace,
             })),
         );
-    }
-
-    fn abort_now(&'static self) -> ! {
-        let leaks = self.state.lock().open_keys().len() as u64;
-        self.write_summary(leaks);
-        self.log.flush();
-        // SAFETY: abort never returns.
-        unsafe { libc::abort() }
     }
 
     /// Everything after the boundary for one call. `forward` calls the real function.
@@ -658,75 +522,6 @@ impl Runtime {
             _ => {}
         }
     }
-
-    // ------------------------------------------------------------ exit and fork
-
-    fn write_summary(&'static self, leaks: u64) {
-        let violations = Rule::ALL
-            .iter()
-            .filter_map(|r| {
-                let n = self.per_rule[*r as usize].load(Ordering::Relaxed);
-                (n > 0).then_some((*r, n))
-            })
-            .collect();
-        let body = Body::Summary {
-            calls: self.calls.load(Ordering::Relaxed),
-            violations,
-            blocked: self.blocked.load(Ordering::Relaxed),
-            leaks,
-            dropped: self.log.stats().dropped,
-        };
-        self.log.push_through(self.pid(), boundary::tid(), body);
-    }
-
-    /// At exit: `exit.leak` for every key still open, the summary, then the exit code.
-    fn finish(&'static self) {
-        if self.finished.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let open = self.state.lock().open_keys();
-        let severity = self.config.severity(Rule::ExitLeak);
-        if severity != Severity::Off {
-            for (fp, exported) in &open {
-                let what = if *exported {
-                    "exported and never closed: importers may still map it, and the key stays registered"
-                } else {
-                    "imported and never closed with aclrtIpcMemClose"
-                };
-                self.report(
-                    None,
-                    Rule::ExitLeak,
-                    severity,
-                    Action::Reported,
-                    format!("key {fp} was {what}"),
-                    Some(self.key_ref(*fp, None)),
-                );
-            }
-        }
-        self.write_summary(open.len() as u64);
-        self.log.flush();
-        let open = match &*self.ledger.lock() {
-            LedgerLink::Open(l) => Some(l.clone()),
-            _ => None,
-        };
-        if let Some(l) = open {
-            let _ = l.detach();
-        }
-        if let Some(code) = self.config.exitcode {
-            if self.error_violations.load(Ordering::Relaxed) > 0 {
-                // SAFETY: flushing stdio then leaving with the requested status.
-                unsafe {
-                    libc::fflush(std::ptr::null_mut());
-                    libc::_exit(code);
-                }
-            }
-        }
-    }
-}
-
-/// The ledger's fingerprint type from ours.
-fn lfp(fp: Fp) -> ledger::Fp {
-    ledger::Fp(fp.0)
 }
 
 /// Entry point logic shared by every intercepted function: the re-entry guard, the kill
@@ -760,54 +555,5 @@ pub fn intercept(
     match contain(gather) {
         Some(args) => rt.run_call(func, args, || forward(real), read_out),
         None => forward(real),
-    }
-}
-
-extern "C" fn at_exit() {
-    if let Some(rt) = RUNTIME.get() {
-        let _inside = Entered::enter();
-        let _ = contain(|| rt.finish());
-    }
-}
-
-extern "C" fn before_fork() {
-    if let Some(rt) = RUNTIME.get() {
-        rt.state.hold_for_fork();
-        rt.ledger.hold_for_fork();
-        rt.log.before_fork();
-    }
-}
-
-extern "C" fn after_fork_parent() {
-    if RUNTIME.get().is_some() {
-        sync::release_fork_locks();
-    }
-}
-
-extern "C" fn after_fork_child() {
-    if let Some(rt) = RUNTIME.get() {
-        let pid = getpid();
-        boundary::reset_tid_after_fork();
-        rt.pid.store(pid, Ordering::Relaxed);
-        rt.bare_tgid.store(0, Ordering::Relaxed);
-        rt.start_ns.store(own_start_ns(pid), Ordering::Relaxed);
-        sync::release_fork_locks();
-        rt.log.after_fork_child(pid);
-        // The child owns none of its parent's keys or device memory.
-        *rt.state.lock() = ProcessState::new();
-        // The ledger is opened again, lazily, with the child's identity; dropping the
-        // parent's handle only unmaps it.
-        *rt.ledger.lock() = LedgerLink::NotOpened;
-        for said in &rt.trouble_said {
-            said.store(false, Ordering::Relaxed);
-        }
-        rt.finished.store(false, Ordering::Relaxed);
-        rt.calls.store(0, Ordering::Relaxed);
-        rt.violations.store(0, Ordering::Relaxed);
-        rt.error_violations.store(0, Ordering::Relaxed);
-        rt.blocked.store(0, Ordering::Relaxed);
-        for c in &rt.per_rule {
-            c.store(0, Ordering::Relaxed);
-        }
     }
 }

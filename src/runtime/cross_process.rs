@@ -1,0 +1,146 @@
+//! The cross-process side of the call path: who this process is (its bare tgid) and the
+//! ledger, opened on first use, asked for the facts the ledger rules need, and told what
+//! happened. Its trouble is said once in an `error` record; the ledger rules then skip.
+
+use super::*;
+
+/// The ledger as this process sees it.
+pub(super) enum LedgerLink {
+    NotOpened,
+    Open(Arc<Ledger>),
+    Unusable,
+}
+
+impl Runtime {
+    pub(super) fn bare_tgid(&self) -> i32 {
+        let b = self.bare_tgid.load(Ordering::Relaxed);
+        if b > 0 {
+            return b;
+        }
+        // Ask the runtime once, as the program would (the entry is guarded, so this is
+        // not intercepted); fall back to getpid when it cannot tell.
+        let mut asked = -1i32;
+        if let Ok(addr) = real::resolve(Func::DeviceGetBareTgid, &self.config.real_lib) {
+            // SAFETY: the real function has the vendor's signature.
+            let f: extern "C" fn(*mut i32) -> i32 = unsafe { std::mem::transmute(addr) };
+            if f(&mut asked) != 0 {
+                asked = -1;
+            }
+        }
+        let b = if asked > 0 { asked } else { self.pid() };
+        self.bare_tgid.store(b, Ordering::Relaxed);
+        b
+    }
+
+    /// The ledger, opened on first use; `None` when it is off or unusable (said once in
+    /// an `error` record). Our lock is not held while the ledger works.
+    pub(super) fn ledger(&'static self) -> Option<Arc<Ledger>> {
+        let LedgerSetting::Dir(dir) = &self.config.ledger else {
+            return None;
+        };
+        // Asked before taking the lock: it may call into the real runtime.
+        let bare_tgid = self.bare_tgid();
+        let mut link = self.ledger.lock();
+        if let LedgerLink::NotOpened = *link {
+            let me = ledger::ProcId {
+                pid: self.pid(),
+                bare_tgid,
+                start_ticks: ledger::start_ticks_of(self.pid()).unwrap_or(0),
+            };
+            *link = match Ledger::open(dir, me) {
+                Ok(l) => LedgerLink::Open(Arc::new(l)),
+                Err(e) => {
+                    *link = LedgerLink::Unusable;
+                    drop(link);
+                    self.say_trouble(
+                        Trouble::LedgerUnusable,
+                        format!("ledger unusable, cross-process rules are off: {e}"),
+                    );
+                    return None;
+                }
+            };
+        }
+        match &*link {
+            LedgerLink::Open(l) => Some(l.clone()),
+            _ => None,
+        }
+    }
+
+    /// Runs one ledger operation; a failure is said once in an `error` record and the
+    /// cross-process rules skip this call.
+    pub(super) fn with_ledger<T>(
+        &'static self,
+        f: impl FnOnce(&Ledger) -> Result<T, ledger::LedgerError>,
+    ) -> Option<T> {
+        let l = self.ledger()?;
+        match f(&l) {
+            Ok(v) => Some(v),
+            Err(e @ ledger::LedgerError::TableFull { .. }) => {
+                self.say_trouble(
+                    Trouble::LedgerFull,
+                    format!("{e}; cross-process rules are not checked for keys it cannot hold"),
+                );
+                None
+            }
+            Err(e) => {
+                self.say_trouble(
+                    Trouble::LedgerFailed,
+                    format!("ledger operation failed, cross-process rules skip it: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn ledger_facts(&'static self, args: &Args) -> LedgerFacts {
+        match args {
+            Args::ImportByKey {
+                key: KeyArg::Key(k),
+                ..
+            } => {
+                if self.state.lock().export(&k.fp).is_some() {
+                    return LedgerFacts::None;
+                }
+                self.with_ledger(|l| l.import_view(lfp(k.fp)))
+                    .flatten()
+                    .map_or(LedgerFacts::None, |v| {
+                        LedgerFacts::Import(ImportFacts {
+                            exporter_pid: v.exporter.pid,
+                            exporter_alive: v.exporter_alive,
+                            whitelist_mode: v.whitelist_mode,
+                            exporter_closed: v.exporter_closed,
+                            memory_freed: v.memory_freed,
+                            whitelisted_at_ns: v.whitelisted_at_ns,
+                        })
+                    })
+            }
+            Args::Close {
+                key: KeyArg::Key(k),
+            } => {
+                {
+                    let s = self.state.lock();
+                    if s.export(&k.fp).is_none() || s.import(&k.fp).is_some() {
+                        return LedgerFacts::None;
+                    }
+                }
+                let open: Vec<i32> = self
+                    .with_ledger(|l| l.open_importers(lfp(k.fp)))
+                    .map(|o| o.procs.iter().map(|p| p.pid).collect())
+                    .unwrap_or_default();
+                if open.is_empty() {
+                    LedgerFacts::None
+                } else {
+                    LedgerFacts::ExporterClose {
+                        open_importers: open,
+                    }
+                }
+            }
+            _ => LedgerFacts::None,
+        }
+    }
+}
+
+/// The ledger's fingerprint type from ours.
+pub(super) fn lfp(fp: Fp) -> ledger::Fp {
+    ledger::Fp(fp.0)
+}
