@@ -260,7 +260,21 @@ impl Config {
     pub fn from_env() -> (Config, Vec<String>) {
         // SAFETY: getuid has no preconditions.
         let uid = unsafe { libc::getuid() };
-        Config::from_lookup(secure_getenv, uid)
+        let (mut config, bad) = Config::from_lookup(secure_getenv, uid);
+        if let Ok(cwd) = std::env::current_dir() {
+            config.anchor_ledger(&cwd);
+        }
+        (config, bad)
+    }
+
+    /// A relative ledger directory means the one seen from `cwd`, where the switches were
+    /// read, whatever directory the program changes to later.
+    pub fn anchor_ledger(&mut self, cwd: &std::path::Path) {
+        if let LedgerSetting::Dir(d) = &self.ledger {
+            if d.is_relative() {
+                self.ledger = LedgerSetting::Dir(cwd.join(d));
+            }
+        }
     }
 }
 
@@ -359,6 +373,16 @@ mod tests {
         assert_eq!(c.exitcode, Some(42));
         assert_eq!(c.real_lib, "/opt/x/libascendcl.so");
         assert_eq!(c.repeat_limit, 3);
+    }
+
+    #[test]
+    fn a_relative_ledger_is_anchored_where_the_switches_are_read() {
+        let (mut c, _) = parse(&[("ACL_IPC_GUARD_LEDGER", "job/ledger")]);
+        c.anchor_ledger(std::path::Path::new("/work/run"));
+        assert_eq!(c.ledger, LedgerSetting::Dir("/work/run/job/ledger".into()));
+        let (mut c, _) = parse(&[("ACL_IPC_GUARD_LEDGER", "/abs")]);
+        c.anchor_ledger(std::path::Path::new("/work/run"));
+        assert_eq!(c.ledger, LedgerSetting::Dir("/abs".into()));
     }
 
     #[test]

@@ -652,7 +652,7 @@ ACTOR["free.imported~open"] = dict(
 # Only the exporter may whitelist: the importer tries it on the key it imported.
 ACTOR["setpid.key-unknown~importer"] = dict(
     rule="setpid.key-unknown", key_ref=("A", "k"),
-    script=exporter(0) + whitelisted_importer() + [("B", "setpid k 3000001", "target"),
+    script=exporter(0) + whitelisted_importer() + [("B", "setpid k 5000001", "target"),
                                                     ("B", "cleanup"), ("A", "cleanup")])
 # Two imports of one key, three closes.
 ACTOR["close.unknown~extra-close"] = dict(
@@ -667,7 +667,7 @@ def _post_not_whitelisted(p, mode):
 
 ACTOR["import.not-whitelisted"] = dict(
     rule="import.not-whitelisted", key_ref=("A", "k"), post=_post_not_whitelisted,
-    script=exporter(0) + [("A", "setpid k 3000001")] + importer(target=True) + [("B", "cleanup"), ("A", "cleanup")])
+    script=exporter(0) + [("A", "setpid k 5000001")] + importer(target=True) + [("B", "cleanup"), ("A", "cleanup")])
 ACTOR["import.not-whitelisted~nolist"] = dict(
     rule="import.not-whitelisted", key_ref=("A", "k"),
     script=exporter(0) + importer(target=True) + [("B", "cleanup"), ("A", "cleanup")])

@@ -616,11 +616,13 @@ fn attach(dir: &Path, who: &Who) -> Result<Map, LedgerError> {
                 errno: e,
             })?;
             finish_retire(&mut g, dir);
-            let d = g.data();
-            if d.retired != 0 {
+            if g.data().retired != 0 {
+                // Retired, yet its name still leads here: its remover could not unlink it
+                // (or the word is corrupt). Unlink it now, under its lock, and start over.
+                g.map().unlink_name(dir);
                 None
             } else {
-                Some(d.register(who))
+                Some(g.data().register(who))
             }
         };
         match registered {
@@ -629,8 +631,7 @@ fn attach(dir: &Path, who: &Who) -> Result<Map, LedgerError> {
                 register_slow(&map, dir, who)?;
                 return Ok(map);
             }
-            // Retired: its remover unlinked it under the lock we just had, so the name
-            // now leads to a fresh file (or none).
+            // Retired and unlinked: the name now leads to a fresh file (or none).
             None => std::thread::yield_now(),
         }
     }

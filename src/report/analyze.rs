@@ -145,7 +145,9 @@ fn assign_processes(recs: &mut [Rec], names: &[&str]) -> Vec<Process> {
             p.files.push(file.to_owned());
         }
         match &r.body {
-            Body::Start { version, mode, exe } => {
+            Body::Start {
+                version, mode, exe, ..
+            } => {
                 p.has_start = true;
                 p.start_ts = Some(r.ts.clone());
                 p.version.clone_from(version);
@@ -224,8 +226,9 @@ struct ProcState {
     bare_tgid: Option<i64>,
     /// Addresses this process got from a successful import, and of which key.
     imported: HashMap<u64, String>,
-    /// Keys this process exported.
-    exports: Vec<String>,
+    /// Keys this process exported, by the address their range starts at: a free is matched
+    /// against the nearest export at or below its address, in logarithmic time.
+    exports: BTreeMap<u64, Vec<String>>,
     ended: bool,
     /// Violation records written, per rule, with their severity.
     written: HashMap<String, (u64, String)>,
@@ -242,6 +245,44 @@ struct Sweep<'a> {
     /// (the shim's record of it names no key).
     logged: HashSet<(String, i64, Option<String>)>,
     logged_free: HashSet<i64>,
+    /// Every process ran with one shared, working ledger: the shim judged the ledger rules
+    /// live, with liveness the logs cannot show (a killed process writes no summary), so
+    /// the re-check leaves those rules to it.
+    shared_ledger: bool,
+}
+
+/// The rules the shim judges through the ledger, which the re-check repeats from records
+/// only when the job had no shared ledger.
+const LEDGER_RULES: [&str; 3] = [
+    "close.exporter-before-importers",
+    "import.source-gone",
+    "import.not-whitelisted",
+];
+
+/// True when every process has a `start` record naming the same ledger directory (not
+/// `off`), and no process said its ledger was unusable.
+fn job_shared_a_ledger(recs: &[Rec]) -> bool {
+    let mut dir: Option<&str> = None;
+    let mut pids_with_start = HashSet::new();
+    let mut pids = HashSet::new();
+    for r in recs {
+        pids.insert(r.pid);
+        match &r.body {
+            Body::Start { ledger, .. } => {
+                let Some(l) = ledger.as_deref().filter(|l| *l != "off") else {
+                    return false;
+                };
+                if dir.is_some_and(|d| d != l) {
+                    return false;
+                }
+                dir = Some(l);
+                pids_with_start.insert(r.pid);
+            }
+            Body::Error { message } if message.contains("ledger") => return false,
+            _ => {}
+        }
+    }
+    dir.is_some() && pids_with_start.len() == pids.len()
 }
 
 fn pids_text(p: &[i64]) -> String {
@@ -270,6 +311,7 @@ impl<'a> Sweep<'a> {
             errors: Vec::new(),
             logged,
             logged_free,
+            shared_ledger: job_shared_a_ledger(recs),
         }
     }
 
@@ -389,6 +431,9 @@ impl<'a> Sweep<'a> {
 
     /// A re-check finding about call `c`, unless the logs already hold it.
     fn flag(&mut self, r: &Rec, c: &Call, rule: &'static str, fp: Option<&str>, message: String) {
+        if self.shared_ledger && LEDGER_RULES.contains(&rule) {
+            return;
+        }
         let dup = if rule == FREE_IMPORTED {
             self.logged_free.contains(&r.pid)
         } else {
@@ -479,9 +524,11 @@ impl<'a> Sweep<'a> {
             ..KeyState::default()
         };
         key.events.push(ev);
-        let exports = &mut self.ps[r.proc_idx].exports;
-        if !exports.iter().any(|e| e == fp) {
-            exports.push(fp.to_owned());
+        if let Some(dev) = c.dev_ptr {
+            let at = self.ps[r.proc_idx].exports.entry(dev).or_default();
+            if !at.iter().any(|e| e == fp) {
+                at.push(fp.to_owned());
+            }
         }
     }
 
@@ -643,7 +690,10 @@ impl<'a> Sweep<'a> {
             );
             self.flag(r, c, FREE_IMPORTED, Some(&fp), msg);
         }
-        for fp in self.ps[me].exports.clone() {
+        let Some((&start, near)) = self.ps[me].exports.range(..=a).next_back() else {
+            return;
+        };
+        for fp in near.clone() {
             let Some(key) = self.keys.get_mut(&fp) else {
                 continue;
             };
@@ -668,10 +718,15 @@ impl<'a> Sweep<'a> {
         }
         // Keys whose memory is gone (or that another export took over) need no more looking at.
         let keys = &self.keys;
-        self.ps[me].exports.retain(|fp| {
-            keys.get(fp)
-                .and_then(|k| k.export.as_ref().map(|ex| (k, ex)))
-                .is_some_and(|(k, ex)| ex.proc_idx == me && !k.freed)
-        });
+        if let Some(at) = self.ps[me].exports.get_mut(&start) {
+            at.retain(|fp| {
+                keys.get(fp)
+                    .and_then(|k| k.export.as_ref().map(|ex| (k, ex)))
+                    .is_some_and(|(k, ex)| ex.proc_idx == me && !k.freed)
+            });
+            if at.is_empty() {
+                self.ps[me].exports.remove(&start);
+            }
+        }
     }
 }

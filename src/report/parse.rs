@@ -31,6 +31,7 @@ pub enum Body {
         version: Option<String>,
         mode: Option<String>,
         exe: Option<String>,
+        ledger: Option<String>,
     },
     Call(Box<Call>),
     Violation(Box<LogViolation>),
@@ -143,6 +144,7 @@ fn body(event: &str, obj: &Map<String, Value>) -> Body {
             version: s(obj, "version"),
             mode: s(obj, "mode"),
             exe: s(obj, "exe"),
+            ledger: s(obj, "ledger"),
         },
         "call" => {
             let empty = Map::new();

@@ -52,11 +52,28 @@ fn process_line(p: &Process) -> String {
         let _ = write!(s, "; {e}");
     }
     let _ = write!(s, " [{}]", p.files.join(", "));
-    s
+    clean(s)
+}
+
+/// Log text as one safe line: control characters (newlines, terminal escapes) from a
+/// hostile or broken log are shown escaped, never acted on.
+fn clean(s: String) -> String {
+    if !s.chars().any(char::is_control) {
+        return s;
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn violation_line(v: &Violation) -> String {
-    format!(
+    clean(format!(
         "{} pid {} {} {} {}{}: {}",
         v.ts,
         v.pid,
@@ -68,11 +85,11 @@ fn violation_line(v: &Violation) -> String {
             .map(|a| format!("/{a}"))
             .unwrap_or_default(),
         v.message
-    )
+    ))
 }
 
 fn event_line(e: &Event) -> String {
-    format!(
+    clean(format!(
         "{}  pid {:<7} {:<11} {:<31} {:<7} {}",
         e.ts,
         e.pid,
@@ -80,7 +97,7 @@ fn event_line(e: &Event) -> String {
         e.func,
         e.status.unwrap_or("-"),
         e.desc()
-    )
+    ))
 }
 
 fn key_heading(events: &[Event]) -> String {
@@ -147,7 +164,8 @@ pub fn render_text(r: &Report) -> String {
         let mut sev: Vec<&str> = vs.iter().map(|v| v.severity.as_str()).collect();
         sev.sort_unstable();
         sev.dedup();
-        let _ = writeln!(o, "  {rule} ({}): {}", sev.join(", "), vs.len());
+        let head = clean(format!("{rule} ({})", sev.join(", ")));
+        let _ = writeln!(o, "  {head}: {}", vs.len());
         for v in vs {
             let _ = writeln!(o, "    {}", violation_line(v));
         }
@@ -167,7 +185,11 @@ pub fn render_text(r: &Report) -> String {
     if !r.errors.is_empty() {
         o.push_str("\nShim errors\n");
         for e in &r.errors {
-            let _ = writeln!(o, "  {} pid {}: {}", e.ts, e.pid, e.message);
+            let _ = writeln!(
+                o,
+                "  {}",
+                clean(format!("{} pid {}: {}", e.ts, e.pid, e.message))
+            );
         }
     }
     if !r.skipped.is_empty() {

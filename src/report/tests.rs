@@ -327,6 +327,28 @@ fn importer_without_summary_is_assumed_alive() {
 }
 
 #[test]
+fn a_job_with_a_shared_ledger_is_judged_by_its_logs() {
+    // The importer was killed (no summary); the live ledger saw it die and said nothing.
+    let job = |ledger: &str| {
+        let mut j = Job::new();
+        j.start(A).start(B);
+        for line in j.lines.iter_mut() {
+            line.1 = line
+                .1
+                .replace("\"ledger\":\"off\"", &format!("\"ledger\":\"{ledger}\""));
+        }
+        j.export(A, FP, 0x10000, 1).import(B, FP, 0x90000);
+        j.close(A, FP).summary(A);
+        j.report()
+    };
+    let shared = job("/dev/shm/job");
+    assert_eq!(found(&shared), vec![], "the shim judged it live");
+    assert_eq!(shared.exit_status(), 0);
+    let without = job("off");
+    assert_eq!(found(&without), vec![v(analyze::CLOSE_ORDER, A, "recheck")]);
+}
+
+#[test]
 fn three_processes_only_the_late_importer_counts() {
     let mut j = Job::new();
     j.start(A).start(B).start(C).export(A, FP, 0x10000, 1);
@@ -564,6 +586,18 @@ fn violations_past_the_repeat_limit_still_count() {
     j.start(A);
     j.rec(A, "summary", json!({"calls": 1, "violations": {"close.key-null": 1}, "blocked": 0, "leaks": 0, "dropped": 0}));
     assert_eq!(j.report().exit_status(), 1);
+}
+
+#[test]
+fn hostile_text_is_shown_escaped() {
+    let mut j = Job::new();
+    j.start(A);
+    j.rec(A, "violation", json!({"rule": "x\u{1b}[31mRED", "severity": "error", "action": "reported", "fn": "f", "message": "line1\nFAKE: no violations found"}));
+    j.summary(A);
+    let t = render_text(&j.report());
+    assert!(!t.contains('\u{1b}'), "{t}");
+    assert!(!t.lines().any(|l| l.starts_with("FAKE")), "{t}");
+    assert!(t.contains("line1\\u{a}FAKE"), "{t}");
 }
 
 #[test]
@@ -910,9 +944,7 @@ fn command_line_with_files() {
 #[test]
 fn fixtures_in_the_tree() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return; // a scratch build without the project's tree
-    };
+    let entries = std::fs::read_dir(&dir).expect("tests/fixtures/report is part of the tree");
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
         .map(|e| e.path().to_string_lossy().into_owned())
