@@ -245,19 +245,16 @@ struct Sweep<'a> {
     /// (the shim's record of it names no key).
     logged: HashSet<(String, i64, Option<String>)>,
     logged_free: HashSet<i64>,
-    /// Every process ran with one shared, working ledger: the shim judged the ledger rules
+    /// Every process ran with one shared, working ledger: the shim judged the close order
     /// live, with liveness the logs cannot show (a killed process writes no summary), so
-    /// the re-check leaves those rules to it.
+    /// the re-check leaves that rule to it.
     shared_ledger: bool,
 }
 
-/// The rules the shim judges through the ledger, which the re-check repeats from records
-/// only when the job had no shared ledger.
-const LEDGER_RULES: [&str; 3] = [
-    "close.exporter-before-importers",
-    "import.source-gone",
-    "import.not-whitelisted",
-];
+/// The ledger rule whose re-check needs to know whether a process was alive, which the
+/// logs cannot show for a killed process: with a shared ledger the shim's live verdict
+/// stands. The other ledger rules are judged from the records alone either way.
+const LIVENESS_RULES: [&str; 1] = ["close.exporter-before-importers"];
 
 /// True when every process has a `start` record naming the same ledger directory (not
 /// `off`), and no process said its ledger was unusable.
@@ -431,7 +428,7 @@ impl<'a> Sweep<'a> {
 
     /// A re-check finding about call `c`, unless the logs already hold it.
     fn flag(&mut self, r: &Rec, c: &Call, rule: &'static str, fp: Option<&str>, message: String) {
-        if self.shared_ledger && LEDGER_RULES.contains(&rule) {
+        if self.shared_ledger && LIVENESS_RULES.contains(&rule) {
             return;
         }
         let dup = if rule == FREE_IMPORTED {
