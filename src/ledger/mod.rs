@@ -72,7 +72,7 @@ pub use proc::{clock_ticks_per_sec, is_alive, now_boot_ns, start_ticks_of, ticks
 
 use file::{Guard, Map};
 use layout::{Exported, Who, CHUNK, IMPORTERS, SLOTS};
-use parking_lot::Mutex;
+use crate::sync::Lock as Mutex;
 use proc::{liveness, pid_ns_id, Liveness};
 use std::fmt;
 use std::path::{Path, PathBuf};
