@@ -70,9 +70,9 @@ pub use layout::{
 };
 pub use proc::{clock_ticks_per_sec, is_alive, now_boot_ns, start_ticks_of, ticks_to_ns, ProcId};
 
+use crate::sync::Lock as Mutex;
 use file::{Guard, Map};
 use layout::{Exported, Who, CHUNK, IMPORTERS, SLOTS};
-use crate::sync::Lock as Mutex;
 use proc::{liveness, pid_ns_id, Liveness};
 use std::fmt;
 use std::path::{Path, PathBuf};
