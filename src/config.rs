@@ -86,7 +86,7 @@ impl Config {
     /// Parses the switches from `lookup(name)`; returns the configuration and one message
     /// per bad value (each naming the variable, the value, and the default used).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, uid: u32) -> (Config, Vec<String>) {
-        let get = |name: &str| lookup(name);
+        let get = lookup;
         let mode_v = get("ACL_IPC_GUARD_MODE");
         let log_v = get("ACL_IPC_GUARD_LOG");
         let format_v = get("ACL_IPC_GUARD_FORMAT");

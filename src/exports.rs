@@ -104,26 +104,29 @@ pub unsafe extern "C" fn aclrtIpcMemImportPidInterServer(
 ) -> aclError {
     intercept(
         Func::ImportPidInterServer,
-        || Args::ImportPidInterServer {
-            key: read_key(key),
-            server_pids: serverPids as usize,
-            // The runtime checks the entries once key and array are there; the pid arrays
-            // themselves it reads only later (the runtime path reads them after success).
-            entries: (matches!(read_key(key), KeyArg::Key(_))
-                && !serverPids.is_null()
-                && (1..=MAX_SERVER_ENTRIES).contains(&num))
-            .then(|| {
-                std::slice::from_raw_parts(serverPids, num)
-                    .iter()
-                    .map(|e| ServerEntry {
-                        sdid: e.sdid,
-                        pid_ptr: e.pid as usize,
-                        num: e.num,
-                        pids: None,
-                    })
-                    .collect()
-            }),
-            num,
+        || {
+            let key = read_key(key);
+            Args::ImportPidInterServer {
+                key,
+                server_pids: serverPids as usize,
+                // The runtime checks the entries once key and array are there; the pid arrays
+                // themselves it reads only later (the runtime path reads them after success).
+                entries: (matches!(key, KeyArg::Key(_))
+                    && !serverPids.is_null()
+                    && (1..=MAX_SERVER_ENTRIES).contains(&num))
+                .then(|| {
+                    std::slice::from_raw_parts(serverPids, num)
+                        .iter()
+                        .map(|e| ServerEntry {
+                            sdid: e.sdid,
+                            pid_ptr: e.pid as usize,
+                            num: e.num,
+                            pids: None,
+                        })
+                        .collect()
+                }),
+                num,
+            }
         },
         |f| transmute::<usize, InterServerFn>(f)(key, serverPids, num),
         Out::default,

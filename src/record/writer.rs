@@ -40,6 +40,8 @@ pub struct Log {
     sink: Lock<Sink>,
     dropped: AtomicU64,
     writer_running: AtomicBool,
+    /// Set once the summary is written: later records are refused.
+    closed: AtomicBool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -129,6 +131,7 @@ impl Log {
             }),
             dropped: AtomicU64::new(0),
             writer_running: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -166,7 +169,7 @@ impl Log {
     /// Gives the record its `seq` and queues it; false when the log is off or, for a
     /// `bounded` record, the queue is full (the record is then counted as dropped).
     fn enqueue(&self, pid: i32, tid: i32, body: Body, bounded: bool) -> bool {
-        if !self.enabled() {
+        if !self.enabled() || self.closed.load(Ordering::Acquire) {
             return false;
         }
         let mut q = self.queue.lock();
@@ -185,6 +188,12 @@ impl Log {
             body,
         });
         true
+    }
+
+    /// Writes what is queued and refuses every later record (after the summary at exit).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.flush();
     }
 
     /// Writes everything queued before this call, in order, from the calling thread. It
@@ -281,6 +290,7 @@ impl Log {
     /// child's own file.
     pub fn after_fork_child(&self, pid: i32) {
         self.writer_running.store(false, Ordering::Release);
+        self.closed.store(false, Ordering::Release);
         self.wake.reset();
         // Records other threads queued between the parent's flush and the fork are the
         // parent's to write; the child keeps only the seq count.

@@ -61,21 +61,27 @@ impl Findings {
 
     /// The key-argument rules shared by SetImportPid, ImportByKey and Close.
     fn key(&mut self, key: &KeyArg, null: Rule, unterminated: Rule) -> Option<Fp> {
-        match key {
-            KeyArg::Null => {
-                self.add(null, None, "key is NULL".into());
-                None
-            }
-            KeyArg::Unterminated => {
-                self.add(
-                    unterminated,
-                    None,
-                    "key has no NUL in its first 65 bytes (a key is at most 64 characters and a NUL)".into(),
-                );
-                None
-            }
-            KeyArg::Key(k) => Some(k.fp),
-        }
+        let Some(problem) = key_problem(key) else {
+            return key.fp();
+        };
+        let (rule, message) = match key {
+            KeyArg::Null => (null, problem.to_string()),
+            _ => (
+                unterminated,
+                format!("{problem} (a key is at most 64 characters and a NUL)"),
+            ),
+        };
+        self.add(rule, None, message);
+        None
+    }
+}
+
+/// What is wrong with a key argument, if anything.
+fn key_problem(key: &KeyArg) -> Option<&'static str> {
+    match key {
+        KeyArg::Null => Some("key is NULL"),
+        KeyArg::Unterminated => Some("key has no NUL in its first 65 bytes"),
+        KeyArg::Key(_) => None,
     }
 }
 
@@ -151,14 +157,8 @@ pub fn check_before(
             entries,
             num,
         } => {
-            let mut problems = Vec::new();
-            match key {
-                KeyArg::Null => problems.push("key is NULL".to_string()),
-                KeyArg::Unterminated => {
-                    problems.push("key has no NUL in its first 65 bytes".to_string())
-                }
-                KeyArg::Key(_) => {}
-            }
+            let mut problems: Vec<String> =
+                key_problem(key).map(str::to_owned).into_iter().collect();
             if *server_pids == 0 {
                 problems.push("serverPids is NULL".into());
             }
@@ -216,14 +216,8 @@ pub fn check_before(
             attr_type,
             attr,
         } => {
-            let mut problems = Vec::new();
-            match key {
-                KeyArg::Null => problems.push("key is NULL".to_string()),
-                KeyArg::Unterminated => {
-                    problems.push("key has no NUL in its first 65 bytes".to_string())
-                }
-                KeyArg::Key(_) => {}
-            }
+            let mut problems: Vec<String> =
+                key_problem(key).map(str::to_owned).into_iter().collect();
             if *attr_type != 0 {
                 problems.push(format!(
                     "type is {attr_type}; only ACL_RT_IPC_MEM_ATTR_ACCESS_LINK (0) exists"

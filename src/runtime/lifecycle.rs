@@ -55,7 +55,8 @@ impl Runtime {
             }
         }
         self.write_summary(open.len() as u64);
-        self.log.flush();
+        // The summary is the last record: a thread still inside a call writes nothing more.
+        self.log.close();
         let open = match &*self.ledger.lock() {
             LedgerLink::Open(l) => Some(l.clone()),
             _ => None,

@@ -242,8 +242,7 @@ impl Runtime {
         let n = self.per_rule[rule as usize].fetch_add(1, Ordering::Relaxed) + 1;
         // The record that explains an abort is always written, with its backtrace.
         let aborting = action == Action::Aborted;
-        let after_summary = self.finished.load(Ordering::Relaxed) && rule != Rule::ExitLeak;
-        if (n > self.config.repeat_limit || after_summary) && !aborting {
+        if n > self.config.repeat_limit && !aborting {
             return;
         }
         let backtrace = (aborting || (severity == Severity::Error && self.config.backtrace))
@@ -350,7 +349,7 @@ impl Runtime {
             if outcome.forwarded && outcome.ret == codes::ACL_SUCCESS {
                 self.update(&args, &outcome);
             }
-            if record_call && !self.finished.load(Ordering::Relaxed) {
+            if record_call {
                 self.log.push(
                     self.pid(),
                     boundary::tid(),
