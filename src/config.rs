@@ -65,6 +65,8 @@ pub struct Config {
     pub backtrace: bool,
     pub show_keys: bool,
     pub ledger: LedgerSetting,
+    /// Keys a ledger file this process creates can hold.
+    pub ledger_keys: usize,
     pub exitcode: Option<i32>,
     pub real_lib: String,
     pub repeat_limit: u64,
@@ -95,6 +97,7 @@ impl Config {
         let bt_v = get("ACL_IPC_GUARD_BACKTRACE");
         let keys_v = get("ACL_IPC_GUARD_SHOW_KEYS");
         let ledger_v = get("ACL_IPC_GUARD_LEDGER");
+        let ledger_keys_v = get("ACL_IPC_GUARD_LEDGER_KEYS");
         let exit_v = get("ACL_IPC_GUARD_EXITCODE");
         let real_v = get("ACL_IPC_GUARD_REAL_LIB");
         let repeat_v = get("ACL_IPC_GUARD_REPEAT_LIMIT");
@@ -202,6 +205,26 @@ impl Config {
             Some(d) => LedgerSetting::Dir(PathBuf::from(d)),
         };
 
+        let ledger_keys = match ledger_keys_v.as_deref().map(str::trim) {
+            None | Some("") => crate::ledger::DEFAULT_KEYS,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (crate::ledger::MIN_KEYS..=crate::ledger::MAX_KEYS).contains(&n) => n,
+                _ => {
+                    complain(
+                        "ACL_IPC_GUARD_LEDGER_KEYS",
+                        v,
+                        &format!(
+                            "a number of keys from {} to {}",
+                            crate::ledger::MIN_KEYS,
+                            crate::ledger::MAX_KEYS
+                        ),
+                        &crate::ledger::DEFAULT_KEYS.to_string(),
+                    );
+                    crate::ledger::DEFAULT_KEYS
+                }
+            },
+        };
+
         let exitcode = match exit_v.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(v) => match v.parse::<i32>() {
@@ -248,6 +271,7 @@ impl Config {
             backtrace,
             show_keys,
             ledger,
+            ledger_keys,
             exitcode,
             real_lib,
             repeat_limit,

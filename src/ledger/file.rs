@@ -1,19 +1,19 @@
 //! The ledger directory and file: checked opening, race-free creation, the shared mapping
 //! and its process-shared robust mutex.
 //!
-//! No file descriptor is kept: the file is mapped and closed, so a program that closes
-//! descriptors it does not know about cannot break the ledger. The rare operations that
-//! need the file again (growing its backing, unlinking it) open it by name and check that
-//! the name still refers to the mapped inode.
+//! One descriptor per process is kept open on the file: it carries the process's
+//! liveness lock (an open-file-description lock on one byte past the end of the file,
+//! released by the kernel when the process dies, whatever pid namespace it lives in) and
+//! serves to grow the file. Unlinking goes by name, checked against the mapped inode.
 
-use super::layout::{Data, Header, Slot, Table, CHUNK, FILE_NAME, FILE_SIZE, MAGIC, SLOTS};
+use super::layout::{Geometry, Header, Tables, CHUNK, FILE_NAME, LOCK_BASE, POOL_CHUNK};
 use super::proc::{clock_ns, errno};
 use super::LedgerError;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::Duration;
 
 /// How long a locker waits for a holder before giving up on the call (a holder keeps the
@@ -77,7 +77,8 @@ fn euid() -> libc::uid_t {
 
 /// Opens the ledger directory, creating it (mode 0700) if missing. Refuses a symbolic
 /// link, a non-directory, a directory owned by another user or one that group or others
-/// can access.
+/// can write to (0755 and 0750, as `mkdir` leaves them, are fine: the file inside is
+/// 0600).
 fn open_dir(dir: &Path, create: bool) -> Result<Fd, LedgerError> {
     let c = cstring(dir)?;
     let mut created = false;
@@ -128,11 +129,11 @@ fn open_dir(dir: &Path, create: bool) -> Result<Fd, LedgerError> {
         // The umask may have taken bits away; 0700 is what the ledger needs.
         // SAFETY: fd is a directory we own.
         unsafe { libc::fchmod(fd.0, 0o700) };
-    } else if st.st_mode & 0o077 != 0 {
+    } else if st.st_mode & 0o022 != 0 {
         return Err(insecure(
             dir,
             format!(
-                "is accessible by group or others (mode {:04o}); it must be private (chmod 700)",
+                "is writable by group or others (mode {:04o}), so another user could replace the ledger (chmod go-w)",
                 st.st_mode & 0o7777
             ),
         ));
@@ -140,31 +141,36 @@ fn open_dir(dir: &Path, create: bool) -> Result<Fd, LedgerError> {
     Ok(fd)
 }
 
-/// The mapped ledger file.
+/// The mapped ledger file and this process's descriptor on it.
 pub(crate) struct Map {
-    base: NonNull<Table>,
+    base: NonNull<u8>,
+    pub geo: Geometry,
     pub dev: u64,
     pub ino: u64,
+    /// The descriptor holding this process's liveness lock; -1 once given up (a fork
+    /// child gives up its parent's).
+    fd: AtomicI32,
 }
 
-// SAFETY: the mapping is shared memory; all access to Data goes through the mutex, the
-// header is immutable after creation.
+// SAFETY: the mapping is shared memory; all access to the tables goes through the mutex,
+// the header is immutable after creation.
 unsafe impl Send for Map {}
 unsafe impl Sync for Map {}
 
 impl Drop for Map {
     fn drop(&mut self) {
-        // SAFETY: base/FILE_SIZE is exactly the mapping made in map_fd.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), FILE_SIZE) };
+        // SAFETY: base/file_size is exactly the mapping made in map_fd.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.geo.file_size) };
+        self.close_fd();
     }
 }
 
-fn map_fd(fd: libc::c_int) -> Result<NonNull<Table>, i32> {
-    // SAFETY: a fresh shared mapping of a file of at least FILE_SIZE bytes.
+fn map_fd(fd: libc::c_int, len: usize) -> Result<NonNull<u8>, i32> {
+    // SAFETY: a fresh shared mapping of a file of at least `len` bytes.
     let p = unsafe {
         libc::mmap(
             ptr::null_mut(),
-            FILE_SIZE,
+            len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED,
             fd,
@@ -174,7 +180,7 @@ fn map_fd(fd: libc::c_int) -> Result<NonNull<Table>, i32> {
     if p == libc::MAP_FAILED {
         return Err(errno());
     }
-    NonNull::new(p.cast::<Table>()).ok_or(libc::ENOMEM)
+    NonNull::new(p.cast::<u8>()).ok_or(libc::ENOMEM)
 }
 
 static TMP_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -183,10 +189,11 @@ static TMP_COUNTER: AtomicU32 = AtomicU32::new(0);
 #[cfg(test)]
 pub(crate) static RECOVERIES: AtomicU32 = AtomicU32::new(0);
 
-/// Opens the ledger file in `dir`, creating it if missing. Several processes may race:
-/// each builds a complete file under a private name and hard-links it into place; the
-/// first link wins and the others open the winner's file.
-pub(crate) fn open_or_create(dir: &Path) -> Result<Map, LedgerError> {
+/// Opens the ledger file in `dir`, creating it for `keys` keys if missing. Several
+/// processes may race: each builds a complete file under a private name and hard-links it
+/// into place; the first link wins and the others open the winner's file (whose capacity
+/// then holds for everyone).
+pub(crate) fn open_or_create(dir: &Path, keys: usize) -> Result<Map, LedgerError> {
     let dfd = open_dir(dir, true)?;
     let file = dir.join(FILE_NAME);
     let name = cstring(Path::new(FILE_NAME))?;
@@ -202,12 +209,43 @@ pub(crate) fn open_or_create(dir: &Path) -> Result<Map, LedgerError> {
             libc::ELOOP => return Err(insecure(&file, "is a symbolic link".into())),
             e => return Err(io(&file, "open", e)),
         }
-        if let Some(map) = create(&dfd, dir, &name)? {
+        if let Some(map) = create(&dfd, dir, &name, keys)? {
             return Ok(map);
         }
         // Lost the race to another creator: open theirs.
     }
     Err(io(&file, "open", libc::EAGAIN))
+}
+
+/// Reads and checks the header of an open ledger file: its geometry.
+fn read_geometry(fd: &Fd, file: &Path, size: u64) -> Result<Geometry, LedgerError> {
+    let incompatible = |reason: String| LedgerError::Incompatible {
+        path: file.to_path_buf(),
+        reason,
+    };
+    // SAFETY: a zeroed Header is a valid out-buffer (plain integers and a mutex).
+    let mut h: Header = unsafe { std::mem::zeroed() };
+    let want = std::mem::size_of::<Header>();
+    // SAFETY: h is `want` bytes of writable memory.
+    let n = unsafe { libc::pread(fd.0, ptr::addr_of_mut!(h).cast(), want, 0) };
+    if n != want as isize {
+        return Err(incompatible(format!(
+            "it is {size} bytes long, too short for a ledger header (not a ledger, or cut short)"
+        )));
+    }
+    let g = Geometry::of_header(&h).ok_or_else(|| {
+        incompatible(
+            "its header does not match this version's layout (written by another version, or damaged)"
+                .into(),
+        )
+    })?;
+    if size != g.file_size as u64 {
+        return Err(incompatible(format!(
+            "its size is {size} bytes where its header says {}",
+            g.file_size
+        )));
+    }
+    Ok(g)
 }
 
 fn open_existing(fd: Fd, file: &Path) -> Result<Map, LedgerError> {
@@ -234,32 +272,15 @@ fn open_existing(fd: Fd, file: &Path) -> Result<Map, LedgerError> {
             ),
         ));
     }
-    if st.st_size as u64 != FILE_SIZE as u64 {
-        return Err(LedgerError::Incompatible {
-            path: file.to_path_buf(),
-            reason: format!(
-                "its size is {} bytes where this version expects {} (written by another version?)",
-                st.st_size, FILE_SIZE
-            ),
-        });
-    }
-    let base = map_fd(fd.0).map_err(|e| io(file, "map", e))?;
+    let geo = read_geometry(&fd, file, st.st_size as u64)?;
+    let base = map_fd(fd.0, geo.file_size).map_err(|e| io(file, "map", e))?;
     let (dev, ino) = dev_ino(&st);
-    let map = Map { base, dev, ino };
-    let hdr = map.header();
-    if hdr.magic != MAGIC || hdr.actual() != Header::expected() {
-        return Err(LedgerError::Incompatible {
-            path: file.to_path_buf(),
-            reason: "its header does not match this version's layout (written by another version?)"
-                .into(),
-        });
-    }
-    Ok(map)
+    Ok(Map::new(base, geo, dev, ino, fd))
 }
 
 /// Builds a complete ledger under a temporary name and links it in. None when another
 /// process linked first.
-fn create(dfd: &Fd, dir: &Path, name: &CString) -> Result<Option<Map>, LedgerError> {
+fn create(dfd: &Fd, dir: &Path, name: &CString, keys: usize) -> Result<Option<Map>, LedgerError> {
     // SAFETY: no preconditions.
     let pid = unsafe { libc::getpid() };
     let mut tmp = None;
@@ -296,33 +317,42 @@ fn create(dfd: &Fd, dir: &Path, name: &CString) -> Result<Option<Map>, LedgerErr
     }
     let _unlink = Unlink(dfd, &tmp_name);
     let file = dir.join(FILE_NAME);
+    let geo = Geometry::new(keys);
 
     // SAFETY: fd is our new file.
     unsafe { libc::fchmod(fd.0, 0o600) };
     // SAFETY: fd is our new file.
-    if unsafe { libc::ftruncate(fd.0, FILE_SIZE as libc::off_t) } != 0 {
+    if unsafe { libc::ftruncate(fd.0, geo.file_size as libc::off_t) } != 0 {
         return Err(io(&file, "size", errno()));
     }
-    let st = fstat(fd.0).map_err(|e| io(&file, "stat", e))?;
-    let base = map_fd(fd.0).map_err(|e| io(&file, "map", e))?;
-    let (dev, ino) = dev_ino(&st);
-    let map = Map { base, dev, ino };
-    // Space for the header, the tables and the first slots, so that touching them can
-    // never raise SIGBUS when /dev/shm fills up.
-    // SAFETY: fd is our new file.
-    let r = unsafe { libc::posix_fallocate(fd.0, 0, map.slots_end(CHUNK) as libc::off_t) };
-    if r != 0 {
-        return Err(io(&file, "allocate space for", r));
+    // Space for the header, the tables, the first slots and pool entries, so that
+    // touching them can never raise SIGBUS when /dev/shm fills up.
+    for (from, to) in [
+        (0, geo.slots_end(CHUNK)),
+        (geo.pool_end(0), geo.pool_end(POOL_CHUNK)),
+    ] {
+        // SAFETY: fd is our new file.
+        let r =
+            unsafe { libc::posix_fallocate(fd.0, from as libc::off_t, (to - from) as libc::off_t) };
+        if r != 0 {
+            return Err(io(&file, "allocate space for", r));
+        }
     }
+    let st = fstat(fd.0).map_err(|e| io(&file, "stat", e))?;
+    let base = map_fd(fd.0, geo.file_size).map_err(|e| io(&file, "map", e))?;
+    let (dev, ino) = dev_ino(&st);
+    let map = Map::new(base, geo, dev, ino, Fd(-1));
     // SAFETY: nobody else can see the file yet; the header is ours to write.
     unsafe {
-        let t = map.base.as_ptr();
-        (*t).hdr.fill();
-        let r = init_robust_mutex((*t).hdr.mutex.get());
+        let h = &mut *map.base.as_ptr().cast::<Header>();
+        geo.fill(h);
+        let r = init_robust_mutex(h.mutex.get());
         if r != 0 {
             return Err(io(&file, "initialise the lock of", r));
         }
-        (*t).data.backed = CHUNK as u32;
+        let t = Tables::at(map.base.as_ptr(), &geo);
+        t.c.backed = CHUNK as u32;
+        t.c.pool_backed = POOL_CHUNK as u32;
     }
     // SAFETY: both names are NUL-terminated, dfd is open.
     if unsafe { libc::linkat(dfd.0, tmp_name.as_ptr(), dfd.0, name.as_ptr(), 0) } != 0 {
@@ -331,33 +361,39 @@ fn create(dfd: &Fd, dir: &Path, name: &CString) -> Result<Option<Map>, LedgerErr
             e => Err(io(&file, "link into place", e)),
         };
     }
+    // The descriptor now serves the file under its real name.
+    map.fd.store(fd.0, Ordering::Relaxed);
+    std::mem::forget(fd);
     Ok(Some(map))
 }
 
 /// Initialises a process-shared, robust, error-checking mutex in place.
 unsafe fn init_robust_mutex(m: *mut libc::pthread_mutex_t) -> i32 {
-    let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
-    let mut r = libc::pthread_mutexattr_init(&mut attr);
-    if r != 0 {
-        return r;
+    // SAFETY (all): attr is initialised before use and destroyed after; m is writable.
+    unsafe {
+        let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+        let mut r = libc::pthread_mutexattr_init(&mut attr);
+        if r != 0 {
+            return r;
+        }
+        r = libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED);
+        if r == 0 {
+            r = libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST);
+        }
+        if r == 0 {
+            // A thread that locks again (from a signal handler, say) gets EDEADLK at once
+            // instead of waiting for the timeout.
+            r = libc::pthread_mutexattr_settype(&mut attr, libc::PTHREAD_MUTEX_ERRORCHECK);
+        }
+        if r == 0 {
+            r = libc::pthread_mutex_init(m, &attr);
+        }
+        libc::pthread_mutexattr_destroy(&mut attr);
+        r
     }
-    r = libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED);
-    if r == 0 {
-        r = libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST);
-    }
-    if r == 0 {
-        // A thread that locks again (from a signal handler, say) gets EDEADLK at once
-        // instead of waiting for the timeout.
-        r = libc::pthread_mutexattr_settype(&mut attr, libc::PTHREAD_MUTEX_ERRORCHECK);
-    }
-    if r == 0 {
-        r = libc::pthread_mutex_init(m, &attr);
-    }
-    libc::pthread_mutexattr_destroy(&mut attr);
-    r
 }
 
-/// Holds the ledger lock; gives access to the shared data.
+/// Holds the ledger lock; gives access to the shared tables.
 pub(crate) struct Guard<'a> {
     map: &'a Map,
     /// The previous holder died with the lock held; the data was repaired.
@@ -371,35 +407,119 @@ impl Drop for Guard<'_> {
     }
 }
 
-impl Guard<'_> {
-    pub fn data(&mut self) -> &mut Data {
-        // SAFETY: the mutex is held, so no other thread or process touches Data; the
-        // reference does not outlive the guard.
-        unsafe { &mut *ptr::addr_of_mut!((*self.map.base.as_ptr()).data) }
+impl<'a> Guard<'a> {
+    pub fn data(&mut self) -> Tables<'_> {
+        // SAFETY: the mutex is held, so no other thread or process touches the tables;
+        // the borrow does not outlive the guard.
+        unsafe { Tables::at(self.map.base.as_ptr(), &self.map.geo) }
     }
 
-    pub fn map(&self) -> &Map {
+    pub fn map(&self) -> &'a Map {
         self.map
     }
 }
 
+/// An OFD lock request on the liveness byte of attach entry `slot`.
+fn lock_req(kind: libc::c_int, slot: u32) -> libc::flock {
+    // SAFETY: flock is plain integers.
+    let mut l: libc::flock = unsafe { std::mem::zeroed() };
+    l.l_type = kind as libc::c_short;
+    l.l_whence = libc::SEEK_SET as libc::c_short;
+    l.l_start = (LOCK_BASE + u64::from(slot)) as libc::off_t;
+    l.l_len = 1;
+    l
+}
+
 impl Map {
-    /// Byte offset in the file of the end of slot `n` (`n == 0`: the start of the slots).
-    fn slots_end(&self, n: usize) -> usize {
-        let t = self.base.as_ptr();
-        // SAFETY: only computes an address inside the mapping.
-        let slots = unsafe { ptr::addr_of!((*t).data.slots) } as usize - t as usize;
-        slots + n.min(SLOTS) * std::mem::size_of::<Slot>()
+    fn new(base: NonNull<u8>, geo: Geometry, dev: u64, ino: u64, fd: Fd) -> Map {
+        let map = Map {
+            base,
+            geo,
+            dev,
+            ino,
+            fd: AtomicI32::new(fd.0),
+        };
+        std::mem::forget(fd);
+        map
     }
 
     fn header(&self) -> &Header {
         // SAFETY: the header is written before the file becomes visible and never again.
-        unsafe { &*ptr::addr_of!((*self.base.as_ptr()).hdr) }
+        unsafe { &*self.base.as_ptr().cast::<Header>() }
     }
 
     fn mutex(&self) -> *mut libc::pthread_mutex_t {
-        // SAFETY: in bounds of the mapping.
-        unsafe { (*ptr::addr_of!((*self.base.as_ptr()).hdr.mutex)).get() }
+        self.header().mutex.get()
+    }
+
+    fn fd(&self) -> libc::c_int {
+        self.fd.load(Ordering::Relaxed)
+    }
+
+    /// Gives up this process's descriptor (and with it the liveness lock it holds
+    /// through it). A fork child calls it for the descriptor it inherited, which is its
+    /// parent's open file description: keeping it would keep the parent's lock alive.
+    pub fn close_fd(&self) {
+        let fd = self.fd.swap(-1, Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: the descriptor was ours.
+            unsafe { libc::close(fd) };
+        }
+    }
+
+    /// Opens a descriptor of this process's own on the file (after `close_fd`). False
+    /// when the name no longer leads to this mapping's file.
+    pub fn reopen_fd(&self, dir: &Path) -> Result<bool, LedgerError> {
+        let file = dir.join(FILE_NAME);
+        let c = cstring(&file)?;
+        let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: c is NUL-terminated.
+        let fd = unsafe { libc::open(c.as_ptr(), flags) };
+        if fd < 0 {
+            return match errno() {
+                libc::ENOENT => Ok(false),
+                e => Err(io(&file, "open", e)),
+            };
+        }
+        let fd = Fd(fd);
+        let st = fstat(fd.0).map_err(|e| io(&file, "stat", e))?;
+        if dev_ino(&st) != (self.dev, self.ino) {
+            return Ok(false);
+        }
+        self.close_fd();
+        self.fd.store(fd.0, Ordering::Relaxed);
+        std::mem::forget(fd);
+        Ok(true)
+    }
+
+    /// Takes the liveness lock of attach entry `slot` for this process; false when
+    /// another process holds it (or there is no descriptor).
+    pub fn take_liveness(&self, slot: u32) -> bool {
+        let mut l = lock_req(libc::F_WRLCK, slot);
+        // SAFETY: a valid flock request on our descriptor.
+        self.fd() >= 0 && unsafe { libc::fcntl(self.fd(), libc::F_OFD_SETLK, &mut l) } == 0
+    }
+
+    pub fn drop_liveness(&self, slot: u32) {
+        let mut l = lock_req(libc::F_UNLCK, slot);
+        if self.fd() >= 0 {
+            // SAFETY: a valid flock request on our descriptor.
+            unsafe { libc::fcntl(self.fd(), libc::F_OFD_SETLK, &mut l) };
+        }
+    }
+
+    /// Whether some other open file description (another process, or another ledger
+    /// handle) holds the liveness lock of `slot`. None when it cannot be told.
+    pub fn liveness_held(&self, slot: u32) -> Option<bool> {
+        let mut l = lock_req(libc::F_WRLCK, slot);
+        if self.fd() < 0 {
+            return None;
+        }
+        // SAFETY: a valid flock request on our descriptor.
+        if unsafe { libc::fcntl(self.fd(), libc::F_OFD_GETLK, &mut l) } != 0 {
+            return None;
+        }
+        Some(i32::from(l.l_type) != libc::F_UNLCK)
     }
 
     /// Takes the lock. A holder that died is recovered from (the mutex is made consistent
@@ -444,33 +564,20 @@ impl Map {
         }
     }
 
-    /// Gives file space to slots `[0, n)`. Opens the file by name; false when the name no
-    /// longer refers to this mapping (the file was retired).
-    pub fn back_slots(&self, dir: &Path, n: usize) -> Result<bool, LedgerError> {
+    /// Gives file space to bytes `[from, to)` through this process's descriptor.
+    pub fn back(&self, dir: &Path, from: usize, to: usize) -> Result<(), LedgerError> {
         let file = dir.join(FILE_NAME);
-        let c = cstring(&file)?;
-        let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        // SAFETY: c is NUL-terminated.
-        let fd = unsafe { libc::open(c.as_ptr(), flags) };
-        if fd < 0 {
-            return match errno() {
-                libc::ENOENT => Ok(false),
-                e => Err(io(&file, "open", e)),
-            };
+        if to <= from {
+            return Ok(());
         }
-        let fd = Fd(fd);
-        let st = fstat(fd.0).map_err(|e| io(&file, "stat", e))?;
-        if dev_ino(&st) != (self.dev, self.ino) {
-            return Ok(false);
-        }
-        let (from, to) = (self.slots_end(0), self.slots_end(n));
-        // SAFETY: fd is the mapped file.
-        let r =
-            unsafe { libc::posix_fallocate(fd.0, from as libc::off_t, (to - from) as libc::off_t) };
+        // SAFETY: fd is the mapped file (or -1, which fails with EBADF).
+        let r = unsafe {
+            libc::posix_fallocate(self.fd(), from as libc::off_t, (to - from) as libc::off_t)
+        };
         if r != 0 {
             return Err(io(&file, "allocate space for", r));
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Unlinks the file's name if it still refers to this mapping. Call with the lock

@@ -3,108 +3,119 @@
 //! Everything here is plain `repr(C)` integers, so an all-zero file is a valid empty
 //! ledger, and every number read back is bounds-checked before use: the file is shared
 //! with other processes and may hold anything a crashed or buggy writer left, which can
-//! give wrong answers but never out-of-bounds access.
+//! give wrong answers but never out-of-bounds access or an endless loop.
+//!
+//! The capacity (keys) is chosen by the process that creates the file and written in its
+//! header; every region's place follows from it ([`Geometry`]).
 //!
 //! ```text
-//! Table
-//! ├── Header   magic, version, sizes (checked on open), the process-shared robust mutex
-//! └── Data     everything below is only touched with the mutex held
-//!     ├── counters: retired, used, next_fresh, backed, free_len, ring_head/len, ...
-//!     ├── attach[1024]      processes using the file (Who; pid 0 = free)
-//!     ├── index[8192]       open addressing by fingerprint, linear probing, no tombstones
-//!     │                     (backward-shift deletion); each entry names a slot
-//!     ├── free[4096]        stack of slots free for reuse
-//!     ├── ring[4096]        FIFO of finished slots, reclaimed oldest first when needed
-//!     └── slots[4096]       one per key: exporter, flags, whitelist[64], importers[32]
+//! Header    magic, version, capacities (checked on open), the process-shared robust mutex
+//! Ctl       counters: retired, used, next_fresh, backed, free stack, ring, tickets, pool
+//! attach[A]  processes using the file (Who; ticket 0 = free); entry i is "alive" while
+//!            its process holds an OFD lock on byte LOCK_BASE + i of the file
+//! index[2K]  open addressing by fingerprint, linear probing, no tombstones
+//!            (backward-shift deletion); each entry names a slot
+//! free[K]    stack of slots free for reuse
+//! ring[K]    FIFO of finished slots, reclaimed oldest first when needed
+//! slots[K]   one per key: exporter, flags, heads of its whitelist and importer chains
+//! pool[4K]   32-byte entries for whitelists and importers, chained per key
 //! ```
 
-use super::proc::ProcId;
 use crate::key::Fp;
 
-/// The file's name inside the ledger directory.
-pub const FILE_NAME: &str = "ledger.v1";
+/// The file's name inside the ledger directory (the number is the layout version, so a
+/// job mixing versions keeps two ledgers instead of refusing each other's).
+pub const FILE_NAME: &str = "ledger.v2";
 pub const MAGIC: [u8; 8] = *b"AIGLEDGR";
-pub const VERSION: u32 = 1;
-/// Keys the ledger tracks at once.
-pub const SLOTS: usize = 4096;
-/// Index positions: twice the slots, so the load factor stays at most 1/2.
-pub const INDEX: usize = 2 * SLOTS;
-const INDEX_BITS: u32 = INDEX.trailing_zeros();
-/// Processes that can be attached at once (more are allowed, but then the file is never
-/// removed).
-pub const ATTACH: usize = 1024;
-/// Whitelisted pids remembered per key (the vendor allows 31 per call).
-pub const WHITELIST: usize = 64;
-/// Importing processes remembered per key.
-pub const IMPORTERS: usize = 32;
-/// Slots are backed by file space in chunks of this many (see `Data::backed`).
+pub const VERSION: u32 = 2;
+/// Keys the ledger holds by default (`ACL_IPC_GUARD_LEDGER_KEYS` changes it for a new
+/// ledger file).
+pub const DEFAULT_KEYS: usize = 65_536;
+pub const MIN_KEYS: usize = 64;
+pub const MAX_KEYS: usize = 1 << 22;
+/// Processes that can be attached at once (more may use the file, but their liveness
+/// cannot be seen, and the file is then never removed).
+pub const ATTACH: usize = 4096;
+/// Pool entries per key of capacity.
+pub const POOL_PER_KEY: usize = 4;
+/// Whitelisted pids per key (the vendor's limit); more are counted as dropped.
+pub const WHITELIST_MAX: u32 = 32_768;
+/// Importing processes remembered per key; more are counted as dropped.
+pub const IMPORTERS_MAX: u32 = 4096;
+/// Slots are backed by file space in chunks of this many (see `Ctl::backed`).
 pub const CHUNK: usize = 64;
+/// Pool entries are backed in chunks of this many.
+pub const POOL_CHUNK: usize = 1024;
 /// Finished keys (closed by everyone) remembered before the oldest is reused even though
 /// the file could grow: late importers of the most recently closed keys still learn that
 /// the exporter closed, without /dev/shm filling up with history.
 pub const KEEP_FINISHED: usize = 512;
+/// Byte offset of the liveness lock of attach entry 0 (entry i locks byte LOCK_BASE + i).
+/// Past the end of any ledger file: locks there need no file space.
+pub const LOCK_BASE: u64 = 1 << 40;
+/// `Who::slot` of a process that has no attach entry (its liveness cannot be seen).
+pub const NO_SLOT: u32 = u32::MAX;
 
-/// A process as stored in the file: its identity plus the pid namespace it lives in.
+/// A process as stored in the file. `ticket` names it uniquely within the file (handed
+/// out on attach, never reused); pids only label it for people and whitelists.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Who {
-    pub pid: i32,
+    pub ticket: u64,
+    /// The bare tgid (the host pid), 0 when unknown.
     pub bare_tgid: i32,
-    pub start_ticks: u64,
-    /// Inode of the pid namespace, 0 when unknown.
-    pub ns: u64,
+    /// The pid in its own pid namespace.
+    pub pid: i32,
+    /// Its attach entry, or NO_SLOT.
+    pub slot: u32,
+    _pad: u32,
 }
 
 impl Who {
-    pub fn new(p: ProcId, ns: u64) -> Who {
+    pub fn new(ticket: u64, pid: i32, bare_tgid: i32, slot: u32) -> Who {
         Who {
-            pid: p.pid,
-            bare_tgid: p.bare_tgid,
-            start_ticks: p.start_ticks,
-            ns,
+            ticket,
+            bare_tgid,
+            pid,
+            slot,
+            _pad: 0,
         }
     }
 
-    pub fn proc_id(&self) -> ProcId {
-        ProcId {
-            pid: self.pid,
-            bare_tgid: self.bare_tgid,
-            start_ticks: self.start_ticks,
-        }
-    }
-
-    /// The same process (the bare tgid is only a label).
+    /// The same process.
     pub fn same(&self, o: &Who) -> bool {
-        self.pid == o.pid && self.start_ticks == o.start_ticks && self.ns == o.ns
-    }
-
-    fn order(&self) -> (i32, u64, u64) {
-        (self.pid, self.start_ticks, self.ns)
+        self.ticket == o.ticket
     }
 
     pub fn is_free(&self) -> bool {
-        self.pid == 0
+        self.ticket == 0
+    }
+
+    /// The pid to name it by: the bare tgid when known.
+    pub fn host_pid(&self) -> i32 {
+        if self.bare_tgid > 0 {
+            self.bare_tgid
+        } else {
+            self.pid
+        }
     }
 }
 
+/// A whitelist or importer entry, chained per key. A whitelist entry keeps the pid in
+/// `who.bare_tgid` and the time it was set (CLOCK_BOOTTIME ns) in `who.ticket`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct WlEntry {
-    pub pid: i32,
-    _pad: u32,
-    pub set_ns: u64,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct ImpEntry {
-    pub who: Who,
+pub(crate) struct Entry {
+    /// Next entry + 1; 0 ends the chain.
+    pub next: u32,
+    /// Importer entries: the import was closed.
     pub closed: u32,
-    _pad: u32,
+    pub who: Who,
 }
 
 /// One key.
 #[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Slot {
     pub fp: [u8; 8],
     pub exporter: Who,
@@ -116,14 +127,16 @@ pub(crate) struct Slot {
     /// Exporter closed and no importer open: kept only to answer late questions, and
     /// queued on the ring for reuse.
     pub finished: u8,
-    wl_len: u32,
+    pub wl_len: u32,
     /// Whitelist entries that did not fit.
     pub wl_dropped: u32,
-    imp_len: u32,
+    pub imp_len: u32,
     /// Importers that did not fit.
     pub imp_dropped: u32,
-    wl: [WlEntry; WHITELIST],
-    imp: [ImpEntry; IMPORTERS],
+    /// First entry + 1 of each chain; 0 = empty.
+    wl_head: u32,
+    imp_head: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -142,19 +155,20 @@ pub(crate) struct Header {
     pub version: u32,
     pub header_size: u32,
     pub file_size: u64,
-    pub slots: u32,
+    pub keys: u32,
     pub index: u32,
     pub attach: u32,
-    pub whitelist: u32,
-    pub importers: u32,
+    pub pool: u32,
     pub slot_size: u32,
+    pub entry_size: u32,
     /// Changed by other threads and processes at any time, hence the cell.
     pub mutex: std::cell::UnsafeCell<libc::pthread_mutex_t>,
 }
 
-/// Everything the mutex protects.
+/// The counters the mutex protects.
 #[repr(C, align(64))]
-pub(crate) struct Data {
+#[derive(Debug, Default)]
+pub(crate) struct Ctl {
     /// 0 live; 1 being retired (the file is being unlinked); 2 retired. A process that
     /// finds it non-zero opens the ledger afresh.
     pub retired: u32,
@@ -174,66 +188,108 @@ pub(crate) struct Data {
     /// failure to allocate file space: neither is retried for a while.
     pub last_fruitless_gc_ns: u64,
     pub last_space_fail_ns: u64,
-    pub attach: [Who; ATTACH],
-    pub index: [IndexEntry; INDEX],
-    pub free: [u32; SLOTS],
-    pub ring: [u32; SLOTS],
-    pub slots: [Slot; SLOTS],
+    /// The last ticket handed out.
+    pub last_ticket: u64,
+    /// Free pool entries: head + 1 of the free chain, and its length.
+    pub pool_free: u32,
+    pub pool_free_len: u32,
+    /// Pool entries `[0, pool_fresh)` have been handed out at least once; `[0,
+    /// pool_backed)` have file space.
+    pub pool_fresh: u32,
+    pub pool_backed: u32,
 }
 
-#[repr(C)]
-pub(crate) struct Table {
-    pub hdr: Header,
-    pub data: Data,
+/// Where everything is, for a capacity of `keys`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub keys: usize,
+    pub index: usize,
+    pub attach: usize,
+    pub pool: usize,
+    pub off_ctl: usize,
+    pub off_attach: usize,
+    pub off_index: usize,
+    pub off_free: usize,
+    pub off_ring: usize,
+    pub off_slots: usize,
+    pub off_pool: usize,
+    pub file_size: usize,
 }
 
-/// Size of the ledger file.
-pub const FILE_SIZE: usize = std::mem::size_of::<Table>();
-const _: () = assert!(FILE_SIZE <= 16 << 20);
-const _: () = assert!(INDEX.is_power_of_two() && SLOTS < u32::MAX as usize);
+const fn align(n: usize, to: usize) -> usize {
+    n.div_ceil(to) * to
+}
 
-impl Header {
-    /// The values a compatible file holds.
-    pub fn expected() -> [u64; 9] {
-        [
-            u64::from(VERSION),
-            std::mem::size_of::<Header>() as u64,
-            FILE_SIZE as u64,
-            SLOTS as u64,
-            INDEX as u64,
-            ATTACH as u64,
-            WHITELIST as u64,
-            IMPORTERS as u64,
-            std::mem::size_of::<Slot>() as u64,
-        ]
+impl Geometry {
+    /// The layout for `keys` (clamped to `[MIN_KEYS, MAX_KEYS]`).
+    pub fn new(keys: usize) -> Geometry {
+        use std::mem::size_of;
+        let keys = keys.clamp(MIN_KEYS, MAX_KEYS);
+        let index = (2 * keys).next_power_of_two();
+        let attach = ATTACH;
+        let pool = POOL_PER_KEY * keys;
+        let off_ctl = align(size_of::<Header>(), 64);
+        let off_attach = align(off_ctl + size_of::<Ctl>(), 64);
+        let off_index = align(off_attach + attach * size_of::<Who>(), 64);
+        let off_free = off_index + index * size_of::<IndexEntry>();
+        let off_ring = off_free + keys * 4;
+        let off_slots = align(off_ring + keys * 4, 64);
+        let off_pool = align(off_slots + keys * size_of::<Slot>(), 64);
+        let file_size = align(off_pool + pool * size_of::<Entry>(), 4096);
+        Geometry {
+            keys,
+            index,
+            attach,
+            pool,
+            off_ctl,
+            off_attach,
+            off_index,
+            off_free,
+            off_ring,
+            off_slots,
+            off_pool,
+            file_size,
+        }
     }
 
-    pub fn actual(&self) -> [u64; 9] {
-        [
-            u64::from(self.version),
-            u64::from(self.header_size),
-            self.file_size,
-            u64::from(self.slots),
-            u64::from(self.index),
-            u64::from(self.attach),
-            u64::from(self.whitelist),
-            u64::from(self.importers),
-            u64::from(self.slot_size),
-        ]
+    /// The layout a header describes, when it is one this version writes.
+    pub fn of_header(h: &Header) -> Option<Geometry> {
+        let g = Geometry::new(h.keys as usize);
+        (h.magic == MAGIC
+            && h.version == VERSION
+            && h.header_size as usize == std::mem::size_of::<Header>()
+            && h.keys as usize == g.keys
+            && h.index as usize == g.index
+            && h.attach as usize == g.attach
+            && h.pool as usize == g.pool
+            && h.slot_size as usize == std::mem::size_of::<Slot>()
+            && h.entry_size as usize == std::mem::size_of::<Entry>()
+            && h.file_size as usize == g.file_size)
+            .then_some(g)
     }
 
-    /// Writes the fixed fields (not the mutex).
-    pub fn fill(&mut self) {
-        self.magic = MAGIC;
-        self.version = VERSION;
-        self.header_size = std::mem::size_of::<Header>() as u32;
-        self.file_size = FILE_SIZE as u64;
-        self.slots = SLOTS as u32;
-        self.index = INDEX as u32;
-        self.attach = ATTACH as u32;
-        self.whitelist = WHITELIST as u32;
-        self.importers = IMPORTERS as u32;
-        self.slot_size = std::mem::size_of::<Slot>() as u32;
+    /// Byte offset of the end of slot `n - 1` (the space slots `[0, n)` need).
+    pub fn slots_end(&self, n: usize) -> usize {
+        self.off_slots + n.min(self.keys) * std::mem::size_of::<Slot>()
+    }
+
+    /// Byte offset of the end of pool entry `n - 1`.
+    pub fn pool_end(&self, n: usize) -> usize {
+        self.off_pool + n.min(self.pool) * std::mem::size_of::<Entry>()
+    }
+
+    /// Writes the fixed header fields (not the mutex).
+    pub fn fill(&self, h: &mut Header) {
+        h.magic = MAGIC;
+        h.version = VERSION;
+        h.header_size = std::mem::size_of::<Header>() as u32;
+        h.file_size = self.file_size as u64;
+        h.keys = self.keys as u32;
+        h.index = self.index as u32;
+        h.attach = self.attach as u32;
+        h.pool = self.pool as u32;
+        h.slot_size = std::mem::size_of::<Slot>() as u32;
+        h.entry_size = std::mem::size_of::<Entry>() as u32;
     }
 }
 
@@ -244,148 +300,90 @@ pub(crate) struct Exported {
     pub size: u64,
 }
 
-fn home(fp: &[u8; 8]) -> usize {
-    // Fingerprints are already uniform; the multiply also spreads made-up test ones.
-    (u64::from_le_bytes(*fp).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - INDEX_BITS)) as usize
+/// The tables of a mapped ledger, borrowed while the mutex is held.
+pub(crate) struct Tables<'a> {
+    pub c: &'a mut Ctl,
+    pub attach: &'a mut [Who],
+    pub index: &'a mut [IndexEntry],
+    free: &'a mut [u32],
+    ring: &'a mut [u32],
+    pub slots: &'a mut [Slot],
+    pool: &'a mut [Entry],
 }
 
-const MASK: usize = INDEX - 1;
-
-impl Slot {
-    /// Starts the slot afresh for a new export.
-    pub fn reset(&mut self, fp: Fp, exporter: Who, whitelist_mode: bool, size: u64) {
-        self.fp = fp.0;
-        self.exporter = exporter;
-        self.size = size;
-        self.whitelist_mode = u8::from(whitelist_mode);
-        self.exporter_closed = 0;
-        self.memory_freed = 0;
-        self.finished = 0;
-        self.wl_len = 0;
-        self.wl_dropped = 0;
-        self.imp_len = 0;
-        self.imp_dropped = 0;
-    }
-
-    pub fn whitelist(&self) -> &[WlEntry] {
-        &self.wl[..(self.wl_len as usize).min(WHITELIST)]
-    }
-
-    pub fn importers(&self) -> &[ImpEntry] {
-        &self.imp[..(self.imp_len as usize).min(IMPORTERS)]
-    }
-
-    /// Adds a whitelisted pid; a pid already on the list keeps its earliest time.
-    pub fn add_whitelist(&mut self, pid: i32, set_ns: u64) {
-        let len = (self.wl_len as usize).min(WHITELIST);
-        if let Some(e) = self.wl[..len].iter_mut().find(|e| e.pid == pid) {
-            e.set_ns = e.set_ns.min(set_ns);
-        } else if len < WHITELIST {
-            self.wl[len] = WlEntry {
-                pid,
-                _pad: 0,
-                set_ns,
-            };
-            self.wl_len = len as u32 + 1;
-        } else {
-            self.wl_dropped = self.wl_dropped.saturating_add(1);
-        }
-    }
-
-    /// When `pid` was first whitelisted.
-    pub fn whitelisted_at(&self, pid: i32) -> Option<u64> {
-        self.whitelist()
-            .iter()
-            .filter(|e| e.pid == pid)
-            .map(|e| e.set_ns)
-            .min()
-    }
-
-    /// Records `who` as an importer with the key open (one entry per process). When the
-    /// list is full, an entry of a process that closed is reused; otherwise the importer
-    /// is only counted.
-    pub fn add_importer(&mut self, who: &Who) {
-        let len = (self.imp_len as usize).min(IMPORTERS);
-        if let Some(e) = self.imp[..len].iter_mut().find(|e| e.who.same(who)) {
-            e.closed = 0;
-            e.who.bare_tgid = who.bare_tgid;
-        } else if len < IMPORTERS {
-            self.imp[len] = ImpEntry {
-                who: *who,
-                closed: 0,
-                _pad: 0,
-            };
-            self.imp_len = len as u32 + 1;
-        } else if let Some(e) = self.imp[..len].iter_mut().find(|e| e.closed != 0) {
-            *e = ImpEntry {
-                who: *who,
-                closed: 0,
-                _pad: 0,
-            };
-        } else {
-            self.imp_dropped = self.imp_dropped.saturating_add(1);
-        }
-        self.finished = 0;
-    }
-
-    /// Marks `who`'s import closed; false when it had none open.
-    pub fn close_importer(&mut self, who: &Who) -> bool {
-        let len = (self.imp_len as usize).min(IMPORTERS);
-        match self.imp[..len]
-            .iter_mut()
-            .find(|e| e.closed == 0 && e.who.same(who))
-        {
-            Some(e) => {
-                e.closed = 1;
-                true
+impl<'a> Tables<'a> {
+    /// The tables of the mapping at `base`.
+    ///
+    /// # Safety
+    /// `base` points to at least `g.file_size` bytes laid out by `g`, aligned to 64,
+    /// that nothing else accesses while the result lives (the ledger mutex is held, or
+    /// the memory is private).
+    pub unsafe fn at(base: *mut u8, g: &Geometry) -> Tables<'a> {
+        use std::slice::from_raw_parts_mut as slice;
+        // SAFETY (all): the regions are disjoint, in bounds and aligned per `g`; the
+        // caller guarantees exclusive access.
+        unsafe {
+            Tables {
+                c: &mut *base.add(g.off_ctl).cast::<Ctl>(),
+                attach: slice(base.add(g.off_attach).cast(), g.attach),
+                index: slice(base.add(g.off_index).cast(), g.index),
+                free: slice(base.add(g.off_free).cast(), g.keys),
+                ring: slice(base.add(g.off_ring).cast(), g.keys),
+                slots: slice(base.add(g.off_slots).cast(), g.keys),
+                pool: slice(base.add(g.off_pool).cast(), g.pool),
             }
-            None => false,
         }
     }
 
-    pub fn open_importers(&self) -> impl Iterator<Item = &Who> {
-        self.importers()
-            .iter()
-            .filter(|e| e.closed == 0)
-            .map(|e| &e.who)
+    fn keys_cap(&self) -> usize {
+        self.slots.len()
     }
 
-    /// The exporter has closed and every importer the slot knows of has closed.
-    pub fn is_finished_now(&self) -> bool {
-        self.exporter_closed != 0 && self.open_importers().next().is_none()
+    fn home(&self, fp: &[u8; 8]) -> usize {
+        // Fingerprints are already uniform; the multiply also spreads made-up test ones.
+        let bits = self.index.len().trailing_zeros();
+        (u64::from_le_bytes(*fp).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
     }
-}
 
-impl Data {
+    fn mask(&self) -> usize {
+        self.index.len() - 1
+    }
+
+    // ------------------------------------------------------------ the index
+
     /// Position and slot of `fp`.
     pub fn find(&self, fp: &[u8; 8]) -> Option<(usize, usize)> {
-        let mut pos = home(fp);
-        for _ in 0..INDEX {
+        let mut pos = self.home(fp);
+        for _ in 0..self.index.len() {
             let e = &self.index[pos];
             if e.body == 0 {
                 return None;
             }
-            if e.fp == *fp && (e.body as usize) <= SLOTS {
+            if e.fp == *fp && (e.body as usize) <= self.keys_cap() {
                 return Some((pos, e.body as usize - 1));
             }
-            pos = (pos + 1) & MASK;
+            pos = (pos + 1) & self.mask();
         }
         None
     }
 
+    pub fn body(&self, fp: &Fp) -> Option<usize> {
+        self.find(&fp.0).map(|(_, b)| b)
+    }
+
     pub fn slot(&self, fp: &Fp) -> Option<&Slot> {
-        self.find(&fp.0).map(|(_, b)| &self.slots[b])
+        self.body(fp).map(|b| &self.slots[b])
     }
 
     pub fn slot_mut(&mut self, fp: &Fp) -> Option<&mut Slot> {
-        self.find(&fp.0).map(move |(_, b)| &mut self.slots[b])
+        self.body(fp).map(move |b| &mut self.slots[b])
     }
 
     /// Adds `fp` → `body`; `fp` must not be present. False only if the index is full,
     /// which the slot count rules out.
     fn insert(&mut self, fp: [u8; 8], body: usize) -> bool {
-        let mut pos = home(&fp);
-        for _ in 0..INDEX {
+        let mut pos = self.home(&fp);
+        for _ in 0..self.index.len() {
             if self.index[pos].body == 0 {
                 self.index[pos] = IndexEntry {
                     fp,
@@ -394,7 +392,7 @@ impl Data {
                 };
                 return true;
             }
-            pos = (pos + 1) & MASK;
+            pos = (pos + 1) & self.mask();
         }
         false
     }
@@ -406,12 +404,12 @@ impl Data {
     fn remove_at(&mut self, mut hole: usize) {
         self.index[hole] = IndexEntry::default();
         let mut j = hole;
-        for _ in 0..INDEX {
-            j = (j + 1) & MASK;
+        for _ in 0..self.index.len() {
+            j = (j + 1) & self.mask();
             if self.index[j].body == 0 {
                 break;
             }
-            let h = home(&self.index[j].fp);
+            let h = self.home(&self.index[j].fp);
             let stays = if hole <= j {
                 hole < h && h <= j
             } else {
@@ -423,22 +421,25 @@ impl Data {
                 hole = j;
             }
         }
-        self.used = self.used.saturating_sub(1);
+        self.c.used = self.c.used.saturating_sub(1);
     }
 
-    /// Removes `fp`'s entry and frees its slot.
+    /// Removes `fp`'s entry and frees its slot and its chains.
     pub fn remove(&mut self, fp: &[u8; 8]) {
         if let Some((pos, body)) = self.find(fp) {
             self.remove_at(pos);
+            self.free_chains(body);
             self.push_free(body);
         }
     }
 
+    // ------------------------------------------------------------ slots
+
     fn push_free(&mut self, body: usize) {
-        let len = self.free_len as usize;
-        if len < SLOTS {
+        let len = self.c.free_len as usize;
+        if len < self.free.len() {
             self.free[len] = body as u32;
-            self.free_len = len as u32 + 1;
+            self.c.free_len = len as u32 + 1;
         }
     }
 
@@ -447,42 +448,55 @@ impl Data {
     /// cannot grow (full size, or `may_grow` false), the oldest finished one. None: grow
     /// the file or collect garbage.
     fn alloc_body(&mut self, may_grow: bool) -> Option<usize> {
-        while self.free_len > 0 {
-            self.free_len = (self.free_len - 1).min(SLOTS as u32 - 1);
-            let b = self.free[self.free_len as usize] as usize;
-            if b < SLOTS {
+        let cap = self.keys_cap();
+        while self.c.free_len > 0 {
+            self.c.free_len = (self.c.free_len - 1).min(cap as u32 - 1);
+            let b = self.free[self.c.free_len as usize] as usize;
+            if b < cap {
                 return Some(b);
             }
         }
-        if self.ring_len as usize >= KEEP_FINISHED {
+        if self.c.ring_len as usize >= KEEP_FINISHED {
             if let Some(b) = self.reclaim_finished() {
                 return Some(b);
             }
         }
-        let backed = (self.backed as usize).min(SLOTS);
-        if (self.next_fresh as usize) < backed {
-            self.next_fresh += 1;
-            return Some(self.next_fresh as usize - 1);
+        let backed = (self.c.backed as usize).min(cap);
+        if (self.c.next_fresh as usize) < backed {
+            self.c.next_fresh += 1;
+            return Some(self.c.next_fresh as usize - 1);
         }
-        if !may_grow || backed >= SLOTS {
+        if !may_grow || backed >= cap {
             return self.reclaim_finished();
         }
         None
     }
 
+    fn reset_slot(&mut self, body: usize, fp: Fp, exporter: Who, e: Exported) {
+        self.free_chains(body);
+        self.slots[body] = Slot {
+            fp: fp.0,
+            exporter,
+            size: e.size,
+            whitelist_mode: u8::from(e.whitelist_mode),
+            ..Slot::default()
+        };
+    }
+
     /// Records an export of `fp` by `who`: the slot is started afresh if the key is known.
     /// False when no slot is free (see `alloc_body`).
     pub fn export(&mut self, fp: Fp, who: Who, e: Exported, may_grow: bool) -> bool {
-        if let Some(s) = self.slot_mut(&fp) {
-            s.reset(fp, who, e.whitelist_mode, e.size);
+        if let Some(body) = self.body(&fp) {
+            self.reset_slot(body, fp, who, e);
             return true;
         }
         let Some(body) = self.alloc_body(may_grow) else {
             return false;
         };
-        self.slots[body].reset(fp, who, e.whitelist_mode, e.size);
+        // A reclaimed or reused slot may still hold chains.
+        self.reset_slot(body, fp, who, e);
         if self.insert(fp.0, body) {
-            self.used = self.used.saturating_add(1);
+            self.c.used = self.c.used.saturating_add(1);
             true
         } else {
             self.push_free(body);
@@ -492,45 +506,50 @@ impl Data {
 
     /// Slots `[backed, new)` now have file space.
     pub fn set_backed(&mut self, new: usize) {
-        if new > self.backed as usize {
-            self.backed = new.min(SLOTS) as u32;
+        if new > self.c.backed as usize {
+            self.c.backed = new.min(self.keys_cap()) as u32;
         }
     }
 
     /// True when a new key needs more file space first.
     pub fn needs_backing(&self) -> bool {
-        self.free_len == 0 && self.next_fresh >= self.backed && (self.backed as usize) < SLOTS
+        self.c.free_len == 0
+            && self.c.next_fresh >= self.c.backed
+            && (self.c.backed as usize) < self.keys_cap()
     }
 
     /// Queues a slot that just finished for later reuse.
     pub fn push_finished(&mut self, body: usize) {
-        if self.ring_len as usize >= SLOTS {
+        let cap = self.keys_cap();
+        if self.c.ring_len as usize >= cap {
             // Make room: reclaim the oldest (or drop stale entries).
             if let Some(b) = self.reclaim_finished() {
                 self.push_free(b);
             }
         }
-        let len = (self.ring_len as usize).min(SLOTS - 1);
-        let at = (self.ring_head as usize % SLOTS + len) % SLOTS;
+        let len = (self.c.ring_len as usize).min(cap - 1);
+        let at = (self.c.ring_head as usize % cap + len) % cap;
         self.ring[at] = body as u32;
-        self.ring_len = len as u32 + 1;
+        self.c.ring_len = len as u32 + 1;
     }
 
     /// Takes the oldest finished slot off the ring, removes its key from the index and
     /// returns it. Ring entries whose slot was reused or re-exported since are skipped.
     fn reclaim_finished(&mut self) -> Option<usize> {
-        while self.ring_len > 0 {
-            let head = self.ring_head as usize % SLOTS;
+        let cap = self.keys_cap();
+        while self.c.ring_len > 0 {
+            let head = self.c.ring_head as usize % cap;
             let body = self.ring[head] as usize;
-            self.ring_head = ((head + 1) % SLOTS) as u32;
-            self.ring_len = (self.ring_len - 1).min(SLOTS as u32);
-            if body >= SLOTS || self.slots[body].finished == 0 {
+            self.c.ring_head = ((head + 1) % cap) as u32;
+            self.c.ring_len = (self.c.ring_len - 1).min(cap as u32);
+            if body >= cap || self.slots[body].finished == 0 {
                 continue;
             }
             let fp = self.slots[body].fp;
             if let Some((pos, b)) = self.find(&fp) {
                 if b == body {
                     self.remove_at(pos);
+                    self.free_chains(body);
                     return Some(body);
                 }
             }
@@ -540,35 +559,217 @@ impl Data {
 
     /// Marks the slot finished (and queues it) if the exporter and all importers closed.
     pub fn maybe_finish(&mut self, fp: &Fp) {
-        if let Some((_, body)) = self.find(&fp.0) {
-            let s = &mut self.slots[body];
-            if s.finished == 0 && s.is_finished_now() {
-                s.finished = 1;
+        if let Some(body) = self.body(fp) {
+            if self.slots[body].finished == 0 && self.is_finished_now(body) {
+                self.slots[body].finished = 1;
                 self.push_finished(body);
             }
         }
     }
 
-    /// The keys in the table, with their slots.
-    pub fn keys(&self) -> impl Iterator<Item = (&[u8; 8], &Slot)> {
+    /// The exporter has closed and every importer the slot knows of has closed.
+    pub fn is_finished_now(&self, body: usize) -> bool {
+        self.slots[body].exporter_closed != 0 && self.open_importers(body).next().is_none()
+    }
+
+    /// The slots of the keys in the table.
+    pub fn bodies(&self) -> impl Iterator<Item = usize> + '_ {
+        let cap = self.keys_cap();
         self.index
             .iter()
-            .filter(|e| e.body != 0 && e.body as usize <= SLOTS)
-            .map(|e| (&e.fp, &self.slots[e.body as usize - 1]))
+            .filter(move |e| e.body != 0 && e.body as usize <= cap)
+            .map(|e| e.body as usize - 1)
     }
+
+    // ------------------------------------------------------------ chains
+
+    /// The entries of a chain starting at `head` (+1 encoded), at most the pool's size.
+    fn chain(&self, head: u32) -> impl Iterator<Item = usize> + '_ {
+        let pool = &*self.pool;
+        let mut next = head;
+        let mut left = pool.len();
+        std::iter::from_fn(move || {
+            if next == 0 || next as usize > pool.len() || left == 0 {
+                return None;
+            }
+            left -= 1;
+            let i = next as usize - 1;
+            next = pool[i].next;
+            Some(i)
+        })
+    }
+
+    /// A pool entry, or None when the pool is exhausted (or needs backing).
+    fn alloc_entry(&mut self) -> Option<usize> {
+        let cap = self.pool.len();
+        if self.c.pool_free != 0 && (self.c.pool_free as usize) <= cap {
+            let i = self.c.pool_free as usize - 1;
+            self.c.pool_free = self.pool[i].next;
+            self.c.pool_free_len = self.c.pool_free_len.saturating_sub(1);
+            return Some(i);
+        }
+        self.c.pool_free = 0;
+        self.c.pool_free_len = 0;
+        let backed = (self.c.pool_backed as usize).min(cap);
+        if (self.c.pool_fresh as usize) < backed {
+            self.c.pool_fresh += 1;
+            return Some(self.c.pool_fresh as usize - 1);
+        }
+        None
+    }
+
+    fn free_entry(&mut self, i: usize) {
+        self.pool[i] = Entry {
+            next: self.c.pool_free,
+            ..Entry::default()
+        };
+        self.c.pool_free = i as u32 + 1;
+        self.c.pool_free_len = self.c.pool_free_len.saturating_add(1);
+    }
+
+    /// Pool entries that can be handed out without growing the file.
+    pub fn pool_spare(&self) -> usize {
+        self.c.pool_free_len as usize
+            + (self.c.pool_backed as usize).saturating_sub(self.c.pool_fresh as usize)
+    }
+
+    pub fn pool_can_grow(&self) -> bool {
+        (self.c.pool_backed as usize) < self.pool.len()
+    }
+
+    pub fn set_pool_backed(&mut self, new: usize) {
+        if new > self.c.pool_backed as usize {
+            self.c.pool_backed = new.min(self.pool.len()) as u32;
+        }
+    }
+
+    /// Returns a slot's chains to the pool.
+    fn free_chains(&mut self, body: usize) {
+        let heads = [self.slots[body].wl_head, self.slots[body].imp_head];
+        for head in heads {
+            let entries: Vec<usize> = self.chain(head).collect();
+            for i in entries {
+                self.free_entry(i);
+            }
+        }
+        let s = &mut self.slots[body];
+        s.wl_head = 0;
+        s.imp_head = 0;
+        s.wl_len = 0;
+        s.imp_len = 0;
+    }
+
+    /// Adds a whitelisted pid; a pid already on the list keeps its earliest time.
+    pub fn add_whitelist(&mut self, body: usize, pid: i32, set_ns: u64) {
+        let head = self.slots[body].wl_head;
+        let known = self
+            .chain(head)
+            .find(|&i| self.pool[i].who.bare_tgid == pid);
+        if let Some(i) = known {
+            let e = &mut self.pool[i].who;
+            e.ticket = e.ticket.min(set_ns);
+            return;
+        }
+        let room = self.slots[body].wl_len < WHITELIST_MAX;
+        match room.then(|| self.alloc_entry()).flatten() {
+            Some(i) => {
+                self.pool[i] = Entry {
+                    next: head,
+                    closed: 0,
+                    who: Who::new(set_ns, 0, pid, NO_SLOT),
+                };
+                let s = &mut self.slots[body];
+                s.wl_head = i as u32 + 1;
+                s.wl_len += 1;
+            }
+            None => {
+                let s = &mut self.slots[body];
+                s.wl_dropped = s.wl_dropped.saturating_add(1);
+            }
+        }
+    }
+
+    /// When `pid` was first whitelisted.
+    pub fn whitelisted_at(&self, body: usize, pid: i32) -> Option<u64> {
+        self.chain(self.slots[body].wl_head)
+            .map(|i| &self.pool[i].who)
+            .filter(|w| w.bare_tgid == pid)
+            .map(|w| w.ticket)
+            .min()
+    }
+
+    /// Records `who` as an importer with the key open (one entry per process). When no
+    /// entry can be had, one of a process that closed is reused; otherwise the importer
+    /// is only counted.
+    pub fn add_importer(&mut self, body: usize, who: &Who) {
+        let head = self.slots[body].imp_head;
+        let mine = self.chain(head).find(|&i| self.pool[i].who.same(who));
+        if let Some(i) = mine {
+            self.pool[i].closed = 0;
+            self.pool[i].who.bare_tgid = who.bare_tgid;
+        } else if let Some(i) = (self.slots[body].imp_len < IMPORTERS_MAX)
+            .then(|| self.alloc_entry())
+            .flatten()
+        {
+            self.pool[i] = Entry {
+                next: head,
+                closed: 0,
+                who: *who,
+            };
+            let s = &mut self.slots[body];
+            s.imp_head = i as u32 + 1;
+            s.imp_len += 1;
+        } else {
+            let closed = self.chain(head).find(|&i| self.pool[i].closed != 0);
+            match closed {
+                Some(i) => {
+                    self.pool[i].closed = 0;
+                    self.pool[i].who = *who;
+                }
+                None => {
+                    let s = &mut self.slots[body];
+                    s.imp_dropped = s.imp_dropped.saturating_add(1);
+                }
+            }
+        }
+        self.slots[body].finished = 0;
+    }
+
+    /// Marks `who`'s import closed; false when it had none open.
+    pub fn close_importer(&mut self, body: usize, who: &Who) -> bool {
+        let found = self
+            .chain(self.slots[body].imp_head)
+            .find(|&i| self.pool[i].closed == 0 && self.pool[i].who.same(who));
+        match found {
+            Some(i) => {
+                self.pool[i].closed = 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Importers that have not closed.
+    pub fn open_importers(&self, body: usize) -> impl Iterator<Item = &Who> + '_ {
+        self.chain(self.slots[body].imp_head)
+            .filter(|&i| self.pool[i].closed == 0)
+            .map(|i| &self.pool[i].who)
+    }
+
+    // ------------------------------------------------------------ processes
 
     /// The processes whose liveness matters: exporters that have not closed, importers that
     /// have not closed, and attached processes; without duplicates.
     pub fn parties(&self) -> Vec<Who> {
         let mut all: Vec<Who> = Vec::new();
-        for (_, s) in self.keys() {
-            if s.exporter_closed == 0 {
-                all.push(s.exporter);
+        for b in self.bodies() {
+            if self.slots[b].exporter_closed == 0 {
+                all.push(self.slots[b].exporter);
             }
-            all.extend(s.open_importers().copied());
+            all.extend(self.open_importers(b).copied());
         }
         all.extend(self.attach.iter().filter(|w| !w.is_free()).copied());
-        all.sort_unstable_by_key(Who::order);
+        all.sort_unstable_by_key(|w| w.ticket);
         all.dedup_by(|a, b| a.same(b));
         all
     }
@@ -576,15 +777,17 @@ impl Data {
     /// Frees every slot whose exporter has closed or died and whose open importers all
     /// died, and clears the attach entries of dead processes. Returns slots freed.
     pub fn collect(&mut self, dead: &[Who]) -> usize {
-        let mut dead = dead.to_vec();
-        dead.sort_unstable_by_key(Who::order);
-        let is_dead = |w: &Who| dead.binary_search_by_key(&w.order(), Who::order).is_ok();
+        let mut dead: Vec<u64> = dead.iter().map(|w| w.ticket).collect();
+        dead.sort_unstable();
+        let is_dead = |w: &Who| dead.binary_search(&w.ticket).is_ok();
         let doomed: Vec<[u8; 8]> = self
-            .keys()
-            .filter(|(_, s)| {
-                (s.exporter_closed != 0 || is_dead(&s.exporter)) && s.open_importers().all(is_dead)
+            .bodies()
+            .filter(|&b| {
+                let s = &self.slots[b];
+                (s.exporter_closed != 0 || is_dead(&s.exporter))
+                    && self.open_importers(b).all(is_dead)
             })
-            .map(|(fp, _)| *fp)
+            .map(|b| self.slots[b].fp)
             .collect();
         for fp in &doomed {
             self.remove(fp);
@@ -597,22 +800,21 @@ impl Data {
         doomed.len()
     }
 
-    /// Adds `who` to the attach table (once). False when the table is full.
-    pub fn register(&mut self, who: &Who) -> bool {
-        if self.attach.iter().any(|w| w.same(who)) {
-            return true;
-        }
-        match self.attach.iter_mut().find(|w| w.is_free()) {
-            Some(w) => {
-                *w = *who;
-                true
-            }
-            None => false,
+    /// A new ticket.
+    pub fn next_ticket(&mut self) -> u64 {
+        self.c.last_ticket = self.c.last_ticket.wrapping_add(1).max(1);
+        self.c.last_ticket
+    }
+
+    /// Puts `who` in attach entry `slot` (which the caller has locked).
+    pub fn register_at(&mut self, slot: usize, who: &Who) {
+        if slot < self.attach.len() {
+            self.attach[slot] = *who;
         }
     }
 
     pub fn unregister(&mut self, who: &Who) {
-        for w in self.attach.iter_mut() {
+        if let Some(w) = self.attach.get_mut(who.slot as usize) {
             if w.same(who) {
                 *w = Who::default();
             }
@@ -632,33 +834,36 @@ impl Data {
         self.attach.iter().filter(|w| !w.is_free())
     }
 
+    /// The ticket in attach entry `slot` (0: free or out of range).
+    pub fn attach_ticket(&self, slot: u32) -> u64 {
+        self.attach.get(slot as usize).map_or(0, |w| w.ticket)
+    }
+
+    // ------------------------------------------------------------ recovery
+
     /// Restores the table's invariants after a process died holding the lock: rebuilds
-    /// the index (dropping duplicates and entries that point nowhere), the used count and
-    /// the free stack, and clamps the counters. A key whose update was cut short may keep
-    /// a half-done change (one field or list entry), which can only make one answer about
-    /// that key wrong.
+    /// the index (dropping duplicates and entries that point nowhere), the used count,
+    /// the free stack and the pool's free chain, and clamps the counters. A key whose
+    /// update was cut short may keep a half-done change (one field or list entry), which
+    /// can only make one answer about that key wrong.
     pub fn repair(&mut self) {
-        let mut seen = [0u64; SLOTS / 64];
+        let cap = self.keys_cap();
+        let mut seen = vec![false; cap];
         let mut keep: Vec<([u8; 8], usize)> = Vec::new();
         for e in self.index.iter() {
             let b = e.body as usize;
-            if b == 0 || b > SLOTS {
+            if b == 0 || b > cap || seen[b - 1] {
                 continue;
             }
-            let body = b - 1;
-            let (w, bit) = (body / 64, 1u64 << (body % 64));
-            if seen[w] & bit != 0 {
-                continue;
-            }
-            seen[w] |= bit;
-            keep.push((e.fp, body));
+            seen[b - 1] = true;
+            keep.push((e.fp, b - 1));
         }
         // One entry per key, too (keep the first slot found; the others become free).
         keep.sort_by_key(|&(fp, _)| fp);
         keep.dedup_by_key(|&mut (fp, _)| fp);
-        seen = [0u64; SLOTS / 64];
+        seen.iter_mut().for_each(|s| *s = false);
         for &(_, body) in &keep {
-            seen[body / 64] |= 1u64 << (body % 64);
+            seen[body] = true;
         }
         for e in self.index.iter_mut() {
             *e = IndexEntry::default();
@@ -668,30 +873,105 @@ impl Data {
             self.insert(fp, body);
             top = top.max(body + 1);
         }
-        self.used = keep.len() as u32;
-        self.backed = (self.backed as usize).clamp(top, SLOTS) as u32;
-        self.next_fresh = (self.next_fresh as usize).clamp(top, self.backed as usize) as u32;
-        self.free_len = 0;
-        for body in (0..self.next_fresh as usize).rev() {
-            if seen[body / 64] & (1u64 << (body % 64)) == 0 {
+        self.c.used = keep.len() as u32;
+        self.c.backed = (self.c.backed as usize).clamp(top, cap) as u32;
+        self.c.next_fresh = (self.c.next_fresh as usize).clamp(top, self.c.backed as usize) as u32;
+        self.c.free_len = 0;
+        for body in (0..self.c.next_fresh as usize).rev() {
+            if !seen[body] {
+                self.slots[body].wl_head = 0;
+                self.slots[body].imp_head = 0;
                 self.push_free(body);
             }
         }
-        self.ring_head %= SLOTS as u32;
-        self.ring_len = self.ring_len.min(SLOTS as u32);
+        self.c.ring_head %= cap as u32;
+        self.c.ring_len = self.c.ring_len.min(cap as u32);
+        // The pool: entries reachable from a kept key's chains (each once) stay; every
+        // other entry handed out so far is free. A chain cut by a shared entry ends there.
+        let pool_cap = self.pool.len();
+        self.c.pool_backed = (self.c.pool_backed as usize).min(pool_cap) as u32;
+        self.c.pool_fresh = self.c.pool_fresh.min(self.c.pool_backed);
+        let mut used = vec![false; pool_cap];
+        for &(_, body) in &keep {
+            for which in 0..2 {
+                let s = &self.slots[body];
+                let head = if which == 0 { s.wl_head } else { s.imp_head };
+                let mut prev: Option<usize> = None;
+                let mut n = 0u32;
+                let mut next = head;
+                while next != 0 && (next as usize) <= self.c.pool_fresh as usize {
+                    let i = next as usize - 1;
+                    if used[i] {
+                        break;
+                    }
+                    used[i] = true;
+                    n += 1;
+                    prev = Some(i);
+                    next = self.pool[i].next;
+                }
+                // Cut the chain where it left the valid entries.
+                match prev {
+                    Some(p) => self.pool[p].next = 0,
+                    None => {
+                        let s = &mut self.slots[body];
+                        if which == 0 {
+                            s.wl_head = 0;
+                        } else {
+                            s.imp_head = 0;
+                        }
+                    }
+                }
+                let s = &mut self.slots[body];
+                if which == 0 {
+                    s.wl_len = n;
+                } else {
+                    s.imp_len = n;
+                }
+            }
+        }
+        self.c.pool_free = 0;
+        self.c.pool_free_len = 0;
+        for i in (0..self.c.pool_fresh as usize).rev() {
+            if !used[i] {
+                self.free_entry(i);
+            }
+        }
     }
 }
 
+/// A private, zeroed ledger image of `g`'s size, for tests.
 #[cfg(test)]
-pub(crate) fn boxed_data() -> Box<Data> {
-    use std::alloc::{alloc_zeroed, Layout};
-    let layout = Layout::new::<Data>();
-    // SAFETY: Data is plain integers, so all-zero is a valid value; the pointer comes from
-    // the global allocator with Data's layout, as Box requires.
-    unsafe {
-        let p = alloc_zeroed(layout).cast::<Data>();
-        assert!(!p.is_null());
-        Box::from_raw(p)
+pub(crate) struct Image {
+    buf: Vec<u64>,
+    pub g: Geometry,
+}
+
+#[cfg(test)]
+impl Image {
+    pub fn new(keys: usize) -> Image {
+        let g = Geometry::new(keys);
+        let mut img = Image {
+            buf: vec![0u64; g.file_size / 8 + 8],
+            g,
+        };
+        // 64-byte alignment for the Ctl block.
+        assert_eq!(img.base() as usize % 8, 0);
+        let t = img.tables();
+        t.c.backed = g.keys as u32;
+        t.c.pool_backed = g.pool as u32;
+        img
+    }
+
+    fn base(&mut self) -> *mut u8 {
+        let p = self.buf.as_mut_ptr() as usize;
+        (p.next_multiple_of(64)) as *mut u8
+    }
+
+    pub fn tables(&mut self) -> Tables<'_> {
+        let g = self.g;
+        // SAFETY: the buffer is at least file_size bytes past the aligned base, and the
+        // returned tables borrow self mutably.
+        unsafe { Tables::at(self.base(), &g) }
     }
 }
 
@@ -705,13 +985,8 @@ mod tests {
         Fp(b)
     }
 
-    fn who(pid: i32) -> Who {
-        Who {
-            pid,
-            bare_tgid: pid,
-            start_ticks: 7,
-            ns: 1,
-        }
+    fn who(t: u64) -> Who {
+        Who::new(t, t as i32, t as i32 + 1000, t as u32)
     }
 
     fn ex(whitelist_mode: bool) -> Exported {
@@ -721,31 +996,49 @@ mod tests {
         }
     }
 
-    fn data() -> Box<Data> {
-        let mut d = boxed_data();
-        d.backed = SLOTS as u32;
-        d
-    }
-
     /// Every key reachable and the counters add up.
-    fn check(d: &Data, keys: &[Fp]) {
+    fn check(d: &Tables, keys: &[Fp]) {
         for k in keys {
             assert!(d.slot(k).is_some(), "{k} lost");
         }
         let n = d.index.iter().filter(|e| e.body != 0).count();
-        assert_eq!(n, d.used as usize);
+        assert_eq!(n, d.c.used as usize);
         assert_eq!(n, keys.len());
     }
 
     #[test]
+    fn geometry_round_trips_through_the_header_and_scales_with_keys() {
+        let g = Geometry::new(DEFAULT_KEYS);
+        assert_eq!(g.keys, 65_536);
+        assert_eq!(g.index, 131_072);
+        // SAFETY: Header is plain integers plus a mutex, for which zero is a valid value.
+        let mut h: Header = unsafe { std::mem::zeroed() };
+        g.fill(&mut h);
+        assert_eq!(Geometry::of_header(&h), Some(g));
+        h.keys = 1000;
+        assert_eq!(
+            Geometry::of_header(&h),
+            None,
+            "a changed capacity must not match"
+        );
+        let big = Geometry::new(200_000);
+        assert!(big.file_size > g.file_size);
+        assert_eq!(Geometry::new(1).keys, MIN_KEYS);
+        // Per key: one slot, two index entries, two stack entries, four pool entries.
+        let per_key = (g.file_size - g.off_slots) / g.keys;
+        assert!(per_key <= 72 + 4 * 32 + 64, "{per_key} bytes per key");
+    }
+
+    #[test]
     fn insert_find_remove_keep_every_key_reachable() {
-        let mut d = data();
+        let mut img = Image::new(4096);
+        let mut d = img.tables();
         let mut live: Vec<Fp> = Vec::new();
         // Made-up fingerprints that collide on purpose: same home position.
         let mut colliding = Vec::new();
         for n in 0..20000u32 {
             let f = fp(n);
-            if home(&f.0) == home(&fp(0).0) {
+            if d.home(&f.0) == d.home(&fp(0).0) {
                 colliding.push(f);
             }
             if colliding.len() == 6 {
@@ -771,13 +1064,13 @@ mod tests {
             }
         }
         check(&d, &kept);
-        assert!(d.slot(&fp(100_001)).is_none() || kept.contains(&fp(100_001)));
     }
 
     #[test]
     fn full_table_reuses_finished_slots_oldest_first() {
-        let mut d = data();
-        for n in 0..SLOTS as u32 {
+        let mut img = Image::new(MIN_KEYS);
+        let mut d = img.tables();
+        for n in 0..MIN_KEYS as u32 {
             assert!(d.export(fp(n), who(1), ex(false), true));
         }
         assert!(
@@ -801,31 +1094,34 @@ mod tests {
 
     #[test]
     fn finished_keys_are_remembered_up_to_a_limit() {
-        let mut d = data();
-        d.backed = CHUNK as u32;
+        let mut img = Image::new(4096);
+        let mut d = img.tables();
+        d.c.backed = CHUNK as u32;
         let mut n = 0u32;
-        // Keys exported and closed: the file grows (None asks for more space) until
+        // Keys exported and closed: the file grows (false asks for more space) until
         // KEEP_FINISHED are remembered, then the oldest is reused.
         while (n as usize) < KEEP_FINISHED + 10 {
             if !d.export(fp(n), who(1), ex(false), true) {
                 assert!(d.needs_backing());
-                d.set_backed(d.backed as usize + CHUNK);
+                let b = d.c.backed as usize + CHUNK;
+                d.set_backed(b);
                 continue;
             }
             d.slot_mut(&fp(n)).unwrap().exporter_closed = 1;
             d.maybe_finish(&fp(n));
             n += 1;
         }
-        assert_eq!(d.used as usize, KEEP_FINISHED);
+        assert_eq!(d.c.used as usize, KEEP_FINISHED);
         assert!(d.slot(&fp(9)).is_none());
         assert!(d.slot(&fp(10)).is_some());
-        assert!((d.next_fresh as usize) <= KEEP_FINISHED + 1);
+        assert!((d.c.next_fresh as usize) <= KEEP_FINISHED + 1);
     }
 
     #[test]
     fn stale_ring_entries_are_skipped() {
-        let mut d = data();
-        d.backed = 2;
+        let mut img = Image::new(MIN_KEYS);
+        let mut d = img.tables();
+        d.c.backed = 2;
         assert!(d.export(fp(1), who(1), ex(false), true));
         assert!(d.export(fp(2), who(1), ex(false), true));
         d.slot_mut(&fp(1)).unwrap().exporter_closed = 1;
@@ -837,37 +1133,53 @@ mod tests {
     }
 
     #[test]
-    fn whitelist_and_importer_lists_are_bounded() {
-        let mut d = data();
+    fn whitelists_and_importers_chain_through_the_pool_and_are_bounded() {
+        let mut img = Image::new(MIN_KEYS);
+        let mut d = img.tables();
         assert!(d.export(fp(1), who(1), ex(true), true));
-        let s = d.slot_mut(&fp(1)).unwrap();
+        let b = d.body(&fp(1)).unwrap();
         for pid in 1..=100 {
-            s.add_whitelist(pid, 1000 + pid as u64);
+            d.add_whitelist(b, pid, 1000 + pid as u64);
         }
-        s.add_whitelist(3, 5);
-        s.add_whitelist(3, 50_000);
-        assert_eq!(s.whitelisted_at(3), Some(5));
-        assert_eq!(s.whitelisted_at(64), Some(1064));
-        assert_eq!(s.whitelisted_at(65), None);
-        assert_eq!(s.wl_dropped, 36);
-        for pid in 10..50 {
-            s.add_importer(&who(pid));
+        d.add_whitelist(b, 3, 5);
+        d.add_whitelist(b, 3, 50_000);
+        assert_eq!(d.whitelisted_at(b, 3), Some(5));
+        assert_eq!(d.whitelisted_at(b, 100), Some(1100));
+        assert_eq!(d.whitelisted_at(b, 101), None);
+        assert_eq!(d.slots[b].wl_len, 100);
+        assert_eq!(d.slots[b].wl_dropped, 0);
+        for t in 10..50 {
+            d.add_importer(b, &who(t));
         }
-        assert_eq!(s.importers().len(), IMPORTERS);
-        assert_eq!(s.imp_dropped, 8);
-        assert!(s.close_importer(&who(10)));
-        assert!(!s.close_importer(&who(10)));
-        s.add_importer(&who(77));
-        assert_eq!(s.open_importers().filter(|w| w.pid == 77).count(), 1);
-        s.add_importer(&who(77));
-        assert_eq!(s.open_importers().count(), IMPORTERS);
+        assert_eq!(d.open_importers(b).count(), 40);
+        assert!(d.close_importer(b, &who(10)));
+        assert!(!d.close_importer(b, &who(10)));
+        d.add_importer(b, &who(77));
+        d.add_importer(b, &who(77));
+        assert_eq!(d.open_importers(b).filter(|w| w.ticket == 77).count(), 1);
+        // The pool (4 per key: 256 entries) runs out: later entries are only counted.
+        assert!(d.export(fp(2), who(1), ex(true), true));
+        let b2 = d.body(&fp(2)).unwrap();
+        for pid in 1..=200 {
+            d.add_whitelist(b2, pid, 1);
+        }
+        assert!(d.slots[b2].wl_dropped > 0);
+        assert_eq!(d.pool_spare(), 0);
+        // Removing a key gives its entries back.
+        d.remove(&fp(1).0);
+        assert_eq!(d.pool_spare(), 141);
+        assert_eq!(d.c.pool_free_len, 141);
     }
 
     #[test]
-    fn repair_rebuilds_index_and_free_stack() {
-        let mut d = data();
+    fn repair_rebuilds_index_free_stack_and_pool() {
+        let mut img = Image::new(4096);
+        let mut d = img.tables();
         for n in 0..100u32 {
             assert!(d.export(fp(n), who(1), ex(false), true));
+            let b = d.body(&fp(n)).unwrap();
+            d.add_whitelist(b, 7, 1);
+            d.add_importer(b, &who(2));
         }
         for n in 0..50u32 {
             d.remove(&fp(n).0);
@@ -875,45 +1187,50 @@ mod tests {
         // A writer died half-way through a move: a duplicate entry and a dangling one.
         let (pos, _) = d.find(&fp(60).0).unwrap();
         let dup = d.index[pos];
-        let free_pos = (0..INDEX).find(|&p| d.index[p].body == 0).unwrap();
+        let n = d.index.len();
+        let free_pos = (0..n).find(|&p| d.index[p].body == 0).unwrap();
         d.index[free_pos] = dup;
-        let free_pos2 = (0..INDEX).find(|&p| d.index[p].body == 0).unwrap();
+        let free_pos2 = (0..n).find(|&p| d.index[p].body == 0).unwrap();
         d.index[free_pos2] = IndexEntry {
             fp: [9; 8],
             body: 1_000_000,
             _pad: 0,
         };
-        d.free_len = 12345;
-        d.ring_head = 99_999;
+        d.c.free_len = 12345;
+        d.c.ring_head = 99_999;
+        d.c.pool_free = 7_777_777;
         d.repair();
         let keys: Vec<Fp> = (50..100).map(fp).collect();
         check(&d, &keys);
-        assert_eq!(d.free_len, 50);
+        assert_eq!(d.c.free_len, 50);
+        assert_eq!(d.c.pool_free_len, 100, "the removed keys' entries are free");
+        let b = d.body(&fp(70)).unwrap();
+        assert_eq!(d.whitelisted_at(b, 7), Some(1));
+        assert_eq!(d.open_importers(b).count(), 1);
         for n in 0..50u32 {
             assert!(d.export(fp(1000 + n), who(1), ex(false), true));
         }
-        assert_eq!(d.used, 100);
-        assert_eq!(d.next_fresh, 100);
+        assert_eq!(d.c.used, 100);
+        assert_eq!(d.c.next_fresh, 100);
     }
 
     #[test]
     fn collect_frees_keys_of_dead_processes() {
-        let mut d = data();
+        let mut img = Image::new(MIN_KEYS);
+        let mut d = img.tables();
         assert!(d.export(fp(1), who(1), ex(false), true)); // exporter 1 dead, no importer
         assert!(d.export(fp(2), who(1), ex(false), true)); // exporter dead, importer 3 alive
-        d.slot_mut(&fp(2)).unwrap().add_importer(&who(3));
+        let b2 = d.body(&fp(2)).unwrap();
+        d.add_importer(b2, &who(3));
         assert!(d.export(fp(3), who(2), ex(false), true)); // exporter alive
         assert!(d.export(fp(4), who(2), ex(false), true)); // exporter closed, importer 1 dead
-        d.slot_mut(&fp(4)).unwrap().add_importer(&who(1));
-        d.slot_mut(&fp(4)).unwrap().exporter_closed = 1;
-        assert!(d.register(&who(1)));
-        assert!(d.register(&who(2)));
-        assert!(d.register(&who(2)));
+        let b4 = d.body(&fp(4)).unwrap();
+        d.add_importer(b4, &who(1));
+        d.slots[b4].exporter_closed = 1;
+        d.register_at(1, &who(1));
+        d.register_at(2, &who(2));
         assert_eq!(d.attached().count(), 2);
         assert_eq!(d.parties().len(), 3);
-        d.slot_mut(&fp(3)).unwrap().exporter_closed = 1;
-        assert_eq!(d.parties().len(), 3, "1 and 2 are attached, 3 imports");
-        d.slot_mut(&fp(3)).unwrap().exporter_closed = 0;
         assert_eq!(d.collect(&[who(1)]), 2);
         assert!(d.slot(&fp(1)).is_none());
         assert!(d.slot(&fp(2)).is_some());
@@ -925,8 +1242,10 @@ mod tests {
     }
 
     #[test]
-    fn layout_is_within_budget() {
+    fn sizes_are_within_budget() {
         assert_eq!(std::mem::size_of::<IndexEntry>(), 16);
         assert_eq!(std::mem::size_of::<Who>(), 24);
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
+        assert_eq!(std::mem::size_of::<Slot>(), 72);
     }
 }

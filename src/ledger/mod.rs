@@ -8,26 +8,40 @@
 //!
 //! # Storage
 //!
-//! One file, `<dir>/ledger.v1` (mode 0600, size [`FILE_SIZE`], 8.4 MiB), mapped shared by
-//! every process and opened once per process; see `layout.rs` for what is in it. It holds
-//! [`KEY_CAPACITY`] keys, each with up to [`WHITELIST_CAPACITY`] whitelisted pids and
-//! [`IMPORTER_CAPACITY`] importing processes (more are counted and the answers say so).
-//! Only the header, the tables and the first 64 key slots (2 KiB each) get file space up
-//! front (about 320 KiB); more is allocated 64 slots at a time as keys accumulate, so that
-//! a full `/dev/shm` makes an export fail with an error instead of killing the program
-//! with SIGBUS when it touches a page of a sparse file.
+//! One file, `<dir>/ledger.v2` (mode 0600), mapped shared by every process and opened once
+//! per process; see `layout.rs` for what is in it. Its capacity in keys is set by the
+//! process that creates it ([`DEFAULT_KEYS`], 65,536, unless `ACL_IPC_GUARD_LEDGER_KEYS`
+//! says otherwise). Whitelists (up to the vendor's 32,768 pids per key) and importers live
+//! in a shared pool of entries chained per key. The fixed tables and the first 64 slots and
+//! 1,024 pool entries get file space up front (about 2.7 MiB at the default capacity);
+//! more is allocated in chunks as keys accumulate, so that a full `/dev/shm` makes an
+//! export fail with an error instead of killing the program with SIGBUS when it touches a
+//! page of a sparse file.
 //!
-//! A process-shared robust mutex in the file serialises every change. Nothing slow happens
-//! under it: `/proc` reads for liveness happen after the facts were copied out. A process
-//! that dies holding it is recovered from (see [`Ledger`]).
+//! A process-shared robust mutex in the file serialises every change. A process that dies
+//! holding it is recovered from (see [`Ledger`]).
+//!
+//! # Who is who, and who is alive
+//!
+//! Processes of one job may live in different pid namespaces (containers sharing the
+//! directory): a pid names nobody for sure, and another namespace's `/proc` cannot be
+//! seen. So each process that opens the ledger gets a ticket (a number never handed out
+//! again in that file) and an attach entry, and takes an open-file-description lock on
+//! that entry's byte of the file (past its end). The kernel releases the lock when the
+//! process dies, in whatever namespace. A process is alive while its attach entry still
+//! holds its ticket and its lock is held: one `fcntl(F_OFD_GETLK)`, no `/proc`. Its bare
+//! tgid (the host pid, what whitelists hold) and its own pid are labels for people.
+//!
+//! A process that closes the ledger's descriptor behind the shim's back (a daemon closing
+//! every descriptor, say) gives up its lock and is taken for gone from then on; that can
+//! hide an ordering mistake, never invent one.
 //!
 //! # Cost
 //!
 //! Recording an export, a whitelist, an import, a close or a free is one uncontended lock,
-//! a hash probe and a few stores: no system call, no allocation. `import_view` adds one
-//! `/proc/<pid>/stat` read (the exporter's liveness), `open_importers` one per importer
-//! that has not closed. Growing the file (every 64 new keys) and collecting garbage (table
-//! full) are the only slow paths.
+//! a hash probe and a few stores: no allocation. `import_view` and `open_importers` add
+//! one `fcntl` per process whose liveness they report. Growing the file and collecting
+//! garbage (table full) are the only slow paths.
 //!
 //! # Lifetime of a key's record
 //!
@@ -35,27 +49,18 @@
 //! 512 finished keys stay in the table, so that a late importer still learns that the
 //! exporter closed; older ones are reused first (and any finished key when the file cannot
 //! grow). When the table is full, keys whose exporter closed or died and whose importers
-//! all died are freed too (one `/proc` read per process named, at most once a second).
-//! A key exported again after it closed starts afresh. Keys of a process that exits are
-//! kept (a late importer learns that the exporter exited) until the table needs room or
-//! the file is removed.
-//!
-//! # Liveness
-//!
-//! A process is its pid plus start time ([`ProcId`]); it is alive while `/proc/<pid>/stat`
-//! exists with that start time and it is not a zombie. Processes recorded from another pid
-//! namespace cannot be checked and count as alive, as do processes `/proc` cannot tell
-//! about: the ledger then errs towards never claiming that a process has gone.
+//! all died are freed too. A key exported again after it closed starts afresh. Keys of a
+//! process that exits are kept (a late importer learns that the exporter exited) until the
+//! table needs room or the file is removed.
 //!
 //! # Removal
 //!
-//! Each process registers in the file's attach table on open. [`Ledger::detach`] (at
-//! exit) deregisters; when no other live process is attached and no live process is named
-//! by a key, the file is marked retired under the lock and unlinked. A process that later
-//! finds its file retired (it takes the lock and reads the mark, one memory read per
-//! operation) opens or creates the file afresh, so an opener racing with the removal never
-//! keeps using an unlinked file. Removing the directory or file by hand while a job runs
-//! splits the job between two files; don't.
+//! [`Ledger::detach`] (at exit) deregisters; when no other live process is attached and no
+//! live process is named by a key, the file is marked retired under the lock and
+//! unlinked. A process that later finds its file retired (it takes the lock and reads the
+//! mark, one memory read per operation) opens or creates the file afresh, so an opener
+//! racing with the removal never keeps using an unlinked file. Removing the directory or
+//! file by hand while a job runs splits the job between two files; don't.
 
 mod file;
 mod layout;
@@ -65,19 +70,18 @@ mod tests;
 
 pub use crate::key::Fp;
 pub use layout::{
-    ATTACH as ATTACH_CAPACITY, FILE_NAME, FILE_SIZE, IMPORTERS as IMPORTER_CAPACITY,
-    SLOTS as KEY_CAPACITY, WHITELIST as WHITELIST_CAPACITY,
+    ATTACH as ATTACH_CAPACITY, DEFAULT_KEYS, FILE_NAME, IMPORTERS_MAX, MAX_KEYS, MIN_KEYS,
+    WHITELIST_MAX,
 };
-pub use proc::{clock_ticks_per_sec, is_alive, now_boot_ns, start_ticks_of, ticks_to_ns, ProcId};
+pub use proc::{clock_ticks_per_sec, now_boot_ns, start_ticks_of, ticks_to_ns, ProcId};
 
 use crate::sync::Lock as Mutex;
 use file::{Guard, Map};
-use layout::{Exported, Who, CHUNK, IMPORTERS, SLOTS};
-use proc::{liveness, pid_ns_id, Liveness};
+use layout::{Exported, Tables, Who, CHUNK, NO_SLOT, POOL_CHUNK};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::ptr;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
 /// Why the ledger could not do something. Every variant names the path concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,13 +92,13 @@ pub enum LedgerError {
         op: &'static str,
         errno: i32,
     },
-    /// The directory or file is not private to this user (symbolic link, wrong owner,
-    /// group- or world-accessible, not a directory).
+    /// The directory or file is not safe to use (symbolic link, wrong owner, writable by
+    /// group or others, not a directory).
     Insecure { path: PathBuf, reason: String },
     /// The file was written by a version with another layout.
     Incompatible { path: PathBuf, reason: String },
     /// Every key slot holds a key that is still in use; the key is not tracked.
-    TableFull { path: PathBuf },
+    TableFull { path: PathBuf, keys: usize },
     /// The lock could not be taken (another process holds it for too long: ETIMEDOUT).
     Lock { path: PathBuf, errno: i32 },
 }
@@ -114,9 +118,9 @@ impl fmt::Display for LedgerError {
             LedgerError::Incompatible { path, reason } => {
                 write!(f, "ledger {}: incompatible file: {reason}", path.display())
             }
-            LedgerError::TableFull { path } => write!(
+            LedgerError::TableFull { path, keys } => write!(
                 f,
-                "ledger {}: table full ({KEY_CAPACITY} keys in use); this key is not tracked across processes",
+                "ledger {}: full ({keys} keys in use; ACL_IPC_GUARD_LEDGER_KEYS sets the capacity of a new ledger); keys exported from now on are not tracked across processes until keys close",
                 path.display()
             ),
             LedgerError::Lock { path, errno } => write!(
@@ -172,22 +176,24 @@ pub struct OpenImporters {
 
 /// A process's handle on the ledger. `Send + Sync`; one per process is enough.
 ///
-/// Failures: opening fails on a directory or file that is not private to the user, on a
-/// file of another layout, or on a system call error; each operation fails only when the
-/// lock cannot be taken within a second (a holder stopped in a debugger) or, for
+/// Failures: opening fails on a directory or file that is not safe to use, on a file of
+/// another layout, or on a system call error; each operation fails only when the lock
+/// cannot be taken within a second (a holder stopped in a debugger) or, for
 /// `record_export`, when the table is full or file space cannot be allocated. When a
 /// process dies holding the lock, the next locker gets EOWNERDEAD, marks the lock
-/// consistent and repairs the tables (index, free list, counters); at worst the one key
+/// consistent and repairs the tables (index, free lists, counters); at worst the one key
 /// the dead process was updating keeps a half-done change.
 ///
 /// After `fork`, the child must call [`Ledger::after_fork_child`] before it records
-/// anything, or it acts as its parent. The shared lock lives in the file, so a parent
-/// thread holding it during the fork does not block the child for longer than usual.
+/// anything (it then attaches as itself), or [`Ledger::forget_after_fork`] before it
+/// drops the handle: the descriptor it inherited shares its parent's liveness lock.
 ///
-/// Dropping a `Ledger` unmaps it without deregistering; call [`Ledger::detach`] first
-/// when the process is done with it.
+/// Dropping a `Ledger` unmaps it and gives up its lock without deregistering; call
+/// [`Ledger::detach`] first when the process is done with it.
 pub struct Ledger {
     dir: PathBuf,
+    /// Capacity of a ledger file this process creates.
+    keys: usize,
     /// The current mapping. Mappings replaced after a retirement are kept in `old` until
     /// the ledger is dropped, since other threads may still be using them.
     cur: AtomicPtr<Map>,
@@ -197,8 +203,10 @@ pub struct Ledger {
     reopen: Mutex<()>,
     pid: AtomicI32,
     bare_tgid: AtomicI32,
-    start_ticks: AtomicU64,
-    ns: AtomicU64,
+    ticket: AtomicU64,
+    slot: AtomicU32,
+    /// Set by `detach`: a later operation attaches again (with the same ticket).
+    detached: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Ledger {
@@ -211,7 +219,6 @@ impl Drop for Ledger {
 /// A retried step of an operation that is not done under one lock.
 enum Next {
     Grow(usize),
-    Collect(Vec<Who>),
     Full,
 }
 
@@ -222,21 +229,35 @@ fn recent(then: u64, now: u64, window: u64) -> bool {
 
 const RETRY_WINDOW_NS: u64 = 1_000_000_000;
 
+/// False only when `w` is known to have gone: its attach entry holds another ticket, or
+/// nobody holds its liveness lock. A process without an attach entry cannot be judged
+/// and counts as alive (the answer that never reports a process as gone).
+fn alive_in(map: &Map, d: &Tables, me: &Who, w: &Who) -> bool {
+    if w.same(me) || w.slot == NO_SLOT || w.ticket == 0 {
+        return true;
+    }
+    if d.attach_ticket(w.slot) != w.ticket {
+        return false;
+    }
+    map.liveness_held(w.slot) != Some(false)
+}
+
 impl Ledger {
-    /// Opens (creating if needed) the ledger in `dir` and registers `me`. `dir` is created
-    /// with mode 0700 if missing; its parent must exist.
-    pub fn open(dir: &Path, me: ProcId) -> Result<Ledger, LedgerError> {
-        let ns = pid_ns_id();
-        let map = attach(dir, &Who::new(me, ns))?;
+    /// Opens (creating if needed, with room for `keys` keys) the ledger in `dir` and
+    /// attaches `me`. `dir` is created with mode 0700 if missing; its parent must exist.
+    pub fn open(dir: &Path, me: ProcId, keys: usize) -> Result<Ledger, LedgerError> {
+        let (map, who) = attach(dir, keys, me.pid, me.bare_tgid)?;
         Ok(Ledger {
             dir: dir.to_path_buf(),
+            keys,
             cur: AtomicPtr::new(Box::into_raw(Box::new(map))),
             old: Mutex::new(Vec::new()),
             reopen: Mutex::new(()),
-            pid: AtomicI32::new(me.pid),
-            bare_tgid: AtomicI32::new(me.bare_tgid),
-            start_ticks: AtomicU64::new(me.start_ticks),
-            ns: AtomicU64::new(ns),
+            pid: AtomicI32::new(who.pid),
+            bare_tgid: AtomicI32::new(who.bare_tgid),
+            ticket: AtomicU64::new(who.ticket),
+            slot: AtomicU32::new(who.slot),
+            detached: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -250,26 +271,52 @@ impl Ledger {
         self.who().proc_id()
     }
 
+    /// Keys the current file holds at most.
+    pub fn capacity(&self) -> usize {
+        self.map().geo.keys
+    }
+
     /// Records the bare tgid once the caller learns it (used for whitelist look-ups and in
     /// later records).
     pub fn set_bare_tgid(&self, bare_tgid: i32) {
         self.bare_tgid.store(bare_tgid, Relaxed);
+        if let Ok(mut g) = self.lock() {
+            let who = self.who();
+            g.data().register_at(who.slot as usize, &who);
+        }
     }
 
-    /// In a forked child (from a `pthread_atfork` child handler, say): become `me`
-    /// (normally `ProcId::current(..)`) and register. Allocation-free unless the attach
-    /// table is full.
+    /// In a forked child that goes on using the ledger: give up the descriptors inherited
+    /// from the parent (they hold its liveness lock) and attach as `me`.
     pub fn after_fork_child(&self, me: ProcId) -> Result<(), LedgerError> {
+        self.forget_after_fork();
         self.pid.store(me.pid, Relaxed);
         self.bare_tgid.store(me.bare_tgid, Relaxed);
-        self.start_ticks.store(me.start_ticks, Relaxed);
-        self.ns.store(pid_ns_id(), Relaxed);
-        let who = self.who();
-        let registered = self.lock()?.data().register(&who);
-        if !registered {
-            register_slow(self.map(), &self.dir, &who)?;
+        let map = self.map();
+        if !map.reopen_fd(&self.dir)? {
+            // The file was replaced meanwhile: the next operation opens the new one.
+            let (fresh, who) = attach(&self.dir, self.keys, me.pid, me.bare_tgid)?;
+            self.set_who(&who);
+            self.replace(map, fresh);
+            return Ok(());
         }
+        let mut g = map.lock().map_err(|e| self.lock_err(e))?;
+        let who = register(&mut g, me.pid, me.bare_tgid, None);
+        drop(g);
+        self.set_who(&who);
         Ok(())
+    }
+
+    /// In a forked child that will not use the ledger: closes the descriptors inherited
+    /// from the parent, so that the parent's liveness lock dies with the parent. No
+    /// allocation; safe in a `pthread_atfork` child handler.
+    pub fn forget_after_fork(&self) {
+        self.map().close_fd();
+        if let Some(old) = self.old.try_lock() {
+            for m in old.iter() {
+                m.close_fd();
+            }
+        }
     }
 
     /// Records that this process exported `fp` (flags 0 = whitelist mode) for `size`
@@ -288,109 +335,126 @@ impl Ledger {
         };
         let mut collected = false;
         let mut space_err = None;
-        for _ in 0..SLOTS / CHUNK + 4 {
+        for _ in 0..MAX_KEYS / CHUNK + 4 {
             let (map, next) = {
                 let mut g = self.lock()?;
-                let d = g.data();
-                let may_grow = d.last_space_fail_ns == 0
-                    || !recent(d.last_space_fail_ns, now_boot_ns(), RETRY_WINDOW_NS);
+                let m = g.map();
+                let mut d = g.data();
+                let may_grow = !recent(d.c.last_space_fail_ns, now_boot_ns(), RETRY_WINDOW_NS);
                 if d.export(fp, who, exported, may_grow) {
                     return Ok(());
                 }
                 let next = if may_grow && d.needs_backing() {
-                    Next::Grow(d.backed as usize + CHUNK)
+                    Next::Grow(d.c.backed as usize + CHUNK)
                 } else if !collected
-                    && !recent(d.last_fruitless_gc_ns, now_boot_ns(), RETRY_WINDOW_NS)
+                    && !recent(d.c.last_fruitless_gc_ns, now_boot_ns(), RETRY_WINDOW_NS)
                 {
-                    Next::Collect(d.parties())
+                    collected = true;
+                    let dead: Vec<Who> = d
+                        .parties()
+                        .into_iter()
+                        .filter(|w| !alive_in(m, &d, &who, w))
+                        .collect();
+                    if d.collect(&dead) == 0 {
+                        d.c.last_fruitless_gc_ns = now_boot_ns().max(1);
+                    }
+                    continue;
                 } else {
                     Next::Full
                 };
-                (g.map() as *const Map, next)
+                (m as *const Map, next)
             };
             match next {
                 Next::Grow(n) => {
                     // SAFETY: mappings live as long as self (see `cur`).
-                    let grown = unsafe { &*map }.back_slots(&self.dir, n);
+                    let map = unsafe { &*map };
+                    let (from, to) = (map.geo.slots_end(0), map.geo.slots_end(n));
+                    let grown = map.back(&self.dir, from, to);
                     let mut g = self.lock()?;
                     if !ptr::eq(g.map(), map) {
                         continue; // retired meanwhile: start again on the new file
                     }
                     match grown {
-                        Ok(true) => g.data().set_backed(n),
-                        Ok(false) => {
-                            return Err(LedgerError::Io {
-                                path: self.path(),
-                                op: "grow (the file was removed or replaced by hand)",
-                                errno: libc::ESTALE,
-                            })
-                        }
+                        Ok(()) => g.data().set_backed(n),
                         Err(e) => {
                             // Make do without growing for a while.
-                            g.data().last_space_fail_ns = now_boot_ns().max(1);
+                            g.data().c.last_space_fail_ns = now_boot_ns().max(1);
                             space_err = Some(e);
                         }
-                    }
-                }
-                Next::Collect(parties) => {
-                    collected = true;
-                    let dead: Vec<Who> = parties.into_iter().filter(|w| !self.alive(w)).collect();
-                    let mut g = self.lock()?;
-                    if g.data().collect(&dead) == 0 {
-                        g.data().last_fruitless_gc_ns = now_boot_ns().max(1);
                     }
                 }
                 Next::Full => break,
             }
         }
-        Err(space_err.unwrap_or(LedgerError::TableFull { path: self.path() }))
+        Err(space_err.unwrap_or(LedgerError::TableFull {
+            path: self.path(),
+            keys: self.capacity(),
+        }))
+    }
+
+    /// Makes sure `need` pool entries can be had, growing the file if it must.
+    fn ensure_pool(&self, need: usize) -> Result<(), LedgerError> {
+        let (map, want) = {
+            let mut g = self.lock()?;
+            let m = g.map();
+            let d = g.data();
+            if d.pool_spare() >= need || !d.pool_can_grow() {
+                return Ok(());
+            }
+            let want = d.c.pool_backed as usize + need.div_ceil(POOL_CHUNK) * POOL_CHUNK;
+            (m as *const Map, want)
+        };
+        // SAFETY: mappings live as long as self (see `cur`).
+        let map = unsafe { &*map };
+        let r = map.back(&self.dir, map.geo.pool_end(0), map.geo.pool_end(want));
+        let mut g = self.lock()?;
+        if ptr::eq(g.map(), map) && r.is_ok() {
+            g.data().set_pool_backed(want);
+        }
+        r
     }
 
     /// Records that the exporter whitelisted `pids` at `set_ns` (CLOCK_BOOTTIME). Pids not
     /// above 0 are skipped; a pid already on the list keeps its earliest time. Unknown
     /// keys are ignored.
     pub fn record_whitelist(&self, fp: Fp, pids: &[i32], set_ns: u64) -> Result<(), LedgerError> {
+        // Pids that do not fit are counted and make "not whitelisted" uncertain.
+        let _ = self.ensure_pool(pids.len());
         let mut g = self.lock()?;
-        if let Some(s) = g.data().slot_mut(&fp) {
+        let mut d = g.data();
+        if let Some(b) = d.body(&fp) {
             for &pid in pids.iter().filter(|&&p| p > 0) {
-                s.add_whitelist(pid, set_ns);
+                d.add_whitelist(b, pid, set_ns);
             }
         }
         Ok(())
     }
 
     /// What the ledger knows about `fp` for an import by this process; None when the key
-    /// is unknown. Reads `/proc` once (the exporter's liveness), outside the lock.
+    /// is unknown. One `fcntl` for the exporter's liveness.
     pub fn import_view(&self, fp: Fp) -> Result<Option<ImportView>, LedgerError> {
         let me = self.who();
-        let target = if me.bare_tgid > 0 {
-            me.bare_tgid
-        } else {
-            me.pid
+        let target = me.host_pid();
+        let mut g = self.lock()?;
+        let m = g.map();
+        let d = g.data();
+        let Some(b) = d.body(&fp) else {
+            return Ok(None);
         };
-        let (exporter, mut view) = {
-            let mut g = self.lock()?;
-            let Some(s) = g.data().slot(&fp) else {
-                return Ok(None);
-            };
-            let view = ImportView {
-                exporter: s.exporter.proc_id(),
-                exporter_alive: true,
-                whitelist_mode: s.whitelist_mode != 0,
-                exporter_closed: s.exporter_closed != 0,
-                memory_freed: s.memory_freed != 0,
-                whitelisted_at_ns: s.whitelisted_at(target),
-                whitelist_overflow: s.wl_dropped != 0,
-                size: (s.size != 0).then_some(s.size),
-            };
-            (s.exporter, view)
-        };
-        view.exporter_alive = self.exporter_alive(&exporter);
-        Ok(Some(view))
+        let s = &d.slots[b];
+        Ok(Some(ImportView {
+            exporter: s.exporter.proc_id(),
+            exporter_alive: alive_in(m, &d, &me, &s.exporter),
+            whitelist_mode: s.whitelist_mode != 0,
+            exporter_closed: s.exporter_closed != 0,
+            memory_freed: s.memory_freed != 0,
+            whitelisted_at_ns: d.whitelisted_at(b, target),
+            whitelist_overflow: s.wl_dropped != 0,
+            size: (s.size != 0).then_some(s.size),
+        }))
     }
 
     /// Size of the range exported under `fp`, when the ledger knows the key and its size.
-    /// No `/proc` read (unlike `import_view`).
     pub fn export_size(&self, fp: Fp) -> Result<Option<u64>, LedgerError> {
         let mut g = self.lock()?;
         Ok(g.data()
@@ -403,9 +467,11 @@ impl Ledger {
     /// counts references itself and calls `record_close` when the last one closes.
     pub fn record_import(&self, fp: Fp) -> Result<(), LedgerError> {
         let who = self.who();
+        let _ = self.ensure_pool(1);
         let mut g = self.lock()?;
-        if let Some(s) = g.data().slot_mut(&fp) {
-            s.add_importer(&who);
+        let mut d = g.data();
+        if let Some(b) = d.body(&fp) {
+            d.add_importer(b, &who);
         }
         Ok(())
     }
@@ -415,14 +481,14 @@ impl Ledger {
     pub fn record_close(&self, fp: Fp) -> Result<CloseRole, LedgerError> {
         let who = self.who();
         let mut g = self.lock()?;
-        let d = g.data();
-        let Some(s) = d.slot_mut(&fp) else {
+        let mut d = g.data();
+        let Some(b) = d.body(&fp) else {
             return Ok(CloseRole::Unknown);
         };
-        let role = if s.close_importer(&who) {
+        let role = if d.close_importer(b, &who) {
             CloseRole::Importer
-        } else if s.exporter.same(&who) && s.exporter_closed == 0 {
-            s.exporter_closed = 1;
+        } else if d.slots[b].exporter.same(&who) && d.slots[b].exporter_closed == 0 {
+            d.slots[b].exporter_closed = 1;
             CloseRole::Exporter
         } else {
             return Ok(CloseRole::Unknown);
@@ -432,29 +498,24 @@ impl Ledger {
     }
 
     /// Importers of `fp` other than this process that have not closed it and are alive.
-    /// Reads `/proc` once per such importer, outside the lock; no allocation when there is
-    /// none.
+    /// One `fcntl` per such importer; no allocation when there is none.
     pub fn open_importers(&self, fp: Fp) -> Result<OpenImporters, LedgerError> {
         let who = self.who();
-        let mut found = [Who::default(); IMPORTERS];
-        let mut n = 0;
-        let untracked = {
-            let mut g = self.lock()?;
-            let Some(s) = g.data().slot(&fp) else {
-                return Ok(OpenImporters::default());
-            };
-            for w in s.open_importers().filter(|w| !w.same(&who)) {
-                found[n] = *w;
-                n += 1;
-            }
-            s.imp_dropped
+        let mut g = self.lock()?;
+        let m = g.map();
+        let d = g.data();
+        let Some(b) = d.body(&fp) else {
+            return Ok(OpenImporters::default());
         };
-        let procs = found[..n]
-            .iter()
-            .filter(|w| self.alive(w))
+        let procs = d
+            .open_importers(b)
+            .filter(|w| !w.same(&who) && alive_in(m, &d, &who, w))
             .map(Who::proc_id)
             .collect();
-        Ok(OpenImporters { procs, untracked })
+        Ok(OpenImporters {
+            procs,
+            untracked: d.slots[b].imp_dropped,
+        })
     }
 
     /// Records that the exporter freed the memory behind `fp`.
@@ -473,65 +534,61 @@ impl Ledger {
     pub fn detach(&self) -> Result<(), LedgerError> {
         let me = self.who();
         let map = self.map();
-        let lock_err = |e| LedgerError::Lock {
-            path: self.path(),
-            errno: e,
-        };
-        let (attached, parties) = {
-            let mut g = map.lock().map_err(lock_err)?;
-            finish_retire(&mut g, &self.dir);
-            let d = g.data();
-            if d.retired != 0 {
-                return Ok(());
-            }
-            d.unregister(&me);
-            if d.attach_overflow != 0 {
-                return Ok(());
-            }
-            let attached: Vec<Who> = d.attached().copied().collect();
-            (attached, d.parties())
-        };
-        let mut dead = Vec::new();
-        let mut retire = true;
-        for w in attached {
-            if self.alive(&w) {
-                retire = false;
-            } else {
-                dead.push(w);
-            }
+        let mut g = map.lock().map_err(|e| self.lock_err(e))?;
+        finish_retire(&mut g, &self.dir);
+        let mut d = g.data();
+        if d.c.retired != 0 {
+            return Ok(());
         }
+        d.unregister(&me);
+        map.drop_liveness(me.slot);
+        self.detached.store(true, Release);
+        if d.c.attach_overflow != 0 {
+            return Ok(());
+        }
+        let attached: Vec<Who> = d.attached().copied().collect();
+        let dead: Vec<Who> = attached
+            .iter()
+            .filter(|w| !alive_in(map, &d, &me, w))
+            .copied()
+            .collect();
+        d.forget_attached(&dead);
         // A key this process leaves open (exported or imported, never closed) keeps the
         // file: a later importer must still learn that its exporter is gone. The next job
         // collects it.
-        if parties.iter().any(|w| w.same(&me)) {
-            retire = false;
-        }
-        if retire {
-            retire = !parties
+        let parties = d.parties();
+        let keep = d.attached().next().is_some()
+            || parties.iter().any(|w| w.same(&me))
+            || parties
                 .iter()
-                .filter(|w| !w.same(&me) && !dead.iter().any(|d| d.same(w)))
-                .any(|w| self.alive(w));
-        }
-        let mut g = map.lock().map_err(lock_err)?;
-        let d = g.data();
-        if d.retired != 0 {
-            return Ok(());
-        }
-        d.forget_attached(&dead);
-        if retire && d.attach_overflow == 0 && d.attached().next().is_none() {
-            d.retired = 1;
+                .any(|w| w.slot != NO_SLOT && alive_in(map, &d, &me, w));
+        if !keep {
+            d.c.retired = 1;
+            drop(d);
             g.map().unlink_name(&self.dir);
-            g.data().retired = 2;
+            g.data().c.retired = 2;
         }
         Ok(())
     }
 
     fn who(&self) -> Who {
-        Who {
-            pid: self.pid.load(Relaxed),
-            bare_tgid: self.bare_tgid.load(Relaxed),
-            start_ticks: self.start_ticks.load(Relaxed),
-            ns: self.ns.load(Relaxed),
+        Who::new(
+            self.ticket.load(Relaxed),
+            self.pid.load(Relaxed),
+            self.bare_tgid.load(Relaxed),
+            self.slot.load(Relaxed),
+        )
+    }
+
+    fn set_who(&self, w: &Who) {
+        self.ticket.store(w.ticket, Relaxed);
+        self.slot.store(w.slot, Relaxed);
+    }
+
+    fn lock_err(&self, errno: i32) -> LedgerError {
+        LedgerError::Lock {
+            path: self.path(),
+            errno,
         }
     }
 
@@ -540,36 +597,20 @@ impl Ledger {
         unsafe { &*self.cur.load(Acquire) }
     }
 
-    /// False only when `w` is known to have exited.
-    fn alive(&self, w: &Who) -> bool {
-        let my_ns = self.ns.load(Relaxed);
-        if w.ns != 0 && my_ns != 0 && w.ns != my_ns {
-            return true;
-        }
-        liveness(w.pid, w.start_ticks) != Liveness::Dead
-    }
-
-    /// `alive` for the exporter of an import, where a stale "alive" costs at most a missed
-    /// `import.source-gone` (the runtime refuses the import anyway): cached briefly.
-    fn exporter_alive(&self, w: &Who) -> bool {
-        let my_ns = self.ns.load(Relaxed);
-        if w.ns != 0 && my_ns != 0 && w.ns != my_ns {
-            return true;
-        }
-        alive_cached(w.pid, w.start_ticks)
-    }
-
     /// Takes the lock of a live (not retired) file, reopening when the current one was
     /// retired.
     fn lock(&self) -> Result<Guard<'_>, LedgerError> {
         for _ in 0..8 {
             let map = self.map();
-            let mut g = map.lock().map_err(|e| LedgerError::Lock {
-                path: self.path(),
-                errno: e,
-            })?;
+            let mut g = map.lock().map_err(|e| self.lock_err(e))?;
             finish_retire(&mut g, &self.dir);
-            if g.data().retired == 0 {
+            if g.data().c.retired == 0 {
+                if self.detached.swap(false, AcqRel) {
+                    // Used again after `detach`: attach again as the same process.
+                    let w = self.who();
+                    let who = register(&mut g, w.pid, w.bare_tgid, Some(w.ticket));
+                    self.set_who(&who);
+                }
                 return Ok(g);
             }
             drop(g);
@@ -585,52 +626,91 @@ impl Ledger {
     /// Replaces the retired mapping `stale` by a fresh one (unless another thread did).
     fn reopen(&self, stale: &Map) -> Result<(), LedgerError> {
         let _one = self.reopen.lock();
-        let cur = self.cur.load(Acquire);
-        if !ptr::eq(cur, stale) {
+        if !ptr::eq(self.cur.load(Acquire), stale) {
             return Ok(());
         }
-        let fresh = attach(&self.dir, &self.who())?;
+        let w = self.who();
+        let (fresh, who) = attach(&self.dir, self.keys, w.pid, w.bare_tgid)?;
+        self.set_who(&who);
+        self.replace(stale, fresh);
+        Ok(())
+    }
+
+    fn replace(&self, stale: &Map, fresh: Map) {
+        let cur = self.cur.load(Acquire);
+        if !ptr::eq(cur, stale) {
+            return;
+        }
+        stale.close_fd();
         self.cur.store(Box::into_raw(Box::new(fresh)), Release);
         // SAFETY: cur came from Box::into_raw; it stays alive in `old`.
         self.old.lock().push(unsafe { Box::from_raw(cur) });
-        Ok(())
+    }
+}
+
+impl Who {
+    fn proc_id(&self) -> ProcId {
+        ProcId {
+            pid: self.pid,
+            bare_tgid: self.bare_tgid,
+            ticket: self.ticket,
+        }
     }
 }
 
 /// If the previous holder died while retiring the file, finishes the job.
 fn finish_retire(g: &mut Guard<'_>, dir: &Path) {
-    if g.recovered && g.data().retired == 1 {
+    if g.recovered && g.data().c.retired == 1 {
         g.map().unlink_name(dir);
-        g.data().retired = 2;
+        g.data().c.retired = 2;
     }
 }
 
-/// Opens the live ledger file in `dir` and registers `who` in it.
-fn attach(dir: &Path, who: &Who) -> Result<Map, LedgerError> {
+/// Gives this process a ticket and an attach entry whose liveness lock it takes: a free
+/// entry, or one whose process is gone (nobody holds its lock). Without one (the table is
+/// full of live processes) the process still gets a ticket, but others cannot see it die,
+/// and the file is never removed.
+fn register(g: &mut Guard<'_>, pid: i32, bare_tgid: i32, ticket: Option<u64>) -> Who {
+    let map = g.map();
+    let mut d = g.data();
+    let ticket = ticket.unwrap_or_else(|| d.next_ticket());
+    let n = d.attach.len();
+    let free_first = (0..n)
+        .filter(|&i| d.attach[i].is_free())
+        .chain((0..n).filter(|&i| !d.attach[i].is_free()));
+    for i in free_first {
+        if map.take_liveness(i as u32) {
+            let who = Who::new(ticket, pid, bare_tgid, i as u32);
+            d.register_at(i, &who);
+            return who;
+        }
+    }
+    d.c.attach_overflow = 1;
+    Who::new(ticket, pid, bare_tgid, NO_SLOT)
+}
+
+/// Opens the live ledger file in `dir` and attaches this process to it.
+fn attach(dir: &Path, keys: usize, pid: i32, bare_tgid: i32) -> Result<(Map, Who), LedgerError> {
     let path = || dir.join(FILE_NAME);
     for _ in 0..64 {
-        let map = file::open_or_create(dir)?;
-        let registered = {
+        let map = file::open_or_create(dir, keys)?;
+        let who = {
             let mut g = map.lock().map_err(|e| LedgerError::Lock {
                 path: path(),
                 errno: e,
             })?;
             finish_retire(&mut g, dir);
-            if g.data().retired != 0 {
+            if g.data().c.retired != 0 {
                 // Retired, yet its name still leads here: its remover could not unlink it
                 // (or the word is corrupt). Unlink it now, under its lock, and start over.
                 g.map().unlink_name(dir);
                 None
             } else {
-                Some(g.data().register(who))
+                Some(register(&mut g, pid, bare_tgid, None))
             }
         };
-        match registered {
-            Some(true) => return Ok(map),
-            Some(false) => {
-                register_slow(&map, dir, who)?;
-                return Ok(map);
-            }
+        match who {
+            Some(who) => return Ok((map, who)),
             // Retired and unlinked: the name now leads to a fresh file (or none).
             None => std::thread::yield_now(),
         }
@@ -642,36 +722,6 @@ fn attach(dir: &Path, who: &Who) -> Result<Map, LedgerError> {
     })
 }
 
-/// The attach table is full: forget dead processes and try again; if still full, mark the
-/// overflow (the file is then never removed).
-fn register_slow(map: &Map, dir: &Path, who: &Who) -> Result<(), LedgerError> {
-    let lock_err = |e| LedgerError::Lock {
-        path: dir.join(FILE_NAME),
-        errno: e,
-    };
-    let attached: Vec<Who> = map
-        .lock()
-        .map_err(lock_err)?
-        .data()
-        .attached()
-        .copied()
-        .collect();
-    let ns = who.ns;
-    let dead: Vec<Who> = attached
-        .into_iter()
-        .filter(|w| {
-            (w.ns == 0 || ns == 0 || w.ns == ns) && liveness(w.pid, w.start_ticks) == Liveness::Dead
-        })
-        .collect();
-    let mut g = map.lock().map_err(lock_err)?;
-    let d = g.data();
-    d.forget_attached(&dead);
-    if !d.register(who) {
-        d.attach_overflow = 1;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 impl Ledger {
     /// Device and inode of the mapped file.
@@ -680,49 +730,17 @@ impl Ledger {
         (m.dev, m.ino)
     }
 
-    pub(crate) fn with_data<R>(&self, f: impl FnOnce(&mut layout::Data) -> R) -> R {
+    pub(crate) fn with_data<R>(&self, f: impl FnOnce(&mut Tables) -> R) -> R {
         let mut g = self.lock().expect("lock");
-        f(g.data())
+        let mut d = g.data();
+        f(&mut d)
     }
 
     /// Takes the lock, runs `f` and never releases the lock: the owner-death tests call it
     /// in a child that then exits.
-    pub(crate) fn lock_and_forget(&self, f: impl FnOnce(&mut layout::Data)) {
+    pub(crate) fn lock_and_forget(&self, f: impl FnOnce(&mut Tables)) {
         let mut g = self.lock().expect("lock");
-        f(g.data());
+        f(&mut g.data());
         std::mem::forget(g);
     }
-}
-
-/// How long a `/proc` verification of a process's identity is trusted.
-const ALIVE_TRUST_NS: u64 = 100_000_000;
-
-/// Liveness with a short memory: `kill(pid, 0)` answers "gone" at the cost of one
-/// syscall; a process whose identity (pid and start time) `/proc` confirmed within the
-/// last 100 ms is taken to be the same process without reading `/proc` again. That keeps
-/// an import within its budget; the price is that an exporter which became a zombie, or
-/// whose pid was reused, in the last 100 ms is still counted as alive.
-fn alive_cached(pid: i32, start_ticks: u64) -> bool {
-    static VERIFIED: std::sync::Mutex<[(i32, u64, u64); 16]> =
-        std::sync::Mutex::new([(0, 0, 0); 16]);
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    if unsafe { libc::kill(pid, 0) } != 0
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-    {
-        return false;
-    }
-    let now = now_boot_ns();
-    let slot = (pid as u32 as usize) % 16;
-    {
-        let cache = VERIFIED.lock().unwrap_or_else(|e| e.into_inner());
-        let (p, t, at) = cache[slot];
-        if p == pid && t == start_ticks && now.saturating_sub(at) < ALIVE_TRUST_NS {
-            return true;
-        }
-    }
-    let verdict = liveness(pid, start_ticks);
-    if verdict == Liveness::Alive {
-        VERIFIED.lock().unwrap_or_else(|e| e.into_inner())[slot] = (pid, start_ticks, now);
-    }
-    verdict != Liveness::Dead
 }

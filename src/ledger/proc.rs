@@ -1,25 +1,25 @@
-//! Who a process is, whether it is still alive, and the boot-time clock.
+//! Who a process is to the ledger, when it started, and the boot-time clock.
 //!
-//! A pid alone does not name a process: pids are reused. A process is named here by its pid
-//! and its start time, field 22 of `/proc/<pid>/stat` (clock ticks since boot, usually
-//! 100 per second). A process that has exited, or a newer process that got the same pid,
-//! never matches.
+//! A process's start is field 22 of `/proc/<pid>/stat` (clock ticks since boot, usually
+//! 100 per second): boot-relative, so the same in every pid namespace, and comparable with
+//! CLOCK_BOOTTIME. Only a process's own start is read here; whether other processes are
+//! alive the ledger learns from their locks, not from `/proc`.
 //!
 //! Everything here reads `/proc` into stack buffers: no allocation, so it is usable in a
 //! freshly forked child.
 
 use std::ffi::CStr;
 
-/// A process as the ledger records it.
+/// A process as the ledger knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct ProcId {
-    /// The pid in the caller's pid namespace (`getpid()`).
+    /// The pid in its own pid namespace (`getpid()` there).
     pub pid: i32,
     /// The bare tgid the runtime reports (the host pid in a container); whitelists hold
     /// these.
     pub bare_tgid: i32,
-    /// Field 22 of `/proc/<pid>/stat`; 0 when it could not be read.
-    pub start_ticks: u64,
+    /// The ledger's name for it, unique within one ledger file (0 until attached).
+    pub ticket: u64,
 }
 
 impl ProcId {
@@ -30,14 +30,17 @@ impl ProcId {
         ProcId {
             pid,
             bare_tgid,
-            start_ticks: start_ticks_of(pid).unwrap_or(0),
+            ticket: 0,
         }
     }
 
-    /// When the process started, in CLOCK_BOOTTIME nanoseconds, truncated to the tick
-    /// (10 ms with the usual 100 ticks per second).
-    pub fn start_ns(&self) -> u64 {
-        ticks_to_ns(self.start_ticks)
+    /// The pid to name it by for people and whitelists: the bare tgid when known.
+    pub fn host_pid(&self) -> i32 {
+        if self.bare_tgid > 0 {
+            self.bare_tgid
+        } else {
+            self.pid
+        }
     }
 }
 
@@ -203,53 +206,6 @@ pub fn start_ticks_of(pid: i32) -> Option<u64> {
     }
 }
 
-/// True when the process `pid` that started at `start_ticks` is still running: its stat
-/// file exists, shows that start time (a reused pid does not), and it is not a zombie (Z)
-/// or dead (X). False when `/proc` cannot tell.
-pub fn is_alive(pid: i32, start_ticks: u64) -> bool {
-    liveness(pid, start_ticks) == Liveness::Alive
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Liveness {
-    Alive,
-    Dead,
-    /// `/proc` could not tell; the ledger then counts the process as alive, the answer
-    /// that never produces a "gone" report.
-    Unknown,
-}
-
-pub(crate) fn liveness(pid: i32, start_ticks: u64) -> Liveness {
-    match read_stat(pid) {
-        ReadStat::Gone => Liveness::Dead,
-        ReadStat::Unreadable => Liveness::Unknown,
-        ReadStat::Ok(s) => {
-            if matches!(s.state, b'Z' | b'X' | b'x') {
-                Liveness::Dead
-            } else if start_ticks != 0 && s.start_ticks != start_ticks {
-                // A newer process has the pid.
-                Liveness::Dead
-            } else {
-                Liveness::Alive
-            }
-        }
-    }
-}
-
-/// The inode of this process's pid namespace, or 0 when unknown. Pids recorded by a
-/// process in another namespace cannot be checked through this process's `/proc`.
-pub(crate) fn pid_ns_id() -> u64 {
-    // SAFETY: zeroed stat is a valid out-buffer; the path is NUL-terminated.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::stat(b"/proc/self/ns/pid\0".as_ptr().cast(), &mut st) == 0 {
-            st.st_ino as u64
-        } else {
-            0
-        }
-    }
-}
-
 pub(crate) fn errno() -> i32 {
     std::io::Error::last_os_error()
         .raw_os_error()
@@ -274,18 +230,12 @@ mod tests {
     }
 
     #[test]
-    fn own_stat_parses_and_is_alive() {
+    fn own_start_time_is_in_the_past() {
         let me = ProcId::current(0);
-        assert!(me.start_ticks > 0);
-        assert!(is_alive(me.pid, me.start_ticks));
-        assert!(
-            !is_alive(me.pid, me.start_ticks + 1),
-            "another start time is another process"
-        );
-        assert!(!is_alive(0, 0));
-        assert!(!is_alive(-5, 0));
-        assert!(me.start_ns() <= now_boot_ns());
-        assert_ne!(pid_ns_id(), 0);
+        let ticks = start_ticks_of(me.pid).expect("own stat");
+        assert!(ticks > 0);
+        assert!(ticks_to_ns(ticks) <= now_boot_ns());
+        assert_eq!(start_ticks_of(-5), None);
     }
 
     #[test]

@@ -45,13 +45,19 @@ impl Runtime {
             let me = ledger::ProcId {
                 pid: self.pid(),
                 bare_tgid,
-                start_ticks: ledger::start_ticks_of(self.pid()).unwrap_or(0),
+                ticket: 0,
             };
-            *link = match Ledger::open(dir, me) {
+            *link = match Ledger::open(dir, me, self.config.ledger_keys) {
                 Ok(l) => LedgerLink::Open(Arc::new(l)),
                 Err(e) => {
                     *link = LedgerLink::Unusable;
                     drop(link);
+                    if let ledger::LedgerError::Insecure { path, .. } = &e {
+                        crate::record::stderr_line(&format!(
+                            "ledger directory {} refused, cross-process rules are off: use a real directory (not a symbolic link) owned by you and not writable by group or others (chmod go-w), or set ACL_IPC_GUARD_LEDGER to another one",
+                            path.display()
+                        ));
+                    }
                     self.say_trouble(
                         Trouble::LedgerUnusable,
                         format!("ledger unusable, cross-process rules are off: {e}"),
@@ -105,7 +111,7 @@ impl Runtime {
                     .flatten()
                     .map_or(LedgerFacts::None, |v| {
                         LedgerFacts::Import(ImportFacts {
-                            exporter_pid: v.exporter.pid,
+                            exporter_pid: v.exporter.host_pid(),
                             exporter_alive: v.exporter_alive,
                             whitelist_mode: v.whitelist_mode,
                             exporter_closed: v.exporter_closed,
@@ -125,7 +131,7 @@ impl Runtime {
                 }
                 let open: Vec<i32> = self
                     .with_ledger(|l| l.open_importers(lfp(k.fp)))
-                    .map(|o| o.procs.iter().map(|p| p.pid).collect())
+                    .map(|o| o.procs.iter().map(|p| p.host_pid()).collect())
                     .unwrap_or_default();
                 if open.is_empty() {
                     LedgerFacts::None

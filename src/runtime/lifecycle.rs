@@ -110,7 +110,14 @@ pub(super) extern "C" fn after_fork_child() {
         *rt.state.lock() = ProcessState::new();
         // The ledger is opened again, lazily, with the child's identity; dropping the
         // parent's handle only unmaps it.
-        *rt.ledger.lock() = LedgerLink::NotOpened;
+        // The inherited descriptor shares the parent's liveness lock: give it up, or the
+        // parent would look alive for as long as this child lives.
+        let mut link = rt.ledger.lock();
+        if let LedgerLink::Open(l) = &*link {
+            l.forget_after_fork();
+        }
+        *link = LedgerLink::NotOpened;
+        drop(link);
         for said in &rt.trouble_said {
             said.store(false, Ordering::Relaxed);
         }
