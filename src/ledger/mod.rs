@@ -564,8 +564,7 @@ impl Ledger {
                 .any(|w| w.slot != NO_SLOT && alive_in(map, &d, &me, w));
         if !keep {
             d.c.retired = 1;
-            drop(d);
-            g.map().unlink_name(&self.dir);
+            map.unlink_name(&self.dir);
             g.data().c.retired = 2;
         }
         Ok(())
