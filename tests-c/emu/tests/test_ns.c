@@ -254,6 +254,31 @@ static long inner_pid(pid_t host_pid)
     return strtol(last + 1, NULL, 10);
 }
 
+/* Start time (field 22 of /proc/<pid>/stat) of a host process, as the host sees it. */
+static unsigned long long host_start_ticks(pid_t host_pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)host_pid);
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    CHECK(n > 0);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    CHECK(p != NULL);
+    unsigned long long start = 0;
+    int field = 2;
+    for (char *save = NULL, *tok = strtok_r(p + 1, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save)) {
+        if (++field == 22) {
+            start = strtoull(tok, NULL, 10);
+            break;
+        }
+    }
+    CHECK(start > 0);
+    return start;
+}
+
 /* ------------------------------------------------------------------ tests */
 
 /* Inside: getpid() is 1; the bare tgid is the host pid (with the switch), or
@@ -330,6 +355,12 @@ static void test_ns_exports(void)
     CHECK_EQ(ra.ret, 0);
     struct reply rb = peer_do(&b, OP_EXPORT, NULL, 0, 0, 30);
     CHECK_EQ(rb.ret, 0);
+    /* each is known by its host pid and the start time the host sees for it */
+    char live[600];
+    snprintf(live, sizeof live, "%s/live-%ld-%llu", emu_test_dir, (long)a.host_pid, host_start_ticks(a.host_pid));
+    CHECK_EQ(access(live, F_OK), 0);
+    snprintf(live, sizeof live, "%s/live-%ld-%llu", emu_test_dir, (long)b.host_pid, host_start_ticks(b.host_pid));
+    CHECK_EQ(access(live, F_OK), 0);
 
     /* b is pid 1 too, but not a's key's exporter */
     CHECK_EQ(peer_do(&b, OP_SETPID, ra.key, h.host_pid, 0, 0).ret, EMU_DRV);
