@@ -401,6 +401,26 @@ class Actor:
         return self.finish()
 
 
+class NsActor(Actor):
+    """An actor running as pid 1 of its own pid namespace, with its own /proc (see
+    harness.NsPeer). self.pid is its host pid (its bare tgid with host_proc=True);
+    kill() SIGKILLs the actor itself, so it is gone when kill() returns."""
+
+    def __init__(self, name, env, work, preload=True, errfile=None, host_proc=True):
+        self.name = name
+        self.err = open(errfile or os.devnull, "wb")
+        self.peer = NsPeer([SCENARIO, "actor"], env, work, preload=preload, host_proc=host_proc,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err)
+        self.p = self.peer.p
+        self.pid = self.peer.host_pid
+        self.dead = False
+        self.returncode = None
+
+    def kill(self):
+        self.peer.kill()
+        return self.finish()
+
+
 _PLACEHOLDER = re.compile(r"\{(\w+)\.(\w+)\}")
 
 

@@ -9,20 +9,42 @@
  * Emulator directory: $ASCEND_EMU_DIR if set (created with mode 0700 if it
  * does not exist; its parent must exist), else /dev/shm/ascendemu-<uid>
  * (or $TMPDIR/ascendemu-<uid>, /tmp/... when /dev/shm is missing).
- *   mem-<pid>-<starttick>-<rand>   backing file of one allocation
- *   key-<64 hex>                   one exported key: struct key_hdr followed
- *                                  by the whitelist (struct wl_entry each)
- *   tmp-<pid>-<starttick>-<rand>   a key file being written (then renamed)
+ *   mem-<hostpid>-<starttick>-<rand>  backing file of one allocation
+ *   key-<64 hex>                      one exported key: struct key_hdr followed
+ *                                     by the whitelist (struct wl_entry each)
+ *   tmp-<hostpid>-<starttick>-<rand>  a key file being written (then renamed)
+ *   live-<hostpid>-<starttick>        POSIX-locked by its process while that
+ *                                     process owns files here
  * Cross-process updates of a key file are serialised with flock() on it.
- * Files of processes that are gone (pid + start time no longer match) are
- * removed by the next process that opens the directory, and count as unknown.
+ *
+ * Processes are known as the driver knows them, by their pid in the host's
+ * pid namespace (the bare tgid) and their start time in clock ticks since
+ * boot (field 22 of /proc/self/stat, the same in every pid namespace), so
+ * processes of one job in different containers (pid namespaces, each with
+ * its own /proc) that share the directory never collide, even when both are
+ * pid 1 inside. A process is alive while the kernel keeps its lock on its
+ * live file (nobody needs to see it in /proc). Files of processes that are
+ * gone are removed by the next process that opens the directory, and count
+ * as unknown.
+ *
+ * The host pid: in the host's namespace, or in a pid namespace whose /proc
+ * is still the host's, it is the first NStgid/NSpid entry of
+ * /proc/self/status. A process in a pid namespace with its own /proc cannot
+ * see it there: give it a bind mount of the host's /proc in
+ * ASCEND_EMU_HOST_PROC. Read once per process (a fork child reads again).
  *
  * Environment switches (read at call time unless noted):
  *   ASCEND_EMU_DIR                 emulator directory (read once per process)
- *   ASCEND_EMU_TRACE=FILE          append "<pid> <fn> <ret>" per IPC, bare tgid,
- *                                  malloc-family and free call
+ *   ASCEND_EMU_HOST_PROC=DIR       the host's /proc mounted at DIR: the host
+ *                                  pid is the first NStgid/NSpid entry of
+ *                                  DIR/self/status (read once per process);
+ *                                  if that cannot be read, one line on stderr
+ *                                  and aclrtDeviceGetBareTgid reports -1
+ *   ASCEND_EMU_TRACE=FILE          append "<hostpid> <fn> <ret>" per IPC, bare
+ *                                  tgid, malloc-family and free call
  *   ASCEND_EMU_BARE_TGID_FAIL=1    aclrtDeviceGetBareTgid writes -1, returns 0
- *   ASCEND_EMU_BARE_TGID_OFFSET=N  the bare tgid is getpid()+N (container)
+ *   ASCEND_EMU_BARE_TGID_OFFSET=N  the bare tgid is the host pid + N (a
+ *                                  container simulated without namespaces)
  *   ASCEND_EMU_CHIP=A2             SetAttr/ImportPidInterServer return 207000
  *   ASCEND_EMU_START_NS_OFFSET=N   test hook: add N ns to this process's start
  *                                  time when ImportByKey checks it against the
@@ -102,8 +124,9 @@ int ascendEmuCallCount(const char *fnName)
     return -1;
 }
 
-/* One line per call, one write() on an O_APPEND descriptor. */
-static aclError traced(enum emu_fn fn, aclError ret)
+/* One line per call, one write() on an O_APPEND descriptor; pid is the
+ * caller's host pid. */
+static aclError traced(enum emu_fn fn, aclError ret, long pid)
 {
     int saved = errno;
     const char *path = getenv("ASCEND_EMU_TRACE");
@@ -111,7 +134,7 @@ static aclError traced(enum emu_fn fn, aclError ret)
         int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd >= 0) {
             char line[128];
-            int n = snprintf(line, sizeof line, "%ld %s %d\n", (long)getpid(), g_fn_names[fn], ret);
+            int n = snprintf(line, sizeof line, "%ld %s %d\n", pid, g_fn_names[fn], ret);
             if (n > 0 && (size_t)n < sizeof line) {
                 ssize_t w = write(fd, line, (size_t)n);
                 (void)w;
@@ -270,30 +293,37 @@ static void to_hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/*
- * Reads state (field 3) and starttime (field 22, clock ticks since boot) of
- * /proc/<pid>/stat. pid 0 means "self".
- */
-static int read_proc_stat(pid_t pid, unsigned long long *start, char *state)
+/* Reads a whole small file (a /proc text file) into buf, NUL-terminated. */
+static int read_small_file(const char *path, char *buf, size_t len)
 {
-    char path[64];
-    if (pid == 0) {
-        snprintf(path, sizeof path, "/proc/self/stat");
-    } else {
-        snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         return -1;
     }
-    char buf[1024];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    size_t got = 0;
+    while (got < len - 1) {
+        ssize_t r = read(fd, buf + got, len - 1 - got);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            break;
+        }
+        got += (size_t)r;
+    }
     close(fd);
-    if (n <= 0) {
+    buf[got] = '\0';
+    return got > 0 ? 0 : -1;
+}
+
+/* Field 22 of a /proc/<pid>/stat file: start time in clock ticks since boot. */
+static int read_start_ticks(const char *path, unsigned long long *start)
+{
+    char buf[1024];
+    if (read_small_file(path, buf, sizeof buf) != 0) {
         return -1;
     }
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces and ')' */
     if (p == NULL) {
         return -1;
     }
@@ -302,11 +332,7 @@ static int read_proc_stat(pid_t pid, unsigned long long *start, char *state)
     int field = 2;
     char *save = NULL;
     for (char *tok = strtok_r(p, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save)) {
-        field++;
-        if (field == 3 && state != NULL) {
-            *state = tok[0];
-        }
-        if (field == 22) {
+        if (++field == 22) {
             char *end = NULL;
             errno = 0;
             unsigned long long v = strtoull(tok, &end, 10);
@@ -320,41 +346,108 @@ static int read_proc_stat(pid_t pid, unsigned long long *start, char *state)
     return -1;
 }
 
-static pid_t g_self_pid;
+/*
+ * The outermost pid of a /proc/<pid>/status file: the first number of its
+ * NStgid: line (NSpid: on kernels or fakes without it). A proc file system
+ * lists a process's pids from its own pid namespace inwards, so read through
+ * the host's /proc this is the pid in the host's namespace.
+ */
+static pid_t read_outer_pid(const char *path)
+{
+    char buf[4096];
+    if (read_small_file(path, buf, sizeof buf) != 0) {
+        return -1;
+    }
+    static const char *const tags[] = {"\nNStgid:", "\nNSpid:"};
+    for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
+        const char *at = strstr(buf, tags[i]);
+        if (at == NULL) {
+            continue;
+        }
+        at += strlen(tags[i]);
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(at, &end, 10);
+        if (errno == 0 && end != at && v > 0 && v <= INT32_MAX) {
+            return (pid_t)v;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Who this process is, as the driver knows it: its pid in the host's pid
+ * namespace and its start time (clock ticks since boot, the same in every pid
+ * namespace). Everything that names a process across processes uses these two.
+ * Resolved once per process: a fork child resolves again (atfork handler, and
+ * a change of getpid() for children made without fork()).
+ */
+static pid_t g_id_for;            /* getpid() when resolved; 0: not yet */
+static pid_t g_host_pid;          /* pid in the host's namespace (best known) */
+static int g_host_pid_known;      /* 0: ASCEND_EMU_HOST_PROC given but unreadable */
 static unsigned long long g_self_start;
 
-/* Start time of this process in clock ticks since boot (cached per pid). */
-static unsigned long long self_start_ticks(void)
+static void resolve_identity(void)
 {
     pid_t me = getpid();
-    if (g_self_pid != me) {
-        unsigned long long s = 0;
-        if (read_proc_stat(0, &s, NULL) != 0) {
-            s = 0;
-        }
-        g_self_start = s;
-        g_self_pid = me;
+    if (g_id_for == me) {
+        return;
     }
+    char path[PATH_MAX];
+    const char *host_proc = getenv("ASCEND_EMU_HOST_PROC");
+    pid_t host = -1;
+    int known = 1;
+    if (host_proc != NULL && host_proc[0] != '\0') {
+        int n = snprintf(path, sizeof path, "%s/self/status", host_proc);
+        if (n > 0 && (size_t)n < sizeof path) {
+            host = read_outer_pid(path);
+        }
+        if (host <= 0) {
+            known = 0;
+            fprintf(stderr,
+                    "ascendemu: ASCEND_EMU_HOST_PROC=%s: no pid in %s/self/status; "
+                    "aclrtDeviceGetBareTgid reports -1\n",
+                    host_proc, host_proc);
+        }
+    }
+    if (host <= 0) {
+        host = read_outer_pid("/proc/self/status");
+    }
+    if (host <= 0) {
+        host = me;
+    }
+    unsigned long long start = 0;
+    if (read_start_ticks("/proc/self/stat", &start) != 0) {
+        int n = host_proc != NULL && host_proc[0] != '\0' ? snprintf(path, sizeof path, "%s/self/stat", host_proc) : -1;
+        if (n <= 0 || (size_t)n >= sizeof path || read_start_ticks(path, &start) != 0) {
+            start = 0;
+        }
+    }
+    g_host_pid = host;
+    g_host_pid_known = known;
+    g_self_start = start;
+    g_id_for = me;
+}
+
+/* This process's pid in the host's namespace. */
+static pid_t self_host_pid(void)
+{
+    resolve_identity();
+    return g_host_pid;
+}
+
+/* Start time of this process in clock ticks since boot. */
+static unsigned long long self_start_ticks(void)
+{
+    resolve_identity();
     return g_self_start;
 }
 
-static int proc_alive(pid_t pid, unsigned long long start)
-{
-    unsigned long long s = 0;
-    char st = '?';
-    if (pid <= 0 || read_proc_stat(pid, &s, &st) != 0) {
-        return 0;
-    }
-    if (s != start) {
-        return 0;
-    }
-    return st != 'Z' && st != 'X' && st != 'x';
-}
-
-/* The bare tgid as the driver would report it (never the failure value). */
+/* The bare tgid as the driver would report it: the host pid (plus the test
+ * offset). Whitelist checks use it even when the query would report -1. */
 static int32_t bare_tgid(void)
 {
-    return (int32_t)((long)getpid() + env_long("ASCEND_EMU_BARE_TGID_OFFSET", 0));
+    return (int32_t)((long)self_host_pid() + env_long("ASCEND_EMU_BARE_TGID_OFFSET", 0));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -365,7 +458,7 @@ static int g_dir_state; /* 0 not resolved, 1 usable, -1 unusable */
 
 struct key_hdr {
     char magic[8];
-    int32_t exporter_pid;   /* real pid of the exporting process */
+    int32_t exporter_pid;   /* host pid of the exporting process */
     int32_t exporter_tgid;  /* its bare tgid */
     uint64_t exporter_start; /* its start, clock ticks since boot */
     uint64_t flags;
@@ -421,6 +514,146 @@ static int valid_hdr(const struct key_hdr *h)
            strchr(h->backing, '/') == NULL;
 }
 
+/*
+ * Liveness, the way the driver knows it without looking at /proc: a process
+ * that owns files in the emulator directory (allocations, keys) holds a POSIX
+ * write lock on its own live-<hostpid>-<starttick> file there. The kernel
+ * drops the lock when the process dies (or execs: the descriptor is
+ * close-on-exec), whatever pid namespace anyone is in, and a fork child does
+ * not inherit it. So "is (pid, start) alive" is "is its live file locked".
+ * The file is created before the process's first file and removed when it
+ * owns none any more, or at exit.
+ */
+static int g_live_fd = -1;
+static pid_t g_live_for; /* getpid() of the process holding the lock on g_live_fd */
+static char g_live_path[PATH_MAX + 128];
+
+static int live_name(char *out, size_t len, const char *dir, pid_t pid, unsigned long long start)
+{
+    int n = snprintf(out, len, "%s%slive-%ld-%llu", dir, dir[0] != '\0' ? "/" : "", (long)pid, start);
+    return (n > 0 && (size_t)n < len) ? 0 : -1;
+}
+
+static int set_lock(int fd, short type)
+{
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    return fcntl(fd, F_SETLK, &fl);
+}
+
+static int is_self(pid_t pid, unsigned long long start)
+{
+    return pid == self_host_pid() && start == self_start_ticks();
+}
+
+/* Whether the process (host pid, start) is alive; caller holds g_mu and the
+ * directory is resolved. Never opens this process's own live file: closing
+ * any descriptor of it would drop our lock. */
+static int proc_alive(pid_t pid, unsigned long long start)
+{
+    if (pid <= 0) {
+        return 0;
+    }
+    if (is_self(pid, start)) {
+        return 1;
+    }
+    char path[PATH_MAX + 128];
+    if (live_name(path, sizeof path, g_dir, pid, start) != 0) {
+        return 0;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        return 0;
+    }
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    int alive = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+    close(fd);
+    return alive;
+}
+
+/* Forgets a live file inherited from the parent (its lock is the parent's). */
+static void live_forget_inherited(void)
+{
+    if (g_live_fd >= 0 && g_live_for != getpid()) {
+        close(g_live_fd); /* releases no lock: this process holds none on it */
+        g_live_fd = -1;
+    }
+}
+
+/* Makes this process known as alive; caller holds g_mu. 0 on success. */
+static int live_register(const char *dir)
+{
+    live_forget_inherited();
+    if (g_live_fd >= 0) {
+        return 0;
+    }
+    if (live_name(g_live_path, sizeof g_live_path, dir, self_host_pid(), self_start_ticks()) != 0) {
+        return -1;
+    }
+    /* A sweeper may hold the lock of a stale file of this name for a moment
+     * and then unlink it: retry until we hold the lock of the linked file. */
+    for (int attempt = 0; attempt < 500; attempt++) {
+        int fd = open(g_live_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+            break;
+        }
+        struct stat mine, linked;
+        if (set_lock(fd, F_WRLCK) == 0) {
+            if (fstat(fd, &mine) == 0 && stat(g_live_path, &linked) == 0 && mine.st_dev == linked.st_dev &&
+                mine.st_ino == linked.st_ino) {
+                g_live_fd = fd;
+                g_live_for = getpid();
+                return 0;
+            }
+        } else if (errno != EAGAIN && errno != EACCES) {
+            close(fd);
+            break; /* no POSIX locks on this file system */
+        }
+        close(fd);
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr,
+            "ascendemu: cannot hold %s (another live process has this host pid and start time? "
+            "a process in its own pid namespace needs ASCEND_EMU_HOST_PROC)\n",
+            g_live_path);
+    return -1;
+}
+
+/* Drops the registration; caller holds g_mu. */
+static void live_unregister(void)
+{
+    live_forget_inherited();
+    if (g_live_fd >= 0) {
+        unlink(g_live_path); /* while still locked: no sweeper can race us */
+        close(g_live_fd);
+        g_live_fd = -1;
+    }
+}
+
+/* Removes a live file whose process is gone: only while holding its lock. */
+static void sweep_live_file(int dfd, const char *name)
+{
+    long pid = 0;
+    unsigned long long start = 0;
+    if (sscanf(name + 5, "%ld-%llu", &pid, &start) == 2 && is_self((pid_t)pid, start)) {
+        return;
+    }
+    int fd = openat(dfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        return;
+    }
+    if (set_lock(fd, F_WRLCK) == 0) {
+        unlinkat(dfd, name, 0);
+    }
+    close(fd);
+}
+
 /* Removes files left behind by processes that are gone. */
 static void sweep_stale(const char *dir)
 {
@@ -438,6 +671,8 @@ static void sweep_stale(const char *dir)
             if (sscanf(n + 4, "%ld-%llu-", &pid, &start) == 2 && !proc_alive((pid_t)pid, start)) {
                 unlinkat(dfd, n, 0);
             }
+        } else if (strncmp(n, "live-", 5) == 0) {
+            sweep_live_file(dfd, n);
         } else if (strncmp(n, "key-", 4) == 0) {
             int fd = openat(dfd, n, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
             if (fd < 0) {
@@ -561,7 +796,7 @@ static int key_open(const char *key, int write, struct key_hdr *h, struct stat *
 
 static int is_me(const struct key_hdr *h)
 {
-    return h->exporter_pid == (int32_t)getpid() && h->exporter_start == self_start_ticks();
+    return is_self((pid_t)h->exporter_pid, h->exporter_start);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -569,7 +804,7 @@ static int is_me(const struct key_hdr *h)
 
 static struct alloc_rec *find_alloc_containing(uintptr_t p)
 {
-    pid_t me = getpid();
+    pid_t me = self_host_pid();
     for (size_t i = 0; i < g_nallocs; i++) {
         struct alloc_rec *a = &g_allocs[i];
         if (a->owner == me && p >= a->base && p - a->base < a->size) {
@@ -589,9 +824,26 @@ static struct import_rec *find_import(const char *key)
     return NULL;
 }
 
+/* Drops this process's live file once it owns no allocation and no key. */
+static void live_release_if_idle(void)
+{
+    pid_t me = self_host_pid();
+    for (size_t i = 0; i < g_nallocs; i++) {
+        if (g_allocs[i].owner == me) {
+            return;
+        }
+    }
+    for (size_t i = 0; i < g_nexports; i++) {
+        if (g_exports[i].owner == me) {
+            return;
+        }
+    }
+    live_unregister();
+}
+
 static void remove_export(const char *key)
 {
-    pid_t me = getpid();
+    pid_t me = self_host_pid();
     for (size_t i = 0; i < g_nexports; i++) {
         if (g_exports[i].owner == me && strcmp(g_exports[i].key, key) == 0) {
             g_exports[i] = g_exports[--g_nexports];
@@ -603,9 +855,21 @@ static void remove_export(const char *key)
 /* ------------------------------------------------------------------------ */
 /* Init / fini                                                               */
 
+/* A fork child is a new process: it finds out who it is again, and the live
+ * file it inherited is its parent's (the lock stayed with the parent). */
+static void atfork_child(void)
+{
+    g_id_for = 0;
+    if (g_live_fd >= 0) {
+        close(g_live_fd);
+        g_live_fd = -1;
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
 __attribute__((constructor)) static void emu_init(void)
 {
-    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+    pthread_atfork(atfork_prepare, atfork_release, atfork_child);
 }
 
 /* At exit the "driver" releases what this process still holds. */
@@ -614,7 +878,7 @@ __attribute__((destructor)) static void emu_fini(void)
     if (pthread_mutex_trylock(&g_mu) != 0) {
         return;
     }
-    pid_t me = getpid();
+    pid_t me = self_host_pid();
     if (g_dir_state == 1) {
         char path[PATH_MAX + 128];
         for (size_t i = 0; i < g_nexports; i++) {
@@ -632,6 +896,7 @@ __attribute__((destructor)) static void emu_fini(void)
     }
     g_nexports = 0;
     g_nallocs = 0;
+    live_unregister();
     pthread_mutex_unlock(&g_mu);
 }
 
@@ -641,6 +906,43 @@ __attribute__((destructor)) static void emu_fini(void)
 static aclError need_device(void)
 {
     return g_device < 0 ? ACL_ERROR_RT_CONTEXT_NULL : ACL_SUCCESS;
+}
+
+/* Creates, sizes and maps a new backing file; its name goes to rec->name. */
+static void *new_backing(const char *dir, size_t maplen, struct alloc_rec *rec)
+{
+    unsigned char rnd[8];
+    char hex[17];
+    if (random_bytes(rnd, sizeof rnd) != 0) {
+        return NULL;
+    }
+    to_hex(rnd, sizeof rnd, hex);
+    snprintf(rec->name, sizeof rec->name, "mem-%ld-%llu-%s", (long)self_host_pid(), self_start_ticks(), hex);
+    char path[PATH_MAX + 128];
+    snprintf(path, sizeof path, "%s/%s", dir, rec->name);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        return NULL;
+    }
+    if (ftruncate(fd, (off_t)maplen) != 0) {
+        close(fd);
+        unlink(path);
+        return NULL;
+    }
+    /* Reserve the pages now so that running out of space fails here, not
+     * with SIGBUS on first touch. Filesystems without fallocate: best effort. */
+    if (fallocate(fd, 0, 0, (off_t)maplen) != 0 && errno != EOPNOTSUPP && errno != ENOSYS) {
+        close(fd);
+        unlink(path);
+        return NULL;
+    }
+    void *p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        unlink(path);
+        return NULL;
+    }
+    return p;
 }
 
 static aclError do_malloc(void **devPtr, size_t size)
@@ -660,43 +962,21 @@ static aclError do_malloc(void **devPtr, size_t size)
     if (dir == NULL || grow((void **)&g_allocs, &g_capallocs, g_nallocs, sizeof *g_allocs) != 0) {
         return ACL_ERROR_RT_MEMORY_ALLOCATION;
     }
-    unsigned char rnd[8];
-    char hex[17];
-    if (random_bytes(rnd, sizeof rnd) != 0) {
+    /* Known as alive before its first file exists, so no sweeper takes it. */
+    if (live_register(dir) != 0) {
         return ACL_ERROR_RT_MEMORY_ALLOCATION;
     }
-    to_hex(rnd, sizeof rnd, hex);
     struct alloc_rec rec;
     memset(&rec, 0, sizeof rec);
-    snprintf(rec.name, sizeof rec.name, "mem-%ld-%llu-%s", (long)getpid(), self_start_ticks(), hex);
-    char path[PATH_MAX + 128];
-    snprintf(path, sizeof path, "%s/%s", dir, rec.name);
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        return ACL_ERROR_RT_MEMORY_ALLOCATION;
-    }
-    if (ftruncate(fd, (off_t)maplen) != 0) {
-        close(fd);
-        unlink(path);
-        return ACL_ERROR_RT_MEMORY_ALLOCATION;
-    }
-    /* Reserve the pages now so that running out of space fails here, not
-     * with SIGBUS on first touch. Filesystems without fallocate: best effort. */
-    if (fallocate(fd, 0, 0, (off_t)maplen) != 0 && errno != EOPNOTSUPP && errno != ENOSYS) {
-        close(fd);
-        unlink(path);
-        return ACL_ERROR_RT_MEMORY_ALLOCATION;
-    }
-    void *p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) {
-        unlink(path);
+    void *p = new_backing(dir, maplen, &rec);
+    if (p == NULL) {
+        live_release_if_idle();
         return ACL_ERROR_RT_MEMORY_ALLOCATION;
     }
     rec.base = (uintptr_t)p;
     rec.size = size;
     rec.maplen = maplen;
-    rec.owner = getpid();
+    rec.owner = self_host_pid();
     g_allocs[g_nallocs++] = rec;
     *devPtr = p;
     return ACL_SUCCESS;
@@ -711,7 +991,7 @@ static aclError do_free(void *devPtr)
     if (r != ACL_SUCCESS) {
         return r;
     }
-    pid_t me = getpid();
+    pid_t me = self_host_pid();
     for (size_t i = 0; i < g_nallocs; i++) {
         struct alloc_rec *a = &g_allocs[i];
         if (a->owner == me && a->base == (uintptr_t)devPtr) {
@@ -722,6 +1002,7 @@ static aclError do_free(void *devPtr)
                 unlink(path); /* keys exported from it can no longer be imported */
             }
             g_allocs[i] = g_allocs[--g_nallocs];
+            live_release_if_idle();
             return ACL_SUCCESS;
         }
     }
@@ -769,7 +1050,7 @@ static aclError do_export(void *devPtr, size_t size, char *key, size_t len, uint
     struct key_hdr h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, g_key_magic, sizeof h.magic);
-    h.exporter_pid = (int32_t)getpid();
+    h.exporter_pid = (int32_t)self_host_pid();
     h.exporter_tgid = bare_tgid();
     h.exporter_start = self_start_ticks();
     h.flags = flags;
@@ -779,7 +1060,7 @@ static aclError do_export(void *devPtr, size_t size, char *key, size_t len, uint
 
     char tmp[PATH_MAX + 128];
     char path[PATH_MAX + 128];
-    snprintf(tmp, sizeof tmp, "%s/tmp-%ld-%llu-%s", dir, (long)getpid(), self_start_ticks(), thex);
+    snprintf(tmp, sizeof tmp, "%s/tmp-%ld-%llu-%s", dir, (long)self_host_pid(), self_start_ticks(), thex);
     snprintf(path, sizeof path, "%s/key-%s", dir, hex);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
@@ -793,7 +1074,7 @@ static aclError do_export(void *devPtr, size_t size, char *key, size_t len, uint
     }
     struct export_rec *e = &g_exports[g_nexports++];
     memcpy(e->key, hex, EMU_KEY_LEN);
-    e->owner = getpid();
+    e->owner = self_host_pid();
     memcpy(key, hex, EMU_KEY_LEN);
     return ACL_SUCCESS;
 }
@@ -1004,6 +1285,7 @@ static aclError do_close(const char *key)
     unlink(path); /* destroyed, under the exclusive lock */
     close(fd);
     remove_export(key);
+    live_release_if_idle();
     return ACL_SUCCESS;
 }
 
@@ -1079,13 +1361,14 @@ static aclError do_inter_server(const char *key, aclrtServerPid *serverPids, siz
         return emu_ret_;                \
     } while (0)
 
-#define EMU_LOCKED_TRACED(fn, expr)     \
-    do {                                \
-        count_call(FN_##fn);            \
-        lock();                         \
-        aclError emu_ret_ = (expr);     \
-        unlock();                       \
-        return traced(FN_##fn, emu_ret_); \
+#define EMU_LOCKED_TRACED(fn, expr)                 \
+    do {                                            \
+        count_call(FN_##fn);                        \
+        lock();                                     \
+        aclError emu_ret_ = (expr);                 \
+        long emu_pid_ = (long)self_host_pid();      \
+        unlock();                                   \
+        return traced(FN_##fn, emu_ret_, emu_pid_); \
     } while (0)
 
 static aclError do_init(const char *configPath)
@@ -1295,7 +1578,8 @@ static aclError do_bare_tgid(int32_t *pid)
         *pid = -1; /* the driver's failure mode: -1 and success */
         return ACL_SUCCESS;
     }
-    *pid = bare_tgid();
+    int32_t tgid = bare_tgid();
+    *pid = g_host_pid_known ? tgid : -1; /* ASCEND_EMU_HOST_PROC unreadable: the query failed */
     return ACL_SUCCESS;
 }
 
