@@ -192,6 +192,9 @@ pub struct Outcome {
     pub forwarded: bool,
     pub out: Out,
     pub dur_ns: u64,
+    /// An export the ledger could not hold (it was full): the key is not checked across
+    /// processes, and its record says so (`"ledger":"untracked"`).
+    pub untracked: bool,
 }
 
 /// The vendor's error codes the shim itself returns or reasons about.

@@ -219,6 +219,9 @@ fn json_record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
             o.int("ret", outcome.ret);
             o.bool("forwarded", outcome.forwarded);
             o.int("dur_ns", outcome.dur_ns);
+            if outcome.untracked {
+                o.str("ledger", "untracked");
+            }
         }
         Body::Violation(v) => json_violation(&mut o, v, show_keys),
         Body::Summary {
@@ -444,7 +447,7 @@ fn text_record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
             let mut o = Vec::new();
             json_out(*func, outcome, show_keys, &mut o);
             format!(
-                "call {} args={} out={} ret={} {} dur_ns={}",
+                "call {} args={} out={} ret={} {} dur_ns={}{}",
                 func.name(),
                 String::from_utf8_lossy(&a),
                 String::from_utf8_lossy(&o),
@@ -454,7 +457,12 @@ fn text_record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
                 } else {
                     "not-forwarded"
                 },
-                outcome.dur_ns
+                outcome.dur_ns,
+                if outcome.untracked {
+                    " ledger=untracked"
+                } else {
+                    ""
+                }
             )
         }
         Body::Violation(v) => {
@@ -567,6 +575,7 @@ mod tests {
                         ..Out::default()
                     },
                     dur_ns: 77,
+                    untracked: false,
                 },
             }),
             false,
@@ -602,6 +611,7 @@ mod tests {
                     forwarded: true,
                     out: Out::default(),
                     dur_ns: 1,
+                    untracked: false,
                 },
             }),
             true,

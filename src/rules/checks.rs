@@ -821,6 +821,7 @@ mod tests {
                 ..Out::default()
             },
             dur_ns: 0,
+            untracked: false,
         };
         assert_eq!(
             check_after(&args, &out(0, -1))[0].rule,

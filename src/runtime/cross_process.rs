@@ -78,22 +78,33 @@ impl Runtime {
         &'static self,
         f: impl FnOnce(&Ledger) -> Result<T, ledger::LedgerError>,
     ) -> Option<T> {
-        let l = self.ledger()?;
+        self.try_ledger(f).ok().flatten()
+    }
+
+    /// `with_ledger`, telling a failed operation (`Err`, already said once) from no ledger
+    /// at all (`Ok(None)`).
+    pub(super) fn try_ledger<T>(
+        &'static self,
+        f: impl FnOnce(&Ledger) -> Result<T, ledger::LedgerError>,
+    ) -> Result<Option<T>, ()> {
+        let Some(l) = self.ledger() else {
+            return Ok(None);
+        };
         match f(&l) {
-            Ok(v) => Some(v),
+            Ok(v) => Ok(Some(v)),
             Err(e @ ledger::LedgerError::TableFull { .. }) => {
                 self.say_trouble(
                     Trouble::LedgerFull,
-                    format!("{e}; cross-process rules are not checked for keys it cannot hold"),
+                    format!("{e}; such keys are marked \"ledger\":\"untracked\" in their export records and listed by `acl-ipc-guard report`"),
                 );
-                None
+                Err(())
             }
             Err(e) => {
                 self.say_trouble(
                     Trouble::LedgerFailed,
                     format!("ledger operation failed, cross-process rules skip it: {e}"),
                 );
-                None
+                Err(())
             }
         }
     }

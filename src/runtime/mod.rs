@@ -319,6 +319,7 @@ impl Runtime {
                 forwarded: false,
                 out: Out::default(),
                 dur_ns: 0,
+                untracked: false,
             }
         } else {
             let t0 = record_call.then(Instant::now);
@@ -336,6 +337,7 @@ impl Runtime {
                 forwarded: true,
                 out,
                 dur_ns,
+                untracked: false,
             }
         };
 
@@ -347,7 +349,7 @@ impl Runtime {
                 outcome.ret = codes::ACL_ERROR_INVALID_PARAM;
             }
             if outcome.forwarded && outcome.ret == codes::ACL_SUCCESS {
-                self.update(&args, &outcome);
+                self.update(&args, &mut outcome);
             }
             if record_call {
                 self.log.push(
@@ -427,7 +429,7 @@ impl Runtime {
     }
 
     /// State and ledger after a call that succeeded.
-    fn update(&'static self, args: &Args, outcome: &Outcome) {
+    fn update(&'static self, args: &Args, outcome: &mut Outcome) {
         match args {
             Args::Malloc { size, .. } => {
                 if let Some(p) = outcome.out.dev_ptr {
@@ -469,7 +471,9 @@ impl Runtime {
                         },
                     );
                 }
-                self.with_ledger(|l| l.record_export(lfp(key.fp), *flags == 0, *size as u64));
+                outcome.untracked = self
+                    .try_ledger(|l| l.record_export(lfp(key.fp), *flags == 0, *size as u64))
+                    .is_err();
             }
             Args::SetImportPid {
                 key: KeyArg::Key(k),
