@@ -15,7 +15,7 @@ def sh(cmd, **kw):
 
 
 sh(["cmake", "--install", BUILD, "--prefix", prefix])
-for rel in ("lib/libacl_ipc_guard.so", "include/acl_ipc_guard.h", "bin/acl-ipc-guard",
+for rel in ("lib/libacl_ipc_guard.so", "lib/libacl_ipc_guard_audit.so", "include/acl_ipc_guard.h", "bin/acl-ipc-guard",
             "lib/cmake/AclIpcGuard/AclIpcGuardConfig.cmake", "lib/pkgconfig/acl-ipc-guard.pc"):
     check(os.path.isfile(os.path.join(prefix, rel)), f"installed {rel}")
 
@@ -65,5 +65,9 @@ check(p.stdout_text.startswith("version=0.1.0 ret=0"), f"pkg-config consumer out
 # The installed CLI finds the installed library in ../lib.
 p = run([os.path.join(prefix, "bin/acl-ipc-guard"), "run", "--", "/bin/sh", "-c", "echo $LD_PRELOAD"], env, preload=False, check_rc=0)
 eq(p.stdout_text.strip(), os.path.realpath(os.path.join(lib, "libacl_ipc_guard.so")), "installed run preloads the installed library")
+# ... and the installed audit module beside it.
+p = run([os.path.join(prefix, "bin/acl-ipc-guard"), "run", "--", "/bin/sh", "-c", "echo $LD_AUDIT"], env, preload=False, check_rc=0)
+eq(p.stdout_text.strip(), os.path.realpath(os.path.join(lib, "libacl_ipc_guard_audit.so")), "installed run audits with the installed module")
+eq(p.stderr_text, "", "no warning when the audit module is found")
 work.cleanup()
 done("install.consumers")
