@@ -388,3 +388,87 @@ unsafe fn cstr_starts_with(s: *const c_char, prefix: &[u8]) -> bool {
 unsafe fn cstr_eq(s: *const c_char, name: &[u8]) -> bool {
     cstr_starts_with(s, name) && *s.add(name.len()) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::c_void;
+
+    /// libc's handle and link_map in this test process.
+    fn libc_map() -> (*mut c_void, *const LinkMap) {
+        unsafe {
+            let h = libc::dlopen(
+                b"libc.so.6\0".as_ptr() as *const c_char,
+                libc::RTLD_NOW | libc::RTLD_NOLOAD,
+            );
+            assert!(!h.is_null());
+            let mut map: *mut c_void = std::ptr::null_mut();
+            assert_eq!(
+                libc::dlinfo(
+                    h,
+                    libc::RTLD_DI_LINKMAP,
+                    &mut map as *mut *mut c_void as *mut c_void
+                ),
+                0
+            );
+            (h, map as *const LinkMap)
+        }
+    }
+
+    #[test]
+    fn the_dynamic_symbol_table_gives_what_dlsym_gives() {
+        let (h, map) = libc_map();
+        for name in ["getpid", "write", "read", "sysconf"] {
+            let c = format!("{name}\0");
+            let want = unsafe { libc::dlsym(h, c.as_ptr() as *const c_char) } as usize;
+            assert_ne!(want, 0, "{name}");
+            assert_eq!(
+                unsafe { lookup_bytes(map, name.as_bytes()) },
+                Some(want),
+                "{name}"
+            );
+            assert_eq!(
+                unsafe { lookup(map, c.as_ptr() as *const c_char) },
+                Some(want),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_not_defined_are_not_found() {
+        let (_, map) = libc_map();
+        for name in ["aclrtMalloc", "getpi", "getpidx", ""] {
+            assert_eq!(
+                unsafe { lookup_bytes(map, name.as_bytes()) },
+                None,
+                "{name}"
+            );
+        }
+        assert_eq!(unsafe { lookup_bytes(std::ptr::null(), b"getpid") }, None);
+    }
+
+    #[test]
+    fn names_are_compared_whole() {
+        let s = b"aclrtMallocCached\0".as_ptr() as *const c_char;
+        unsafe {
+            assert!(cstr_starts_with(s, PREFIX));
+            assert!(cstr_eq(s, b"aclrtMallocCached"));
+            assert!(!cstr_eq(s, b"aclrtMalloc"));
+            assert!(!cstr_eq(s, b"aclrtMallocCachedX"));
+        }
+        assert_eq!(NAMES.iter().position(|n| unsafe { cstr_eq(s, n) }), Some(9));
+        let path = b"/opt/x/libacl_ipc_guard.so.0\0".as_ptr() as *const c_char;
+        assert!(starts_with(unsafe { basename(path) }, SHIM_NAME));
+        let own = b"libacl_ipc_guard_audit.so\0".as_ptr() as *const c_char;
+        assert!(!starts_with(unsafe { basename(own) }, SHIM_NAME));
+        assert!(starts_with(unsafe { basename(own) }, SELF_NAME));
+    }
+
+    #[test]
+    fn versions_are_never_newer_than_ours() {
+        assert_eq!(la_version(1), 1);
+        assert_eq!(la_version(2), 2);
+        assert_eq!(la_version(7), LAV_CURRENT);
+    }
+}

@@ -43,13 +43,17 @@ project(consumer C)
 find_package(AclIpcGuard CONFIG REQUIRED)
 add_executable(consumer main.c)
 target_link_libraries(consumer PRIVATE AclIpcGuard::acl_ipc_guard)
+message(STATUS "audit module: ${AclIpcGuard_AUDIT_LIBRARY}")
 """)
 
 env = base_env(work)
 env["ACL_IPC_GUARD_LOG"] = "off"
 lib = os.path.join(prefix, "lib")
 # Through the CMake package.
-sh(["cmake", "-S", consumer, "-B", work.file("cb"), f"-DCMAKE_PREFIX_PATH={prefix}"])
+configured = sh(["cmake", "-S", consumer, "-B", work.file("cb"), f"-DCMAKE_PREFIX_PATH={prefix}"])
+audit_var = [l.split("audit module: ", 1)[1].strip() for l in configured.splitlines() if "audit module: " in l]
+check(len(audit_var) == 1 and os.path.realpath(audit_var[0]) == os.path.realpath(os.path.join(prefix, "lib/libacl_ipc_guard_audit.so")),
+      f"AclIpcGuard_AUDIT_LIBRARY names the installed audit module: {audit_var}")
 sh(["cmake", "--build", work.file("cb")])
 env["LD_LIBRARY_PATH"] = f"{lib}:{LIB_DIR}"
 p = run([work.file("cb/consumer")], env, preload=False, check_rc=0)
