@@ -1,7 +1,9 @@
 //! Finding the real runtime's functions: `dlsym(RTLD_NEXT, name)` first; where that finds
 //! nothing, or finds this library itself, `dlopen` of the configured real library and
 //! `dlsym` in it. A found function is cached, so each is resolved once; a miss is retried
-//! on the next call (the program may load the runtime later).
+//! on the next call (the program may load the runtime later). The object that defines a
+//! found function is pinned (never unloaded), so the cached address stays valid after the
+//! program `dlclose`s the runtime it `dlopen`ed.
 
 use crate::call::Func;
 use std::ffi::{c_void, CString};
@@ -90,6 +92,31 @@ fn resolve_slow(func: Func, real_lib: &str) -> Result<usize, Missing> {
         }
         sym
     };
+    pin(found);
     slot.store(found as usize, Ordering::Release);
     Ok(found as usize)
+}
+
+/// Keeps the object that defines `addr` loaded for the life of the process: a program that
+/// `dlopen`ed the runtime (RTLD_GLOBAL, where RTLD_NEXT finds it) may `dlclose` it again,
+/// and the cached address must not dangle. Best effort: where it fails, nothing changes.
+fn pin(addr: *mut c_void) {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads addr and fills info.
+    if unsafe { libc::dladdr(addr, &mut info) } == 0 || info.dli_fname.is_null() {
+        return;
+    }
+    // SAFETY: dli_fname is the loaded object's NUL-terminated name; NOLOAD opens nothing
+    // new, NODELETE marks the loaded object permanent. The reference is kept.
+    unsafe {
+        if *info.dli_fname != 0
+            && libc::dlopen(
+                info.dli_fname,
+                libc::RTLD_NOLOAD | libc::RTLD_NODELETE | libc::RTLD_LAZY,
+            )
+            .is_null()
+        {
+            libc::dlerror(); // leave no error of ours for the program's next dlerror()
+        }
+    }
 }

@@ -13,6 +13,8 @@ usage:
   acl-ipc-guard --version";
 
 const LIB_NAME: &str = "libacl_ipc_guard.so";
+/// The rtld-audit module that routes dlsym-resolved functions to the library.
+const AUDIT_NAME: &str = "libacl_ipc_guard_audit.so";
 
 fn usage_error(msg: &str) -> ! {
     eprintln!("acl-ipc-guard: {msg}\n{USAGE}");
@@ -42,11 +44,12 @@ fn main() {
     exit(code);
 }
 
-/// The library: beside this executable (a build tree), or in `../lib` (an install tree).
-fn find_library() -> Option<PathBuf> {
+/// A library of ours: beside this executable (a build tree), or in `../lib` (an install
+/// tree).
+fn find_library(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
-    [dir.join(LIB_NAME), dir.join("../lib").join(LIB_NAME)]
+    [dir.join(name), dir.join("../lib").join(name)]
         .into_iter()
         .find(|p| p.is_file())
         .and_then(|p| p.canonicalize().ok())
@@ -88,16 +91,32 @@ fn run(args: &[String]) -> i32 {
     let Some(program) = args.get(program_at) else {
         usage_error("run: no PROGRAM after `--`");
     };
-    let Some(lib) = find_library() else {
+    let Some(lib) = find_library(LIB_NAME) else {
         eprintln!("acl-ipc-guard: cannot find {LIB_NAME} beside this executable or in ../lib");
         return 127;
     };
     let preload = preload_value(&lib, std::env::var("LD_PRELOAD").ok().as_deref());
-    let err = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(&args[program_at + 1..])
         .envs(envs)
-        .env("LD_PRELOAD", preload)
-        .exec();
+        .env("LD_PRELOAD", preload);
+    // The audit module, beside the library, sees the calls of programs that find the
+    // runtime with dlsym.
+    let audit = lib.with_file_name(AUDIT_NAME);
+    match audit.is_file().then(|| audit.canonicalize().ok()).flatten() {
+        Some(audit) => {
+            command.env(
+                "LD_AUDIT",
+                audit_value(&audit, std::env::var("LD_AUDIT").ok().as_deref()),
+            );
+        }
+        None => eprintln!(
+            "acl-ipc-guard: {} not found: calls of functions the program finds with dlsym will not be seen",
+            audit.display()
+        ),
+    }
+    let err = command.exec();
     eprintln!("acl-ipc-guard: cannot run {program}: {err}");
     if err.kind() == std::io::ErrorKind::NotFound {
         127
@@ -115,6 +134,19 @@ fn preload_value(lib: &Path, existing: Option<&str>) -> String {
         .split([':', ' '])
         .filter(|p| !p.is_empty())
     {
+        if p != ours {
+            parts.push(p.to_string());
+        }
+    }
+    parts.join(":")
+}
+
+/// Our audit module first, then the existing LD_AUDIT entries (':' separated, as ld.so
+/// reads them), without a second copy of ours.
+fn audit_value(audit: &Path, existing: Option<&str>) -> String {
+    let ours = audit.display().to_string();
+    let mut parts = vec![ours.clone()];
+    for p in existing.unwrap_or("").split(':').filter(|p| !p.is_empty()) {
         if p != ours {
             parts.push(p.to_string());
         }
@@ -175,6 +207,17 @@ mod tests {
         assert_eq!(
             preload_value(lib, Some("/a.so /b.so:/x/libacl_ipc_guard.so")),
             "/x/libacl_ipc_guard.so:/a.so:/b.so"
+        );
+    }
+
+    #[test]
+    fn audit_keeps_ours_first_and_others_after() {
+        let audit = Path::new("/x/libacl_ipc_guard_audit.so");
+        assert_eq!(audit_value(audit, None), "/x/libacl_ipc_guard_audit.so");
+        assert_eq!(audit_value(audit, Some("")), "/x/libacl_ipc_guard_audit.so");
+        assert_eq!(
+            audit_value(audit, Some("/a.so::/x/libacl_ipc_guard_audit.so:/b.so")),
+            "/x/libacl_ipc_guard_audit.so:/a.so:/b.so"
         );
     }
 }

@@ -15,7 +15,7 @@ def sh(cmd, **kw):
 
 
 sh(["cmake", "--install", BUILD, "--prefix", prefix])
-for rel in ("lib/libacl_ipc_guard.so", "include/acl_ipc_guard.h", "bin/acl-ipc-guard",
+for rel in ("lib/libacl_ipc_guard.so", "lib/libacl_ipc_guard_audit.so", "include/acl_ipc_guard.h", "bin/acl-ipc-guard",
             "lib/cmake/AclIpcGuard/AclIpcGuardConfig.cmake", "lib/pkgconfig/acl-ipc-guard.pc"):
     check(os.path.isfile(os.path.join(prefix, rel)), f"installed {rel}")
 
@@ -43,13 +43,17 @@ project(consumer C)
 find_package(AclIpcGuard CONFIG REQUIRED)
 add_executable(consumer main.c)
 target_link_libraries(consumer PRIVATE AclIpcGuard::acl_ipc_guard)
+message(STATUS "audit module: ${AclIpcGuard_AUDIT_LIBRARY}")
 """)
 
 env = base_env(work)
 env["ACL_IPC_GUARD_LOG"] = "off"
 lib = os.path.join(prefix, "lib")
 # Through the CMake package.
-sh(["cmake", "-S", consumer, "-B", work.file("cb"), f"-DCMAKE_PREFIX_PATH={prefix}"])
+configured = sh(["cmake", "-S", consumer, "-B", work.file("cb"), f"-DCMAKE_PREFIX_PATH={prefix}"])
+audit_var = [l.split("audit module: ", 1)[1].strip() for l in configured.splitlines() if "audit module: " in l]
+check(len(audit_var) == 1 and os.path.realpath(audit_var[0]) == os.path.realpath(os.path.join(prefix, "lib/libacl_ipc_guard_audit.so")),
+      f"AclIpcGuard_AUDIT_LIBRARY names the installed audit module: {audit_var}")
 sh(["cmake", "--build", work.file("cb")])
 env["LD_LIBRARY_PATH"] = f"{lib}:{LIB_DIR}"
 p = run([work.file("cb/consumer")], env, preload=False, check_rc=0)
@@ -65,5 +69,9 @@ check(p.stdout_text.startswith("version=0.1.0 ret=0"), f"pkg-config consumer out
 # The installed CLI finds the installed library in ../lib.
 p = run([os.path.join(prefix, "bin/acl-ipc-guard"), "run", "--", "/bin/sh", "-c", "echo $LD_PRELOAD"], env, preload=False, check_rc=0)
 eq(p.stdout_text.strip(), os.path.realpath(os.path.join(lib, "libacl_ipc_guard.so")), "installed run preloads the installed library")
+# ... and the installed audit module beside it.
+p = run([os.path.join(prefix, "bin/acl-ipc-guard"), "run", "--", "/bin/sh", "-c", "echo $LD_AUDIT"], env, preload=False, check_rc=0)
+eq(p.stdout_text.strip(), os.path.realpath(os.path.join(lib, "libacl_ipc_guard_audit.so")), "installed run audits with the installed module")
+eq(p.stderr_text, "", "no warning when the audit module is found")
 work.cleanup()
 done("install.consumers")
