@@ -197,16 +197,18 @@ fn json_record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
     o.int("tid", rec.tid);
     o.str("event", rec.body.event());
     match &mut rec.body {
-        Body::Start {
-            version,
-            mode,
-            exe,
-            ledger,
-        } => {
-            o.str("version", version);
-            o.str("mode", mode.as_str());
-            o.str("exe", exe);
-            o.str("ledger", ledger);
+        Body::Start(s) => {
+            o.str("version", s.version);
+            o.str("mode", s.mode.as_str());
+            o.str("exe", &s.exe);
+            o.str("ledger", &s.ledger);
+            o.str("host", &s.host);
+            if let Some(t) = s.bare_tgid {
+                o.int("bare_tgid", t);
+            }
+            if let Some(p) = s.parent {
+                o.int("parent", p);
+            }
         }
         Body::Call {
             func,
@@ -424,15 +426,23 @@ fn text_record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
     let head = format!(" pid={} tid={} seq={} ", rec.pid, rec.tid, rec.seq);
     out.extend_from_slice(head.as_bytes());
     let body = match &mut rec.body {
-        Body::Start {
-            version,
-            mode,
-            exe,
-            ledger,
-        } => format!(
-            "start version={version} mode={} exe={exe} ledger={ledger}",
-            mode.as_str()
-        ),
+        Body::Start(s) => {
+            let mut t = format!(
+                "start version={} mode={} exe={} ledger={} host={}",
+                s.version,
+                s.mode.as_str(),
+                s.exe,
+                s.ledger,
+                s.host
+            );
+            if let Some(b) = s.bare_tgid {
+                t.push_str(&format!(" bare_tgid={b}"));
+            }
+            if let Some(p) = s.parent {
+                t.push_str(&format!(" parent={p}"));
+            }
+            t
+        }
         Body::Call {
             func,
             args,
