@@ -718,6 +718,7 @@ fn seq_gaps_are_found() {
     assert_eq!(
         r.gaps,
         [Gap {
+            process: 0,
             pid: A,
             from: 3,
             to: 4
