@@ -70,10 +70,10 @@ pub fn analyze(inputs: &[Input]) -> Report {
     let duplicates = before - recs.len();
 
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-    let (processes, recs) = assign_processes(recs, &names);
+    let (processes, recs, replaced_by) = assign_processes(recs, &names);
     let gaps = find_gaps(&recs, &processes);
 
-    let mut sweep = Sweep::new(&recs, &processes);
+    let mut sweep = Sweep::new(&recs, &processes, replaced_by);
     for r in &recs {
         sweep.record(r);
     }
@@ -201,7 +201,11 @@ fn same_machine(a: &Option<String>, b: &Option<String>) -> bool {
 /// Numbers the processes in order of their first record and fills in what their records
 /// say; then the end of an image its pid's next image replaced, the parents of fork
 /// children, and each process's tag.
-fn assign_processes(recs: Vec<(ProcKey, Rec)>, names: &[&str]) -> (Vec<Process>, Vec<Rec>) {
+/// Also returns, for each process, the image of its pid that began after it and ended it.
+fn assign_processes(
+    recs: Vec<(ProcKey, Rec)>,
+    names: &[&str],
+) -> (Vec<Process>, Vec<Rec>, Vec<Option<usize>>) {
     let mut procs: Vec<Process> = Vec::new();
     let mut index: HashMap<ProcKey, usize> = HashMap::new();
     let mut out = Vec::with_capacity(recs.len());
@@ -275,25 +279,31 @@ fn assign_processes(recs: Vec<(ProcKey, Rec)>, names: &[&str]) -> (Vec<Process>,
         }
         a
     };
-    // Images of one machine's pid in time order: each one without a summary ended when the
-    // next began (an exec, or the pid was reused).
+    // Images of one machine's pid in time order: one ends when the next begins (an exec,
+    // or the pid was reused). Not so for pids of different pid namespaces on one host
+    // (containers sharing a host name), which run side by side: their bare tgids differ.
     let mut by_pid: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (i, p) in procs.iter().enumerate() {
         by_pid.entry(p.pid).or_default().push(i);
     }
+    let mut replaced_by = vec![None; procs.len()];
     for list in by_pid.values_mut() {
         list.sort_by_key(|&i| (anchors[i], i));
         for (n, &i) in list.iter().enumerate() {
-            let next = list[n + 1..]
-                .iter()
-                .find(|&&j| same_machine(&procs[i].host, &procs[j].host));
-            if let (End::Unknown, Some(&j)) = (&procs[i].end, next) {
+            let next = list[n + 1..].iter().copied().find(|&j| {
+                let (a, b) = (&procs[i], &procs[j]);
+                same_machine(&a.host, &b.host)
+                    && (a.bare_tgid.is_none() || b.bare_tgid.is_none() || a.bare_tgid == b.bare_tgid)
+            });
+            let Some(j) = next else { continue };
+            if procs[i].end == End::Unknown {
                 let first_of_next = procs[j]
                     .start_ts
                     .clone()
                     .unwrap_or_else(|| first_ts(&out, j));
                 procs[i].end = End::Replaced(first_of_next);
             }
+            replaced_by[i] = Some(j);
         }
     }
     // A fork child's parent: the latest image of the parent's pid on its host that began
@@ -345,7 +355,7 @@ fn assign_processes(recs: Vec<(ProcKey, Rec)>, names: &[&str]) -> (Vec<Process>,
         p.tag = t;
         p.files.sort();
     }
-    (procs, out)
+    (procs, out, replaced_by)
 }
 
 fn first_ts(recs: &[Rec], proc_idx: usize) -> String {
@@ -424,8 +434,10 @@ struct ProcState {
 struct Sweep<'a> {
     procs: &'a [Process],
     ps: Vec<ProcState>,
-    /// The latest process of each host and pid.
-    last_of_pid: HashMap<(Option<&'a str>, i64), usize>,
+    /// Process → the processes it ended by beginning with their pid on their host.
+    replaces: Vec<Vec<usize>>,
+    /// Processes whose first record has been seen.
+    begun: Vec<bool>,
     keys: BTreeMap<String, KeyState>,
     violations: Vec<Violation>,
     errors: Vec<ShimError>,
@@ -471,7 +483,7 @@ fn pids_text(p: &[i64]) -> String {
 }
 
 impl<'a> Sweep<'a> {
-    fn new(recs: &[Rec], procs: &'a [Process]) -> Self {
+    fn new(recs: &[Rec], procs: &'a [Process], replaced_by: Vec<Option<usize>>) -> Self {
         let mut logged = HashSet::new();
         let mut logged_free = HashSet::new();
         for r in recs {
@@ -492,7 +504,16 @@ impl<'a> Sweep<'a> {
                     ..ProcState::default()
                 })
                 .collect(),
-            last_of_pid: HashMap::new(),
+            begun: vec![false; procs.len()],
+            replaces: {
+                let mut r = vec![Vec::new(); procs.len()];
+                for (i, by) in replaced_by.into_iter().enumerate() {
+                    if let Some(j) = by {
+                        r[j].push(i);
+                    }
+                }
+                r
+            },
             keys: BTreeMap::new(),
             violations: Vec::new(),
             errors: Vec::new(),
@@ -503,12 +524,11 @@ impl<'a> Sweep<'a> {
     }
 
     fn record(&mut self, r: &Rec) {
-        // A pid's earlier process has ended once another one with that pid shows up on
-        // the same host.
-        let me = (self.procs[r.proc_idx].host.as_deref(), r.pid);
-        if let Some(prev) = self.last_of_pid.insert(me, r.proc_idx) {
-            if prev != r.proc_idx {
-                self.ps[prev].ended = true;
+        // A pid's earlier process has ended once the one that replaced it shows up.
+        if !self.begun[r.proc_idx] {
+            self.begun[r.proc_idx] = true;
+            for &i in &self.replaces[r.proc_idx] {
+                self.ps[i].ended = true;
             }
         }
         match &r.body {

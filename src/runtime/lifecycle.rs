@@ -35,6 +35,9 @@ impl Runtime {
         if self.finished.swap(true, Ordering::AcqRel) {
             return;
         }
+        // A process that made no call since it began (a fork child that only exits)
+        // writes its start now, before its summary.
+        self.ensure_started(true);
         let open = self.state.lock().open_keys();
         let severity = self.config.severity(Rule::ExitLeak);
         if severity != Severity::Off {

@@ -179,8 +179,10 @@ impl Runtime {
     /// Writes this process's `start` record unless it is written already. Called inside
     /// the boundary (the thread's re-entry guard is held), so the runtime's answer to the
     /// bare-tgid question cannot come back into the shim; other threads wait on
-    /// `start_lock` until it is written, so nothing comes before it.
-    fn ensure_started(&'static self) {
+    /// `start_lock` until it is written, so nothing comes before it. `ask`: the runtime
+    /// may be asked for the bare tgid; otherwise the start names it only if the program
+    /// asked already.
+    fn ensure_started(&'static self, ask: bool) {
         if self.started.load(Ordering::Acquire) {
             return;
         }
@@ -189,24 +191,31 @@ impl Runtime {
             return;
         }
         if self.log.enabled() {
-            let start = self.start_body();
+            let start = self.start_body(ask);
             self.log
                 .push_through(self.pid(), boundary::tid(), Body::Start(Box::new(start)));
         }
         self.started.store(true, Ordering::Release);
     }
 
-    fn start_body(&'static self) -> Start {
+    fn start_body(&'static self, ask: bool) -> Start {
         let ledger = match &self.config.ledger {
             LedgerSetting::Off => "off".to_string(),
             LedgerSetting::Dir(d) => d.display().to_string(),
         };
         // The program's own answer if it asked already, else the runtime's, asked once
         // (and kept for the ledger); none when the runtime cannot be found.
-        let bare_tgid = real::resolve(Func::DeviceGetBareTgid, &self.config.real_lib)
-            .ok()
-            .map(|_| self.bare_tgid())
-            .filter(|t| *t > 0);
+        let known = self.bare_tgid.load(Ordering::Relaxed);
+        let bare_tgid = if known > 0 {
+            Some(known)
+        } else if ask {
+            real::resolve(Func::DeviceGetBareTgid, &self.config.real_lib)
+                .ok()
+                .map(|_| self.bare_tgid())
+                .filter(|t| *t > 0)
+        } else {
+            None
+        };
         let parent = self.parent.load(Ordering::Relaxed);
         Start {
             version: env!("CARGO_PKG_VERSION"),
@@ -220,9 +229,11 @@ impl Runtime {
     }
 
     /// Writes a record, and everything queued before it, before returning; this
-    /// process's `start` comes first.
+    /// process's `start` comes first. The runtime is not asked for the bare tgid here: a
+    /// record written before the start is one of an aclrtDeviceGetBareTgid call (whose own
+    /// answer the start then names) or of the shim's trouble.
     fn write_through(&'static self, body: Body) {
-        self.ensure_started();
+        self.ensure_started(false);
         self.log.push_through(self.pid(), boundary::tid(), body);
     }
 
@@ -412,7 +423,7 @@ impl Runtime {
                 self.update(&args, &outcome);
             }
             if record_call {
-                self.ensure_started();
+                self.ensure_started(false);
                 self.log.push(
                     self.pid(),
                     boundary::tid(),
@@ -615,7 +626,12 @@ pub fn intercept(
     if entered.is_none() {
         return forward(real);
     }
-    let _ = contain(|| rt.ensure_started());
+    // The start record first. When the program's first call asks for the bare tgid
+    // itself, the runtime is not asked twice: the start is written with the call's record,
+    // naming the program's own answer.
+    if func != Func::DeviceGetBareTgid {
+        let _ = contain(|| rt.ensure_started(true));
+    }
     match contain(gather) {
         Some(args) => rt.run_call(func, args, || forward(real), read_out),
         None => forward(real),
