@@ -682,7 +682,10 @@ mod tests {
 
     #[test]
     fn start_record_fields_in_json() {
-        let v = json(rec(Body::Start(Box::new(start(Some(5042), Some(41))))), false);
+        let v = json(
+            rec(Body::Start(Box::new(start(Some(5042), Some(41))))),
+            false,
+        );
         assert_eq!(v["event"], "start");
         assert_eq!(v["seq"], 3);
         assert_eq!(v["version"], "1.2.3");
@@ -695,7 +698,10 @@ mod tests {
         // Not known, not a fork child: the fields are left out, never null or 0.
         let v = json(rec(Body::Start(Box::new(start(None, None)))), false);
         let o = v.as_object().unwrap();
-        assert!(!o.contains_key("bare_tgid") && !o.contains_key("parent"), "{v}");
+        assert!(
+            !o.contains_key("bare_tgid") && !o.contains_key("parent"),
+            "{v}"
+        );
         assert_eq!(v["host"], "node-7");
     }
 
@@ -720,7 +726,9 @@ mod tests {
             encode(&mut r, Format::Text, false, &mut out);
             let line = String::from_utf8(out).unwrap();
             assert!(
-                line.starts_with("[acl-ipc-guard] 2026-11-23T21:07:05.123456Z pid=42 tid=43 seq=3 start "),
+                line.starts_with(
+                    "[acl-ipc-guard] 2026-11-23T21:07:05.123456Z pid=42 tid=43 seq=3 start "
+                ),
                 "{line}"
             );
             let f = text_fields(&line);

@@ -58,9 +58,8 @@ pub fn analyze(inputs: &[Input]) -> Report {
     let mut recs: Vec<(ProcKey, Rec)> = keys.into_iter().zip(recs).collect();
     // One time order: ts, then process, then seq; the rest only makes the order total.
     recs.sort_by(|(ka, a), (kb, b)| {
-        (a.ts_us, a.pid, ka, a.seq, &a.event, a.hash).cmp(&(
-            b.ts_us, b.pid, kb, b.seq, &b.event, b.hash,
-        ))
+        (a.ts_us, a.pid, ka, a.seq, &a.event, a.hash)
+            .cmp(&(b.ts_us, b.pid, kb, b.seq, &b.event, b.hash))
     });
     // The same record twice (a file given twice, overlapping copies) counts once.
     let before = recs.len();
@@ -85,14 +84,8 @@ pub fn analyze(inputs: &[Input]) -> Report {
     } = sweep;
     let mut violations = violations;
     violations.sort_by(|a, b| {
-        (&a.rule, a.ts_us, a.pid, a.process, a.seq, a.source).cmp(&(
-            &b.rule,
-            b.ts_us,
-            b.pid,
-            b.process,
-            b.seq,
-            b.source,
-        ))
+        (&a.rule, a.ts_us, a.pid, a.process, a.seq, a.source)
+            .cmp(&(&b.rule, b.ts_us, b.pid, b.process, b.seq, b.source))
     });
     let keys = keys.into_iter().map(|(fp, k)| (fp, k.events)).collect();
 
@@ -293,7 +286,9 @@ fn assign_processes(
             let next = list[n + 1..].iter().copied().find(|&j| {
                 let (a, b) = (&procs[i], &procs[j]);
                 same_machine(&a.host, &b.host)
-                    && (a.bare_tgid.is_none() || b.bare_tgid.is_none() || a.bare_tgid == b.bare_tgid)
+                    && (a.bare_tgid.is_none()
+                        || b.bare_tgid.is_none()
+                        || a.bare_tgid == b.bare_tgid)
             });
             let Some(j) = next else { continue };
             if procs[i].end == End::Unknown {

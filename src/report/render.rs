@@ -159,8 +159,11 @@ pub fn render_text(r: &Report) -> String {
     }
     o.push('\n');
     let _ = write!(o, "  processes:          {}", r.processes.len());
-    let hosts: std::collections::BTreeSet<&str> =
-        r.processes.iter().filter_map(|p| p.host.as_deref()).collect();
+    let hosts: std::collections::BTreeSet<&str> = r
+        .processes
+        .iter()
+        .filter_map(|p| p.host.as_deref())
+        .collect();
     if hosts.len() > 1 {
         let _ = write!(
             o,

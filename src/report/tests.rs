@@ -1037,7 +1037,10 @@ fn start_record_round_trips_through_the_parser() {
     let parse::Line::Record(r) = parse::parse_line(0, &line) else {
         panic!("not a record: {line}");
     };
-    assert_eq!((r.pid, r.seq, r.ts_us, r.event.as_str()), (13, 1, T0, "start"));
+    assert_eq!(
+        (r.pid, r.seq, r.ts_us, r.event.as_str()),
+        (13, 1, T0, "start")
+    );
     let parse::Body::Start(s) = &r.body else {
         panic!("{:?}", r.body);
     };
@@ -1098,7 +1101,10 @@ fn colliding_pids_on_two_hosts_stay_apart() {
     assert_eq!(r.processes.len(), 4);
     let mut tags: Vec<&str> = r.processes.iter().map(|p| p.tag.as_str()).collect();
     tags.sort_unstable();
-    assert_eq!(tags, ["100@node-a", "100@node-b", "200@node-a", "200@node-b"]);
+    assert_eq!(
+        tags,
+        ["100@node-a", "100@node-b", "200@node-a", "200@node-b"]
+    );
     assert!(r.gaps.is_empty(), "{:?}", r.gaps);
     assert!(r.processes.iter().all(|p| p.end != End::Unknown));
     let got: Vec<(&str, &str, &str)> = r
@@ -1116,7 +1122,11 @@ fn colliding_pids_on_two_hosts_stay_apart() {
         render_text(&r)
     );
     // The importer's bare tgid came from its start record.
-    assert!(r.violations[1].message.contains("6200"), "{}", r.violations[1].message);
+    assert!(
+        r.violations[1].message.contains("6200"),
+        "{}",
+        r.violations[1].message
+    );
     assert!(r.violations[0].message.contains("[200@node-b]"));
     // node-a's key: its own processes only, whatever node-b did with the same pids.
     let hosts: Vec<&str> = r.keys[FP]
@@ -1127,13 +1137,19 @@ fn colliding_pids_on_two_hosts_stay_apart() {
     assert_eq!(r.keys[FP].len(), 6);
 
     let t = render_text(&r);
-    assert!(t.contains("processes:          4 on 2 hosts (node-a, node-b)"), "{t}");
+    assert!(
+        t.contains("processes:          4 on 2 hosts (node-a, node-b)"),
+        "{t}"
+    );
     assert!(t.contains("pid 100@node-b "), "{t}");
     let v = render_json(&r);
     assert_eq!(v["violations"][0]["pid"], A);
     assert_eq!(v["violations"][0]["host"], "node-b");
     let p = &v["processes"][v["violations"][1]["process"].as_u64().unwrap() as usize];
-    assert_eq!((p["pid"].as_i64(), p["host"].as_str()), (Some(B), Some("node-b")));
+    assert_eq!(
+        (p["pid"].as_i64(), p["host"].as_str()),
+        (Some(B), Some("node-b"))
+    );
     assert_eq!(p["bare_tgid"], 6200);
     assert!(v["keys"][FP2]
         .as_array()
@@ -1142,10 +1158,7 @@ fn colliding_pids_on_two_hosts_stay_apart() {
         .all(|e| e["host"] == "node-b"));
 
     // The same logs in one shared file per host, or all in one file: the same verdicts.
-    let one = analyze(&[
-        Input::text("a", &a.shared()),
-        Input::text("b", &b.shared()),
-    ]);
+    let one = analyze(&[Input::text("a", &a.shared()), Input::text("b", &b.shared())]);
     assert_eq!(render_json(&one)["violations"], v["violations"]);
 }
 
