@@ -7,6 +7,7 @@ use super::{
     Violation,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 pub const CLOSE_ORDER: &str = "close.exporter-before-importers";
 pub const SOURCE_GONE: &str = "import.source-gone";
@@ -109,7 +110,8 @@ pub fn analyze(inputs: &[Input]) -> Report {
 /// a log whose beginning is lost), its pid and the time of its first record.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct ProcKey {
-    host: Option<String>,
+    /// Shared by the records of one process: a clone is a count, not a copy.
+    host: Option<Arc<str>>,
     pid: i64,
     anchor_us: i64,
     started: bool,
@@ -143,7 +145,7 @@ fn identify(recs: &[Rec]) -> Vec<ProcKey> {
             let at = if let Body::Start(s) = &r.body {
                 images.push(Image {
                     key: ProcKey {
-                        host: s.host.clone(),
+                        host: s.host.as_deref().map(Arc::from),
                         pid,
                         anchor_us: r.ts_us,
                         started: true,
@@ -202,12 +204,14 @@ fn assign_processes(
     let mut procs: Vec<Process> = Vec::new();
     let mut index: HashMap<ProcKey, usize> = HashMap::new();
     let mut out = Vec::with_capacity(recs.len());
+    let mut first_ts: Vec<String> = Vec::new();
     for (key, mut r) in recs {
         let idx = *index.entry(key.clone()).or_insert_with(|| {
+            first_ts.push(r.ts.clone());
             procs.push(Process {
                 pid: r.pid,
                 tag: String::new(),
-                host: key.host.clone(),
+                host: key.host.as_deref().map(str::to_owned),
                 start_ts: None,
                 version: None,
                 mode: None,
@@ -295,7 +299,7 @@ fn assign_processes(
                 let first_of_next = procs[j]
                     .start_ts
                     .clone()
-                    .unwrap_or_else(|| first_ts(&out, j));
+                    .unwrap_or_else(|| first_ts[j].clone());
                 procs[i].end = End::Replaced(first_of_next);
             }
             replaced_by[i] = Some(j);
@@ -351,12 +355,6 @@ fn assign_processes(
         p.files.sort();
     }
     (procs, out, replaced_by)
-}
-
-fn first_ts(recs: &[Rec], proc_idx: usize) -> String {
-    recs.iter()
-        .find(|r| r.proc_idx == proc_idx)
-        .map_or_else(String::new, |r| r.ts.clone())
 }
 
 /// Holes in each process's `seq`: from 1 for a process with a `start`, from its first
