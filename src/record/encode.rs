@@ -197,16 +197,18 @@ fn json_record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
     o.int("tid", rec.tid);
     o.str("event", rec.body.event());
     match &mut rec.body {
-        Body::Start {
-            version,
-            mode,
-            exe,
-            ledger,
-        } => {
-            o.str("version", version);
-            o.str("mode", mode.as_str());
-            o.str("exe", exe);
-            o.str("ledger", ledger);
+        Body::Start(s) => {
+            o.str("version", s.version);
+            o.str("mode", s.mode.as_str());
+            o.str("exe", &s.exe);
+            o.str("ledger", &s.ledger);
+            o.str("host", &s.host);
+            if let Some(t) = s.bare_tgid {
+                o.int("bare_tgid", t);
+            }
+            if let Some(p) = s.parent {
+                o.int("parent", p);
+            }
         }
         Body::Call {
             func,
@@ -427,15 +429,23 @@ fn text_record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
     let head = format!(" pid={} tid={} seq={} ", rec.pid, rec.tid, rec.seq);
     out.extend_from_slice(head.as_bytes());
     let body = match &mut rec.body {
-        Body::Start {
-            version,
-            mode,
-            exe,
-            ledger,
-        } => format!(
-            "start version={version} mode={} exe={exe} ledger={ledger}",
-            mode.as_str()
-        ),
+        Body::Start(s) => {
+            let mut t = format!(
+                "start version={} mode={} exe={} ledger={} host={}",
+                s.version,
+                s.mode.as_str(),
+                s.exe,
+                s.ledger,
+                s.host
+            );
+            if let Some(b) = s.bare_tgid {
+                t.push_str(&format!(" bare_tgid={b}"));
+            }
+            if let Some(p) = s.parent {
+                t.push_str(&format!(" parent={p}"));
+            }
+            t
+        }
         Body::Call {
             func,
             args,
@@ -513,8 +523,9 @@ fn text_record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::call::Out;
+    use crate::config::Mode;
     use crate::key::Key;
-    use crate::record::Action;
+    use crate::record::{Action, Start};
     use crate::rules::{Rule, Severity};
 
     fn rec(body: Body) -> Record {
@@ -665,6 +676,91 @@ mod tests {
         json_str("plain", &mut out);
         json_str("a\\b\"c\u{1}", &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), r#""plain""a\\b\"c\u0001""#);
+    }
+
+    fn start(bare_tgid: Option<i32>, parent: Option<i32>) -> Start {
+        Start {
+            version: "1.2.3",
+            mode: Mode::Enforce,
+            exe: "/opt/app/bin/trainer".into(),
+            ledger: "/dev/shm/job".into(),
+            host: "node-7".into(),
+            bare_tgid,
+            parent,
+        }
+    }
+
+    #[test]
+    fn start_record_fields_in_json() {
+        let v = json(
+            rec(Body::Start(Box::new(start(Some(5042), Some(41))))),
+            false,
+        );
+        assert_eq!(v["event"], "start");
+        assert_eq!(v["seq"], 3);
+        assert_eq!(v["version"], "1.2.3");
+        assert_eq!(v["mode"], "enforce");
+        assert_eq!(v["exe"], "/opt/app/bin/trainer");
+        assert_eq!(v["ledger"], "/dev/shm/job");
+        assert_eq!(v["host"], "node-7");
+        assert_eq!(v["bare_tgid"], 5042);
+        assert_eq!(v["parent"], 41);
+        // Not known, not a fork child: the fields are left out, never null or 0.
+        let v = json(rec(Body::Start(Box::new(start(None, None)))), false);
+        let o = v.as_object().unwrap();
+        assert!(
+            !o.contains_key("bare_tgid") && !o.contains_key("parent"),
+            "{v}"
+        );
+        assert_eq!(v["host"], "node-7");
+    }
+
+    /// The text format's `name=value` words after the event, read back.
+    fn text_fields(line: &str) -> Vec<(String, String)> {
+        let body = line.split_once(" start ").expect("a start record").1;
+        body.trim_end()
+            .split(' ')
+            .map(|w| {
+                let (k, v) = w.split_once('=').expect("name=value");
+                (k.to_owned(), v.to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn start_record_round_trips_through_text() {
+        for (bare_tgid, parent) in [(Some(5042), Some(41)), (Some(9), None), (None, None)] {
+            let want = start(bare_tgid, parent);
+            let mut r = rec(Body::Start(Box::new(want.clone())));
+            let mut out = Vec::new();
+            encode(&mut r, Format::Text, false, &mut out);
+            let line = String::from_utf8(out).unwrap();
+            assert!(
+                line.starts_with(
+                    "[acl-ipc-guard] 2026-11-23T21:07:05.123456Z pid=42 tid=43 seq=3 start "
+                ),
+                "{line}"
+            );
+            let f = text_fields(&line);
+            let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let back = Start {
+                version: if get("version").as_deref() == Some(want.version) {
+                    want.version
+                } else {
+                    "?"
+                },
+                mode: match get("mode").as_deref() {
+                    Some("enforce") => Mode::Enforce,
+                    other => panic!("mode {other:?}"),
+                },
+                exe: get("exe").unwrap(),
+                ledger: get("ledger").unwrap(),
+                host: get("host").unwrap(),
+                bare_tgid: get("bare_tgid").map(|v| v.parse().unwrap()),
+                parent: get("parent").map(|v| v.parse().unwrap()),
+            };
+            assert_eq!(back, want, "{line}");
+        }
     }
 
     #[test]

@@ -59,14 +59,26 @@ pub struct Violation {
     pub backtrace: Option<backtrace::Backtrace>,
 }
 
+/// The first record of every process (a fork child and a program after exec too): who it
+/// is, so that logs from several hosts and containers can be told apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub version: &'static str,
+    pub mode: Mode,
+    pub exe: String,
+    pub ledger: String,
+    /// The host name (uname's nodename: in a container, the container's).
+    pub host: String,
+    /// The process's pid in the host's namespace, as the runtime reports it; `None` when
+    /// the runtime could not be asked.
+    pub bare_tgid: Option<i32>,
+    /// For a fork child: the pid of the process that forked it.
+    pub parent: Option<i32>,
+}
+
 #[derive(Debug)]
 pub enum Body {
-    Start {
-        version: &'static str,
-        mode: Mode,
-        exe: String,
-        ledger: String,
-    },
+    Start(Box<Start>),
     Call {
         func: Func,
         args: Args,
@@ -88,7 +100,7 @@ pub enum Body {
 impl Body {
     pub fn event(&self) -> &'static str {
         match self {
-            Body::Start { .. } => "start",
+            Body::Start(_) => "start",
             Body::Call { .. } => "call",
             Body::Violation(_) => "violation",
             Body::Summary { .. } => "summary",

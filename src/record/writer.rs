@@ -293,8 +293,14 @@ impl Log {
         self.closed.store(false, Ordering::Release);
         self.wake.reset();
         // Records other threads queued between the parent's flush and the fork are the
-        // parent's to write; the child keeps only the seq count.
-        self.queue.lock().items.clear();
+        // parent's to write. The child is a process of its own: its records count from 1
+        // again, beginning with its own `start`.
+        {
+            let mut q = self.queue.lock();
+            q.items.clear();
+            q.next_seq = 1;
+        }
+        self.sink.lock().written = 0;
         // Its drops are its own: the parent's are in the parent's summary.
         self.dropped.store(0, Ordering::Relaxed);
         if let LogTarget::File(t) = &self.target {

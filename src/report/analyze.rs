@@ -1,12 +1,13 @@
 //! Records of all files → one time order → processes, gaps, per-key timelines and the
 //! re-check of the cross-process rules. Pure: no files, no output.
 
-use super::parse::{self, Body, Call, Line, LogViolation, Rec};
+use super::parse::{self, Body, Call, Line, LogViolation, Rec, StartInfo};
 use super::{
     Detail, End, Event, FileInfo, Gap, Input, Process, Report, ShimError, Skipped, Source,
     Violation,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 pub const CLOSE_ORDER: &str = "close.exporter-before-importers";
 pub const SOURCE_GONE: &str = "import.source-gone";
@@ -52,20 +53,27 @@ pub fn analyze(inputs: &[Input]) -> Report {
         files.push(info);
     }
 
-    // One time order: ts, then pid, then seq; the rest only makes the order total.
-    recs.sort_by(|a, b| {
-        (a.ts_us, a.pid, a.seq, &a.event, a.hash).cmp(&(b.ts_us, b.pid, b.seq, &b.event, b.hash))
+    // Which process each record belongs to, decided file by file (a record names only its
+    // pid; its host and start are those of the start record before it in its file).
+    let keys = identify(&recs);
+    let mut recs: Vec<(ProcKey, Rec)> = keys.into_iter().zip(recs).collect();
+    // One time order: ts, then process, then seq; the rest only makes the order total.
+    recs.sort_by(|(ka, a), (kb, b)| {
+        (a.ts_us, a.pid, ka, a.seq, &a.event, a.hash)
+            .cmp(&(b.ts_us, b.pid, kb, b.seq, &b.event, b.hash))
     });
     // The same record twice (a file given twice, overlapping copies) counts once.
     let before = recs.len();
-    recs.dedup_by(|b, a| (a.ts_us, a.pid, a.seq, &a.event) == (b.ts_us, b.pid, b.seq, &b.event));
+    recs.dedup_by(|(kb, b), (ka, a)| {
+        (a.ts_us, &*ka, a.seq, &a.event) == (b.ts_us, &*kb, b.seq, &b.event)
+    });
     let duplicates = before - recs.len();
 
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-    let processes = assign_processes(&mut recs, &names);
+    let (processes, recs, replaced_by) = assign_processes(recs, &names);
     let gaps = find_gaps(&recs, &processes);
 
-    let mut sweep = Sweep::new(&recs, &processes);
+    let mut sweep = Sweep::new(&recs, &processes, replaced_by);
     for r in &recs {
         sweep.record(r);
     }
@@ -77,7 +85,8 @@ pub fn analyze(inputs: &[Input]) -> Report {
     } = sweep;
     let mut violations = violations;
     violations.sort_by(|a, b| {
-        (&a.rule, a.ts_us, a.pid, a.seq, a.source).cmp(&(&b.rule, b.ts_us, b.pid, b.seq, b.source))
+        (&a.rule, a.ts_us, a.pid, a.process, a.seq, a.source)
+            .cmp(&(&b.rule, b.ts_us, b.pid, b.process, b.seq, b.source))
     });
     let keys = keys.into_iter().map(|(fp, k)| (fp, k.events)).collect();
 
@@ -96,44 +105,132 @@ pub fn analyze(inputs: &[Input]) -> Report {
     }
 }
 
-/// Splits the records of each pid into processes (program images): a `start` record begins
-/// one; records of a pid never seen, or seen last ending with a `summary` and not continuing
-/// its `seq`, begin one without a start (a fork child, a reused pid).
-fn assign_processes(recs: &mut [Rec], names: &[&str]) -> Vec<Process> {
-    let mut procs: Vec<Process> = Vec::new();
-    let mut current: HashMap<i64, usize> = HashMap::new();
-    for r in recs.iter_mut() {
-        let same = current.get(&r.pid).copied().filter(|&i| {
-            let p = &procs[i];
-            r.event != "start" && !(matches!(p.end, End::Exited(_)) && r.seq != p.last_seq + 1)
-        });
-        let idx = match same {
-            Some(i) => i,
-            None => {
-                if let Some(&prev) = current.get(&r.pid) {
-                    if matches!(procs[prev].end, End::Unknown) {
-                        procs[prev].end = End::Replaced(r.ts.clone());
+/// Which process a record belongs to: its host, pid and the time of its `start` record
+/// (`started`), or, for records with no start record before them (logs of older versions,
+/// a log whose beginning is lost), its pid and the time of its first record.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct ProcKey {
+    /// Shared by the records of one process: a clone is a count, not a copy.
+    host: Option<Arc<str>>,
+    pid: i64,
+    anchor_us: i64,
+    started: bool,
+}
+
+/// One process as `identify` follows it through one file.
+struct Image {
+    key: ProcKey,
+    last_seq: u64,
+    exited: bool,
+}
+
+/// The process of every record (same order as `recs`). In each file, each pid's records
+/// are taken in time order: a `start` record begins a process (its host, pid and time are
+/// its identity, so pids that collide across hosts or containers stay apart); another
+/// record goes on with the process of that pid whose `seq` it continues, else the latest
+/// one. A pid with no start record before its records (an older log, a lost beginning)
+/// makes a process known by its pid and first record; after its `summary`, records that do
+/// not continue its `seq` begin another (a reused pid).
+fn identify(recs: &[Rec]) -> Vec<ProcKey> {
+    let mut groups: BTreeMap<(usize, i64), Vec<usize>> = BTreeMap::new();
+    for (i, r) in recs.iter().enumerate() {
+        groups.entry((r.file, r.pid)).or_default().push(i);
+    }
+    let mut keys: Vec<Option<ProcKey>> = vec![None; recs.len()];
+    for ((_, pid), mut idx) in groups {
+        idx.sort_by_key(|&i| (recs[i].ts_us, recs[i].seq, recs[i].event != "start"));
+        let mut images: Vec<Image> = Vec::new();
+        for i in idx {
+            let r = &recs[i];
+            let at = if let Body::Start(s) = &r.body {
+                images.push(Image {
+                    key: ProcKey {
+                        host: s.host.as_deref().map(Arc::from),
+                        pid,
+                        anchor_us: r.ts_us,
+                        started: true,
+                    },
+                    last_seq: r.seq,
+                    exited: false,
+                });
+                images.len() - 1
+            } else {
+                let continues = images.iter().rposition(|im| im.last_seq + 1 == r.seq);
+                let latest = images
+                    .len()
+                    .checked_sub(1)
+                    .filter(|&l| !(images[l].exited && r.seq > images[l].last_seq + 1));
+                match continues.or(latest) {
+                    Some(at) => at,
+                    None => {
+                        images.push(Image {
+                            key: ProcKey {
+                                host: None,
+                                pid,
+                                anchor_us: r.ts_us,
+                                started: false,
+                            },
+                            last_seq: r.seq,
+                            exited: false,
+                        });
+                        images.len() - 1
                     }
                 }
-                procs.push(Process {
-                    pid: r.pid,
-                    start_ts: None,
-                    version: None,
-                    mode: None,
-                    exe: None,
-                    end: End::Unknown,
-                    first_seq: r.seq,
-                    last_seq: r.seq,
-                    last_ts: r.ts.clone(),
-                    records: 0,
-                    files: Vec::new(),
-                    dropped: None,
-                    has_start: false,
-                });
-                current.insert(r.pid, procs.len() - 1);
-                procs.len() - 1
-            }
-        };
+            };
+            let im = &mut images[at];
+            im.last_seq = im.last_seq.max(r.seq);
+            im.exited |= matches!(r.body, Body::Summary { .. });
+            keys[i] = Some(im.key.clone());
+        }
+    }
+    keys.into_iter()
+        .map(|k| k.expect("every record is in a group"))
+        .collect()
+}
+
+/// Two processes may be the same machine's: equal hosts, or one not known.
+fn same_machine(a: &Option<String>, b: &Option<String>) -> bool {
+    a.is_none() || b.is_none() || a == b
+}
+
+/// Numbers the processes in order of their first record and fills in what their records
+/// say; then the end of an image its pid's next image replaced, the parents of fork
+/// children, and each process's tag.
+/// Also returns, for each process, the image of its pid that began after it and ended it.
+fn assign_processes(
+    recs: Vec<(ProcKey, Rec)>,
+    names: &[&str],
+) -> (Vec<Process>, Vec<Rec>, Vec<Option<usize>>) {
+    let mut procs: Vec<Process> = Vec::new();
+    let mut index: HashMap<ProcKey, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(recs.len());
+    let mut first_ts: Vec<String> = Vec::new();
+    for (key, mut r) in recs {
+        let idx = *index.entry(key.clone()).or_insert_with(|| {
+            first_ts.push(r.ts.clone());
+            procs.push(Process {
+                pid: r.pid,
+                tag: String::new(),
+                host: key.host.as_deref().map(str::to_owned),
+                start_ts: None,
+                version: None,
+                mode: None,
+                exe: None,
+                ledger: None,
+                bare_tgid: None,
+                parent_pid: None,
+                parent: None,
+                end: End::Unknown,
+                first_seq: r.seq,
+                last_seq: r.seq,
+                last_ts: r.ts.clone(),
+                records: 0,
+                files: Vec::new(),
+                dropped: None,
+                has_start: false,
+            });
+            procs.len() - 1
+        });
         r.proc_idx = idx;
         let p = &mut procs[idx];
         p.records += 1;
@@ -145,14 +242,24 @@ fn assign_processes(recs: &mut [Rec], names: &[&str]) -> Vec<Process> {
             p.files.push(file.to_owned());
         }
         match &r.body {
-            Body::Start {
-                version, mode, exe, ..
-            } => {
+            Body::Start(s) => {
+                let StartInfo {
+                    version,
+                    mode,
+                    exe,
+                    ledger,
+                    host: _,
+                    bare_tgid,
+                    parent,
+                } = &**s;
                 p.has_start = true;
                 p.start_ts = Some(r.ts.clone());
                 p.version.clone_from(version);
                 p.mode.clone_from(mode);
                 p.exe.clone_from(exe);
+                p.ledger.clone_from(ledger);
+                p.bare_tgid = *bare_tgid;
+                p.parent_pid = *parent;
             }
             Body::Summary { dropped, .. } => {
                 p.end = End::Exited(r.ts.clone());
@@ -160,22 +267,105 @@ fn assign_processes(recs: &mut [Rec], names: &[&str]) -> Vec<Process> {
             }
             _ => {}
         }
+        out.push(r);
     }
-    for p in &mut procs {
+    let anchors: Vec<i64> = {
+        let mut a = vec![0; procs.len()];
+        for (k, &i) in &index {
+            a[i] = k.anchor_us;
+        }
+        a
+    };
+    // Images of one machine's pid in time order: one ends when the next begins (an exec,
+    // or the pid was reused). Not so for pids of different pid namespaces on one host
+    // (containers sharing a host name), which run side by side: their bare tgids differ.
+    let mut by_pid: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, p) in procs.iter().enumerate() {
+        by_pid.entry(p.pid).or_default().push(i);
+    }
+    let mut replaced_by = vec![None; procs.len()];
+    for list in by_pid.values_mut() {
+        list.sort_by_key(|&i| (anchors[i], i));
+        for (n, &i) in list.iter().enumerate() {
+            let next = list[n + 1..].iter().copied().find(|&j| {
+                let (a, b) = (&procs[i], &procs[j]);
+                same_machine(&a.host, &b.host)
+                    && (a.bare_tgid.is_none()
+                        || b.bare_tgid.is_none()
+                        || a.bare_tgid == b.bare_tgid)
+            });
+            let Some(j) = next else { continue };
+            if procs[i].end == End::Unknown {
+                let first_of_next = procs[j]
+                    .start_ts
+                    .clone()
+                    .unwrap_or_else(|| first_ts[j].clone());
+                procs[i].end = End::Replaced(first_of_next);
+            }
+            replaced_by[i] = Some(j);
+        }
+    }
+    // A fork child's parent: the latest image of the parent's pid on its host that began
+    // before the child.
+    for c in 0..procs.len() {
+        let Some(ppid) = procs[c].parent_pid else {
+            continue;
+        };
+        procs[c].parent = by_pid.get(&ppid).and_then(|list| {
+            list.iter()
+                .copied()
+                .filter(|&j| {
+                    j != c
+                        && anchors[j] <= anchors[c]
+                        && same_machine(&procs[j].host, &procs[c].host)
+                })
+                .max_by_key(|&j| (anchors[j], j))
+        });
+    }
+    // Tags: the pid; `@host` when the logs come from several hosts; `#n` when one host's
+    // pid ran several images.
+    let hosts: BTreeSet<&str> = procs.iter().filter_map(|p| p.host.as_deref()).collect();
+    let several_hosts = hosts.len() > 1;
+    let mut tags: Vec<String> = procs
+        .iter()
+        .map(|p| match (&p.host, several_hosts) {
+            (Some(h), true) => format!("{}@{h}", p.pid),
+            (None, true) => format!("{}@?", p.pid),
+            _ => p.pid.to_string(),
+        })
+        .collect();
+    let mut same_tag: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, t) in tags.iter().enumerate() {
+        same_tag.entry(t.as_str()).or_default().push(i);
+    }
+    let numbered: Vec<(usize, usize)> = same_tag
+        .values()
+        .filter(|l| l.len() > 1)
+        .flat_map(|l| {
+            let mut l = l.clone();
+            l.sort_by_key(|&i| (anchors[i], i));
+            l.into_iter().enumerate().map(|(n, i)| (i, n + 1))
+        })
+        .collect();
+    for (i, n) in numbered {
+        tags[i] = format!("{}#{n}", tags[i]);
+    }
+    for (p, t) in procs.iter_mut().zip(tags) {
+        p.tag = t;
         p.files.sort();
     }
-    procs
+    (procs, out, replaced_by)
 }
 
 /// Holes in each process's `seq`: from 1 for a process with a `start`, from its first
-/// record otherwise (a fork child keeps its parent's count).
+/// record otherwise (a log that lost its beginning, or an older version's fork child).
 fn find_gaps(recs: &[Rec], procs: &[Process]) -> Vec<Gap> {
     let mut seqs: Vec<Vec<u64>> = vec![Vec::new(); procs.len()];
     for r in recs {
         seqs[r.proc_idx].push(r.seq);
     }
     let mut gaps = Vec::new();
-    for (p, s) in procs.iter().zip(seqs.iter_mut()) {
+    for (i, (p, s)) in procs.iter().zip(seqs.iter_mut()).enumerate() {
         s.sort_unstable();
         s.dedup();
         let mut expect = if p.has_start {
@@ -186,6 +376,7 @@ fn find_gaps(recs: &[Rec], procs: &[Process]) -> Vec<Gap> {
         for &q in s.iter() {
             if q > expect {
                 gaps.push(Gap {
+                    process: i,
                     pid: p.pid,
                     from: expect,
                     to: q - 1,
@@ -194,7 +385,7 @@ fn find_gaps(recs: &[Rec], procs: &[Process]) -> Vec<Gap> {
             expect = expect.max(q + 1);
         }
     }
-    gaps.sort_by_key(|g| (g.pid, g.from));
+    gaps.sort_by_key(|g| (g.pid, g.process, g.from));
     gaps
 }
 
@@ -215,7 +406,6 @@ struct KeyState {
 
 struct Export {
     proc_idx: usize,
-    pid: i64,
     dev: Option<u64>,
     size: Option<u64>,
     flags: Option<u64>,
@@ -237,14 +427,17 @@ struct ProcState {
 struct Sweep<'a> {
     procs: &'a [Process],
     ps: Vec<ProcState>,
-    last_of_pid: HashMap<i64, usize>,
+    /// Process → the processes it ended by beginning with their pid on their host.
+    replaces: Vec<Vec<usize>>,
+    /// Processes whose first record has been seen.
+    begun: Vec<bool>,
     keys: BTreeMap<String, KeyState>,
     violations: Vec<Violation>,
     errors: Vec<ShimError>,
-    /// (rule, pid, key_fp) of every log violation, and (rule, pid) for `free.imported`
-    /// (the shim's record of it names no key).
-    logged: HashSet<(String, i64, Option<String>)>,
-    logged_free: HashSet<i64>,
+    /// (rule, process, key_fp) of every log violation, and the process for
+    /// `free.imported` (the shim's record of it names no key).
+    logged: HashSet<(String, usize, Option<String>)>,
+    logged_free: HashSet<usize>,
     /// Every process ran with one shared, working ledger: the shim judged the close order
     /// live, with liveness the logs cannot show (a killed process writes no summary), so
     /// the re-check leaves that rule to it.
@@ -257,29 +450,24 @@ struct Sweep<'a> {
 const LIVENESS_RULES: [&str; 1] = ["close.exporter-before-importers"];
 
 /// True when every process has a `start` record naming the same ledger directory (not
-/// `off`), and no process said its ledger was unusable.
-fn job_shared_a_ledger(recs: &[Rec]) -> bool {
-    let mut dir: Option<&str> = None;
-    let mut pids_with_start = HashSet::new();
-    let mut pids = HashSet::new();
-    for r in recs {
-        pids.insert(r.pid);
-        match &r.body {
-            Body::Start { ledger, .. } => {
-                let Some(l) = ledger.as_deref().filter(|l| *l != "off") else {
-                    return false;
-                };
-                if dir.is_some_and(|d| d != l) {
-                    return false;
-                }
-                dir = Some(l);
-                pids_with_start.insert(r.pid);
-            }
-            Body::Error { message } if message.contains("ledger") => return false,
-            _ => {}
-        }
+/// `off`) on the same host (a directory of that name on another host is another
+/// directory), and no process said its ledger was unusable.
+fn job_shared_a_ledger(recs: &[Rec], procs: &[Process]) -> bool {
+    if recs
+        .iter()
+        .any(|r| matches!(&r.body, Body::Error { message } if message.contains("ledger")))
+    {
+        return false;
     }
-    dir.is_some() && pids_with_start.len() == pids.len()
+    let Some(first) = procs.first() else {
+        return false;
+    };
+    procs.iter().all(|p| {
+        p.has_start
+            && p.ledger.as_deref().is_some_and(|l| l != "off")
+            && p.ledger == first.ledger
+            && p.host == first.host
+    })
 }
 
 fn pids_text(p: &[i64]) -> String {
@@ -288,35 +476,52 @@ fn pids_text(p: &[i64]) -> String {
 }
 
 impl<'a> Sweep<'a> {
-    fn new(recs: &[Rec], procs: &'a [Process]) -> Self {
+    fn new(recs: &[Rec], procs: &'a [Process], replaced_by: Vec<Option<usize>>) -> Self {
         let mut logged = HashSet::new();
         let mut logged_free = HashSet::new();
         for r in recs {
             if let Body::Violation(v) = &r.body {
                 if v.rule == FREE_IMPORTED {
-                    logged_free.insert(r.pid);
+                    logged_free.insert(r.proc_idx);
                 }
-                logged.insert((v.rule.clone(), r.pid, v.key_fp.clone()));
+                logged.insert((v.rule.clone(), r.proc_idx, v.key_fp.clone()));
             }
         }
         Sweep {
             procs,
-            ps: procs.iter().map(|_| ProcState::default()).collect(),
-            last_of_pid: HashMap::new(),
+            // The bare tgid its start record names, until the program's own call says.
+            ps: procs
+                .iter()
+                .map(|p| ProcState {
+                    bare_tgid: p.bare_tgid,
+                    ..ProcState::default()
+                })
+                .collect(),
+            begun: vec![false; procs.len()],
+            replaces: {
+                let mut r = vec![Vec::new(); procs.len()];
+                for (i, by) in replaced_by.into_iter().enumerate() {
+                    if let Some(j) = by {
+                        r[j].push(i);
+                    }
+                }
+                r
+            },
             keys: BTreeMap::new(),
             violations: Vec::new(),
             errors: Vec::new(),
             logged,
             logged_free,
-            shared_ledger: job_shared_a_ledger(recs),
+            shared_ledger: job_shared_a_ledger(recs, procs),
         }
     }
 
     fn record(&mut self, r: &Rec) {
-        // A pid's earlier process has ended once another one with that pid shows up.
-        if let Some(prev) = self.last_of_pid.insert(r.pid, r.proc_idx) {
-            if prev != r.proc_idx {
-                self.ps[prev].ended = true;
+        // A pid's earlier process has ended once the one that replaced it shows up.
+        if !self.begun[r.proc_idx] {
+            self.begun[r.proc_idx] = true;
+            for &i in &self.replaces[r.proc_idx] {
+                self.ps[i].ended = true;
             }
         }
         match &r.body {
@@ -328,10 +533,11 @@ impl<'a> Sweep<'a> {
             }
             Body::Error { message } => self.errors.push(ShimError {
                 ts: r.ts.clone(),
+                process: r.proc_idx,
                 pid: r.pid,
                 message: message.clone(),
             }),
-            Body::Start { .. } | Body::Other => {}
+            Body::Start(_) | Body::Other => {}
         }
     }
 
@@ -339,6 +545,7 @@ impl<'a> Sweep<'a> {
         Event {
             ts: r.ts.clone(),
             ts_us: r.ts_us,
+            process: r.proc_idx,
             pid: r.pid,
             seq: r.seq,
             func: c.func.clone(),
@@ -371,6 +578,7 @@ impl<'a> Sweep<'a> {
             self.violations.push(Violation {
                 rule: rule.clone(),
                 severity,
+                process: r.proc_idx,
                 pid: r.pid,
                 func: "summary".to_owned(),
                 key_fp: None,
@@ -396,6 +604,7 @@ impl<'a> Sweep<'a> {
         let v = Violation {
             rule: lv.rule.clone(),
             severity: lv.severity.clone(),
+            process: r.proc_idx,
             pid: r.pid,
             func: lv.func.clone(),
             key_fp: lv.key_fp.clone(),
@@ -417,6 +626,7 @@ impl<'a> Sweep<'a> {
         Event {
             ts: v.ts.clone(),
             ts_us: v.ts_us,
+            process: v.process,
             pid: v.pid,
             seq: v.seq,
             func: v.func.clone(),
@@ -432,10 +642,10 @@ impl<'a> Sweep<'a> {
             return;
         }
         let dup = if rule == FREE_IMPORTED {
-            self.logged_free.contains(&r.pid)
+            self.logged_free.contains(&r.proc_idx)
         } else {
             self.logged
-                .contains(&(rule.to_owned(), r.pid, fp.map(str::to_owned)))
+                .contains(&(rule.to_owned(), r.proc_idx, fp.map(str::to_owned)))
         };
         if dup {
             return;
@@ -443,6 +653,7 @@ impl<'a> Sweep<'a> {
         let v = Violation {
             rule: rule.to_owned(),
             severity: "error".to_owned(),
+            process: r.proc_idx,
             pid: r.pid,
             func: c.func.clone(),
             key_fp: fp.map(str::to_owned),
@@ -512,7 +723,6 @@ impl<'a> Sweep<'a> {
         *key = KeyState {
             export: Some(Export {
                 proc_idx: r.proc_idx,
-                pid: r.pid,
                 dev: c.dev_ptr,
                 size: c.size,
                 flags: c.flags,
@@ -594,8 +804,8 @@ impl<'a> Sweep<'a> {
                     SOURCE_GONE,
                     format!(
                         "pid {} imports key {fp} after its exporter (pid {}) {}",
-                        r.pid,
-                        ex.pid,
+                        self.procs[me].tag,
+                        self.procs[ex.proc_idx].tag,
                         gone.join(", ")
                     ),
                 ));
@@ -608,8 +818,8 @@ impl<'a> Sweep<'a> {
                         NOT_WHITELISTED,
                         format!(
                             "pid {} (bare tgid {tgid}) imports key {fp}, exported by pid {} in whitelist mode, but {tgid} was not whitelisted before the import (whitelisted: {})",
-                            r.pid,
-                            ex.pid,
+                            self.procs[me].tag,
+                            self.procs[ex.proc_idx].tag,
                             pids_text(&list)
                         ),
                     ));
@@ -647,17 +857,17 @@ impl<'a> Sweep<'a> {
         match role {
             "exporter" => {
                 key.closed = true;
-                let open: Vec<i64> = key
+                let open: Vec<&str> = key
                     .importers
                     .iter()
                     .filter(|(&j, &refs)| refs > 0 && j != me && !self.ps[j].ended)
-                    .map(|(&j, _)| self.procs[j].pid)
+                    .map(|(&j, _)| self.procs[j].tag.as_str())
                     .collect();
                 if !open.is_empty() {
                     let msg = format!(
-                        "the exporter (pid {}) closes key {fp} while importing process(es) {} are alive and have not closed it; importers must close first",
-                        r.pid,
-                        pids_text(&open)
+                        "the exporter (pid {}) closes key {fp} while importing process(es) [{}] are alive and have not closed it; importers must close first",
+                        self.procs[me].tag,
+                        open.join(", ")
                     );
                     self.flag(r, c, CLOSE_ORDER, Some(fp), msg);
                 }
@@ -683,7 +893,7 @@ impl<'a> Sweep<'a> {
             self.push_event(&fp, ev);
             let msg = format!(
                 "pid {} frees {a:#x}, which aclrtIpcMemImportByKey returned for key {fp}; an importer releases it with aclrtIpcMemClose, never aclrtFree",
-                r.pid
+                self.procs[me].tag
             );
             self.flag(r, c, FREE_IMPORTED, Some(&fp), msg);
         }

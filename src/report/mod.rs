@@ -79,14 +79,28 @@ pub enum End {
     Unknown,
 }
 
-/// One program image: a pid and its `start` record (none for a fork child).
+/// One process (one program image): known by its host, pid and `start` record, since pids
+/// collide across hosts and containers and are reused. Logs of older versions may lack the
+/// start record of a fork child, or the host: such a process is known by its pid and its
+/// first record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Process {
     pub pid: i64,
+    /// How the report names it: its pid, with `@host` when the logs come from several hosts
+    /// and `#n` when that host's pid ran several images (an exec, a reused pid). Unique.
+    pub tag: String,
+    pub host: Option<String>,
     pub start_ts: Option<String>,
     pub version: Option<String>,
     pub mode: Option<String>,
     pub exe: Option<String>,
+    pub ledger: Option<String>,
+    /// Its bare tgid as its start record (or its own aclrtDeviceGetBareTgid call) says.
+    pub bare_tgid: Option<i64>,
+    /// A fork child: its parent's pid as the start record says ...
+    pub parent_pid: Option<i64>,
+    /// ... and the parent process, when it is in the logs.
+    pub parent: Option<usize>,
     pub end: End,
     pub first_seq: u64,
     pub last_seq: u64,
@@ -98,9 +112,10 @@ pub struct Process {
     pub has_start: bool,
 }
 
-/// Records lost: `seq` `from..=to` of `pid` are missing.
+/// Records lost: `seq` `from..=to` of process `process` (pid `pid`) are missing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gap {
+    pub process: usize,
     pub pid: i64,
     pub from: u64,
     pub to: u64,
@@ -125,6 +140,8 @@ impl Source {
 pub struct Violation {
     pub rule: String,
     pub severity: String,
+    /// The process (index into `Report::processes`) and its pid.
+    pub process: usize,
     pub pid: i64,
     pub func: String,
     pub key_fp: Option<String>,
@@ -143,6 +160,8 @@ pub struct Violation {
 pub struct Event {
     pub ts: String,
     pub ts_us: i64,
+    /// The process (index into `Report::processes`) and its pid.
+    pub process: usize,
     pub pid: i64,
     pub seq: u64,
     pub func: String,
@@ -342,6 +361,7 @@ impl Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShimError {
     pub ts: String,
+    pub process: usize,
     pub pid: i64,
     pub message: String,
 }

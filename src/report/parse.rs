@@ -27,12 +27,7 @@ pub struct Rec {
 
 #[derive(Clone, Debug)]
 pub enum Body {
-    Start {
-        version: Option<String>,
-        mode: Option<String>,
-        exe: Option<String>,
-        ledger: Option<String>,
-    },
+    Start(Box<StartInfo>),
     Call(Box<Call>),
     Violation(Box<LogViolation>),
     Summary {
@@ -45,6 +40,19 @@ pub enum Body {
     },
     /// An event this reader does not know.
     Other,
+}
+
+/// What a `start` record says about its process (fields missing in older logs are `None`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StartInfo {
+    pub version: Option<String>,
+    pub mode: Option<String>,
+    pub exe: Option<String>,
+    pub ledger: Option<String>,
+    pub host: Option<String>,
+    pub bare_tgid: Option<i64>,
+    /// A fork child: the pid of the process that forked it.
+    pub parent: Option<i64>,
 }
 
 /// A `call` record: the function, its outcome, and the arguments and out-values the report
@@ -140,12 +148,18 @@ fn body(event: &str, obj: &Map<String, Value>) -> Body {
     let s = |m: &Map<String, Value>, n: &str| m.get(n).and_then(Value::as_str).map(str::to_owned);
     let u = |m: &Map<String, Value>, n: &str| m.get(n).and_then(Value::as_u64);
     match event {
-        "start" => Body::Start {
-            version: s(obj, "version"),
-            mode: s(obj, "mode"),
-            exe: s(obj, "exe"),
-            ledger: s(obj, "ledger"),
-        },
+        "start" => {
+            let i = |n: &str| obj.get(n).and_then(Value::as_i64);
+            Body::Start(Box::new(StartInfo {
+                version: s(obj, "version"),
+                mode: s(obj, "mode"),
+                exe: s(obj, "exe"),
+                ledger: s(obj, "ledger"),
+                host: s(obj, "host"),
+                bare_tgid: i("bare_tgid").filter(|t| *t > 0),
+                parent: i("parent").filter(|p| *p > 0),
+            }))
+        }
         "call" => {
             let empty = Map::new();
             let sub = |n: &str| obj.get(n).and_then(Value::as_object).unwrap_or(&empty);

@@ -9,8 +9,12 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn process_line(p: &Process) -> String {
-    let mut s = format!("pid {}:", p.pid);
+fn tag(procs: &[Process], i: usize) -> &str {
+    procs.get(i).map_or("?", |p| p.tag.as_str())
+}
+
+fn process_line(p: &Process, procs: &[Process]) -> String {
+    let mut s = format!("pid {}:", p.tag);
     match &p.start_ts {
         Some(ts) => {
             let _ = write!(s, " started {ts}");
@@ -48,6 +52,21 @@ fn process_line(p: &Process) -> String {
     if let Some(m) = &p.mode {
         let _ = write!(s, "; mode {m}");
     }
+    if let Some(h) = &p.host {
+        let _ = write!(s, "; host {h}");
+    }
+    if let Some(t) = p.bare_tgid {
+        let _ = write!(s, "; bare tgid {t}");
+    }
+    match (p.parent, p.parent_pid) {
+        (Some(i), _) => {
+            let _ = write!(s, "; child of pid {}", tag(procs, i));
+        }
+        (None, Some(pp)) => {
+            let _ = write!(s, "; child of pid {pp} (not in these logs)");
+        }
+        _ => {}
+    }
     if let Some(e) = &p.exe {
         let _ = write!(s, "; {e}");
     }
@@ -72,11 +91,11 @@ fn clean(s: String) -> String {
         .collect()
 }
 
-fn violation_line(v: &Violation) -> String {
+fn violation_line(v: &Violation, procs: &[Process]) -> String {
     clean(format!(
         "{} pid {} {} {} {}{}: {}",
         v.ts,
-        v.pid,
+        tag(procs, v.process),
         v.func,
         v.key_fp.as_deref().unwrap_or("-"),
         v.source.as_str(),
@@ -88,11 +107,11 @@ fn violation_line(v: &Violation) -> String {
     ))
 }
 
-fn event_line(e: &Event) -> String {
+fn event_line(e: &Event, procs: &[Process]) -> String {
     clean(format!(
         "{}  pid {:<7} {:<11} {:<31} {:<7} {}",
         e.ts,
-        e.pid,
+        tag(procs, e.process),
         e.kind(),
         e.func,
         e.status.unwrap_or("-"),
@@ -100,12 +119,16 @@ fn event_line(e: &Event) -> String {
     ))
 }
 
-fn key_heading(events: &[Event]) -> String {
+fn key_heading(events: &[Event], procs: &[Process]) -> String {
     match events
         .iter()
         .find(|e| e.kind() == "export" && e.status == Some("ok"))
     {
-        Some(e) => format!("exported by pid {} at {}", e.pid, e.ts),
+        Some(e) => clean(format!(
+            "exported by pid {} at {}",
+            tag(procs, e.process),
+            e.ts
+        )),
         None => "its export is not in the logs".to_owned(),
     }
 }
@@ -135,7 +158,21 @@ pub fn render_text(r: &Report) -> String {
         let _ = write!(o, "; unreadable: {}", unread.join(", "));
     }
     o.push('\n');
-    let _ = writeln!(o, "  processes:          {}", r.processes.len());
+    let _ = write!(o, "  processes:          {}", r.processes.len());
+    let hosts: std::collections::BTreeSet<&str> = r
+        .processes
+        .iter()
+        .filter_map(|p| p.host.as_deref())
+        .collect();
+    if hosts.len() > 1 {
+        let _ = write!(
+            o,
+            " on {} hosts ({})",
+            hosts.len(),
+            hosts.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    o.push('\n');
     let _ = write!(o, "  records:            {}", r.records);
     if r.duplicates > 0 {
         let _ = write!(o, " ({} duplicate(s) ignored)", r.duplicates);
@@ -149,7 +186,7 @@ pub fn render_text(r: &Report) -> String {
         o.push_str("  none\n");
     }
     for p in &r.processes {
-        let _ = writeln!(o, "  {}", process_line(p));
+        let _ = writeln!(o, "  {}", process_line(p, &r.processes));
     }
 
     o.push_str("\nViolations by rule\n");
@@ -167,7 +204,7 @@ pub fn render_text(r: &Report) -> String {
         let head = clean(format!("{rule} ({})", sev.join(", ")));
         let _ = writeln!(o, "  {head}: {}", vs.len());
         for v in vs {
-            let _ = writeln!(o, "    {}", violation_line(v));
+            let _ = writeln!(o, "    {}", violation_line(v, &r.processes));
         }
     }
 
@@ -176,9 +213,9 @@ pub fn render_text(r: &Report) -> String {
         o.push_str("  none\n");
     }
     for (fp, events) in &r.keys {
-        let _ = writeln!(o, "  {fp}  {}", key_heading(events));
+        let _ = writeln!(o, "  {fp}  {}", key_heading(events, &r.processes));
         for e in events {
-            let _ = writeln!(o, "    {}", event_line(e));
+            let _ = writeln!(o, "    {}", event_line(e, &r.processes));
         }
     }
 
@@ -188,7 +225,12 @@ pub fn render_text(r: &Report) -> String {
             let _ = writeln!(
                 o,
                 "  {}",
-                clean(format!("{} pid {}: {}", e.ts, e.pid, e.message))
+                clean(format!(
+                    "{} pid {}: {}",
+                    e.ts,
+                    tag(&r.processes, e.process),
+                    e.message
+                ))
             );
         }
     }
@@ -204,8 +246,8 @@ pub fn render_text(r: &Report) -> String {
             let n = (g.to - g.from + 1) as usize;
             let _ = writeln!(
                 o,
-                "  pid {}: seq {}..{} missing ({})",
-                g.pid,
+                "  {}: seq {}..{} missing ({})",
+                clean(format!("pid {}", tag(&r.processes, g.process))),
                 g.from,
                 g.to,
                 plural(n, "record", "records")
@@ -268,11 +310,17 @@ fn opt<T: Into<Value>>(v: Option<T>) -> Value {
     v.map_or(Value::Null, Into::into)
 }
 
-fn violation_json(v: &Violation) -> Value {
+fn host_of(procs: &[Process], i: usize) -> Value {
+    opt(procs.get(i).and_then(|p| p.host.clone()))
+}
+
+fn violation_json(v: &Violation, procs: &[Process]) -> Value {
     json!({
         "rule": v.rule,
         "severity": v.severity,
         "pid": v.pid,
+        "host": host_of(procs, v.process),
+        "process": v.process,
         "fn": v.func,
         "key_fp": opt(v.key_fp.clone()),
         "source": v.source.as_str(),
@@ -283,10 +331,12 @@ fn violation_json(v: &Violation) -> Value {
     })
 }
 
-fn event_json(e: &Event) -> Value {
+fn event_json(e: &Event, procs: &[Process]) -> Value {
     let mut m = Map::new();
     m.insert("ts".into(), e.ts.clone().into());
     m.insert("pid".into(), e.pid.into());
+    m.insert("host".into(), host_of(procs, e.process));
+    m.insert("process".into(), e.process.into());
     m.insert("seq".into(), e.seq.into());
     m.insert("fn".into(), e.func.clone().into());
     m.insert("event".into(), e.kind().into());
@@ -297,14 +347,21 @@ fn event_json(e: &Event) -> Value {
     Value::Object(m)
 }
 
-fn process_json(p: &Process) -> Value {
+fn process_json(i: usize, p: &Process) -> Value {
     let (end, how) = match &p.end {
         End::Exited(ts) => (Value::from(ts.clone()), "exited"),
         End::Replaced(ts) => (Value::from(ts.clone()), "replaced"),
         End::Unknown => (Value::Null, "unknown"),
     };
     json!({
+        "id": i,
+        "tag": p.tag,
         "pid": p.pid,
+        "host": opt(p.host.clone()),
+        "bare_tgid": opt(p.bare_tgid),
+        "parent": opt(p.parent_pid),
+        "parent_process": opt(p.parent),
+        "ledger": opt(p.ledger.clone()),
         "start_ts": opt(p.start_ts.clone()),
         "end_ts": end,
         "end": how,
@@ -324,7 +381,10 @@ pub fn render_json(r: &Report) -> Value {
     let keys: Map<String, Value> = r
         .keys
         .iter()
-        .map(|(fp, evs)| (fp.clone(), evs.iter().map(event_json).collect()))
+        .map(|(fp, evs)| {
+            let evs = evs.iter().map(|e| event_json(e, &r.processes));
+            (fp.clone(), evs.collect())
+        })
         .collect();
     json!({
         "files": r.files.iter().map(|f| json!({
@@ -338,11 +398,11 @@ pub fn render_json(r: &Report) -> Value {
         "records": r.records,
         "duplicates": r.duplicates,
         "text_lines": r.text_lines,
-        "processes": r.processes.iter().map(process_json).collect::<Vec<_>>(),
-        "gaps": r.gaps.iter().map(|g| json!({"pid": g.pid, "from": g.from, "to": g.to})).collect::<Vec<_>>(),
+        "processes": r.processes.iter().enumerate().map(|(i, p)| process_json(i, p)).collect::<Vec<_>>(),
+        "gaps": r.gaps.iter().map(|g| json!({"pid": g.pid, "process": g.process, "from": g.from, "to": g.to})).collect::<Vec<_>>(),
         "skipped": r.skipped.iter().map(|s| json!({"file": s.file, "line": s.line, "reason": s.reason})).collect::<Vec<_>>(),
-        "errors": r.errors.iter().map(|e| json!({"ts": e.ts, "pid": e.pid, "message": e.message})).collect::<Vec<_>>(),
-        "violations": r.violations.iter().map(violation_json).collect::<Vec<_>>(),
+        "errors": r.errors.iter().map(|e| json!({"ts": e.ts, "pid": e.pid, "process": e.process, "message": e.message})).collect::<Vec<_>>(),
+        "violations": r.violations.iter().map(|v| violation_json(v, &r.processes)).collect::<Vec<_>>(),
         "keys": keys,
         "verdict": {
             "errors": r.count("error"),

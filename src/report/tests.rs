@@ -718,6 +718,7 @@ fn seq_gaps_are_found() {
     assert_eq!(
         r.gaps,
         [Gap {
+            process: 0,
             pid: A,
             from: 3,
             to: 4
@@ -975,4 +976,309 @@ fn fixtures_in_the_tree() {
     );
     assert_eq!(r.skipped.len(), 1);
     assert_eq!(r.text_lines, 1);
+}
+
+// ---------------------------------------------------------------- hosts, starts, fork children
+
+/// A start record with the fields of this version: host, bare tgid, parent.
+fn start_on<'j>(
+    j: &'j mut Job,
+    pid: i64,
+    host: &str,
+    bare_tgid: i64,
+    parent: Option<i64>,
+) -> &'j mut Job {
+    j.seq.insert(pid, 0);
+    let mut f = json!({"version": "0.1.0", "mode": "audit", "exe": format!("/bin/p{pid}"), "ledger": "off", "host": host, "bare_tgid": bare_tgid});
+    if let Some(p) = parent {
+        f["parent"] = p.into();
+    }
+    j.rec(pid, "start", f)
+}
+
+/// Inputs of several jobs' logs, one file per host and pid.
+fn host_inputs(jobs: &[(&str, &Job)]) -> Vec<Input> {
+    let mut v = Vec::new();
+    for (host, j) in jobs {
+        for p in j.pids() {
+            v.push(Input::text(&format!("{host}/log.{p}.json"), &j.text_of(p)));
+        }
+    }
+    v
+}
+
+fn tag_of(r: &Report, i: usize) -> &str {
+    &r.processes[i].tag
+}
+
+#[test]
+fn start_record_round_trips_through_the_parser() {
+    use crate::config::{Format, Mode};
+    use crate::record::{self, Start};
+    let want = Start {
+        version: "0.1.0",
+        mode: Mode::Audit,
+        exe: "/opt/x y/bin".into(),
+        ledger: "/dev/shm/j".into(),
+        host: "node-\"3\"".into(),
+        bare_tgid: Some(70_001),
+        parent: Some(12),
+    };
+    let mut rec = record::Record {
+        seq: 1,
+        ts_us: T0,
+        pid: 13,
+        tid: 13,
+        body: record::Body::Start(Box::new(want.clone())),
+    };
+    let mut out = Vec::new();
+    record::encode(&mut rec, Format::Json, false, &mut out);
+    let line = String::from_utf8(out).unwrap();
+    let parse::Line::Record(r) = parse::parse_line(0, &line) else {
+        panic!("not a record: {line}");
+    };
+    assert_eq!(
+        (r.pid, r.seq, r.ts_us, r.event.as_str()),
+        (13, 1, T0, "start")
+    );
+    let parse::Body::Start(s) = &r.body else {
+        panic!("{:?}", r.body);
+    };
+    assert_eq!(
+        **s,
+        parse::StartInfo {
+            version: Some(want.version.to_owned()),
+            mode: Some("audit".to_owned()),
+            exe: Some(want.exe.clone()),
+            ledger: Some(want.ledger.clone()),
+            host: Some(want.host.clone()),
+            bare_tgid: Some(70_001),
+            parent: Some(12),
+        }
+    );
+    // Without bare tgid and parent.
+    rec.body = record::Body::Start(Box::new(Start {
+        bare_tgid: None,
+        parent: None,
+        ..want
+    }));
+    let mut out = Vec::new();
+    record::encode(&mut rec, Format::Json, false, &mut out);
+    let parse::Line::Record(r) = parse::parse_line(0, &String::from_utf8(out).unwrap()) else {
+        panic!();
+    };
+    let parse::Body::Start(s) = &r.body else {
+        panic!();
+    };
+    assert_eq!((s.bare_tgid, s.parent), (None, None));
+}
+
+/// Two hosts run the same job with the same pids, interleaved in time: on node-a it is
+/// correct; on node-b the exporter whitelists node-a's bare tgid and closes before its
+/// importer. Only node-b's processes are judged, each for what it did.
+#[test]
+fn colliding_pids_on_two_hosts_stay_apart() {
+    let mut a = Job::new();
+    let mut b = Job::new();
+    b.t += 50; // node-b's records fall between node-a's
+    const FP2: &str = "fp:fedcba9876543210";
+    start_on(&mut a, A, "node-a", 5100, None);
+    start_on(&mut a, B, "node-a", 5200, None);
+    start_on(&mut b, A, "node-b", 6100, None);
+    start_on(&mut b, B, "node-b", 6200, None);
+    a.malloc(A, 0x10000)
+        .export(A, FP, 0x10000, 0)
+        .setpid(A, FP, &[5200]);
+    b.malloc(A, 0x10000)
+        .export(A, FP2, 0x10000, 0)
+        .setpid(A, FP2, &[5200]);
+    a.import(B, FP, 0x90000).close(B, FP).summary(B);
+    b.import(B, FP2, 0x90000);
+    a.close(A, FP).free(A, 0x10000).summary(A);
+    b.close(A, FP2).close(B, FP2).summary(B).summary(A);
+    let r = analyze(&host_inputs(&[("node-a", &a), ("node-b", &b)]));
+
+    assert_eq!(r.processes.len(), 4);
+    let mut tags: Vec<&str> = r.processes.iter().map(|p| p.tag.as_str()).collect();
+    tags.sort_unstable();
+    assert_eq!(
+        tags,
+        ["100@node-a", "100@node-b", "200@node-a", "200@node-b"]
+    );
+    assert!(r.gaps.is_empty(), "{:?}", r.gaps);
+    assert!(r.processes.iter().all(|p| p.end != End::Unknown));
+    let got: Vec<(&str, &str, &str)> = r
+        .violations
+        .iter()
+        .map(|v| (v.rule.as_str(), tag_of(&r, v.process), v.source.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (analyze::CLOSE_ORDER, "100@node-b", "recheck"),
+            (analyze::NOT_WHITELISTED, "200@node-b", "recheck"),
+        ],
+        "{}",
+        render_text(&r)
+    );
+    // The importer's bare tgid came from its start record.
+    assert!(
+        r.violations[1].message.contains("6200"),
+        "{}",
+        r.violations[1].message
+    );
+    assert!(r.violations[0].message.contains("[200@node-b]"));
+    // node-a's key: its own processes only, whatever node-b did with the same pids.
+    let hosts: Vec<&str> = r.keys[FP]
+        .iter()
+        .map(|e| r.processes[e.process].host.as_deref().unwrap())
+        .collect();
+    assert!(hosts.iter().all(|h| *h == "node-a"), "{hosts:?}");
+    assert_eq!(r.keys[FP].len(), 6);
+
+    let t = render_text(&r);
+    assert!(
+        t.contains("processes:          4 on 2 hosts (node-a, node-b)"),
+        "{t}"
+    );
+    assert!(t.contains("pid 100@node-b "), "{t}");
+    let v = render_json(&r);
+    assert_eq!(v["violations"][0]["pid"], A);
+    assert_eq!(v["violations"][0]["host"], "node-b");
+    let p = &v["processes"][v["violations"][1]["process"].as_u64().unwrap() as usize];
+    assert_eq!(
+        (p["pid"].as_i64(), p["host"].as_str()),
+        (Some(B), Some("node-b"))
+    );
+    assert_eq!(p["bare_tgid"], 6200);
+    assert!(v["keys"][FP2]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["host"] == "node-b"));
+
+    // The same logs in one shared file per host, or all in one file: the same verdicts.
+    let one = analyze(&[Input::text("a", &a.shared()), Input::text("b", &b.shared())]);
+    assert_eq!(render_json(&one)["violations"], v["violations"]);
+}
+
+/// Two containers on one host (one host name, pid namespaces of their own): the same pid,
+/// told apart by their starts and bare tgids, alive side by side.
+#[test]
+fn same_host_and_pid_with_different_starts() {
+    let mut x = Job::new();
+    let mut y = Job::new();
+    y.t += 50;
+    start_on(&mut x, 1, "node", 7001, None);
+    start_on(&mut y, 1, "node", 7002, None);
+    x.export(1, FP, 0x10000, 1);
+    y.import(1, FP, 0x90000);
+    // The exporter closes while the importer (the other container's pid 1) is alive.
+    x.close(1, FP);
+    y.close(1, FP);
+    let r = analyze(&[
+        Input::text("x.json", &x.shared()),
+        Input::text("y.json", &y.shared()),
+    ]);
+    assert_eq!(r.processes.len(), 2);
+    assert_eq!(tag_of(&r, 0), "1#1");
+    assert_eq!(tag_of(&r, 1), "1#2");
+    assert_eq!(found(&r), vec![v(analyze::CLOSE_ORDER, 1, "recheck")]);
+    assert_eq!(r.violations[0].process, 0);
+    let roles: Vec<(usize, &Detail)> = r.keys[FP]
+        .iter()
+        .filter(|e| e.kind() == "close")
+        .map(|e| (e.process, &e.detail))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            (0, &Detail::Close { role: "exporter" }),
+            (1, &Detail::Close { role: "importer" })
+        ]
+    );
+
+    // A pid reused on one host (same namespace, the first process exited): the exporter is
+    // gone when the new process imports.
+    let mut j = Job::new();
+    start_on(&mut j, 1, "node", 1, None);
+    j.export(1, FP, 0x10000, 1).summary(1);
+    start_on(&mut j, 1, "node", 1, None);
+    j.import_ret(1, FP, 0, 507_899);
+    let r = analyze(&[Input::text("shared", &j.shared())]);
+    assert_eq!(r.processes.len(), 2);
+    assert_eq!(found(&r), vec![v(analyze::SOURCE_GONE, 1, "recheck")]);
+    assert_eq!(r.violations[0].process, 1);
+    assert!(r.violations[0].message.contains("pid 1#2 imports"));
+}
+
+#[test]
+fn fork_children_are_linked_to_their_parents() {
+    let mut j = Job::new();
+    start_on(&mut j, A, "node", 5100, None);
+    j.export(A, FP, 0x10000, 1);
+    start_on(&mut j, B, "node", 5200, Some(A));
+    j.import(B, FP, 0x90000).close(B, FP).summary(B);
+    // A child whose parent is not in the logs.
+    start_on(&mut j, C, "node", 5300, Some(42));
+    j.summary(C);
+    j.close(A, FP).summary(A);
+    let r = j.report();
+    let idx = |pid: i64| r.processes.iter().position(|p| p.pid == pid).unwrap();
+    assert_eq!(r.processes[idx(B)].parent, Some(idx(A)));
+    assert_eq!(r.processes[idx(B)].parent_pid, Some(A));
+    assert_eq!(r.processes[idx(C)].parent, None);
+    assert_eq!(r.processes[idx(C)].parent_pid, Some(42));
+    assert_eq!(r.processes[idx(A)].parent, None);
+    assert_eq!(found(&r), vec![]);
+    assert!(r.gaps.is_empty());
+    let t = render_text(&r);
+    assert!(t.contains("child of pid 100;"), "{t}");
+    assert!(t.contains("child of pid 42 (not in these logs)"), "{t}");
+    let v = render_json(&r);
+    let p = &v["processes"][idx(B)];
+    assert_eq!(p["parent"], A);
+    assert_eq!(p["parent_process"], idx(A));
+    assert_eq!(p["host"], "node");
+    assert_eq!(p["bare_tgid"], 5200);
+    assert!(v["processes"][idx(A)]["parent_process"].is_null());
+
+    // The parent's pid on another host is not the parent.
+    let mut other = Job::new();
+    start_on(&mut other, A, "elsewhere", 9100, None);
+    let mut child = Job::new();
+    child.t += 10_000;
+    start_on(&mut child, B, "node", 5200, Some(A));
+    let r = analyze(&host_inputs(&[("e", &other), ("n", &child)]));
+    let b = r.processes.iter().find(|p| p.pid == B).unwrap();
+    assert_eq!(b.parent, None);
+}
+
+#[test]
+fn a_ledger_of_one_name_on_two_hosts_is_not_shared() {
+    // The importer was killed (no summary). With one host the shim judged the close order
+    // live; the same directory name on two hosts is two ledgers, so the re-check judges.
+    let job = |host_b: &str| {
+        let mut a = Job::new();
+        let mut b = Job::new();
+        b.t += 50;
+        start_on(&mut a, A, "node-a", 5100, None);
+        start_on(&mut b, B, host_b, 5200, None);
+        for j in [&mut a, &mut b] {
+            for line in j.lines.iter_mut() {
+                line.1 = line
+                    .1
+                    .replace("\"ledger\":\"off\"", "\"ledger\":\"/dev/shm/job\"");
+            }
+        }
+        a.export(A, FP, 0x10000, 1);
+        b.import(B, FP, 0x90000);
+        a.close(A, FP).summary(A);
+        analyze(&host_inputs(&[("a", &a), ("b", &b)]))
+    };
+    assert_eq!(found(&job("node-a")), vec![]);
+    assert_eq!(
+        found(&job("node-b")),
+        vec![v(analyze::CLOSE_ORDER, A, "recheck")]
+    );
 }

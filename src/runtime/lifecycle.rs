@@ -27,7 +27,7 @@ impl Runtime {
             leaks,
             dropped: self.log.stats().dropped,
         };
-        self.log.push_through(self.pid(), boundary::tid(), body);
+        self.write_through(body);
     }
 
     /// At exit: `exit.leak` for every key still open, the summary, then the exit code.
@@ -35,6 +35,9 @@ impl Runtime {
         if self.finished.swap(true, Ordering::AcqRel) {
             return;
         }
+        // A process that made no call since it began (a fork child that only exits)
+        // writes its start now, before its summary.
+        self.ensure_started(true);
         let open = self.state.lock().open_keys();
         let severity = self.config.severity(Rule::ExitLeak);
         if severity != Severity::Off {
@@ -85,6 +88,8 @@ pub(super) extern "C" fn at_exit() {
 
 pub(super) extern "C" fn before_fork() {
     if let Some(rt) = RUNTIME.get() {
+        // First: a thread writing the start record takes the log's locks under it.
+        rt.start_lock.hold_for_fork();
         rt.state.hold_for_fork();
         rt.ledger.hold_for_fork();
         rt.log.before_fork();
@@ -101,6 +106,11 @@ pub(super) extern "C" fn after_fork_child() {
     if let Some(rt) = RUNTIME.get() {
         let pid = getpid();
         boundary::reset_tid_after_fork();
+        // A process of its own: its first record will be its own `start`, naming the
+        // process that forked it, at seq 1.
+        let parent = rt.pid.load(Ordering::Relaxed);
+        rt.parent.store(parent, Ordering::Relaxed);
+        rt.started.store(false, Ordering::Release);
         rt.pid.store(pid, Ordering::Relaxed);
         rt.bare_tgid.store(0, Ordering::Relaxed);
         rt.start_ns.store(own_start_ns(pid), Ordering::Relaxed);

@@ -11,7 +11,7 @@ use crate::config::{Calls, Config, LedgerSetting, Mode};
 use crate::key::{Fp, Key, KeyArg};
 use crate::ledger::{self, Ledger};
 use crate::real;
-use crate::record::{Action, Body, KeyRef, Log, Violation};
+use crate::record::{Action, Body, KeyRef, Log, Start, Violation};
 use crate::rules::{
     check_after, check_before, Finding, Identity, ImportFacts, LedgerFacts, Rule, Severity,
 };
@@ -68,6 +68,14 @@ pub struct Runtime {
     per_rule: [AtomicU64; Rule::COUNT],
     trouble_said: [AtomicBool; Func::ALL.len() + 3],
     finished: AtomicBool,
+    /// This process's `start` record is written (every process writes its own, a fork
+    /// child too, before any other record).
+    started: AtomicBool,
+    /// Held while the `start` record is being written, so that no other thread's record
+    /// comes before it.
+    start_lock: Lock<()>,
+    /// A fork child: the pid of the process that forked it; 0 otherwise.
+    parent: AtomicI32,
 }
 
 fn getpid() -> i32 {
@@ -85,6 +93,23 @@ fn exe_path() -> String {
     std::fs::read_link("/proc/self/exe")
         .map(|p| p.display().to_string())
         .unwrap_or_default()
+}
+
+/// The host name as `uname` reports it (its nodename); empty if it cannot tell.
+fn host_name() -> String {
+    // SAFETY: utsname is plain data; uname fills it.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: u is a valid out-pointer.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return String::new();
+    }
+    let bytes: Vec<u8> = u
+        .nodename
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 impl Runtime {
@@ -125,23 +150,15 @@ impl Runtime {
             per_rule: [const { AtomicU64::new(0) }; Rule::COUNT],
             trouble_said: [const { AtomicBool::new(false) }; Func::ALL.len() + 3],
             finished: AtomicBool::new(false),
+            started: AtomicBool::new(false),
+            start_lock: Lock::new(()),
+            parent: AtomicI32::new(0),
             config,
         };
+        // The `start` record is written by the first call past the boundary
+        // (`ensure_started`), not here: asking the runtime for the bare tgid from inside
+        // this initialisation could come back into it.
         if rt.config.mode != Mode::Off {
-            let ledger = match &rt.config.ledger {
-                LedgerSetting::Off => "off".to_string(),
-                LedgerSetting::Dir(d) => d.display().to_string(),
-            };
-            rt.log.push_through(
-                pid,
-                boundary::tid(),
-                Body::Start {
-                    version: env!("CARGO_PKG_VERSION"),
-                    mode: rt.config.mode,
-                    exe: exe_path(),
-                    ledger,
-                },
-            );
             // SAFETY: registering plain extern "C" handlers.
             unsafe {
                 libc::atexit(at_exit);
@@ -159,12 +176,72 @@ impl Runtime {
         self.pid.load(Ordering::Relaxed)
     }
 
+    /// Writes this process's `start` record unless it is written already. Called inside
+    /// the boundary (the thread's re-entry guard is held), so the runtime's answer to the
+    /// bare-tgid question cannot come back into the shim; other threads wait on
+    /// `start_lock` until it is written, so nothing comes before it. `ask`: the runtime
+    /// may be asked for the bare tgid; otherwise the start names it only if the program
+    /// asked already.
+    fn ensure_started(&'static self, ask: bool) {
+        if self.started.load(Ordering::Acquire) {
+            return;
+        }
+        let _g = self.start_lock.lock();
+        if self.started.load(Ordering::Acquire) {
+            return;
+        }
+        if self.log.enabled() {
+            let start = self.start_body(ask);
+            self.log
+                .push_through(self.pid(), boundary::tid(), Body::Start(Box::new(start)));
+        }
+        self.started.store(true, Ordering::Release);
+    }
+
+    fn start_body(&'static self, ask: bool) -> Start {
+        let ledger = match &self.config.ledger {
+            LedgerSetting::Off => "off".to_string(),
+            LedgerSetting::Dir(d) => d.display().to_string(),
+        };
+        // The program's own answer if it asked already, else the runtime's, asked once
+        // (and kept for the ledger); none when the runtime cannot be found.
+        let known = self.bare_tgid.load(Ordering::Relaxed);
+        let bare_tgid = if known > 0 {
+            Some(known)
+        } else if ask {
+            real::resolve(Func::DeviceGetBareTgid, &self.config.real_lib)
+                .ok()
+                .map(|_| self.bare_tgid())
+                .filter(|t| *t > 0)
+        } else {
+            None
+        };
+        let parent = self.parent.load(Ordering::Relaxed);
+        Start {
+            version: env!("CARGO_PKG_VERSION"),
+            mode: self.config.mode,
+            exe: exe_path(),
+            ledger,
+            host: host_name(),
+            bare_tgid,
+            parent: (parent > 0).then_some(parent),
+        }
+    }
+
+    /// Writes a record, and everything queued before it, before returning; this
+    /// process's `start` comes first. The runtime is not asked for the bare tgid here: a
+    /// record written before the start is one of an aclrtDeviceGetBareTgid call (whose own
+    /// answer the start then names) or of the shim's trouble.
+    fn write_through(&'static self, body: Body) {
+        self.ensure_started(false);
+        self.log.push_through(self.pid(), boundary::tid(), body);
+    }
+
     fn say_trouble(&'static self, t: Trouble, message: String) {
         if self.trouble_said[t.index()].swap(true, Ordering::Relaxed) {
             return;
         }
-        self.log
-            .push_through(self.pid(), boundary::tid(), Body::Error { message });
+        self.write_through(Body::Error { message });
     }
 
     pub fn stats(&self) -> AclIpcGuardStats {
@@ -247,19 +324,15 @@ impl Runtime {
         }
         let backtrace = (aborting || (severity == Severity::Error && self.config.backtrace))
             .then(backtrace::Backtrace::new_unresolved);
-        self.log.push_through(
-            self.pid(),
-            boundary::tid(),
-            Body::Violation(Box::new(Violation {
-                rule,
-                severity,
-                action,
-                func,
-                message,
-                key,
-                backtrace,
-            })),
-        );
+        self.write_through(Body::Violation(Box::new(Violation {
+            rule,
+            severity,
+            action,
+            func,
+            message,
+            key,
+            backtrace,
+        })));
     }
 
     /// Everything after the boundary for one call. `forward` calls the real function.
@@ -352,6 +425,7 @@ impl Runtime {
                 self.update(&args, &mut outcome);
             }
             if record_call {
+                self.ensure_started(false);
                 self.log.push(
                     self.pid(),
                     boundary::tid(),
@@ -547,6 +621,7 @@ pub fn intercept(
         Ok(addr) => addr,
         Err(missing) => {
             if entered.is_some() {
+                // say_trouble writes the start record first.
                 let _ = contain(|| rt.say_trouble(Trouble::RealMissing(func), missing.0));
             }
             return codes::ACL_ERROR_API_NOT_SUPPORT;
@@ -554,6 +629,12 @@ pub fn intercept(
     };
     if entered.is_none() {
         return forward(real);
+    }
+    // The start record first. When the program's first call asks for the bare tgid
+    // itself, the runtime is not asked twice: the start is written with the call's record,
+    // naming the program's own answer.
+    if func != Func::DeviceGetBareTgid {
+        let _ = contain(|| rt.ensure_started(true));
     }
     match contain(gather) {
         Some(args) => rt.run_call(func, args, || forward(real), read_out),

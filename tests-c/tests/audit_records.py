@@ -14,7 +14,9 @@ PTR = re.compile(r"^0x[0-9a-f]+$")
 FP = re.compile(r"^fp:[0-9a-f]{16}$")
 COMMON = {"ts", "seq", "pid", "tid", "event"}
 FIELDS = {
-    "start": {"version", "mode", "exe", "ledger"},
+    # `parent` only in a fork child's start (neither process here is one: the importer is
+    # a program started by exec).
+    "start": {"version", "mode", "exe", "ledger", "host", "bare_tgid"},
     "call": {"fn", "args", "out", "ret", "forwarded", "dur_ns"},
     "summary": {"calls", "violations", "blocked", "leaks", "dropped"},
     "error": {"message"},
@@ -129,6 +131,10 @@ for pid, rs in logs.items():
     eq(start["mode"], "audit", f"{what}: mode")
     eq(start["exe"], os.path.realpath(prog("audit_life")), f"{what}: exe")
     eq(start["ledger"], ledger, f"{what}: ledger")
+    eq(start["host"], os.uname().nodename, f"{what}: host")
+    # The emulator's bare tgid is the pid: asked at start (the exporter), or the program's
+    # own answer when its first call asked for it (the importer).
+    eq(start["bare_tgid"], pid, f"{what}: bare_tgid")
     eq(rs[-1]["event"], "summary", f"{what}: last record")
     eq([r["event"] for r in rs].count("summary"), 1, f"{what}: one summary")
     errors = events(rs, "error")

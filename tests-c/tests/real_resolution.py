@@ -24,6 +24,8 @@ errors = events(recs, "error")
 eq(len(errors), 3, "one error record per function (the bare tgid call was made twice)")
 check(all("/nonexistent/libascendcl.so" in e["message"] and "200001" in e["message"] for e in errors), f"error messages say why: {errors}")
 eq(sorted(e["message"].split()[1] for e in errors), ["aclrtDeviceGetBareTgid", "aclrtIpcMemClose", "aclrtMalloc"], "error names the function")
+eq(recs[0]["event"], "start", "the start record comes first, before the error records")
+check("bare_tgid" not in recs[0] and recs[0]["host"], f"no runtime: the start names no bare tgid: {recs[0]}")
 
 # The real library named is the shim itself: refused, not recursed into.
 out, recs = attempt({"ACL_IPC_GUARD_REAL_LIB": SHIM}, ld_path="")
@@ -35,6 +37,7 @@ out, recs = attempt({})
 check("aclrtDeviceGetBareTgid 0 pid_set=1" in out, f"found libascendcl.so by dlopen:\n{out}")
 eq(events(recs, "error"), [], "no error records when found")
 eq(calls(recs, "aclrtDeviceGetBareTgid")[0]["ret"], 0, "recorded call")
+eq(recs[0]["bare_tgid"], calls(recs, "aclrtDeviceGetBareTgid")[0]["out"]["pid"], "the start names the runtime's bare tgid")
 
 # Found by an explicit path.
 out, recs = attempt({"ACL_IPC_GUARD_REAL_LIB": EMU}, ld_path="")
