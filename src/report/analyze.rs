@@ -89,6 +89,15 @@ pub fn analyze(inputs: &[Input]) -> Report {
             .cmp(&(&b.rule, b.ts_us, b.pid, b.process, b.seq, b.source))
     });
     let keys = keys.into_iter().map(|(fp, k)| (fp, k.events)).collect();
+    let mut untracked_keys: Vec<String> = recs
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Call(c) if c.untracked && c.ok() => c.out_key_fp.clone(),
+            _ => None,
+        })
+        .collect();
+    untracked_keys.sort();
+    untracked_keys.dedup();
 
     skipped.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Report {
@@ -102,6 +111,7 @@ pub fn analyze(inputs: &[Input]) -> Report {
         violations,
         keys,
         errors,
+        untracked_keys,
     }
 }
 

@@ -382,6 +382,9 @@ pub struct Report {
     /// Fingerprint → its events in time order.
     pub keys: BTreeMap<String, Vec<Event>>,
     pub errors: Vec<ShimError>,
+    /// Keys whose export the ledger could not hold (it was full): their cross-process
+    /// rules were not judged live. Sorted.
+    pub untracked_keys: Vec<String>,
 }
 
 impl Report {

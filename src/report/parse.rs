@@ -79,6 +79,8 @@ pub struct Call {
     pub out_dev_ptr: Option<u64>,
     pub out_key_fp: Option<String>,
     pub out_pid: Option<i64>,
+    /// `"ledger":"untracked"`: an export the ledger could not hold.
+    pub untracked: bool,
 }
 
 impl Call {
@@ -190,6 +192,7 @@ fn body(event: &str, obj: &Map<String, Value>) -> Body {
                 out_dev_ptr: addr(out.get("devPtr")),
                 out_key_fp: s(out, "key_fp"),
                 out_pid: out.get("pid").and_then(Value::as_i64),
+                untracked: obj.get("ledger").and_then(Value::as_str) == Some("untracked"),
             }))
         }
         "violation" => Body::Violation(Box::new(LogViolation {

@@ -234,6 +234,16 @@ pub fn render_text(r: &Report) -> String {
             );
         }
     }
+    if !r.untracked_keys.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nNot tracked by the ledger (it was full; their cross-process rules were not judged live)\n  {} were not tracked:",
+            plural(r.untracked_keys.len(), "key", "keys")
+        );
+        for fp in &r.untracked_keys {
+            let _ = writeln!(o, "  {}", clean(fp.clone()));
+        }
+    }
     if !r.skipped.is_empty() {
         o.push_str("\nSkipped lines\n");
         for s in &r.skipped {
@@ -404,6 +414,7 @@ pub fn render_json(r: &Report) -> Value {
         "errors": r.errors.iter().map(|e| json!({"ts": e.ts, "pid": e.pid, "process": e.process, "message": e.message})).collect::<Vec<_>>(),
         "violations": r.violations.iter().map(|v| violation_json(v, &r.processes)).collect::<Vec<_>>(),
         "keys": keys,
+        "untracked_keys": r.untracked_keys,
         "verdict": {
             "errors": r.count("error"),
             "warnings": r.count("warning"),

@@ -12,24 +12,33 @@ pub(super) enum LedgerLink {
 }
 
 impl Runtime {
+    /// This process's bare tgid for whitelist checks and the ledger: what the runtime
+    /// reports, or the pid when it cannot tell.
     pub(super) fn bare_tgid(&self) -> i32 {
-        let b = self.bare_tgid.load(Ordering::Relaxed);
-        if b > 0 {
-            return b;
+        self.runtime_bare_tgid().unwrap_or_else(|| self.pid())
+    }
+
+    /// The bare tgid as the runtime reports it: the program's own answer if it asked,
+    /// else the runtime asked once (the entry is guarded, so this is not intercepted).
+    /// None when the runtime cannot be found or cannot tell (it wrote a negative pid).
+    pub(super) fn runtime_bare_tgid(&self) -> Option<i32> {
+        // 0: not asked yet; -1: asked, no answer.
+        match self.bare_tgid.load(Ordering::Relaxed) {
+            b if b > 0 => return Some(b),
+            -1 => return None,
+            _ => {}
         }
-        // Ask the runtime once, as the program would (the entry is guarded, so this is
-        // not intercepted); fall back to getpid when it cannot tell.
+        // Not found yet (the program may load the runtime later): ask again next time.
+        let addr = real::resolve(Func::DeviceGetBareTgid, &self.config.real_lib).ok()?;
         let mut asked = -1i32;
-        if let Ok(addr) = real::resolve(Func::DeviceGetBareTgid, &self.config.real_lib) {
-            // SAFETY: the real function has the vendor's signature.
-            let f: extern "C" fn(*mut i32) -> i32 = unsafe { std::mem::transmute(addr) };
-            if f(&mut asked) != 0 {
-                asked = -1;
-            }
+        // SAFETY: the real function has the vendor's signature.
+        let f: extern "C" fn(*mut i32) -> i32 = unsafe { std::mem::transmute(addr) };
+        if f(&mut asked) != 0 {
+            asked = -1;
         }
-        let b = if asked > 0 { asked } else { self.pid() };
+        let b = if asked > 0 { asked } else { -1 };
         self.bare_tgid.store(b, Ordering::Relaxed);
-        b
+        (b > 0).then_some(b)
     }
 
     /// The ledger, opened on first use; `None` when it is off or unusable (said once in

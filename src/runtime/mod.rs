@@ -209,10 +209,7 @@ impl Runtime {
         let bare_tgid = if known > 0 {
             Some(known)
         } else if ask {
-            real::resolve(Func::DeviceGetBareTgid, &self.config.real_lib)
-                .ok()
-                .map(|_| self.bare_tgid())
-                .filter(|t| *t > 0)
+            self.runtime_bare_tgid()
         } else {
             None
         };
@@ -367,7 +364,7 @@ impl Runtime {
                 bare_tgid: if matches!(args, Args::SetImportPid { .. } | Args::ImportByKey { .. }) {
                     self.bare_tgid()
                 } else {
-                    self.bare_tgid.load(Ordering::Relaxed)
+                    self.bare_tgid.load(Ordering::Relaxed).max(0)
                 },
                 start_ns: self.start_ns.load(Ordering::Relaxed),
             };
