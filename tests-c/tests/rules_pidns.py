@@ -147,13 +147,19 @@ job.work.cleanup()
 
 # ----------------------------------------------------------------- the close order
 
+def host_exports_peer_imports(what):
+    """The host exports in open mode; a peer in its own namespace imports."""
+    job = Job(what)
+    job.start("host", False)
+    peer = job.start("nsA", True)
+    raw = export(job, "host", 1)
+    job.value("nsA", f"setkey K {raw}", "ok")
+    job.ok("nsA", "import Q K 0")
+    return job, peer
+
+
 what = "the exporter closes while a live importer in another namespace has the key open"
-job = Job(what)
-job.start("host", False)
-a = job.start("nsA", True)
-raw = export(job, "host", 1)
-job.value("nsA", f"setkey K {raw}", "ok")
-job.ok("nsA", "import Q K 0")
+job, a = host_exports_peer_imports(what)
 job.ok("host", "close K")
 job.ok("nsA", "close K")
 job.ok("host", "free P")
@@ -168,12 +174,7 @@ check("close.exporter-before-importers" in {x["rule"] for x in rep["violations"]
 job.work.cleanup()
 
 what = "the importer in another namespace is SIGKILLed before the exporter closes"
-job = Job(what)
-job.start("host", False)
-a = job.start("nsA", True)
-raw = export(job, "host", 1)
-job.value("nsA", f"setkey K {raw}", "ok")
-job.ok("nsA", "import Q K 0")
+job, a = host_exports_peer_imports(what)
 a.kill()
 job.ok("host", "close K")
 job.ok("host", "free P")
