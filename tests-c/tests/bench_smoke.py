@@ -53,7 +53,7 @@ lt = rows("ltrace ")[0]
 check(lt[5].startswith("ltrace +") or lt[5].startswith("skipped"), f"ltrace row: {lt}")
 
 rep = rows("`acl-ipc-guard report --json`")
-eq(len(rep), 2, "report rows (1x and 4x)")
+eq(len(rep), 2, "report rows (two log sizes)")
 for c in rep:
     check("MB/s" in c[5] and "peak RSS" in c[5], f"report throughput and memory: {c}")
     check(c[3].startswith("64 logs"), f"64 processes' logs: {c}")
