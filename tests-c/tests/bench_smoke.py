@@ -13,10 +13,20 @@ sys.stdout.write(out.stdout)
 sys.stderr.write(out.stderr)
 eq(out.returncode, 0, "run_bench.py --quick exit status")
 
-lines = [line for line in out.stdout.splitlines() if line.startswith("| ") and not line.startswith("| measure")]
+text = out.stdout
+check("\nSummary" in text, "the summary follows the table")
+table, summary = text.split("\nSummary", 1)
+lines = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| measure")]
 cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
 for c in cells:
     eq(len(c), 9, f"cells of row {c}")
+# the README's summary: 9 lines of 4 modes, then the memory, ltrace and report notes
+summary_rows = [line for line in summary.splitlines() if line.startswith("| ") and not line.startswith("| added")]
+eq(len(summary_rows), 9, "summary rows")
+for line in summary_rows:
+    eq(len(line.strip().strip("|").split("|")), 6, f"cells of summary row {line}")
+for note in ("- shim memory per live allocation", "- ltrace ", "- `acl-ipc-guard report --json`"):
+    check(any(line.startswith(note) for line in summary.splitlines()), f"summary note {note!r}")
 
 # every latency row: 3 measures x 4 modes x 1 and 8 threads x 2 sizes
 MODES = ["off", "audit, log off", "audit, JSON file", "enforce, JSON file"]
