@@ -20,11 +20,12 @@
 //! - [`config`]: the `ACL_IPC_GUARD_*` switches.
 //! - [`sync`]: fork-safe locks and the writer's wake-up.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod boundary;
 pub mod call;
-pub mod capi;
 pub mod config;
-pub mod exports;
+pub mod ffi;
 pub mod key;
 pub mod ledger;
 pub mod real;
@@ -34,4 +35,3 @@ pub mod rules;
 pub mod runtime;
 pub mod state;
 pub mod sync;
-pub mod vendor;
