@@ -470,6 +470,7 @@ impl Map {
 
     /// Opens a descriptor of this process's own on the file (after `close_fd`). False
     /// when the name no longer leads to this mapping's file.
+    #[cfg(test)]
     pub fn reopen_fd(&self, dir: &Path) -> Result<bool, LedgerError> {
         let file = dir.join(FILE_NAME);
         let c = cstring(&file)?;

@@ -74,7 +74,7 @@ pub use format::{
     ATTACH as ATTACH_CAPACITY, DEFAULT_KEYS, FILE_NAME, IMPORTERS_MAX, MAX_KEYS, MIN_KEYS,
     WHITELIST_MAX,
 };
-pub use proc::{clock_ticks_per_sec, now_boot_ns, start_ticks_of, ticks_to_ns, ProcId};
+pub use proc::{now_boot_ns, start_ticks_of, ticks_to_ns, ProcId};
 
 use crate::sync::Lock as Mutex;
 use file::{Guard, Map};
@@ -269,6 +269,7 @@ impl Ledger {
     }
 
     /// Who this process is to the ledger.
+    #[cfg(test)]
     pub fn me(&self) -> ProcId {
         self.who().proc_id()
     }
@@ -278,18 +279,11 @@ impl Ledger {
         self.map().geo.keys
     }
 
-    /// Records the bare tgid once the caller learns it (used for whitelist look-ups and in
-    /// later records).
-    pub fn set_bare_tgid(&self, bare_tgid: i32) {
-        self.bare_tgid.store(bare_tgid, Relaxed);
-        if let Ok(mut g) = self.lock() {
-            let who = self.who();
-            g.data().register_at(who.slot as usize, &who);
-        }
-    }
-
     /// In a forked child that goes on using the ledger: give up the descriptors inherited
-    /// from the parent (they hold its liveness lock) and attach as `me`.
+    /// from the parent (they hold its liveness lock) and attach as `me`. The shim itself
+    /// opens the ledger afresh in a fork child (`forget_after_fork`, then a new `open`);
+    /// this path is exercised by the ledger's fork tests only.
+    #[cfg(test)]
     pub fn after_fork_child(&self, me: ProcId) -> Result<(), LedgerError> {
         self.forget_after_fork();
         self.pid.store(me.pid, Relaxed);

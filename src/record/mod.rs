@@ -10,7 +10,7 @@ mod time;
 mod writer;
 
 pub use time::format_ts;
-pub use writer::{stderr_line, Log, LogStats};
+pub(crate) use writer::{stderr_line, Log};
 
 use crate::call::{Args, Func, Outcome};
 use crate::config::{Format, Mode};
