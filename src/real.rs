@@ -4,6 +4,10 @@
 //! on the next call (the program may load the runtime later). The object that defines a
 //! found function is pinned (never unloaded), so the cached address stays valid after the
 //! program `dlclose`s the runtime it `dlopen`ed.
+//!
+//! Each intercepted function has a typed slot (`Real<F>`, `F` its real C signature), so a
+//! call site gets a typed function pointer; the one conversion from an address is in
+//! `typed`.
 
 use crate::call::Func;
 use crate::ffi::vendor::{aclError, aclrtIpcMemAttrType, aclrtMemMallocPolicy, aclrtServerPid};
