@@ -3,61 +3,62 @@
 
 use crate::key::{Key, KeyArg};
 
-/// The intercepted functions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Func {
-    GetExportKey,
-    SetImportPid,
-    ImportPidInterServer,
-    ImportByKey,
-    SetAttr,
-    Close,
-    DeviceGetBareTgid,
-    Malloc,
-    MallocAlign32,
-    MallocCached,
-    Free,
+/// The table of intercepted functions: the single source of the list. Everything else
+/// that names them is generated from it (`Func`, `Func::ALL`, `Func::name`) or checked
+/// against it by a test: the typed real-function slots (`real.rs`), the C entry points
+/// (through the generated header), `exports.map`, the audit module's own copy.
+macro_rules! intercepted {
+    ($( $variant:ident = $name:literal, $family:ident; )*) => {
+        /// The intercepted functions.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum Func { $( $variant, )* }
+
+        impl Func {
+            /// Every intercepted function, in table order.
+            pub const ALL: [Func; [$( Func::$variant, )*].len()] = [$( Func::$variant, )*];
+
+            /// The vendor's symbol name.
+            pub const fn name(self) -> &'static str {
+                match self { $( Func::$variant => $name, )* }
+            }
+
+            /// Which family the function belongs to.
+            pub const fn family(self) -> Family {
+                match self { $( Func::$variant => Family::$family, )* }
+            }
+        }
+    };
+}
+
+/// What kind of call a function makes; the memory family is recorded only with
+/// `ACL_IPC_GUARD_CALLS=all`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// The IPC functions and aclrtDeviceGetBareTgid.
+    Ipc,
+    /// The malloc/free family.
+    Memory,
+}
+
+intercepted! {
+    GetExportKey = "aclrtIpcMemGetExportKey", Ipc;
+    SetImportPid = "aclrtIpcMemSetImportPid", Ipc;
+    ImportPidInterServer = "aclrtIpcMemImportPidInterServer", Ipc;
+    ImportByKey = "aclrtIpcMemImportByKey", Ipc;
+    SetAttr = "aclrtIpcMemSetAttr", Ipc;
+    Close = "aclrtIpcMemClose", Ipc;
+    DeviceGetBareTgid = "aclrtDeviceGetBareTgid", Ipc;
+    Malloc = "aclrtMalloc", Memory;
+    MallocAlign32 = "aclrtMallocAlign32", Memory;
+    MallocCached = "aclrtMallocCached", Memory;
+    Free = "aclrtFree", Memory;
 }
 
 impl Func {
-    pub const ALL: [Func; 11] = [
-        Func::GetExportKey,
-        Func::SetImportPid,
-        Func::ImportPidInterServer,
-        Func::ImportByKey,
-        Func::SetAttr,
-        Func::Close,
-        Func::DeviceGetBareTgid,
-        Func::Malloc,
-        Func::MallocAlign32,
-        Func::MallocCached,
-        Func::Free,
-    ];
-
-    /// The vendor's symbol name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Func::GetExportKey => "aclrtIpcMemGetExportKey",
-            Func::SetImportPid => "aclrtIpcMemSetImportPid",
-            Func::ImportPidInterServer => "aclrtIpcMemImportPidInterServer",
-            Func::ImportByKey => "aclrtIpcMemImportByKey",
-            Func::SetAttr => "aclrtIpcMemSetAttr",
-            Func::Close => "aclrtIpcMemClose",
-            Func::DeviceGetBareTgid => "aclrtDeviceGetBareTgid",
-            Func::Malloc => "aclrtMalloc",
-            Func::MallocAlign32 => "aclrtMallocAlign32",
-            Func::MallocCached => "aclrtMallocCached",
-            Func::Free => "aclrtFree",
-        }
-    }
-
     /// The malloc/free family (recorded only with `ACL_IPC_GUARD_CALLS=all`).
-    pub fn is_memory(self) -> bool {
-        matches!(
-            self,
-            Func::Malloc | Func::MallocAlign32 | Func::MallocCached | Func::Free
-        )
+    pub const fn is_memory(self) -> bool {
+        matches!(self.family(), Family::Memory)
     }
 }
 
@@ -150,25 +151,23 @@ impl Args {
     /// Only where the real runtime reads them too: the caller's memory is trusted exactly
     /// as far as the runtime trusts it.
     pub unsafe fn read_pid_lists(&mut self) {
-        unsafe fn read(ptr: usize, num: usize) -> Option<Vec<i32>> {
-            if ptr == 0 || num == 0 || num > MAX_PIDS {
-                return None;
-            }
-            Some(std::slice::from_raw_parts(ptr as *const i32, num).to_vec())
-        }
         match self {
             Args::SetImportPid {
                 pid_ptr,
                 pids: pids @ None,
                 num,
                 ..
-            } => *pids = read(*pid_ptr, *num),
+            } => {
+                // SAFETY: the runtime reads this array (caller).
+                *pids = unsafe { crate::ffi::raw::pids(*pid_ptr, *num) }
+            }
             Args::ImportPidInterServer {
                 entries: Some(entries),
                 ..
             } => {
                 for e in entries.iter_mut().filter(|e| e.pids.is_none()) {
-                    e.pids = read(e.pid_ptr, e.num);
+                    // SAFETY: the runtime reads each entry's array (caller).
+                    e.pids = unsafe { crate::ffi::raw::pids(e.pid_ptr, e.num) };
                 }
             }
             _ => {}

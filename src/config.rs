@@ -5,22 +5,116 @@
 use crate::rules::{Rule, Severity};
 use std::path::PathBuf;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Off,
-    Audit,
-    Enforce,
-    Abort,
+/// One switch: its variable, what it does, what it takes, its default (the last three as
+/// the README's "Switches" table says them; that table is generated from this one and
+/// checked by `tests/readme.rs`).
+#[derive(Debug)]
+pub struct Switch {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub values: &'static str,
+    pub default: &'static str,
+}
+
+macro_rules! switches {
+    ($( $id:ident = $name:literal, $about:literal, $values:literal, $default:literal; )*) => {
+        /// The variables' names, for the code that reads them.
+        pub mod var {
+            $( pub const $id: &str = $name; )*
+        }
+
+        /// Every switch, in the README's order.
+        pub static SWITCHES: &[Switch] = &[
+            $( Switch { name: $name, about: $about, values: $values, default: $default }, )*
+        ];
+    };
+}
+
+switches! {
+    MODE = "ACL_IPC_GUARD_MODE",
+        "what the shim does about a broken rule",
+        "`off` (forward only), `audit` (report, forward unchanged), `enforce` (an `error` rule blocks the call: not forwarded, returns 100000), `abort` (record with backtrace, flush, `abort()`)",
+        "`audit`";
+    LOG = "ACL_IPC_GUARD_LOG",
+        "where records go",
+        "`stderr`, `off`, or a file path; `%p` in a path becomes the pid",
+        "`stderr`";
+    FORMAT = "ACL_IPC_GUARD_FORMAT",
+        "how records are written",
+        "`json` (one object per line), `text`",
+        "`json` for files, `text` for stderr";
+    RULES = "ACL_IPC_GUARD_RULES",
+        "severity overrides by rule id",
+        "comma list of `RULE=off|warning|error`",
+        "each rule's own severity";
+    CALLS = "ACL_IPC_GUARD_CALLS",
+        "which calls get a `call` record",
+        "`ipc` (IPC functions and `aclrtDeviceGetBareTgid`), `all` (also malloc/free), `none` (violations only)",
+        "`ipc`";
+    BACKTRACE = "ACL_IPC_GUARD_BACKTRACE",
+        "backtrace on `error` violations",
+        "`0`, `1`",
+        "`1`";
+    SHOW_KEYS = "ACL_IPC_GUARD_SHOW_KEYS",
+        "write raw keys beside their fingerprints",
+        "`0`, `1`",
+        "`0`";
+    LEDGER = "ACL_IPC_GUARD_LEDGER",
+        "the directory shared by the processes of one job, for the cross-process rules (a relative path is taken from the directory the program started in); see [The ledger](#the-ledger) for what it accepts",
+        "a directory, or `off`",
+        "`/dev/shm/acl-ipc-guard-<uid>`";
+    LEDGER_KEYS = "ACL_IPC_GUARD_LEDGER_KEYS",
+        "keys a new ledger file holds",
+        "64 to 4194304",
+        "`65536`";
+    EXITCODE = "ACL_IPC_GUARD_EXITCODE",
+        "a process that had an `error` violation exits with it",
+        "0–255",
+        "unset";
+    REAL_LIB = "ACL_IPC_GUARD_REAL_LIB",
+        "the real runtime, where the next library does not define a function",
+        "a library name or path",
+        "`libascendcl.so`";
+    REPEAT_LIMIT = "ACL_IPC_GUARD_REPEAT_LIMIT",
+        "records written per rule per process; later ones are only counted",
+        "a whole number",
+        "`100`";
+}
+
+macro_rules! modes {
+    ($( $variant:ident = $name:literal; )*) => {
+        /// What the shim does about a broken rule (`ACL_IPC_GUARD_MODE`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Mode { $( $variant, )* }
+
+        impl Mode {
+            /// Every mode, by the name the switch, the records and the CLI use.
+            pub const ALL: &'static [(Mode, &'static str)] = &[ $( (Mode::$variant, $name), )* ];
+        }
+    };
+}
+
+modes! {
+    Off = "off";
+    Audit = "audit";
+    Enforce = "enforce";
+    Abort = "abort";
 }
 
 impl Mode {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Off => "off",
-            Mode::Audit => "audit",
-            Mode::Enforce => "enforce",
-            Mode::Abort => "abort",
-        }
+        Mode::ALL[self as usize].1
+    }
+
+    pub fn parse(name: &str) -> Option<Mode> {
+        Mode::ALL.iter().find(|(_, n)| *n == name).map(|(m, _)| *m)
+    }
+
+    /// The names as a sentence: "off, audit, enforce or abort".
+    pub fn names() -> String {
+        let names: Vec<&str> = Mode::ALL.iter().map(|(_, n)| *n).collect();
+        let (last, rest) = names.split_last().expect("modes");
+        format!("{} or {last}", rest.join(", "))
     }
 }
 
@@ -89,18 +183,18 @@ impl Config {
     /// per bad value (each naming the variable, the value, and the default used).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, uid: u32) -> (Config, Vec<String>) {
         let get = lookup;
-        let mode_v = get("ACL_IPC_GUARD_MODE");
-        let log_v = get("ACL_IPC_GUARD_LOG");
-        let format_v = get("ACL_IPC_GUARD_FORMAT");
-        let rules_v = get("ACL_IPC_GUARD_RULES");
-        let calls_v = get("ACL_IPC_GUARD_CALLS");
-        let bt_v = get("ACL_IPC_GUARD_BACKTRACE");
-        let keys_v = get("ACL_IPC_GUARD_SHOW_KEYS");
-        let ledger_v = get("ACL_IPC_GUARD_LEDGER");
-        let ledger_keys_v = get("ACL_IPC_GUARD_LEDGER_KEYS");
-        let exit_v = get("ACL_IPC_GUARD_EXITCODE");
-        let real_v = get("ACL_IPC_GUARD_REAL_LIB");
-        let repeat_v = get("ACL_IPC_GUARD_REPEAT_LIMIT");
+        let mode_v = get(var::MODE);
+        let log_v = get(var::LOG);
+        let format_v = get(var::FORMAT);
+        let rules_v = get(var::RULES);
+        let calls_v = get(var::CALLS);
+        let bt_v = get(var::BACKTRACE);
+        let keys_v = get(var::SHOW_KEYS);
+        let ledger_v = get(var::LEDGER);
+        let ledger_keys_v = get(var::LEDGER_KEYS);
+        let exit_v = get(var::EXITCODE);
+        let real_v = get(var::REAL_LIB);
+        let repeat_v = get(var::REPEAT_LIMIT);
 
         let mut bad = Vec::new();
         let mut complain = |var: &str, val: &str, expect: &str, default: &str| {
@@ -111,19 +205,10 @@ impl Config {
 
         let mode = match mode_v.as_deref().map(str::trim) {
             None | Some("") => Mode::Audit,
-            Some("off") => Mode::Off,
-            Some("audit") => Mode::Audit,
-            Some("enforce") => Mode::Enforce,
-            Some("abort") => Mode::Abort,
-            Some(v) => {
-                complain(
-                    "ACL_IPC_GUARD_MODE",
-                    v,
-                    "off, audit, enforce or abort",
-                    "audit",
-                );
+            Some(v) => Mode::parse(v).unwrap_or_else(|| {
+                complain(var::MODE, v, &Mode::names(), Mode::Audit.as_str());
                 Mode::Audit
-            }
+            }),
         };
 
         let log = match log_v.as_deref() {
@@ -142,7 +227,7 @@ impl Config {
             Some("text") => Format::Text,
             Some(v) => {
                 complain(
-                    "ACL_IPC_GUARD_FORMAT",
+                    var::FORMAT,
                     v,
                     "json or text",
                     if default_format == Format::Json {
@@ -167,7 +252,7 @@ impl Config {
                 match parsed {
                     Some((rule, sev)) => severities[rule as usize] = sev,
                     None => complain(
-                        "ACL_IPC_GUARD_RULES",
+                        var::RULES,
                         item,
                         "RULE=off|warning|error with a rule id from `acl-ipc-guard rules`",
                         "that rule's own severity",
@@ -181,7 +266,7 @@ impl Config {
             Some("all") => Calls::All,
             Some("none") => Calls::None,
             Some(v) => {
-                complain("ACL_IPC_GUARD_CALLS", v, "ipc, all or none", "ipc");
+                complain(var::CALLS, v, "ipc, all or none", "ipc");
                 Calls::Ipc
             }
         };
@@ -196,8 +281,8 @@ impl Config {
                     default
                 }
             };
-        let backtrace = flag("ACL_IPC_GUARD_BACKTRACE", bt_v, true);
-        let show_keys = flag("ACL_IPC_GUARD_SHOW_KEYS", keys_v, false);
+        let backtrace = flag(var::BACKTRACE, bt_v, true);
+        let show_keys = flag(var::SHOW_KEYS, keys_v, false);
 
         let ledger = match ledger_v.as_deref() {
             None | Some("") => LedgerSetting::Dir(default_ledger_dir(uid)),
@@ -211,7 +296,7 @@ impl Config {
                 Ok(n) if (crate::ledger::MIN_KEYS..=crate::ledger::MAX_KEYS).contains(&n) => n,
                 _ => {
                     complain(
-                        "ACL_IPC_GUARD_LEDGER_KEYS",
+                        var::LEDGER_KEYS,
                         v,
                         &format!(
                             "a number of keys from {} to {}",
@@ -230,12 +315,7 @@ impl Config {
             Some(v) => match v.parse::<i32>() {
                 Ok(n) if (0..=255).contains(&n) => Some(n),
                 _ => {
-                    complain(
-                        "ACL_IPC_GUARD_EXITCODE",
-                        v,
-                        "a number from 0 to 255",
-                        "unset",
-                    );
+                    complain(var::EXITCODE, v, "a number from 0 to 255", "unset");
                     None
                 }
             },
@@ -252,7 +332,7 @@ impl Config {
                 Ok(n) => n,
                 Err(_) => {
                     complain(
-                        "ACL_IPC_GUARD_REPEAT_LIMIT",
+                        var::REPEAT_LIMIT,
                         v,
                         "a whole number",
                         &DEFAULT_REPEAT_LIMIT.to_string(),
@@ -325,7 +405,49 @@ fn secure_getenv(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
     use std::collections::HashMap;
+
+    #[test]
+    fn every_switch_in_the_table_is_read_and_only_those() {
+        let asked = RefCell::new(Vec::new());
+        let _ = Config::from_lookup(
+            |k| {
+                asked.borrow_mut().push(k.to_owned());
+                None
+            },
+            1000,
+        );
+        let table: Vec<&str> = SWITCHES.iter().map(|s| s.name).collect();
+        assert_eq!(asked.into_inner(), table);
+    }
+
+    /// The table's numbers are the code's.
+    #[test]
+    fn switch_table_defaults_are_the_code_defaults() {
+        let row = |name: &str| SWITCHES.iter().find(|s| s.name == name).unwrap();
+        let keys = row(var::LEDGER_KEYS);
+        let range = format!("{} to {}", crate::ledger::MIN_KEYS, crate::ledger::MAX_KEYS);
+        assert_eq!(keys.values, range);
+        assert_eq!(keys.default, format!("`{}`", crate::ledger::DEFAULT_KEYS));
+        let repeat = row(var::REPEAT_LIMIT);
+        assert_eq!(repeat.default, format!("`{DEFAULT_REPEAT_LIMIT}`"));
+        assert_eq!(row(var::REAL_LIB).default, format!("`{DEFAULT_REAL_LIB}`"));
+        assert_eq!(
+            row(var::MODE).default,
+            format!("`{}`", Mode::Audit.as_str())
+        );
+    }
+
+    #[test]
+    fn mode_names_round_trip() {
+        for (m, name) in Mode::ALL {
+            assert_eq!(m.as_str(), *name);
+            assert_eq!(Mode::parse(name), Some(*m));
+        }
+        assert_eq!(Mode::names(), "off, audit, enforce or abort");
+        assert_eq!(Mode::parse("loud"), None);
+    }
 
     fn parse(vars: &[(&str, &str)]) -> (Config, Vec<String>) {
         let map: HashMap<String, String> = vars

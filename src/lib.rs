@@ -4,34 +4,59 @@
 //! allocation calls it must see, and its own `aclIpcGuard*` API. Each call flows one way:
 //!
 //! ```text
-//! exports (C ABI) ─► runtime::intercept ─► rules (pure checks) ─► real (forward) ─► state, ledger ─► record
+//! ffi (C ABI) ─► runtime::entry: boundary ─► facts ─► rules (pure) ─► decide ─► real (forward) ─► state, ledger ─► record
 //! ```
 //!
 //! Module map:
-//! - [`exports`], [`capi`]: the C entry points; thin.
-//! - [`boundary`]: re-entry guard, panic containment.
-//! - [`real`]: finding the real runtime's functions.
-//! - [`runtime`]: process-wide state and the per-call path; its cross-process side; exit and fork.
-//! - [`rules`]: the rule table and the checks, plain safe Rust.
+//! - `ffi`: the C entry points (thin), the library's own C API, the vendor's C types,
+//!   and every raw read of the caller's memory (`ffi::raw`).
+//! - [`call`]: the table of intercepted functions, and a call as plain data.
+//! - `real`: one typed slot per real runtime function, found once.
+//! - `boundary`: re-entry guard, panic containment.
+//! - `runtime`: process-wide state; `entry`, the per-call path top to bottom;
+//!   `per_func`, what particular functions add to it; the cross-process side; exit and fork.
+//! - [`rules`]: the rule table and one check function per API call, plain safe Rust.
 //! - [`state`]: this process's allocations, exports and imports.
-//! - [`ledger`]: the cross-process view of each key, through a shared directory.
-//! - [`record`]: record types, encodings, the log writer.
+//! - `ledger`: the cross-process view of each key (file format, table algorithms).
+//! - [`record`]: record types (the schema), JSON and text encodings, the log writer.
 //! - [`report`]: reading logs back (the CLI's `report`).
-//! - [`config`]: the `ACL_IPC_GUARD_*` switches.
-//! - [`sync`]: fork-safe locks and the writer's wake-up.
+//! - [`config`]: the `ACL_IPC_GUARD_*` switches and the mode names, as tables.
+//! - `sync`: fork-safe locks and the writer's wake-up.
+//!
+//! Dependencies point one way: `ffi` → `runtime` → {`rules`, `state`, `ledger`, `real`,
+//! `record`} → {`call`, `key`, `config`}; `ffi::raw` is a leaf.
+//!
+//! A new rule: its row in `rules/table.rs` and its check in the `rules/` file of the call
+//! it is about (a fact the check needs and the runtime does not gather yet goes in
+//! `runtime/per_func.rs`). A new switch: its row in `config.rs`'s `switches!` table and
+//! its parsing in `Config::from_lookup`; then `ACL_IPC_GUARD_BLESS=1 cargo test --test
+//! readme` regenerates the README's table.
 
-pub mod boundary;
+#![deny(unsafe_op_in_unsafe_fn)]
+
+// What the command-line tool and the tests use: the rule table and the pure checks with
+// their fact types (rules, call, key, state), the record schema (record), the switches and
+// mode names (config), the ledger's limits (limits).
 pub mod call;
-pub mod capi;
 pub mod config;
-pub mod exports;
 pub mod key;
-pub mod ledger;
-pub mod real;
 pub mod record;
 pub mod report;
 pub mod rules;
-pub mod runtime;
 pub mod state;
-pub mod sync;
-pub mod vendor;
+
+// The shim's internals.
+pub(crate) mod boundary;
+pub(crate) mod ffi;
+pub(crate) mod ledger;
+pub(crate) mod real;
+pub(crate) mod runtime;
+pub(crate) mod sync;
+
+/// The ledger's limits, as messages and the command-line tool name them.
+pub mod limits {
+    pub use crate::call::{MAX_PIDS, MAX_SERVER_ENTRIES};
+    pub use crate::ledger::{
+        ATTACH_CAPACITY, DEFAULT_KEYS, FILE_NAME, IMPORTERS_MAX, MAX_KEYS, MIN_KEYS, WHITELIST_MAX,
+    };
+}

@@ -6,8 +6,9 @@
 //! released by the kernel when the process dies, whatever pid namespace it lives in) and
 //! serves to grow the file. Unlinking goes by name, checked against the mapped inode.
 
-use super::layout::{Geometry, Header, Tables, CHUNK, FILE_NAME, LOCK_BASE, POOL_CHUNK};
+use super::format::{Geometry, Header, CHUNK, FILE_NAME, LOCK_BASE, POOL_CHUNK};
 use super::proc::{clock_ns, errno};
+use super::table::Tables;
 use super::LedgerError;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -469,6 +470,7 @@ impl Map {
 
     /// Opens a descriptor of this process's own on the file (after `close_fd`). False
     /// when the name no longer leads to this mapping's file.
+    #[cfg(test)]
     pub fn reopen_fd(&self, dir: &Path) -> Result<bool, LedgerError> {
         let file = dir.join(FILE_NAME);
         let c = cstring(&file)?;

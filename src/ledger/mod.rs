@@ -9,7 +9,7 @@
 //! # Storage
 //!
 //! One file, `<dir>/ledger.v2` (mode 0600), mapped shared by every process and opened once
-//! per process; see `layout.rs` for what is in it. Its capacity in keys is set by the
+//! per process; see `format.rs` for what is in it (and `table.rs` for the algorithms on it). Its capacity in keys is set by the
 //! process that creates it ([`DEFAULT_KEYS`], 65,536, unless `ACL_IPC_GUARD_LEDGER_KEYS`
 //! says otherwise). Whitelists (up to the vendor's 32,768 pids per key) and importers live
 //! in a shared pool of entries chained per key. The fixed tables and the first 64 slots and
@@ -63,25 +63,27 @@
 //! file by hand while a job runs splits the job between two files; don't.
 
 mod file;
-mod layout;
+mod format;
 mod proc;
+mod table;
 #[cfg(test)]
 mod tests;
 
 pub use crate::key::Fp;
-pub use layout::{
+pub use format::{
     ATTACH as ATTACH_CAPACITY, DEFAULT_KEYS, FILE_NAME, IMPORTERS_MAX, MAX_KEYS, MIN_KEYS,
     WHITELIST_MAX,
 };
-pub use proc::{clock_ticks_per_sec, now_boot_ns, start_ticks_of, ticks_to_ns, ProcId};
+pub use proc::{now_boot_ns, start_ticks_of, ticks_to_ns, ProcId};
 
 use crate::sync::Lock as Mutex;
 use file::{Guard, Map};
-use layout::{Exported, Tables, Who, CHUNK, NO_SLOT, POOL_CHUNK};
+use format::{Who, CHUNK, NO_SLOT, POOL_CHUNK};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
+use table::{Exported, Tables};
 
 /// Why the ledger could not do something. Every variant names the path concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,6 +269,7 @@ impl Ledger {
     }
 
     /// Who this process is to the ledger.
+    #[cfg(test)]
     pub fn me(&self) -> ProcId {
         self.who().proc_id()
     }
@@ -276,18 +279,11 @@ impl Ledger {
         self.map().geo.keys
     }
 
-    /// Records the bare tgid once the caller learns it (used for whitelist look-ups and in
-    /// later records).
-    pub fn set_bare_tgid(&self, bare_tgid: i32) {
-        self.bare_tgid.store(bare_tgid, Relaxed);
-        if let Ok(mut g) = self.lock() {
-            let who = self.who();
-            g.data().register_at(who.slot as usize, &who);
-        }
-    }
-
     /// In a forked child that goes on using the ledger: give up the descriptors inherited
-    /// from the parent (they hold its liveness lock) and attach as `me`.
+    /// from the parent (they hold its liveness lock) and attach as `me`. The shim itself
+    /// opens the ledger afresh in a fork child (`forget_after_fork`, then a new `open`);
+    /// this path is exercised by the ledger's fork tests only.
+    #[cfg(test)]
     pub fn after_fork_child(&self, me: ProcId) -> Result<(), LedgerError> {
         self.forget_after_fork();
         self.pid.store(me.pid, Relaxed);

@@ -24,6 +24,7 @@ pub struct ProcId {
 
 impl ProcId {
     /// This process, with the bare tgid the caller learnt (pass `getpid()` when unknown).
+    #[cfg(test)]
     pub fn current(bare_tgid: i32) -> ProcId {
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };

@@ -4,7 +4,8 @@
 //! threads) and report through their exit status; they never panic or print.
 
 use super::file::RECOVERIES;
-use super::layout::{Geometry, Tables};
+use super::format::Geometry;
+use super::table::Tables;
 use super::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::atomic::Ordering;
@@ -504,7 +505,7 @@ fn a_full_table_refuses_then_makes_room() {
     assert!(err.to_string().contains("full (4096 keys in use"), "{err}");
     let blocks = std::fs::metadata(dir.join(FILE_NAME)).unwrap().blocks() * 512;
     assert!(
-        blocks >= file_size() - (super::layout::POOL_PER_KEY * 32 * K) as u64 - 4096,
+        blocks >= file_size() - (super::format::POOL_PER_KEY * 32 * K) as u64 - 4096,
         "space allocated as it grew: {blocks}"
     );
     // A finished key makes room.

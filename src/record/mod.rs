@@ -1,14 +1,19 @@
 //! Records: what the shim writes. Types here are plain data filled on the calling thread;
 //! encoding to JSON or text happens at the sink, on the writer thread where possible.
 
-mod encode;
+mod frames;
+mod json;
+#[cfg(test)]
+mod tests;
+mod text;
+mod time;
 mod writer;
 
-pub use encode::{encode, format_ts};
-pub use writer::{stderr_line, Log, LogStats};
+pub use time::format_ts;
+pub(crate) use writer::{stderr_line, Log};
 
 use crate::call::{Args, Func, Outcome};
-use crate::config::Mode;
+use crate::config::{Format, Mode};
 use crate::key::{Fp, Key};
 use crate::rules::{Rule, Severity};
 
@@ -117,4 +122,14 @@ pub struct Record {
     pub pid: i32,
     pub tid: i32,
     pub body: Body,
+}
+
+/// Appends `rec` as one line (ending in `\n`) to `out`: JSON (one object per line, fixed
+/// field order) or text (one line for people); both carry the same facts.
+pub fn encode(rec: &mut Record, format: Format, show_keys: bool, out: &mut Vec<u8>) {
+    match format {
+        Format::Json => json::record(rec, show_keys, out),
+        Format::Text => text::record(rec, show_keys, out),
+    }
+    out.push(b'\n');
 }

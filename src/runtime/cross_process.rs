@@ -2,7 +2,13 @@
 //! ledger, opened on first use, asked for the facts the ledger rules need, and told what
 //! happened. Its trouble is said once in an `error` record; the ledger rules then skip.
 
-use super::*;
+use super::{Runtime, Trouble};
+use crate::config::LedgerSetting;
+use crate::key::Fp;
+use crate::ledger::{self, Ledger};
+use crate::real;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// The ledger as this process sees it.
 pub(super) enum LedgerLink {
@@ -29,11 +35,10 @@ impl Runtime {
             _ => {}
         }
         // Not found yet (the program may load the runtime later): ask again next time.
-        let addr = real::resolve(Func::DeviceGetBareTgid, &self.config.real_lib).ok()?;
+        let f = real::DEVICE_GET_BARE_TGID.get(&self.config.real_lib).ok()?;
         let mut asked = -1i32;
-        // SAFETY: the real function has the vendor's signature.
-        let f: extern "C" fn(*mut i32) -> i32 = unsafe { std::mem::transmute(addr) };
-        if f(&mut asked) != 0 {
+        // SAFETY: the real aclrtDeviceGetBareTgid with a valid out-pointer.
+        if unsafe { f(&mut asked) } != 0 {
             asked = -1;
         }
         let b = if asked > 0 { asked } else { -1 };
@@ -115,53 +120,6 @@ impl Runtime {
                 );
                 Err(())
             }
-        }
-    }
-
-    pub(super) fn ledger_facts(&'static self, args: &Args) -> LedgerFacts {
-        match args {
-            Args::ImportByKey {
-                key: KeyArg::Key(k),
-                ..
-            } => {
-                if self.state.lock().export(&k.fp).is_some() {
-                    return LedgerFacts::None;
-                }
-                self.with_ledger(|l| l.import_view(lfp(k.fp)))
-                    .flatten()
-                    .map_or(LedgerFacts::None, |v| {
-                        LedgerFacts::Import(ImportFacts {
-                            exporter_pid: v.exporter.host_pid(),
-                            exporter_alive: v.exporter_alive,
-                            whitelist_mode: v.whitelist_mode,
-                            exporter_closed: v.exporter_closed,
-                            memory_freed: v.memory_freed,
-                            whitelisted_at_ns: v.whitelisted_at_ns,
-                        })
-                    })
-            }
-            Args::Close {
-                key: KeyArg::Key(k),
-            } => {
-                {
-                    let s = self.state.lock();
-                    if s.export(&k.fp).is_none() || s.import(&k.fp).is_some() {
-                        return LedgerFacts::None;
-                    }
-                }
-                let open: Vec<i32> = self
-                    .with_ledger(|l| l.open_importers(lfp(k.fp)))
-                    .map(|o| o.procs.iter().map(|p| p.host_pid()).collect())
-                    .unwrap_or_default();
-                if open.is_empty() {
-                    LedgerFacts::None
-                } else {
-                    LedgerFacts::ExporterClose {
-                        open_importers: open,
-                    }
-                }
-            }
-            _ => LedgerFacts::None,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::boundary::{contain, Entered};
 use crate::call::codes;
-use crate::runtime::{Runtime, VERSION};
+use crate::runtime::{Runtime, Stats, VERSION};
 use std::os::raw::{c_char, c_int};
 
 /// Counters of this process since it started (or since fork, in a child).
@@ -23,6 +23,19 @@ pub struct AclIpcGuardStats {
     pub live_imports: u64,
 }
 
+impl From<Stats> for AclIpcGuardStats {
+    fn from(s: Stats) -> AclIpcGuardStats {
+        AclIpcGuardStats {
+            calls: s.calls,
+            violations: s.violations,
+            blocked: s.blocked,
+            dropped: s.dropped,
+            live_exports: s.live_exports,
+            live_imports: s.live_imports,
+        }
+    }
+}
+
 /// The library's version, a static NUL-terminated string.
 #[no_mangle]
 pub extern "C" fn aclIpcGuardVersion() -> *const c_char {
@@ -39,7 +52,10 @@ pub unsafe extern "C" fn aclIpcGuardGetStats(out: *mut AclIpcGuardStats) -> c_in
         return codes::ACL_ERROR_INVALID_PARAM;
     }
     let _inside = Entered::enter();
-    *out = contain(|| Runtime::get().stats()).unwrap_or_default();
+    let stats = contain(|| Runtime::get().stats()).unwrap_or_default();
+    // SAFETY: `out` is not NULL and points to writable memory for one AclIpcGuardStats
+    // (the caller's contract).
+    unsafe { out.write(stats.into()) };
     codes::ACL_SUCCESS
 }
 

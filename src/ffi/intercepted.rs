@@ -1,50 +1,17 @@
 //! The C entry points with the vendor's signatures. Each one only gathers its arguments
-//! into plain data, names how to forward and what to read back, and hands over to
-//! `runtime::intercept`; nothing here decides what is a violation.
+//! into plain data (through `raw`), names its real function's slot, how to forward and
+//! what to read back, and hands over to `runtime::entry::intercept`.
 
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
-use crate::call::{Args, Func, Out, ServerEntry, MAX_SERVER_ENTRIES};
-use crate::key::{KeyArg, KEY_LEN};
-use crate::runtime::intercept;
-use crate::vendor::{aclError, aclrtIpcMemAttrType, aclrtMemMallocPolicy, aclrtServerPid};
+use super::raw;
+use super::vendor::{aclError, aclrtIpcMemAttrType, aclrtMemMallocPolicy, aclrtServerPid};
+use crate::call::{Args, Out};
+use crate::key::KeyArg;
+use crate::real::{self, MallocFn, Real};
+use crate::runtime::entry::intercept;
 use std::ffi::c_void;
-use std::mem::transmute;
 use std::os::raw::c_char;
-
-/// Reads a key argument byte by byte up to its NUL, at most 65 bytes: never further than
-/// the runtime's own `strnlen` would.
-unsafe fn read_key(key: *const c_char) -> KeyArg {
-    if key.is_null() {
-        return KeyArg::Null;
-    }
-    let mut buf = [0u8; KEY_LEN];
-    for (i, slot) in buf.iter_mut().enumerate() {
-        let b = *key.add(i) as u8;
-        *slot = b;
-        if b == 0 {
-            return KeyArg::from_prefix(&buf[..=i]);
-        }
-    }
-    KeyArg::Unterminated
-}
-
-unsafe fn read_out_ptr(p: *mut *mut c_void) -> Out {
-    Out {
-        dev_ptr: Some(*p as usize),
-        ..Out::default()
-    }
-}
-
-type ExportKeyFn = extern "C" fn(*mut c_void, usize, *mut c_char, usize, u64) -> aclError;
-type SetImportPidFn = extern "C" fn(*const c_char, *mut i32, usize) -> aclError;
-type InterServerFn = extern "C" fn(*const c_char, *mut aclrtServerPid, usize) -> aclError;
-type ImportByKeyFn = extern "C" fn(*mut *mut c_void, *const c_char, u64) -> aclError;
-type SetAttrFn = extern "C" fn(*const c_char, aclrtIpcMemAttrType, u64) -> aclError;
-type CloseFn = extern "C" fn(*const c_char) -> aclError;
-type BareTgidFn = extern "C" fn(*mut i32) -> aclError;
-type MallocFn = extern "C" fn(*mut *mut c_void, usize, aclrtMemMallocPolicy) -> aclError;
-type FreeFn = extern "C" fn(*mut c_void) -> aclError;
 
 /// Shares `size` bytes of device memory at `devPtr` with other processes: writes a key of
 /// at most 64 characters and a NUL into `key` (`len` is fixed at 65). `flags` is
@@ -59,7 +26,7 @@ pub unsafe extern "C" fn aclrtIpcMemGetExportKey(
     flags: u64,
 ) -> aclError {
     intercept(
-        Func::GetExportKey,
+        &real::GET_EXPORT_KEY,
         || Args::GetExportKey {
             dev_ptr: devPtr as usize,
             size,
@@ -67,9 +34,12 @@ pub unsafe extern "C" fn aclrtIpcMemGetExportKey(
             len,
             flags,
         },
-        |f| transmute::<usize, ExportKeyFn>(f)(devPtr, size, key, len, flags),
+        // SAFETY (each `f(..)` below): the real function, called with the program's own
+        // arguments, unchanged.
+        |f| unsafe { f(devPtr, size, key, len, flags) },
+        // SAFETY: after success the runtime wrote a NUL-terminated key into `key`.
         || Out {
-            key: read_key(key).key().copied(),
+            key: unsafe { raw::key(key) }.key().copied(),
             ..Out::default()
         },
     )
@@ -83,14 +53,15 @@ pub unsafe extern "C" fn aclrtIpcMemSetImportPid(
     num: usize,
 ) -> aclError {
     intercept(
-        Func::SetImportPid,
+        &real::SET_IMPORT_PID,
         || Args::SetImportPid {
-            key: read_key(key),
+            // SAFETY (each `raw::key`): a key argument, read as the runtime reads it.
+            key: unsafe { raw::key(key) },
             pid_ptr: pid as usize,
             pids: None,
             num,
         },
-        |f| transmute::<usize, SetImportPidFn>(f)(key, pid, num),
+        |f| unsafe { f(key, pid, num) },
         Out::default,
     )
 }
@@ -103,32 +74,23 @@ pub unsafe extern "C" fn aclrtIpcMemImportPidInterServer(
     num: usize,
 ) -> aclError {
     intercept(
-        Func::ImportPidInterServer,
+        &real::IMPORT_PID_INTER_SERVER,
         || {
-            let key = read_key(key);
+            let key = unsafe { raw::key(key) };
             Args::ImportPidInterServer {
                 key,
                 server_pids: serverPids as usize,
-                // The runtime checks the entries once key and array are there; the pid arrays
-                // themselves it reads only later (the runtime path reads them after success).
-                entries: (matches!(key, KeyArg::Key(_))
-                    && !serverPids.is_null()
-                    && (1..=MAX_SERVER_ENTRIES).contains(&num))
-                .then(|| {
-                    std::slice::from_raw_parts(serverPids, num)
-                        .iter()
-                        .map(|e| ServerEntry {
-                            sdid: e.sdid,
-                            pid_ptr: e.pid as usize,
-                            num: e.num,
-                            pids: None,
-                        })
-                        .collect()
-                }),
+                // The runtime checks the entries once the key is there; the pid arrays
+                // themselves it reads only later (the path reads them after success).
+                entries: match key {
+                    // SAFETY: with a key, the runtime reads the entries.
+                    KeyArg::Key(_) => unsafe { raw::server_entries(serverPids, num) },
+                    _ => None,
+                },
                 num,
             }
         },
-        |f| transmute::<usize, InterServerFn>(f)(key, serverPids, num),
+        |f| unsafe { f(key, serverPids, num) },
         Out::default,
     )
 }
@@ -142,14 +104,15 @@ pub unsafe extern "C" fn aclrtIpcMemImportByKey(
     flags: u64,
 ) -> aclError {
     intercept(
-        Func::ImportByKey,
+        &real::IMPORT_BY_KEY,
         || Args::ImportByKey {
             out_ptr: devPtr as usize,
-            key: read_key(key),
+            key: unsafe { raw::key(key) },
             flags,
         },
-        |f| transmute::<usize, ImportByKeyFn>(f)(devPtr, key, flags),
-        || read_out_ptr(devPtr),
+        |f| unsafe { f(devPtr, key, flags) },
+        // SAFETY: after success the runtime wrote the address through `devPtr`.
+        || out_dev_ptr(unsafe { raw::out_ptr(devPtr) }),
     )
 }
 
@@ -161,13 +124,13 @@ pub unsafe extern "C" fn aclrtIpcMemSetAttr(
     attr: u64,
 ) -> aclError {
     intercept(
-        Func::SetAttr,
+        &real::SET_ATTR,
         || Args::SetAttr {
-            key: read_key(key),
+            key: unsafe { raw::key(key) },
             attr_type: r#type as u32,
             attr,
         },
-        |f| transmute::<usize, SetAttrFn>(f)(key, r#type, attr),
+        |f| unsafe { f(key, r#type, attr) },
         Out::default,
     )
 }
@@ -177,9 +140,11 @@ pub unsafe extern "C" fn aclrtIpcMemSetAttr(
 #[no_mangle]
 pub unsafe extern "C" fn aclrtIpcMemClose(key: *const c_char) -> aclError {
     intercept(
-        Func::Close,
-        || Args::Close { key: read_key(key) },
-        |f| transmute::<usize, CloseFn>(f)(key),
+        &real::CLOSE,
+        || Args::Close {
+            key: unsafe { raw::key(key) },
+        },
+        |f| unsafe { f(key) },
         Out::default,
     )
 }
@@ -188,33 +153,39 @@ pub unsafe extern "C" fn aclrtIpcMemClose(key: *const c_char) -> aclError {
 #[no_mangle]
 pub unsafe extern "C" fn aclrtDeviceGetBareTgid(pid: *mut i32) -> aclError {
     intercept(
-        Func::DeviceGetBareTgid,
+        &real::DEVICE_GET_BARE_TGID,
         || Args::DeviceGetBareTgid {
             out_ptr: pid as usize,
         },
-        |f| transmute::<usize, BareTgidFn>(f)(pid),
+        |f| unsafe { f(pid) },
+        // SAFETY: after success the runtime wrote the pid through `pid`.
         || Out {
-            pid: Some(*pid),
+            pid: Some(unsafe { raw::out_i32(pid) }),
             ..Out::default()
         },
     )
 }
 
+/// The three allocation calls share one signature and one path.
+///
+/// # Safety
+/// The entry points' own: `devPtr` is what the program passed to the allocation call.
 unsafe fn malloc_like(
-    func: Func,
+    real: &'static Real<MallocFn>,
     devPtr: *mut *mut c_void,
     size: usize,
     policy: aclrtMemMallocPolicy,
 ) -> aclError {
     intercept(
-        func,
+        real,
         || Args::Malloc {
             out_ptr: devPtr as usize,
             size,
             policy: policy as u32,
         },
-        |f| transmute::<usize, MallocFn>(f)(devPtr, size, policy),
-        || read_out_ptr(devPtr),
+        |f| unsafe { f(devPtr, size, policy) },
+        // SAFETY: after success the runtime wrote the address through `devPtr`.
+        || out_dev_ptr(unsafe { raw::out_ptr(devPtr) }),
     )
 }
 
@@ -225,7 +196,8 @@ pub unsafe extern "C" fn aclrtMalloc(
     size: usize,
     policy: aclrtMemMallocPolicy,
 ) -> aclError {
-    malloc_like(Func::Malloc, devPtr, size, policy)
+    // SAFETY: the program's own arguments.
+    unsafe { malloc_like(&real::MALLOC, devPtr, size, policy) }
 }
 
 /// Allocates device memory, 32-byte aligned.
@@ -235,7 +207,8 @@ pub unsafe extern "C" fn aclrtMallocAlign32(
     size: usize,
     policy: aclrtMemMallocPolicy,
 ) -> aclError {
-    malloc_like(Func::MallocAlign32, devPtr, size, policy)
+    // SAFETY: the program's own arguments.
+    unsafe { malloc_like(&real::MALLOC_ALIGN32, devPtr, size, policy) }
 }
 
 /// Allocates cached device memory.
@@ -245,18 +218,26 @@ pub unsafe extern "C" fn aclrtMallocCached(
     size: usize,
     policy: aclrtMemMallocPolicy,
 ) -> aclError {
-    malloc_like(Func::MallocCached, devPtr, size, policy)
+    // SAFETY: the program's own arguments.
+    unsafe { malloc_like(&real::MALLOC_CACHED, devPtr, size, policy) }
 }
 
 /// Frees device memory this process allocated (never memory it imported).
 #[no_mangle]
 pub unsafe extern "C" fn aclrtFree(devPtr: *mut c_void) -> aclError {
     intercept(
-        Func::Free,
+        &real::FREE,
         || Args::Free {
             dev_ptr: devPtr as usize,
         },
-        |f| transmute::<usize, FreeFn>(f)(devPtr),
+        |f| unsafe { f(devPtr) },
         Out::default,
     )
+}
+
+fn out_dev_ptr(dev_ptr: usize) -> Out {
+    Out {
+        dev_ptr: Some(dev_ptr),
+        ..Out::default()
+    }
 }

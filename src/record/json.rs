@@ -1,0 +1,329 @@
+//! The JSON-lines encoding: one object per line, fields in a fixed order, written by hand
+//! into a reused buffer (no serialisation framework in the preloaded library).
+
+use super::{frames, time, Body, KeyRef, Record, Violation};
+use crate::call::{Args, Func, Outcome};
+use crate::key::KeyArg;
+
+/// Lowercase hex without leading zeros (`0` for zero).
+pub(super) fn push_hex(out: &mut Vec<u8>, v: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - v.leading_zeros() as usize).div_ceil(4);
+    for i in (0..digits.max(1)).rev() {
+        out.push(HEX[((v >> (4 * i)) & 15) as usize]);
+    }
+}
+
+// ---------------------------------------------------------------- the object writer
+
+/// A tiny JSON object writer: fields in the order written, commas handled.
+struct Obj<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Obj<'a> {
+    fn open(out: &'a mut Vec<u8>) -> Obj<'a> {
+        out.push(b'{');
+        Obj { out, first: true }
+    }
+
+    fn name(&mut self, name: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        json_str(name, self.out);
+        self.out.push(b':');
+        self.out
+    }
+
+    fn str(&mut self, name: &str, v: &str) {
+        let o = self.name(name);
+        json_str(v, o);
+    }
+
+    fn int(&mut self, name: &str, v: impl itoa::Integer) {
+        let o = self.name(name);
+        o.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
+
+    fn ptr(&mut self, name: &str, v: usize) {
+        let o = self.name(name);
+        o.extend_from_slice(b"\"0x");
+        push_hex(o, v as u64);
+        o.push(b'"');
+    }
+
+    fn bool(&mut self, name: &str, v: bool) {
+        let o = self.name(name);
+        o.extend_from_slice(if v { b"true" } else { b"false" });
+    }
+
+    fn null(&mut self, name: &str) {
+        let o = self.name(name);
+        o.extend_from_slice(b"null");
+    }
+
+    fn raw(&mut self, name: &str, f: impl FnOnce(&mut Vec<u8>)) {
+        let o = self.name(name);
+        f(o);
+    }
+
+    /// `key_fp` (and `key` with show_keys) for a key reference.
+    fn key_ref(&mut self, k: &KeyRef, show_keys: bool) {
+        let fp = k.fp().to_buf();
+        self.str("key_fp", std::str::from_utf8(&fp).unwrap_or_default());
+        if let (true, KeyRef::Key(key)) = (show_keys, k) {
+            self.str("key", &String::from_utf8_lossy(key.bytes()));
+        }
+    }
+
+    /// A key argument: `key_fp` is null when the key was NULL or unterminated.
+    fn key_arg(&mut self, k: &KeyArg, show_keys: bool) {
+        match k {
+            KeyArg::Key(key) => self.key_ref(&KeyRef::Key(*key), show_keys),
+            _ => self.null("key_fp"),
+        }
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+pub(super) fn json_str(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
+            c => {
+                let mut b = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+fn json_pids(pids: &[i32], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, p) in pids.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(itoa::Buffer::new().format(*p).as_bytes());
+    }
+    out.push(b']');
+}
+
+pub(super) fn record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
+    let mut o = Obj::open(out);
+    o.raw("ts", |b| {
+        b.push(b'"');
+        time::format_ts(rec.ts_us, b);
+        b.push(b'"');
+    });
+    o.int("seq", rec.seq);
+    o.int("pid", rec.pid);
+    o.int("tid", rec.tid);
+    o.str("event", rec.body.event());
+    match &mut rec.body {
+        Body::Start(s) => {
+            o.str("version", s.version);
+            o.str("mode", s.mode.as_str());
+            o.str("exe", &s.exe);
+            o.str("ledger", &s.ledger);
+            o.str("host", &s.host);
+            if let Some(t) = s.bare_tgid {
+                o.int("bare_tgid", t);
+            }
+            if let Some(p) = s.parent {
+                o.int("parent", p);
+            }
+        }
+        Body::Call {
+            func,
+            args,
+            outcome,
+        } => {
+            o.str("fn", func.name());
+            o.raw("args", |b| call_args(args, show_keys, b));
+            o.raw("out", |b| call_out(*func, outcome, show_keys, b));
+            o.int("ret", outcome.ret);
+            o.bool("forwarded", outcome.forwarded);
+            o.int("dur_ns", outcome.dur_ns);
+            if outcome.untracked {
+                o.str("ledger", "untracked");
+            }
+        }
+        Body::Violation(v) => json_violation(&mut o, v, show_keys),
+        Body::Summary {
+            calls,
+            violations,
+            blocked,
+            leaks,
+            dropped,
+        } => {
+            o.int("calls", *calls);
+            o.raw("violations", |b| {
+                let mut v = Obj::open(b);
+                for (rule, n) in violations.iter() {
+                    v.int(rule.id(), *n);
+                }
+                v.close();
+            });
+            o.int("blocked", *blocked);
+            o.int("leaks", *leaks);
+            o.int("dropped", *dropped);
+        }
+        Body::Error { message } => o.str("message", message),
+    }
+    o.close();
+}
+
+fn json_violation(o: &mut Obj<'_>, v: &mut Violation, show_keys: bool) {
+    o.str("rule", v.rule.id());
+    o.str("severity", v.severity.as_str());
+    o.str("action", v.action.as_str());
+    o.str("fn", v.func.map_or("exit", Func::name));
+    o.str("message", &v.message);
+    if let Some(k) = &v.key {
+        o.key_ref(k, show_keys);
+    }
+    if let Some(frames) = v.backtrace.as_mut().map(frames::lines) {
+        o.raw("backtrace", |b| {
+            b.push(b'[');
+            for (i, f) in frames.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                json_str(f, b);
+            }
+            b.push(b']');
+        });
+    }
+}
+
+pub(super) fn call_args(args: &Args, show_keys: bool, out: &mut Vec<u8>) {
+    let mut o = Obj::open(out);
+    match args {
+        Args::GetExportKey {
+            dev_ptr,
+            size,
+            key_buf,
+            len,
+            flags,
+        } => {
+            o.ptr("devPtr", *dev_ptr);
+            o.int("size", *size);
+            o.ptr("key", *key_buf);
+            o.int("len", *len);
+            o.int("flags", *flags);
+        }
+        Args::SetImportPid {
+            key,
+            pid_ptr,
+            pids,
+            num,
+        } => {
+            o.key_arg(key, show_keys);
+            match pids {
+                Some(p) => o.raw("pid", |b| json_pids(p, b)),
+                None if *pid_ptr == 0 => o.null("pid"),
+                None => o.ptr("pid", *pid_ptr),
+            }
+            o.int("num", *num);
+        }
+        Args::ImportPidInterServer {
+            key,
+            server_pids,
+            entries,
+            num,
+        } => {
+            o.key_arg(key, show_keys);
+            match entries {
+                Some(es) => o.raw("serverPids", |b| {
+                    b.push(b'[');
+                    for (i, e) in es.iter().enumerate() {
+                        if i > 0 {
+                            b.push(b',');
+                        }
+                        let mut eo = Obj::open(b);
+                        eo.int("sdid", e.sdid);
+                        match &e.pids {
+                            Some(p) => eo.raw("pid", |b| json_pids(p, b)),
+                            None if e.pid_ptr == 0 => eo.null("pid"),
+                            None => eo.ptr("pid", e.pid_ptr),
+                        }
+                        eo.int("num", e.num);
+                        eo.close();
+                    }
+                    b.push(b']');
+                }),
+                None if *server_pids == 0 => o.null("serverPids"),
+                None => o.ptr("serverPids", *server_pids),
+            }
+            o.int("num", *num);
+        }
+        Args::ImportByKey {
+            out_ptr,
+            key,
+            flags,
+        } => {
+            o.ptr("devPtr", *out_ptr);
+            o.key_arg(key, show_keys);
+            o.int("flags", *flags);
+        }
+        Args::SetAttr {
+            key,
+            attr_type,
+            attr,
+        } => {
+            o.key_arg(key, show_keys);
+            o.int("type", *attr_type);
+            o.int("attr", *attr);
+        }
+        Args::Close { key } => o.key_arg(key, show_keys),
+        Args::DeviceGetBareTgid { out_ptr } => o.ptr("pid", *out_ptr),
+        Args::Malloc {
+            out_ptr,
+            size,
+            policy,
+        } => {
+            o.ptr("devPtr", *out_ptr);
+            o.int("size", *size);
+            o.int("policy", *policy);
+        }
+        Args::Free { dev_ptr } => o.ptr("devPtr", *dev_ptr),
+    }
+    o.close();
+}
+
+pub(super) fn call_out(_func: Func, outcome: &Outcome, show_keys: bool, out: &mut Vec<u8>) {
+    let mut o = Obj::open(out);
+    if outcome.ret == 0 {
+        if let Some(p) = outcome.out.dev_ptr {
+            o.ptr("devPtr", p);
+        }
+        if let Some(k) = &outcome.out.key {
+            o.key_ref(&KeyRef::Key(*k), show_keys);
+        }
+        if let Some(p) = outcome.out.pid {
+            o.int("pid", p);
+        }
+    }
+    o.close();
+}

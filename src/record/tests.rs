@@ -1,0 +1,262 @@
+//! The encodings, field by field.
+
+use super::json::{json_str, push_hex};
+use super::time::format_ts;
+use super::*;
+use crate::call::Out;
+use crate::call::{Args, Func, Outcome};
+use crate::config::Format;
+use crate::config::Mode;
+use crate::key::Key;
+use crate::key::KeyArg;
+use crate::record::{Action, Start};
+use crate::rules::{Rule, Severity};
+
+fn rec(body: Body) -> Record {
+    Record {
+        seq: 3,
+        ts_us: 1_795_468_025_123_456,
+        pid: 42,
+        tid: 43,
+        body,
+    }
+}
+
+fn json(mut r: Record, show: bool) -> serde_json::Value {
+    let mut out = Vec::new();
+    encode(&mut r, Format::Json, show, &mut out);
+    assert_eq!(out.last(), Some(&b'\n'));
+    assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
+    serde_json::from_slice(&out).expect("valid JSON")
+}
+
+#[test]
+fn timestamps() {
+    let mut out = Vec::new();
+    format_ts(0, &mut out);
+    assert_eq!(out, b"1970-01-01T00:00:00.000000Z");
+    out.clear();
+    format_ts(1_795_468_025_123_456, &mut out);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "2026-11-23T21:07:05.123456Z"
+    );
+    let mut out = Vec::new();
+    format_ts(951_782_400_000_001, &mut out); // leap day
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "2000-02-29T00:00:00.000001Z"
+    );
+}
+
+#[test]
+fn call_record_fields() {
+    let key = Key::from_bytes(b"abc");
+    let v = json(
+        rec(Body::Call {
+            func: Func::GetExportKey,
+            args: Args::GetExportKey {
+                dev_ptr: 0x1000,
+                size: 4096,
+                key_buf: 0x2000,
+                len: 65,
+                flags: 1,
+            },
+            outcome: Outcome {
+                ret: 0,
+                forwarded: true,
+                out: Out {
+                    key: Some(key),
+                    ..Out::default()
+                },
+                dur_ns: 77,
+                untracked: false,
+            },
+        }),
+        false,
+    );
+    assert_eq!(v["ts"], "2026-11-23T21:07:05.123456Z");
+    assert_eq!(v["seq"], 3);
+    assert_eq!(v["pid"], 42);
+    assert_eq!(v["tid"], 43);
+    assert_eq!(v["event"], "call");
+    assert_eq!(v["fn"], "aclrtIpcMemGetExportKey");
+    assert_eq!(v["args"]["devPtr"], "0x1000");
+    assert_eq!(v["args"]["size"], 4096);
+    assert_eq!(v["args"]["len"], 65);
+    assert_eq!(v["args"]["flags"], 1);
+    assert_eq!(v["out"]["key_fp"], "fp:ba7816bf8f01cfea");
+    assert!(v["out"].get("key").is_none(), "raw keys only when asked");
+    assert_eq!(v["ret"], 0);
+    assert_eq!(v["forwarded"], true);
+    assert_eq!(v["dur_ns"], 77);
+}
+
+#[test]
+fn show_keys_adds_the_raw_key() {
+    let key = Key::from_bytes(b"abc");
+    let v = json(
+        rec(Body::Call {
+            func: Func::Close,
+            args: Args::Close {
+                key: KeyArg::Key(key),
+            },
+            outcome: Outcome {
+                ret: 0,
+                forwarded: true,
+                out: Out::default(),
+                dur_ns: 1,
+                untracked: false,
+            },
+        }),
+        true,
+    );
+    assert_eq!(v["args"]["key_fp"], "fp:ba7816bf8f01cfea");
+    assert_eq!(v["args"]["key"], "abc");
+}
+
+#[test]
+fn violation_and_summary() {
+    let v = json(
+        rec(Body::Violation(Box::new(Violation {
+            rule: Rule::FreeImported,
+            severity: Severity::Error,
+            action: Action::Blocked,
+            func: Some(Func::Free),
+            message: "a \"quoted\"\nline".into(),
+            key: None,
+            backtrace: Some(backtrace::Backtrace::new_unresolved()),
+        }))),
+        false,
+    );
+    assert_eq!(v["rule"], "free.imported");
+    assert_eq!(v["severity"], "error");
+    assert_eq!(v["action"], "blocked");
+    assert_eq!(v["fn"], "aclrtFree");
+    assert_eq!(v["message"], "a \"quoted\"\nline");
+    assert!(v["backtrace"].is_array());
+    let s = json(
+        rec(Body::Summary {
+            calls: 9,
+            violations: vec![(Rule::ExitLeak, 2)],
+            blocked: 1,
+            leaks: 2,
+            dropped: 0,
+        }),
+        false,
+    );
+    assert_eq!(s["violations"]["exit.leak"], 2);
+    assert_eq!(s["leaks"], 2);
+}
+
+#[test]
+fn hex_and_escapes() {
+    for v in [0u64, 1, 0xf, 0x10, 0x7fff_1234_5000, u64::MAX] {
+        let mut out = Vec::new();
+        push_hex(&mut out, v);
+        assert_eq!(String::from_utf8(out).unwrap(), format!("{v:x}"));
+    }
+    let mut out = Vec::new();
+    json_str("plain", &mut out);
+    json_str("a\\b\"c\u{1}", &mut out);
+    assert_eq!(String::from_utf8(out).unwrap(), r#""plain""a\\b\"c\u0001""#);
+}
+
+fn start(bare_tgid: Option<i32>, parent: Option<i32>) -> Start {
+    Start {
+        version: "1.2.3",
+        mode: Mode::Enforce,
+        exe: "/opt/app/bin/trainer".into(),
+        ledger: "/dev/shm/job".into(),
+        host: "node-7".into(),
+        bare_tgid,
+        parent,
+    }
+}
+
+#[test]
+fn start_record_fields_in_json() {
+    let v = json(
+        rec(Body::Start(Box::new(start(Some(5042), Some(41))))),
+        false,
+    );
+    assert_eq!(v["event"], "start");
+    assert_eq!(v["seq"], 3);
+    assert_eq!(v["version"], "1.2.3");
+    assert_eq!(v["mode"], "enforce");
+    assert_eq!(v["exe"], "/opt/app/bin/trainer");
+    assert_eq!(v["ledger"], "/dev/shm/job");
+    assert_eq!(v["host"], "node-7");
+    assert_eq!(v["bare_tgid"], 5042);
+    assert_eq!(v["parent"], 41);
+    // Not known, not a fork child: the fields are left out, never null or 0.
+    let v = json(rec(Body::Start(Box::new(start(None, None)))), false);
+    let o = v.as_object().unwrap();
+    assert!(
+        !o.contains_key("bare_tgid") && !o.contains_key("parent"),
+        "{v}"
+    );
+    assert_eq!(v["host"], "node-7");
+}
+
+/// The text format's `name=value` words after the event, read back.
+fn text_fields(line: &str) -> Vec<(String, String)> {
+    let body = line.split_once(" start ").expect("a start record").1;
+    body.trim_end()
+        .split(' ')
+        .map(|w| {
+            let (k, v) = w.split_once('=').expect("name=value");
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn start_record_round_trips_through_text() {
+    for (bare_tgid, parent) in [(Some(5042), Some(41)), (Some(9), None), (None, None)] {
+        let want = start(bare_tgid, parent);
+        let mut r = rec(Body::Start(Box::new(want.clone())));
+        let mut out = Vec::new();
+        encode(&mut r, Format::Text, false, &mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert!(
+            line.starts_with(
+                "[acl-ipc-guard] 2026-11-23T21:07:05.123456Z pid=42 tid=43 seq=3 start "
+            ),
+            "{line}"
+        );
+        let f = text_fields(&line);
+        let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let back = Start {
+            version: if get("version").as_deref() == Some(want.version) {
+                want.version
+            } else {
+                "?"
+            },
+            mode: match get("mode").as_deref() {
+                Some("enforce") => Mode::Enforce,
+                other => panic!("mode {other:?}"),
+            },
+            exe: get("exe").unwrap(),
+            ledger: get("ledger").unwrap(),
+            host: get("host").unwrap(),
+            bare_tgid: get("bare_tgid").map(|v| v.parse().unwrap()),
+            parent: get("parent").map(|v| v.parse().unwrap()),
+        };
+        assert_eq!(back, want, "{line}");
+    }
+}
+
+#[test]
+fn text_is_one_line() {
+    let mut r = rec(Body::Error {
+        message: "two\nlines".into(),
+    });
+    let mut out = Vec::new();
+    encode(&mut r, Format::Text, false, &mut out);
+    let s = String::from_utf8(out).unwrap();
+    assert_eq!(s.matches('\n').count(), 1);
+    assert!(s.starts_with(
+        "[acl-ipc-guard] 2026-11-23T21:07:05.123456Z pid=42 tid=43 seq=3 ERROR two lines"
+    ));
+}

@@ -1,0 +1,101 @@
+//! The text encoding: one line per record, for people; the same facts as the JSON one
+//! (a call's arguments and outputs in their compact JSON form).
+
+use super::{frames, json, time, Body, KeyRef, Record};
+use crate::call::Func;
+
+pub(super) fn record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"[acl-ipc-guard] ");
+    time::format_ts(rec.ts_us, out);
+    let head = format!(" pid={} tid={} seq={} ", rec.pid, rec.tid, rec.seq);
+    out.extend_from_slice(head.as_bytes());
+    let body = match &mut rec.body {
+        Body::Start(s) => {
+            let mut t = format!(
+                "start version={} mode={} exe={} ledger={} host={}",
+                s.version,
+                s.mode.as_str(),
+                s.exe,
+                s.ledger,
+                s.host
+            );
+            if let Some(b) = s.bare_tgid {
+                t.push_str(&format!(" bare_tgid={b}"));
+            }
+            if let Some(p) = s.parent {
+                t.push_str(&format!(" parent={p}"));
+            }
+            t
+        }
+        Body::Call {
+            func,
+            args,
+            outcome,
+        } => {
+            // The text form reuses the JSON rendering of args/out: same facts, compact.
+            let mut a = Vec::new();
+            json::call_args(args, show_keys, &mut a);
+            let mut o = Vec::new();
+            json::call_out(*func, outcome, show_keys, &mut o);
+            format!(
+                "call {} args={} out={} ret={} {} dur_ns={}{}",
+                func.name(),
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&o),
+                outcome.ret,
+                if outcome.forwarded {
+                    "forwarded"
+                } else {
+                    "not-forwarded"
+                },
+                outcome.dur_ns,
+                if outcome.untracked {
+                    " ledger=untracked"
+                } else {
+                    ""
+                }
+            )
+        }
+        Body::Violation(v) => {
+            let mut s = format!(
+                "VIOLATION {} {} action={} fn={}: {}",
+                v.severity.as_str(),
+                v.rule.id(),
+                v.action.as_str(),
+                v.func.map_or("exit", Func::name),
+                v.message
+            );
+            if let Some(k) = &v.key {
+                s.push_str(&format!(" key_fp={}", k.fp()));
+                if let (true, KeyRef::Key(key)) = (show_keys, k) {
+                    s.push_str(&format!(" key={}", String::from_utf8_lossy(key.bytes())));
+                }
+            }
+            if let Some(frames) = v.backtrace.as_mut().map(frames::lines) {
+                s.push_str(" backtrace=[");
+                s.push_str(&frames.join(" <- "));
+                s.push(']');
+            }
+            s
+        }
+        Body::Summary {
+            calls,
+            violations,
+            blocked,
+            leaks,
+            dropped,
+        } => {
+            let v: Vec<String> = violations
+                .iter()
+                .map(|(r, n)| format!("{}:{n}", r.id()))
+                .collect();
+            format!(
+                "summary calls={calls} violations={{{}}} blocked={blocked} leaks={leaks} dropped={dropped}",
+                v.join(",")
+            )
+        }
+        Body::Error { message } => format!("ERROR {message}"),
+    };
+    // One line per record, whatever a message holds.
+    out.extend(body.bytes().map(|b| if b == b'\n' { b' ' } else { b }));
+}

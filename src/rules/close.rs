@@ -1,0 +1,30 @@
+//! `aclrtIpcMemClose`.
+
+use super::{Findings, LedgerFacts, Rule};
+use crate::key::KeyArg;
+use crate::state::ProcessState;
+
+/// `aclrtIpcMemClose`: the key is open here (exported or imported), and an exporter
+/// closes last (from the ledger: no live importer still has it open).
+pub(super) fn check(f: &mut Findings, state: &ProcessState, ledger: &LedgerFacts, key: &KeyArg) {
+    if let Some(fp) = f.key(key, Rule::CloseKeyNull, Rule::CloseKeyUnterminated) {
+        if state.export(&fp).is_none() && state.import(&fp).is_none() {
+            f.add(
+                Rule::CloseUnknown,
+                Some(fp),
+                format!(
+                    "key {fp} is neither exported nor imported (and still open) by this process"
+                ),
+            );
+        }
+        if let LedgerFacts::ExporterClose { open_importers } = ledger {
+            if !open_importers.is_empty() && state.export(&fp).is_some() {
+                f.add(
+                    Rule::CloseExporterBeforeImporters,
+                    Some(fp),
+                    format!("the exporter closes key {fp} while importing process(es) {open_importers:?} are alive and have not closed it; importers must close first"),
+                );
+            }
+        }
+    }
+}

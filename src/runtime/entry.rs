@@ -1,0 +1,221 @@
+//! The path every intercepted call takes, top to bottom:
+//!
+//! ```text
+//! boundary ─► facts ─► rules ─► decide ─► forward ─► state and ledger ─► record
+//! ```
+//!
+//! Everything here is generic: what a particular function adds (the facts its rules need,
+//! what its success changes, the allocation calls' short path) is in `per_func`. The whole
+//! path runs inside the panic boundary except the call of the real function itself; where
+//! the shim fails, the call is forwarded as if the shim were not there.
+
+use super::{per_func, Runtime, Trouble};
+use crate::boundary::{self, contain, Entered};
+use crate::call::{codes, Args, Func, Out, Outcome};
+use crate::config::{Mode, DEFAULT_REAL_LIB};
+use crate::key::{Key, KeyArg};
+use crate::real::{Real, RealFn};
+use crate::record::{Action, Body};
+use crate::rules::{check_after, check_before, Finding, Severity};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// Handles one call of an intercepted function. `gather` reads the arguments at the
+/// boundary, `forward` calls the real function, `read_out` reads what a successful call
+/// wrote through its out-pointers.
+pub(crate) fn intercept<F: RealFn>(
+    real: &'static Real<F>,
+    gather: impl FnOnce() -> Args,
+    forward: impl Fn(F) -> i32,
+    read_out: impl Fn() -> Out,
+) -> i32 {
+    let func = real.func();
+
+    // The boundary: the runtime (initialised on first use), the re-entry guard, the real
+    // function. A panic in any of them only forwards.
+    let (rt, f, _inside) = match contain(|| begin(real)) {
+        Some(Begin::Check(rt, f, inside)) => (rt, f, inside),
+        Some(Begin::Forward(f)) => return forward(f),
+        Some(Begin::Missing) => return codes::ACL_ERROR_API_NOT_SUPPORT,
+        None => return forward_after_failure(real, forward),
+    };
+
+    // Facts: the arguments as read at the boundary.
+    let Some(mut args) = contain(gather) else {
+        return forward(f);
+    };
+    rt.calls.fetch_add(1, Ordering::Relaxed);
+    let record_call = rt.records_calls_of(func);
+    if !record_call {
+        if let Some(ret) = per_func::short_path(rt, &args, || forward(f), &read_out) {
+            return ret;
+        }
+    }
+    let key = args.key().and_then(KeyArg::key).copied();
+
+    // Rules and decision, before the call.
+    let block = contain(|| {
+        let facts = per_func::facts_before(rt, func, &mut args);
+        let mut state = rt.state.lock();
+        if func.asks_where_addresses_lie() {
+            state.sync_index();
+        }
+        let findings = check_before(&args, &state, &facts.me, &facts.ledger);
+        drop(state);
+        !findings.is_empty() && rt.judge(func, findings, key)
+    })
+    .unwrap_or(false);
+
+    // Forward, or not.
+    let mut outcome = if block {
+        rt.blocked.fetch_add(1, Ordering::Relaxed);
+        Outcome {
+            ret: codes::ACL_ERROR_INVALID_PARAM,
+            forwarded: false,
+            out: Out::default(),
+            dur_ns: 0,
+            untracked: false,
+        }
+    } else {
+        let t0 = record_call.then(Instant::now);
+        let ret = forward(f);
+        let dur_ns = t0.map_or(0, |t| t.elapsed().as_nanos() as u64);
+        let out = if ret == codes::ACL_SUCCESS {
+            // SAFETY: the runtime read the pid arrays and accepted them.
+            unsafe { args.read_pid_lists() };
+            read_out()
+        } else {
+            Out::default()
+        };
+        Outcome {
+            ret,
+            forwarded: true,
+            out,
+            dur_ns,
+            untracked: false,
+        }
+    };
+
+    let _ = contain(|| {
+        // Rules that need the outcome, and their decision.
+        let after = check_after(&args, &outcome);
+        if !after.is_empty() && rt.judge(func, after, None) {
+            // Judged after the call: the program must not trust the value.
+            rt.blocked.fetch_add(1, Ordering::Relaxed);
+            outcome.ret = codes::ACL_ERROR_INVALID_PARAM;
+        }
+        // State and ledger.
+        if outcome.forwarded && outcome.ret == codes::ACL_SUCCESS {
+            per_func::update(rt, &args, &mut outcome);
+        }
+        // Record.
+        if record_call {
+            rt.ensure_started(false);
+            rt.log.push(
+                rt.pid(),
+                boundary::tid(),
+                Body::Call {
+                    func,
+                    args,
+                    outcome,
+                },
+            );
+        }
+    });
+    outcome.ret
+}
+
+/// How a call begins.
+enum Begin<F> {
+    /// Take the whole path, inside the re-entry guard.
+    Check(&'static Runtime, F, Entered),
+    /// Only forward: mode `off`, the process is exiting (after the summary), or this
+    /// thread is inside the shim already (the runtime calling back, the shim's own thread).
+    Forward(F),
+    /// The real function cannot be found (said once); the call returns 200001.
+    Missing,
+}
+
+fn begin<F: RealFn>(real: &'static Real<F>) -> Begin<F> {
+    let rt = Runtime::get();
+    let func = real.func();
+    // After the summary (the process is exiting) calls from other threads are only
+    // forwarded: the summary is the last record.
+    let entered = if rt.config.mode == Mode::Off || rt.finished.load(Ordering::Relaxed) {
+        None
+    } else {
+        Entered::enter()
+    };
+    let f = match real.get(&rt.config.real_lib) {
+        Ok(f) => f,
+        Err(missing) => {
+            if entered.is_some() {
+                // say_trouble writes the start record first.
+                let _ = contain(|| rt.say_trouble(Trouble::RealMissing(func), missing.0));
+            }
+            return Begin::Missing;
+        }
+    };
+    let Some(inside) = entered else {
+        return Begin::Forward(f);
+    };
+    // The start record first. When the program's first call asks for the bare tgid
+    // itself, the runtime is not asked twice: the start is written with the call's record,
+    // naming the program's own answer.
+    if !func.answers_bare_tgid() {
+        let _ = contain(|| rt.ensure_started(true));
+    }
+    Begin::Check(rt, f, inside)
+}
+
+/// The shim itself failed before the call could begin (it panicked): the call goes to the
+/// real function as if the shim were not there, found where it was found before or in the
+/// default library.
+#[cold]
+fn forward_after_failure<F: RealFn>(real: &'static Real<F>, forward: impl Fn(F) -> i32) -> i32 {
+    let f = real
+        .cached()
+        .or_else(|| contain(|| real.get(DEFAULT_REAL_LIB).ok()).flatten());
+    match f {
+        Some(f) => forward(f),
+        None => codes::ACL_ERROR_API_NOT_SUPPORT,
+    }
+}
+
+impl Runtime {
+    /// Whether calls of `func` get a `call` record (`ACL_IPC_GUARD_CALLS`).
+    fn records_calls_of(&self, func: Func) -> bool {
+        match self.config.calls {
+            crate::config::Calls::All => true,
+            crate::config::Calls::Ipc => !func.is_memory(),
+            crate::config::Calls::None => false,
+        }
+    }
+
+    /// The one choke point that decides what to do about findings: the severity (the
+    /// rule's, or the user's override), the action by mode, the record. Returns whether
+    /// the call must be blocked; in `abort` mode an `error` finding ends the process here.
+    fn judge(&'static self, func: Func, findings: Vec<Finding>, key: Option<Key>) -> bool {
+        let mut block = false;
+        let mut abort = false;
+        for f in findings {
+            let severity = self.config.severity(f.rule);
+            if severity == Severity::Off {
+                continue;
+            }
+            let action = match (self.config.mode, severity) {
+                (Mode::Enforce, Severity::Error) => Action::Blocked,
+                (Mode::Abort, Severity::Error) => Action::Aborted,
+                _ => Action::Reported,
+            };
+            block |= action == Action::Blocked;
+            abort |= action == Action::Aborted;
+            let key = f.key_fp.map(|fp| self.key_ref(fp, key));
+            self.report(Some(func), f.rule, severity, action, f.message, key);
+        }
+        if abort {
+            self.abort_now();
+        }
+        block
+    }
+}

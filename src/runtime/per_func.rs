@@ -1,0 +1,268 @@
+//! What particular functions add to the generic path (`entry`), all in one place: the
+//! facts their rules need, the allocation calls' short path, and what a successful call
+//! changes in this process's state and in the ledger.
+
+use super::cross_process::lfp;
+use super::Runtime;
+use crate::boundary::contain;
+use crate::call::{codes, Args, Func, Out, Outcome, MAX_PIDS};
+use crate::key::{Fp, KeyArg};
+use crate::ledger;
+use crate::rules::{Identity, ImportFacts, LedgerFacts};
+use crate::state::{Export, Region};
+use std::sync::atomic::Ordering;
+
+impl Func {
+    /// The program asks for the bare tgid itself: the `start` record is written with the
+    /// call's record, naming the program's own answer, instead of asking the runtime first.
+    pub(super) fn answers_bare_tgid(self) -> bool {
+        self == Func::DeviceGetBareTgid
+    }
+
+    /// Its rules compare pids with this process's bare tgid: the runtime is asked for it
+    /// if the program has not asked yet.
+    fn compares_bare_tgid(self) -> bool {
+        matches!(self, Func::SetImportPid | Func::ImportByKey)
+    }
+
+    /// Its rules ask which allocation holds an address (the ordered index is brought up
+    /// to date first).
+    pub(super) fn asks_where_addresses_lie(self) -> bool {
+        self == Func::GetExportKey
+    }
+}
+
+/// What the rules see besides the arguments and this process's state.
+pub(super) struct Facts {
+    pub me: Identity,
+    pub ledger: LedgerFacts,
+}
+
+/// Gathers the facts for the rules before the call: the memory the runtime will read
+/// anyway (pid arrays), who this process is, what the ledger knows about the key.
+pub(super) fn facts_before(rt: &'static Runtime, func: Func, args: &mut Args) -> Facts {
+    if pids_are_read_by_runtime(rt, args) {
+        // SAFETY: the real runtime reads this array for these arguments.
+        unsafe { args.read_pid_lists() };
+    }
+    let ledger = ledger_facts(rt, args);
+    let me = Identity {
+        pid: rt.pid(),
+        bare_tgid: if func.compares_bare_tgid() {
+            rt.bare_tgid()
+        } else {
+            rt.bare_tgid.load(Ordering::Relaxed).max(0)
+        },
+        start_ns: rt.start_ns.load(Ordering::Relaxed),
+    };
+    Facts { me, ledger }
+}
+
+/// True when the real runtime, given these arguments, gets as far as reading the pid
+/// array: the key is this process's open export with a whitelist, and pointer and count
+/// are sane.
+fn pids_are_read_by_runtime(rt: &Runtime, args: &Args) -> bool {
+    match args {
+        Args::SetImportPid {
+            key: KeyArg::Key(k),
+            pid_ptr,
+            num,
+            ..
+        } => {
+            *pid_ptr != 0
+                && (1..=MAX_PIDS).contains(num)
+                && rt
+                    .state
+                    .lock()
+                    .export(&k.fp)
+                    .is_some_and(|e| !e.validation_disabled())
+        }
+        _ => false,
+    }
+}
+
+/// What the ledger knows that the cross-process rules of this call need.
+fn ledger_facts(rt: &'static Runtime, args: &Args) -> LedgerFacts {
+    match args {
+        Args::ImportByKey {
+            key: KeyArg::Key(k),
+            ..
+        } => {
+            if rt.state.lock().export(&k.fp).is_some() {
+                return LedgerFacts::None;
+            }
+            rt.with_ledger(|l| l.import_view(lfp(k.fp)))
+                .flatten()
+                .map_or(LedgerFacts::None, |v| {
+                    LedgerFacts::Import(ImportFacts {
+                        exporter_pid: v.exporter.host_pid(),
+                        exporter_alive: v.exporter_alive,
+                        whitelist_mode: v.whitelist_mode,
+                        exporter_closed: v.exporter_closed,
+                        memory_freed: v.memory_freed,
+                        whitelisted_at_ns: v.whitelisted_at_ns,
+                    })
+                })
+        }
+        Args::Close {
+            key: KeyArg::Key(k),
+        } => {
+            {
+                let s = rt.state.lock();
+                if s.export(&k.fp).is_none() || s.import(&k.fp).is_some() {
+                    return LedgerFacts::None;
+                }
+            }
+            let open: Vec<i32> = rt
+                .with_ledger(|l| l.open_importers(lfp(k.fp)))
+                .map(|o| o.procs.iter().map(|p| p.host_pid()).collect())
+                .unwrap_or_default();
+            if open.is_empty() {
+                LedgerFacts::None
+            } else {
+                LedgerFacts::ExporterClose {
+                    open_importers: open,
+                }
+            }
+        }
+        _ => LedgerFacts::None,
+    }
+}
+
+/// The allocation calls without a record: an allocation has no rule to break, and a free
+/// can break one only while this process has keys open or imported addresses to
+/// remember. Then the tracking is all there is to do. `None`: take the whole path.
+#[inline]
+pub(super) fn short_path(
+    rt: &'static Runtime,
+    args: &Args,
+    forward: impl Fn() -> i32,
+    read_out: &impl Fn() -> Out,
+) -> Option<i32> {
+    match args {
+        Args::Malloc { size, .. } => {
+            let ret = forward();
+            if ret == codes::ACL_SUCCESS {
+                if let Some(p) = read_out().dev_ptr {
+                    let _ = contain(|| rt.state.lock().add_alloc(p, *size));
+                }
+            }
+            Some(ret)
+        }
+        Args::Free { dev_ptr } => {
+            // One lock: take the allocation out before the call, put it back if the call
+            // fails.
+            let removed = {
+                let mut state = rt.state.lock();
+                if state.has_keys_or_imports() {
+                    return None;
+                }
+                state.remove_alloc(*dev_ptr)
+            };
+            let ret = forward();
+            if let (Some(size), true) = (removed, ret != codes::ACL_SUCCESS) {
+                let _ = contain(|| rt.state.lock().add_alloc(*dev_ptr, size));
+            }
+            Some(ret)
+        }
+        _ => None,
+    }
+}
+
+/// State and ledger after a call that succeeded.
+pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome) {
+    match args {
+        Args::Malloc { size, .. } => {
+            if let Some(p) = outcome.out.dev_ptr {
+                rt.state.lock().add_alloc(p, *size);
+            }
+        }
+        Args::Free { dev_ptr } => {
+            let freed: Vec<Fp> = {
+                let mut s = rt.state.lock();
+                s.remove_alloc(*dev_ptr);
+                s.open_exports_of(*dev_ptr).map(|(fp, _)| *fp).collect()
+            };
+            for fp in freed {
+                rt.with_ledger(|l| l.record_free(lfp(fp)));
+            }
+        }
+        Args::GetExportKey {
+            dev_ptr,
+            size,
+            flags,
+            ..
+        } => {
+            let Some(key) = outcome.out.key else { return };
+            {
+                let mut s = rt.state.lock();
+                let alloc_base = match s.region_of(*dev_ptr) {
+                    Region::Allocated { base, .. } => Some(base),
+                    _ => None,
+                };
+                s.remember_key(key);
+                s.add_export(
+                    key.fp,
+                    Export {
+                        dev_ptr: *dev_ptr,
+                        size: *size,
+                        flags: *flags,
+                        alloc_base,
+                        whitelist: Vec::new(),
+                    },
+                );
+            }
+            outcome.untracked = rt
+                .try_ledger(|l| l.record_export(lfp(key.fp), *flags == 0, *size as u64))
+                .is_err();
+        }
+        Args::SetImportPid {
+            key: KeyArg::Key(k),
+            pids: Some(pids),
+            ..
+        } => {
+            rt.state.lock().add_whitelist(&k.fp, pids);
+            let now = ledger::now_boot_ns();
+            rt.with_ledger(|l| l.record_whitelist(lfp(k.fp), pids, now));
+        }
+        Args::ImportByKey {
+            key: KeyArg::Key(k),
+            ..
+        } => {
+            if let Some(addr) = outcome.out.dev_ptr {
+                let size = rt
+                    .with_ledger(|l| l.export_size(lfp(k.fp)))
+                    .flatten()
+                    .map(|s| s as usize);
+                let mut s = rt.state.lock();
+                s.remember_key(*k);
+                s.add_import(k.fp, addr, size);
+                drop(s);
+                rt.with_ledger(|l| l.record_import(lfp(k.fp)));
+            }
+        }
+        Args::Close {
+            key: KeyArg::Key(k),
+        } => {
+            // As the runtime does: a process that imported its own key closes the import
+            // first, the export with its next close.
+            let closed = {
+                let mut s = rt.state.lock();
+                if s.import(&k.fp).is_some() {
+                    s.close_import(&k.fp)
+                } else {
+                    s.remove_export(&k.fp).is_some()
+                }
+            };
+            if closed {
+                rt.with_ledger(|l| l.record_close(lfp(k.fp)));
+            }
+        }
+        Args::DeviceGetBareTgid { .. } => {
+            if let Some(p) = outcome.out.pid.filter(|p| *p > 0) {
+                rt.bare_tgid.store(p, Ordering::Relaxed);
+            }
+        }
+        _ => {}
+    }
+}
