@@ -14,7 +14,10 @@ pub struct AddrHasher(u64);
 
 impl Hasher for AddrHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The table takes its bucket from the low bits, and a multiply's low bits depend
+        // only on the input's low bits, which page-aligned addresses lack: fold the well
+        // mixed high half down (the top bits, the table's tags, stay as they are).
+        self.0 ^ (self.0 >> 32)
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -33,6 +36,18 @@ impl Hasher for AddrHasher {
 }
 
 type AddrMap<V> = HashMap<usize, V, BuildHasherDefault<AddrHasher>>;
+
+#[cfg(test)]
+#[test]
+fn page_aligned_addresses_spread_over_the_low_bits() {
+    use std::hash::BuildHasher;
+    let b = BuildHasherDefault::<AddrHasher>::default();
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..1000usize {
+        seen.insert(b.hash_one(0x7f12_3400_0000usize + i * 4096) & 2047);
+    }
+    assert!(seen.len() > 500, "1,000 pages fall in {} of 2,048 buckets", seen.len());
+}
 type FpMap<V> = HashMap<Fp, V, BuildHasherDefault<AddrHasher>>;
 
 /// An export this process made and has not closed.
