@@ -52,6 +52,39 @@ impl fmt::Debug for Fp {
     }
 }
 
+/// Keys fingerprinted lately by this thread: a program names the same key in its export,
+/// whitelist and close calls, and a 64-byte compare costs far less than a SHA-256.
+const FP_CACHE: usize = 8;
+
+thread_local! {
+    // Plain data with `const` initialisation: no allocation, no destructor to register.
+    static RECENT: std::cell::RefCell<([([u8; KEY_LEN], u8, Fp); FP_CACHE], usize)> =
+        const { std::cell::RefCell::new(([([0u8; KEY_LEN], 0, Fp([0; 8])); FP_CACHE], 0)) };
+}
+
+/// The fingerprint of the first `len` bytes of `buf` (the rest zero), from this thread's
+/// cache when it has it.
+fn cached_fp(buf: &[u8; KEY_LEN], len: usize) -> Fp {
+    let hit = RECENT.try_with(|r| {
+        let r = r.try_borrow().ok()?;
+        r.0.iter()
+            .find(|(k, l, _)| usize::from(*l) == len && k == buf)
+            .map(|e| e.2)
+    });
+    if let Ok(Some(fp)) = hit {
+        return fp;
+    }
+    let fp = Fp::of(&buf[..len]);
+    let _ = RECENT.try_with(|r| {
+        if let Ok(mut r) = r.try_borrow_mut() {
+            let at = r.1 % FP_CACHE;
+            r.0[at] = (*buf, len as u8, fp);
+            r.1 = at + 1;
+        }
+    });
+    fp
+}
+
 /// A key that was readable: its bytes (kept inline, so no allocation) and fingerprint.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Key {
@@ -67,7 +100,7 @@ impl Key {
         let mut buf = [0u8; KEY_LEN];
         buf[..len].copy_from_slice(&bytes[..len]);
         Key {
-            fp: Fp::of(&bytes[..len]),
+            fp: cached_fp(&buf, len),
             len: len as u8,
             bytes: buf,
         }
@@ -146,5 +179,26 @@ mod tests {
     fn empty_key_is_a_key() {
         let k = KeyArg::from_prefix(b"\0");
         assert_eq!(k.key().unwrap().bytes(), b"");
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn cached_fingerprints_equal_computed_ones() {
+        let keys: Vec<String> = (0..20).map(|i| format!("{i:064x}")).collect();
+        for round in 0..3 {
+            for k in &keys {
+                let key = Key::from_bytes(k.as_bytes());
+                assert_eq!(key.fp, Fp::of(k.as_bytes()), "round {round}, key {k}");
+            }
+        }
+        // A prefix of a cached key is another key.
+        let long = Key::from_bytes(b"abcdef");
+        let short = Key::from_bytes(b"abc");
+        assert_ne!(long.fp, short.fp);
+        assert_eq!(short.fp, Fp::of(b"abc"));
     }
 }

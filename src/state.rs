@@ -46,7 +46,11 @@ fn page_aligned_addresses_spread_over_the_low_bits() {
     for i in 0..1000usize {
         seen.insert(b.hash_one(0x7f12_3400_0000usize + i * 4096) & 2047);
     }
-    assert!(seen.len() > 500, "1,000 pages fall in {} of 2,048 buckets", seen.len());
+    assert!(
+        seen.len() > 500,
+        "1,000 pages fall in {} of 2,048 buckets",
+        seen.len()
+    );
 }
 type FpMap<V> = HashMap<Fp, V, BuildHasherDefault<AddrHasher>>;
 
