@@ -56,9 +56,12 @@ impl fmt::Debug for Fp {
 /// whitelist and close calls, and a 64-byte compare costs far less than a SHA-256.
 const FP_CACHE: usize = 8;
 
+/// A cached key: its buffer, its length, its fingerprint.
+type Recent = ([u8; KEY_LEN], u8, Fp);
+
 thread_local! {
     // Plain data with `const` initialisation: no allocation, no destructor to register.
-    static RECENT: std::cell::RefCell<([([u8; KEY_LEN], u8, Fp); FP_CACHE], usize)> =
+    static RECENT: std::cell::RefCell<([Recent; FP_CACHE], usize)> =
         const { std::cell::RefCell::new(([([0u8; KEY_LEN], 0, Fp([0; 8])); FP_CACHE], 0)) };
 }
 
