@@ -59,6 +59,16 @@ static char g_keys[SLOTS][KEYLEN]; /* keys this process was given (or zeros) */
 static char *g_imports[SLOTS];
 static int g_nimports;
 
+/* Every import this process holds, by key, with the runtime's reference count. */
+#define MAX_HELD 256
+struct held {
+    char key[KEYLEN];
+    char *addr;
+    int refs;
+};
+static struct held g_held[MAX_HELD];
+static int g_nheld;
+
 static uint64_t next(void)
 {
     g_rng ^= g_rng >> 12;
@@ -265,6 +275,32 @@ static char *guarded_page(void)
     return m;
 }
 
+/*
+ * Keeps a dead device address dead: once the runtime has unmapped memory (a free, the last
+ * close of an import), an anonymous PROT_NONE mapping takes its place, so the address stays
+ * mapped but dangling and no later allocation can be placed there. Without this a dangling
+ * pointer could point into new memory in one run and not in another (the shim's own
+ * mappings move the addresses), and runs could not be compared.
+ */
+static void keep_dead(void *p, size_t len)
+{
+    len = (len + PAGE - 1) & ~(size_t)(PAGE - 1);
+    void *m = mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m != MAP_FAILED && m != p) {
+        munmap(m, len); /* a kernel without MAP_FIXED_NOREPLACE put it elsewhere */
+    }
+}
+
+static struct held *held_of(const char *key)
+{
+    for (int i = 0; i < g_nheld; i++) {
+        if (strncmp(g_held[i].key, key, KEYLEN - 1) == 0) {
+            return &g_held[i];
+        }
+    }
+    return NULL;
+}
+
 static int count(const char *fn)
 {
     return ascendEmuCallCount(fn);
@@ -340,8 +376,9 @@ static void do_free(void)
     void *p = pick_devptr();
     CALL(aclrtFree, aclrtFree(p));
     for (int i = 0; i < SLOTS; i++) {
-        if (ret == ACL_SUCCESS && g_allocs[i].p == p) {
+        if (ret == ACL_SUCCESS && g_allocs[i].p == p && g_allocs[i].live) {
             g_allocs[i].live = 0;
+            keep_dead(p, g_allocs[i].size);
         }
     }
     line(name, ret, calls, NULL);
@@ -446,6 +483,17 @@ static void do_import(void)
         if (again < 0) {
             g_imports[g_nimports < SLOTS ? g_nimports++ : (int)below(SLOTS)] = out;
         }
+        struct held *h = held_of(key);
+        if (h == NULL && g_nheld < MAX_HELD) {
+            h = &g_held[g_nheld++];
+            memset(h->key, 0, KEYLEN);
+            memcpy(h->key, key, strnlen(key, KEYLEN - 1));
+            h->addr = out;
+            h->refs = 0;
+        }
+        if (h != NULL) {
+            h->refs++;
+        }
         line(name, ret, calls, "key=%s flags=%" PRIu64 " again=%d sum=%u", what, flags, again >= 0, sum16(out));
     } else {
         line(name, ret, calls, "key=%s flags=%" PRIu64 " out=%s", what, flags, out ? "set" : "none");
@@ -460,6 +508,11 @@ static void do_close(void)
     const char *what;
     const char *key = pick_key(&what);
     CALL(aclrtIpcMemClose, aclrtIpcMemClose(key));
+    struct held *h = ret == ACL_SUCCESS ? held_of(key) : NULL;
+    if (h != NULL && h->refs > 0 && --h->refs == 0) {
+        keep_dead(h->addr, PAGE); /* the runtime unmapped it: the import's first page */
+        *h = g_held[--g_nheld];
+    }
     line(name, ret, calls, "key=%s", what);
 }
 
