@@ -382,6 +382,11 @@ impl Runtime {
         })
         .unwrap_or(false);
 
+        // A free takes its allocation, and the keys still exported from it, out of the
+        // state before the call: once the runtime has unmapped the memory, another thread
+        // may be given the same address and export it before this one is back, and that
+        // newer allocation and its keys must not be taken for the ones freed here.
+        let mut before_free = None;
         let mut outcome = if block {
             self.blocked.fetch_add(1, Ordering::Relaxed);
             Outcome {
@@ -392,6 +397,13 @@ impl Runtime {
                 untracked: false,
             }
         } else {
+            if let Args::Free { dev_ptr } = args {
+                before_free = contain(|| {
+                    let mut s = self.state.lock();
+                    let keys: Vec<Fp> = s.open_exports_of(dev_ptr).map(|(fp, _)| *fp).collect();
+                    (dev_ptr, s.remove_alloc(dev_ptr), keys)
+                });
+            }
             let t0 = record_call.then(Instant::now);
             let ret = forward();
             let dur_ns = t0.map_or(0, |t| t.elapsed().as_nanos() as u64);
@@ -417,6 +429,15 @@ impl Runtime {
                 // Judged after the call: the program must not trust the value.
                 self.blocked.fetch_add(1, Ordering::Relaxed);
                 outcome.ret = codes::ACL_ERROR_INVALID_PARAM;
+            }
+            if let Some((dev_ptr, size, keys)) = before_free.take() {
+                if outcome.ret == codes::ACL_SUCCESS {
+                    for fp in keys {
+                        self.with_ledger(|l| l.record_free(lfp(fp)));
+                    }
+                } else if let Some(size) = size {
+                    self.state.lock().add_alloc(dev_ptr, size);
+                }
             }
             if outcome.forwarded && outcome.ret == codes::ACL_SUCCESS {
                 self.update(&args, &mut outcome);
@@ -507,16 +528,8 @@ impl Runtime {
                     self.state.lock().add_alloc(p, *size);
                 }
             }
-            Args::Free { dev_ptr } => {
-                let freed: Vec<Fp> = {
-                    let mut s = self.state.lock();
-                    s.remove_alloc(*dev_ptr);
-                    s.open_exports_of(*dev_ptr).map(|(fp, _)| *fp).collect()
-                };
-                for fp in freed {
-                    self.with_ledger(|l| l.record_free(lfp(fp)));
-                }
-            }
+            // Done around the call (run_call, `before_free`).
+            Args::Free { .. } => {}
             Args::GetExportKey {
                 dev_ptr,
                 size,
