@@ -20,6 +20,10 @@ if VALGRIND is None:
         fail("valgrind is not installed, and CI=true")
     print("checkers.memcheck: SKIPPED: valgrind is not installed")
     sys.exit(SKIP)
+if "verify_asan_link_order" in os.environ.get("ASAN_OPTIONS", ""):
+    # -DAIG_SANITIZE=ON: the programs carry AddressSanitizer, which valgrind cannot run.
+    print("checkers.memcheck: SKIPPED: the test programs are built with AddressSanitizer")
+    sys.exit(SKIP)
 SUPP = os.path.join(SOURCE, "tests-c", "checkers", "valgrind.supp")
 
 

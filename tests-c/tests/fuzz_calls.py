@@ -19,6 +19,7 @@ printed, so a failure can be replayed: AIG_FUZZ_SEED=N runs seeds N..N+3 first.
 scripts/fuzz.sh runs this longer."""
 import atexit
 import os
+import re
 import subprocess
 import time
 from harness import *
@@ -52,8 +53,13 @@ def pids_of(err):
     return out
 
 
+# LeakSanitizer's note in a fork child of a threaded process (-DAIG_SANITIZE=ON builds).
+LSAN_FORK_NOTE = re.compile(r"^==\d+==Running thread \d+ was not suspended\. False leaks are possible\.$")
+
+
 def foreign_stderr(err):
-    return [l for l in err.splitlines() if l.strip() and not l.startswith("aig_fuzz: ")]
+    return [l for l in err.splitlines()
+            if l.strip() and not l.startswith("aig_fuzz: ") and not LSAN_FORK_NOTE.match(l)]
 
 
 def run_batch(seeds, env, preload, what):

@@ -894,8 +894,19 @@ __attribute__((destructor)) static void emu_fini(void)
             }
         }
     }
-    g_nexports = 0;
-    g_nallocs = 0;
+    /* The tables go too: a program that dlcloses the runtime must not leak them. */
+    free(g_exports);
+    free(g_allocs);
+    free(g_imports);
+    free(g_streams);
+    g_exports = NULL;
+    g_allocs = NULL;
+    g_imports = NULL;
+    g_streams = NULL;
+    g_nexports = g_capexports = 0;
+    g_nallocs = g_capallocs = 0;
+    g_nimports = g_capimports = 0;
+    g_nstreams = g_capstreams = 0;
     live_unregister();
     pthread_mutex_unlock(&g_mu);
 }
