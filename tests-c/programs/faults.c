@@ -11,7 +11,8 @@
  *                                 aclrtDeviceGetBareTgid (often while the thread is inside
  *                                 an intercepted function); prints what the handler saw
  *   faults fill N GO M MARKER     N calls, the counters to MARKER, waits until the file GO
- *                                 exists, M more calls, exit
+ *                                 exists, raises its file size limit (RLIMIT_FSIZE) to the
+ *                                 hard limit (room on the disk again), M more calls, exit
  *   faults threads T N            T threads x N cycles across two processes (a fork child
  *                                 with T threads of its own): the exporter thread mallocs,
  *                                 exports and hands the key over a socket; its peer thread
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -170,6 +172,11 @@ static int fill(long n, const char *go, long m, const char *marker) {
             return 3; /* a minute without the go file */
         }
         usleep(1000);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_FSIZE, &rl);
     }
     for (long i = 0; i < m; i++) {
         expect_ret("fill", "tgid", aclrtDeviceGetBareTgid(&pid), ACL_SUCCESS);
