@@ -12,12 +12,14 @@ sharing one ledger: once without the shim, once under it in `audit`, once in `en
 - enforce: no crash and no hang; each call is either forwarded (the runtime saw it: its
   record says so) or blocked (it returned 100000 and the runtime never saw it), and the
   summary's `blocked` counts the blocked ones;
-- no raw key the runtime handed out appears in any log or on stderr.
+- no raw key the runtime handed out appears in any log, on stderr, or in the ledger file
+  (which holds their fingerprints).
 
 The first round uses fixed seeds; later ones (for AIG_FUZZ_SECONDS, default 6) new seeds,
 printed, so a failure can be replayed: AIG_FUZZ_SEED=N runs seeds N..N+3 first.
 scripts/fuzz.sh runs this longer."""
 import atexit
+import hashlib
 import os
 import re
 import subprocess
@@ -175,6 +177,14 @@ def run_round(seeds, n):
     blob = "\n".join(texts)
     leaked = [k for k in raw if k in blob]
     eq(leaked, [], f"round {n}: raw keys in the logs or on stderr")
+    # The ledger file (kept: the fuzz processes leave keys open) holds fingerprints only.
+    ledger_file = os.path.join(work.ledger, "ledger.v2")
+    check(os.path.exists(ledger_file), f"round {n}: the ledger file is there")
+    with open(ledger_file, "rb") as f:
+        data = f.read()
+    eq([k for k in raw if k.encode() in data], [], f"round {n}: raw keys in the ledger file")
+    fps = [hashlib.sha256(k.encode()).digest()[:8] for k in raw]
+    check(any(fp in data for fp in fps), f"round {n}: the ledger file holds the keys' fingerprints")
     work.cleanup()
     return len(raw)
 
