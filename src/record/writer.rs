@@ -26,6 +26,9 @@ struct Sink {
     owned: bool,
     buf: Vec<u8>,
     write_failed: bool,
+    /// A record was written only in part (the disk filled up mid-line): the next record
+    /// starts on a new line, so that one torn line never swallows a whole one.
+    torn: bool,
     /// The `seq` of the last record handed to the sink.
     written: u64,
 }
@@ -127,6 +130,7 @@ impl Log {
                 owned,
                 buf: Vec::with_capacity(1024),
                 write_failed: false,
+                torn: false,
                 written: 0,
             }),
             dropped: AtomicU64::new(0),
@@ -225,6 +229,10 @@ impl Log {
         }
         let mut buf = std::mem::take(&mut sink.buf);
         buf.clear();
+        if sink.torn {
+            buf.push(b'\n');
+        }
+        let skip = buf.len();
         encode(rec, self.format, self.show_keys, &mut buf);
         let mut done = 0;
         while done < buf.len() {
@@ -236,6 +244,11 @@ impl Log {
                     continue;
                 }
                 self.dropped.fetch_add(1, Ordering::Relaxed);
+                // Part of this record (past the line break owed to a torn one) is in the
+                // file: the line is torn.
+                if done > skip {
+                    sink.torn = true;
+                }
                 if !sink.write_failed {
                     sink.write_failed = true;
                     stderr_line(&format!(
@@ -245,6 +258,9 @@ impl Log {
                 break;
             }
             done += n as usize;
+            if done >= skip {
+                sink.torn = false;
+            }
         }
         sink.buf = buf;
     }

@@ -77,8 +77,12 @@ pub(crate) fn intercept<F: RealFn>(
             untracked: false,
         }
     } else {
+        let pending = contain(|| per_func::before_forward(rt, &args)).flatten();
         let t0 = record_call.then(Instant::now);
         let ret = forward(f);
+        if let Some(p) = pending {
+            let _ = contain(|| per_func::after_forward(rt, p, ret));
+        }
         let dur_ns = t0.map_or(0, |t| t.elapsed().as_nanos() as u64);
         let out = if ret == codes::ACL_SUCCESS {
             // SAFETY: the runtime read the pid arrays and accepted them.

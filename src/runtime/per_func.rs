@@ -169,6 +169,46 @@ pub(super) fn short_path(
     }
 }
 
+/// A change to the state made just before a call is forwarded, settled after it.
+pub(super) struct Pending {
+    dev_ptr: usize,
+    /// The allocation taken out, if the shim knew it.
+    size: Option<usize>,
+    /// The keys still exported from it.
+    keys: Vec<Fp>,
+}
+
+/// Just before forwarding: a free takes its allocation, and the keys still exported from
+/// it, out of the state. Once the runtime has unmapped the memory, another thread may be
+/// given the same address and export it before this one is back; that newer allocation
+/// and its keys must not be taken for the ones freed here.
+pub(super) fn before_forward(rt: &'static Runtime, args: &Args) -> Option<Pending> {
+    match args {
+        Args::Free { dev_ptr } => {
+            let mut s = rt.state.lock();
+            let keys = s.open_exports_of(*dev_ptr).map(|(fp, _)| *fp).collect();
+            Some(Pending {
+                dev_ptr: *dev_ptr,
+                size: s.remove_alloc(*dev_ptr),
+                keys,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// After the call: a free that succeeded marks its keys' memory freed in the ledger; one
+/// that failed puts the allocation back.
+pub(super) fn after_forward(rt: &'static Runtime, pending: Pending, ret: i32) {
+    if ret == codes::ACL_SUCCESS {
+        for fp in pending.keys {
+            rt.with_ledger(|l| l.record_free(lfp(fp)));
+        }
+    } else if let Some(size) = pending.size {
+        rt.state.lock().add_alloc(pending.dev_ptr, size);
+    }
+}
+
 /// State and ledger after a call that succeeded.
 pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome) {
     match args {
@@ -177,16 +217,8 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome) {
                 rt.state.lock().add_alloc(p, *size);
             }
         }
-        Args::Free { dev_ptr } => {
-            let freed: Vec<Fp> = {
-                let mut s = rt.state.lock();
-                s.remove_alloc(*dev_ptr);
-                s.open_exports_of(*dev_ptr).map(|(fp, _)| *fp).collect()
-            };
-            for fp in freed {
-                rt.with_ledger(|l| l.record_free(lfp(fp)));
-            }
-        }
+        // Done around the call (`before_forward`, `after_forward`).
+        Args::Free { .. } => {}
         Args::GetExportKey {
             dev_ptr,
             size,

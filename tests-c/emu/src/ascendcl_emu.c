@@ -426,7 +426,7 @@ static void resolve_identity(void)
     g_host_pid = host;
     g_host_pid_known = known;
     g_self_start = start;
-    g_id_for = me;
+    __atomic_store_n(&g_id_for, me, __ATOMIC_RELEASE);
 }
 
 /* This process's pid in the host's namespace. */
@@ -894,8 +894,19 @@ __attribute__((destructor)) static void emu_fini(void)
             }
         }
     }
-    g_nexports = 0;
-    g_nallocs = 0;
+    /* The tables go too: a program that dlcloses the runtime must not leak them. */
+    free(g_exports);
+    free(g_allocs);
+    free(g_imports);
+    free(g_streams);
+    g_exports = NULL;
+    g_allocs = NULL;
+    g_imports = NULL;
+    g_streams = NULL;
+    g_nexports = g_capexports = 0;
+    g_nallocs = g_capallocs = 0;
+    g_nimports = g_capimports = 0;
+    g_nstreams = g_capstreams = 0;
     live_unregister();
     pthread_mutex_unlock(&g_mu);
 }
@@ -1585,6 +1596,13 @@ static aclError do_bare_tgid(int32_t *pid)
 
 aclError aclrtDeviceGetBareTgid(int32_t *pid)
 {
+    /* Once this process knows who it is, the query takes no lock, like the driver's
+     * ioctl: a signal handler may ask while its thread is inside another call. */
+    if (__atomic_load_n(&g_id_for, __ATOMIC_ACQUIRE) == getpid()) {
+        count_call(FN_aclrtDeviceGetBareTgid);
+        aclError r = do_bare_tgid(pid);
+        return traced(FN_aclrtDeviceGetBareTgid, r, (long)self_host_pid());
+    }
     EMU_LOCKED_TRACED(aclrtDeviceGetBareTgid, do_bare_tgid(pid));
 }
 
