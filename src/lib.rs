@@ -16,9 +16,11 @@
 //! - [`state`]: this process's allocations, exports and imports.
 //! - [`ledger`]: the cross-process view of each key, through a shared directory.
 //! - [`record`]: record types, encodings, the log writer.
-//! - [`report`]: reading logs back (the CLI's `report`).
 //! - [`config`]: the `ACL_IPC_GUARD_*` switches.
 //! - [`sync`]: fork-safe locks and the writer's wake-up.
+//!
+//! The `acl-ipc-guard` command (run, rules, report) is the workspace member `cli/`, built
+//! on this crate's rlib.
 
 pub mod boundary;
 pub mod call;
@@ -29,7 +31,6 @@ pub mod key;
 pub mod ledger;
 pub mod real;
 pub mod record;
-pub mod report;
 pub mod rules;
 pub mod runtime;
 pub mod state;

@@ -18,7 +18,7 @@ mod render;
 mod tests;
 
 pub use analyze::analyze;
-pub use parse::{parse_ts, PidArg};
+pub use parse::PidArg;
 pub use render::{render_json, render_text};
 
 use serde_json::{Map, Value};
@@ -40,6 +40,7 @@ pub struct Input {
 }
 
 impl Input {
+    #[cfg(test)]
     pub fn text(name: &str, text: &str) -> Self {
         Input {
             name: name.to_owned(),

@@ -578,7 +578,7 @@ impl<'a> Sweep<'a> {
                 .get(rule)
                 .cloned()
                 .unwrap_or_else(|| {
-                    let default = crate::rules::Rule::from_id(rule)
+                    let default = acl_ipc_guard::rules::Rule::from_id(rule)
                         .map_or("warning", |r| r.default_severity().as_str());
                     (0, default.to_owned())
                 });

@@ -1,5 +1,7 @@
 //! `acl-ipc-guard`: run a program under the shim, read its logs back, list the rules.
 
+mod report;
+
 use acl_ipc_guard::rules::RULES;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,7 @@ fn main() {
     let rest = &args[1..];
     let code = match cmd.as_str() {
         "run" => run(rest),
-        "report" => acl_ipc_guard::report::main(rest),
+        "report" => report::main(rest),
         "rules" => rules(rest),
         "--version" | "-V" | "version" => {
             println!("acl-ipc-guard {}", env!("CARGO_PKG_VERSION"));

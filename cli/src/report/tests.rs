@@ -1013,8 +1013,8 @@ fn tag_of(r: &Report, i: usize) -> &str {
 
 #[test]
 fn start_record_round_trips_through_the_parser() {
-    use crate::config::{Format, Mode};
-    use crate::record::{self, Start};
+    use acl_ipc_guard::config::{Format, Mode};
+    use acl_ipc_guard::record::{self, Start};
     let want = Start {
         version: "0.1.0",
         mode: Mode::Audit,
