@@ -1,0 +1,589 @@
+//! The sweep through the merged records: each key's timeline, and the cross-process rules
+//! judged again from the records alone (a job that ran without a shared ledger is still
+//! judged; a violation the logs already hold is not repeated).
+
+use super::model::{pids_text, Detail, End, Event, Process, ShimError, Source, Violation};
+use super::parse::{Body, Call, LogViolation, Rec};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+pub const CLOSE_ORDER: &str = "close.exporter-before-importers";
+pub const SOURCE_GONE: &str = "import.source-gone";
+pub const NOT_WHITELISTED: &str = "import.not-whitelisted";
+pub const FREE_IMPORTED: &str = "free.imported";
+
+/// What the sweep found.
+pub struct Judged {
+    /// Fingerprint → its events in time order.
+    pub keys: BTreeMap<String, Vec<Event>>,
+    /// From the logs and from the re-check; by rule, then time.
+    pub violations: Vec<Violation>,
+    pub errors: Vec<ShimError>,
+}
+
+/// Sweeps `recs` (in time order, each with its process) once.
+pub fn recheck(recs: &[Rec], processes: &[Process], replaced_by: Vec<Option<usize>>) -> Judged {
+    let mut sweep = Sweep::new(recs, processes, replaced_by);
+    for r in recs {
+        sweep.record(r);
+    }
+    let Sweep {
+        keys,
+        violations,
+        errors,
+        ..
+    } = sweep;
+    let mut violations = violations;
+    violations.sort_by(|a, b| {
+        (&a.rule, a.ts_us, a.pid, a.process, a.seq, a.source)
+            .cmp(&(&b.rule, b.ts_us, b.pid, b.process, b.seq, b.source))
+    });
+    Judged {
+        keys: keys.into_iter().map(|(fp, k)| (fp, k.events)).collect(),
+        violations,
+        errors,
+    }
+}
+
+/// One key's state as the re-check sweeps through time; a new export of the same
+/// fingerprint starts over.
+#[derive(Default)]
+struct KeyState {
+    export: Option<Export>,
+    closed: bool,
+    freed: bool,
+    whitelist: BTreeSet<i64>,
+    /// Importing process → successful imports not yet closed (the runtime counts them).
+    importers: BTreeMap<usize, u32>,
+    /// Processes that ever imported it successfully (for the role of a close).
+    ever_imported: BTreeSet<usize>,
+    events: Vec<Event>,
+}
+
+struct Export {
+    proc_idx: usize,
+    dev: Option<u64>,
+    size: Option<u64>,
+    flags: Option<u64>,
+}
+
+#[derive(Default)]
+struct ProcState {
+    bare_tgid: Option<i64>,
+    /// Addresses this process got from a successful import, and of which key.
+    imported: HashMap<u64, String>,
+    /// Keys this process exported, by the address their range starts at: a free is matched
+    /// against the nearest export at or below its address, in logarithmic time.
+    exports: BTreeMap<u64, Vec<String>>,
+    ended: bool,
+    /// Violation records written, per rule, with their severity.
+    written: HashMap<String, (u64, String)>,
+}
+
+struct Sweep<'a> {
+    procs: &'a [Process],
+    ps: Vec<ProcState>,
+    /// Process → the processes it ended by beginning with their pid on their host.
+    replaces: Vec<Vec<usize>>,
+    /// Processes whose first record has been seen.
+    begun: Vec<bool>,
+    keys: BTreeMap<String, KeyState>,
+    violations: Vec<Violation>,
+    errors: Vec<ShimError>,
+    /// (rule, process, key_fp) of every log violation, and the process for
+    /// `free.imported` (the shim's record of it names no key).
+    logged: HashSet<(String, usize, Option<String>)>,
+    logged_free: HashSet<usize>,
+    /// Every process ran with one shared, working ledger: the shim judged the close order
+    /// live, with liveness the logs cannot show (a killed process writes no summary), so
+    /// the re-check leaves that rule to it.
+    shared_ledger: bool,
+}
+
+/// The ledger rule whose re-check needs to know whether a process was alive, which the
+/// logs cannot show for a killed process: with a shared ledger the shim's live verdict
+/// stands. The other ledger rules are judged from the records alone either way.
+const LIVENESS_RULES: [&str; 1] = ["close.exporter-before-importers"];
+
+/// True when every process has a `start` record naming the same ledger directory (not
+/// `off`) on the same host (a directory of that name on another host is another
+/// directory), and no process said its ledger was unusable.
+fn job_shared_a_ledger(recs: &[Rec], procs: &[Process]) -> bool {
+    if recs
+        .iter()
+        .any(|r| matches!(&r.body, Body::Error { message } if message.contains("ledger")))
+    {
+        return false;
+    }
+    let Some(first) = procs.first() else {
+        return false;
+    };
+    procs.iter().all(|p| {
+        p.has_start
+            && p.ledger.as_deref().is_some_and(|l| l != "off")
+            && p.ledger == first.ledger
+            && p.host == first.host
+    })
+}
+
+impl<'a> Sweep<'a> {
+    fn new(recs: &[Rec], procs: &'a [Process], replaced_by: Vec<Option<usize>>) -> Self {
+        let mut logged = HashSet::new();
+        let mut logged_free = HashSet::new();
+        for r in recs {
+            if let Body::Violation(v) = &r.body {
+                if v.rule == FREE_IMPORTED {
+                    logged_free.insert(r.proc_idx);
+                }
+                logged.insert((v.rule.clone(), r.proc_idx, v.key_fp.clone()));
+            }
+        }
+        Sweep {
+            procs,
+            // The bare tgid its start record names, until the program's own call says.
+            ps: procs
+                .iter()
+                .map(|p| ProcState {
+                    bare_tgid: p.bare_tgid,
+                    ..ProcState::default()
+                })
+                .collect(),
+            begun: vec![false; procs.len()],
+            replaces: {
+                let mut r = vec![Vec::new(); procs.len()];
+                for (i, by) in replaced_by.into_iter().enumerate() {
+                    if let Some(j) = by {
+                        r[j].push(i);
+                    }
+                }
+                r
+            },
+            keys: BTreeMap::new(),
+            violations: Vec::new(),
+            errors: Vec::new(),
+            logged,
+            logged_free,
+            shared_ledger: job_shared_a_ledger(recs, procs),
+        }
+    }
+
+    fn record(&mut self, r: &Rec) {
+        // A pid's earlier process has ended once the one that replaced it shows up.
+        if !self.begun[r.proc_idx] {
+            self.begun[r.proc_idx] = true;
+            for &i in &self.replaces[r.proc_idx] {
+                self.ps[i].ended = true;
+            }
+        }
+        match &r.body {
+            Body::Call(c) => self.call(r, c),
+            Body::Violation(v) => self.log_violation(r, v),
+            Body::Summary { violations, .. } => {
+                self.ps[r.proc_idx].ended = true;
+                self.unwritten_violations(r, violations);
+            }
+            Body::Error { message } => self.errors.push(ShimError {
+                ts: r.ts.clone(),
+                process: r.proc_idx,
+                pid: r.pid,
+                message: message.clone(),
+            }),
+            Body::Start(_) | Body::Other => {}
+        }
+    }
+
+    fn event(r: &Rec, c: &Call, detail: Detail) -> Event {
+        Event {
+            ts: r.ts.clone(),
+            ts_us: r.ts_us,
+            process: r.proc_idx,
+            pid: r.pid,
+            seq: r.seq,
+            func: c.func.clone(),
+            ret: c.ret,
+            status: Some(c.status()),
+            detail,
+        }
+    }
+
+    fn push_event(&mut self, fp: &str, ev: Event) {
+        self.keys.entry(fp.to_owned()).or_default().events.push(ev);
+    }
+
+    /// Violations the summary counts but no record shows (past the repeat limit): an
+    /// `error` among them fails the job too.
+    fn unwritten_violations(&mut self, r: &Rec, counted: &[(String, u64)]) {
+        for (rule, n) in counted {
+            let (written, severity) = self.ps[r.proc_idx]
+                .written
+                .get(rule)
+                .cloned()
+                .unwrap_or_else(|| {
+                    let default = acl_ipc_guard::rules::Rule::from_id(rule)
+                        .map_or("warning", |r| r.default_severity().as_str());
+                    (0, default.to_owned())
+                });
+            if *n <= written {
+                continue;
+            }
+            self.violations.push(Violation {
+                rule: rule.clone(),
+                severity,
+                process: r.proc_idx,
+                pid: r.pid,
+                func: "summary".to_owned(),
+                key_fp: None,
+                source: Source::Log,
+                ts: r.ts.clone(),
+                ts_us: r.ts_us,
+                seq: r.seq,
+                message: format!(
+                    "{} more {rule} violation(s) counted in the summary but not written (ACL_IPC_GUARD_REPEAT_LIMIT)",
+                    n - written
+                ),
+                action: None,
+            });
+        }
+    }
+
+    fn log_violation(&mut self, r: &Rec, lv: &LogViolation) {
+        let w = self.ps[r.proc_idx]
+            .written
+            .entry(lv.rule.clone())
+            .or_insert((0, lv.severity.clone()));
+        w.0 += 1;
+        let v = Violation {
+            rule: lv.rule.clone(),
+            severity: lv.severity.clone(),
+            process: r.proc_idx,
+            pid: r.pid,
+            func: lv.func.clone(),
+            key_fp: lv.key_fp.clone(),
+            source: Source::Log,
+            ts: r.ts.clone(),
+            ts_us: r.ts_us,
+            seq: r.seq,
+            message: lv.message.clone(),
+            action: lv.action.clone(),
+        };
+        if let Some(fp) = &v.key_fp {
+            let ev = Self::violation_event(&v);
+            self.push_event(fp, ev);
+        }
+        self.violations.push(v);
+    }
+
+    fn violation_event(v: &Violation) -> Event {
+        Event {
+            ts: v.ts.clone(),
+            ts_us: v.ts_us,
+            process: v.process,
+            pid: v.pid,
+            seq: v.seq,
+            func: v.func.clone(),
+            ret: None,
+            status: None,
+            detail: Detail::Violation(Box::new(v.clone())),
+        }
+    }
+
+    /// A re-check finding about call `c`, unless the logs already hold it.
+    fn flag(&mut self, r: &Rec, c: &Call, rule: &'static str, fp: Option<&str>, message: String) {
+        if self.shared_ledger && LIVENESS_RULES.contains(&rule) {
+            return;
+        }
+        let dup = if rule == FREE_IMPORTED {
+            self.logged_free.contains(&r.proc_idx)
+        } else {
+            self.logged
+                .contains(&(rule.to_owned(), r.proc_idx, fp.map(str::to_owned)))
+        };
+        if dup {
+            return;
+        }
+        let v = Violation {
+            rule: rule.to_owned(),
+            severity: "error".to_owned(),
+            process: r.proc_idx,
+            pid: r.pid,
+            func: c.func.clone(),
+            key_fp: fp.map(str::to_owned),
+            source: Source::Recheck,
+            ts: r.ts.clone(),
+            ts_us: r.ts_us,
+            seq: r.seq,
+            message,
+            action: None,
+        };
+        if let Some(fp) = fp {
+            let ev = Self::violation_event(&v);
+            self.push_event(fp, ev);
+        }
+        self.violations.push(v);
+    }
+
+    fn call(&mut self, r: &Rec, c: &Call) {
+        match c.func.as_str() {
+            "aclrtIpcMemGetExportKey" => self.export(r, c),
+            "aclrtIpcMemSetImportPid" => self.whitelist(r, c),
+            "aclrtIpcMemImportPidInterServer" => self.interserver(r, c),
+            "aclrtIpcMemImportByKey" => self.import(r, c),
+            "aclrtIpcMemSetAttr" => {
+                if let Some(fp) = &c.key_fp {
+                    let detail = Detail::SetAttr {
+                        attr_type: c.attr_type,
+                        attr: c.attr,
+                    };
+                    let ev = Self::event(r, c, detail);
+                    self.push_event(fp, ev);
+                }
+            }
+            "aclrtIpcMemClose" => self.close(r, c),
+            "aclrtDeviceGetBareTgid" => {
+                // A negative pid is the runtime's silent failure, not a tgid.
+                if let (true, Some(t)) = (c.ok(), c.out_pid.filter(|t| *t > 0)) {
+                    self.ps[r.proc_idx].bare_tgid = Some(t);
+                }
+            }
+            "aclrtMalloc" | "aclrtMallocAlign32" | "aclrtMallocCached" => {
+                // An address handed out again is no longer "an address that was imported".
+                if let (true, Some(a)) = (c.ok(), c.out_dev_ptr) {
+                    self.ps[r.proc_idx].imported.remove(&a);
+                }
+            }
+            "aclrtFree" => self.free(r, c),
+            _ => {}
+        }
+    }
+
+    fn export(&mut self, r: &Rec, c: &Call) {
+        let Some(fp) = c.out_key_fp.as_deref().filter(|_| c.ok()) else {
+            return;
+        };
+        let ev = Self::event(
+            r,
+            c,
+            Detail::Export {
+                dev_ptr: c.dev_ptr,
+                size: c.size,
+                flags: c.flags,
+            },
+        );
+        let key = self.keys.entry(fp.to_owned()).or_default();
+        let events = std::mem::take(&mut key.events);
+        *key = KeyState {
+            export: Some(Export {
+                proc_idx: r.proc_idx,
+                dev: c.dev_ptr,
+                size: c.size,
+                flags: c.flags,
+            }),
+            events,
+            ..KeyState::default()
+        };
+        key.events.push(ev);
+        if let Some(dev) = c.dev_ptr {
+            let at = self.ps[r.proc_idx].exports.entry(dev).or_default();
+            if !at.iter().any(|e| e == fp) {
+                at.push(fp.to_owned());
+            }
+        }
+    }
+
+    fn whitelist(&mut self, r: &Rec, c: &Call) {
+        let Some(fp) = &c.key_fp else { return };
+        let detail = Detail::Whitelist {
+            pids: c.pids.clone(),
+            num: c.num,
+        };
+        let ev = Self::event(r, c, detail);
+        let key = self.keys.entry(fp.clone()).or_default();
+        if c.ok() {
+            key.whitelist.extend(c.pids.list());
+        }
+        key.events.push(ev);
+    }
+
+    fn interserver(&mut self, r: &Rec, c: &Call) {
+        let Some(fp) = &c.key_fp else { return };
+        let detail = Detail::InterServer {
+            server_pids: c.server_pids.clone(),
+            num: c.num,
+        };
+        let ev = Self::event(r, c, detail);
+        let key = self.keys.entry(fp.clone()).or_default();
+        if c.ok() {
+            // Pids whitelisted for other servers count as whitelisted: no false alarm.
+            for (_, p) in c.server_pids.iter().flatten() {
+                key.whitelist.extend(p);
+            }
+        }
+        key.events.push(ev);
+    }
+
+    fn import(&mut self, r: &Rec, c: &Call) {
+        let Some(fp) = c.key_fp.as_deref() else {
+            return;
+        };
+        let got = c.out_dev_ptr.filter(|_| c.ok());
+        let detail = Detail::Import {
+            address: got,
+            flags: c.flags,
+        };
+        let ev = Self::event(r, c, detail);
+        self.push_event(fp, ev);
+
+        let me = r.proc_idx;
+        let mut findings: Vec<(&'static str, String)> = Vec::new();
+        let key = &self.keys[fp];
+        if let Some(ex) = key.export.as_ref().filter(|ex| ex.proc_idx != me) {
+            let mut gone = Vec::new();
+            if key.closed {
+                gone.push("closed it".to_owned());
+            }
+            if key.freed {
+                gone.push("freed its memory".to_owned());
+            }
+            if self.ps[ex.proc_idx].ended {
+                gone.push(match &self.procs[ex.proc_idx].end {
+                    End::Exited(ts) => format!("exited (summary at {ts})"),
+                    _ => "was replaced by another program with its pid".to_owned(),
+                });
+            }
+            if !gone.is_empty() {
+                findings.push((
+                    SOURCE_GONE,
+                    format!(
+                        "pid {} imports key {fp} after its exporter (pid {}) {}",
+                        self.procs[me].tag,
+                        self.procs[ex.proc_idx].tag,
+                        gone.join(", ")
+                    ),
+                ));
+            }
+            if ex.flags == Some(0) {
+                let tgid = self.ps[me].bare_tgid.unwrap_or(r.pid);
+                if !key.whitelist.contains(&tgid) {
+                    let list: Vec<i64> = key.whitelist.iter().copied().collect();
+                    findings.push((
+                        NOT_WHITELISTED,
+                        format!(
+                            "pid {} (bare tgid {tgid}) imports key {fp}, exported by pid {} in whitelist mode, but {tgid} was not whitelisted before the import (whitelisted: {})",
+                            self.procs[me].tag,
+                            self.procs[ex.proc_idx].tag,
+                            pids_text(&list)
+                        ),
+                    ));
+                }
+            }
+        }
+        for (rule, msg) in findings {
+            self.flag(r, c, rule, Some(fp), msg);
+        }
+        if let Some(a) = got {
+            let key = self.keys.get_mut(fp).expect("key entry exists");
+            *key.importers.entry(me).or_default() += 1;
+            key.ever_imported.insert(me);
+            self.ps[me].imported.insert(a, fp.to_owned());
+        }
+    }
+
+    fn close(&mut self, r: &Rec, c: &Call) {
+        let Some(fp) = c.key_fp.as_deref() else {
+            return;
+        };
+        let me = r.proc_idx;
+        let key = self.keys.entry(fp.to_owned()).or_default();
+        let role = match &key.export {
+            Some(ex) if ex.proc_idx == me => "exporter",
+            _ if key.ever_imported.contains(&me) => "importer",
+            Some(_) => "neither exporter nor importer",
+            None => "unknown (export not in the logs)",
+        };
+        let ev = Self::event(r, c, Detail::Close { role });
+        key.events.push(ev);
+        if !c.ok() {
+            return;
+        }
+        match role {
+            "exporter" => {
+                key.closed = true;
+                let open: Vec<&str> = key
+                    .importers
+                    .iter()
+                    .filter(|(&j, &refs)| refs > 0 && j != me && !self.ps[j].ended)
+                    .map(|(&j, _)| self.procs[j].tag.as_str())
+                    .collect();
+                if !open.is_empty() {
+                    let msg = format!(
+                        "the exporter (pid {}) closes key {fp} while importing process(es) [{}] are alive and have not closed it; importers must close first",
+                        self.procs[me].tag,
+                        open.join(", ")
+                    );
+                    self.flag(r, c, CLOSE_ORDER, Some(fp), msg);
+                }
+            }
+            "importer" => {
+                if let Some(refs) = key.importers.get_mut(&me) {
+                    *refs = refs.saturating_sub(1);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn free(&mut self, r: &Rec, c: &Call) {
+        let Some(a) = c.dev_ptr else { return };
+        let me = r.proc_idx;
+        if let Some(fp) = self.ps[me].imported.get(&a).cloned() {
+            let detail = Detail::Free {
+                dev_ptr: a,
+                role: "importer",
+            };
+            let ev = Self::event(r, c, detail);
+            self.push_event(&fp, ev);
+            let msg = format!(
+                "pid {} frees {a:#x}, which aclrtIpcMemImportByKey returned for key {fp}; an importer releases it with aclrtIpcMemClose, never aclrtFree",
+                self.procs[me].tag
+            );
+            self.flag(r, c, FREE_IMPORTED, Some(&fp), msg);
+        }
+        let Some((&start, near)) = self.ps[me].exports.range(..=a).next_back() else {
+            return;
+        };
+        for fp in near.clone() {
+            let Some(key) = self.keys.get_mut(&fp) else {
+                continue;
+            };
+            let Some(ex) = key.export.as_ref() else {
+                continue;
+            };
+            let (Some(dev), Some(size)) = (ex.dev, ex.size) else {
+                continue;
+            };
+            if ex.proc_idx != me || key.freed || a < dev || a - dev >= size {
+                continue;
+            }
+            let detail = Detail::Free {
+                dev_ptr: a,
+                role: "exporter",
+            };
+            let ev = Self::event(r, c, detail);
+            key.events.push(ev);
+            if c.ok() {
+                key.freed = true;
+            }
+        }
+        // Keys whose memory is gone (or that another export took over) need no more looking at.
+        let keys = &self.keys;
+        if let Some(at) = self.ps[me].exports.get_mut(&start) {
+            at.retain(|fp| {
+                keys.get(fp)
+                    .and_then(|k| k.export.as_ref().map(|ex| (k, ex)))
+                    .is_some_and(|(k, ex)| ex.proc_idx == me && !k.freed)
+            });
+            if at.is_empty() {
+                self.ps[me].exports.remove(&start);
+            }
+        }
+    }
+}
