@@ -28,17 +28,25 @@ pub use model::*;
 pub use render::{render_json, render_text};
 
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
 
-pub const USAGE: &str = "usage: acl-ipc-guard report [--json] LOG...
-  Merges the JSON-lines logs of the processes of a job (any order, one file per process or
-  shared), prints one timeline per key, the violations by rule, and re-checks the
-  cross-process ordering from the records. LOG may be - for standard input.
-  --json   print one JSON object instead of text
-Exit status: 0 no error violation, 1 error violations found, 2 usage error or no log readable.";
+/// For `report --help`.
+pub const EXIT_STATUS: &str =
+    "Exit status: 0 no error violation, 1 error violations found, 2 usage error or no log readable.";
 
-/// The `report` command; `args` follow `acl-ipc-guard report`. Returns the exit status.
-pub fn main(args: &[String]) -> i32 {
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// The JSON-lines logs of the job's processes, in any order (one file per process, or
+    /// shared); - reads standard input
+    #[arg(required = true, value_name = "LOG")]
+    pub logs: Vec<PathBuf>,
+}
+
+/// The `report` command. Returns the exit status.
+pub fn main(args: &ReportArgs) -> i32 {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     run(args, &mut stdout.lock(), &mut stderr.lock())
@@ -46,31 +54,8 @@ pub fn main(args: &[String]) -> i32 {
 
 /// [`main`] with its output streams given. Write errors (a closed pipe) are ignored: the
 /// exit status still tells the verdict.
-pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let mut json = false;
-    let mut paths: Vec<&str> = Vec::new();
-    let mut options_done = false;
-    for a in args {
-        match a.as_str() {
-            p if options_done => paths.push(p),
-            "--json" => json = true,
-            "-h" | "--help" => {
-                let _ = writeln!(out, "{USAGE}");
-                return 0;
-            }
-            "--" => options_done = true,
-            o if o.starts_with('-') && o != "-" => {
-                let _ = writeln!(err, "acl-ipc-guard report: unknown option {o:?}\n{USAGE}");
-                return 2;
-            }
-            p => paths.push(p),
-        }
-    }
-    if paths.is_empty() {
-        let _ = writeln!(err, "acl-ipc-guard report: no log file given\n{USAGE}");
-        return 2;
-    }
-    let inputs: Vec<Input> = paths.iter().map(|p| ingest::read(Path::new(p))).collect();
+pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let inputs: Vec<Input> = args.logs.iter().map(|p| ingest::read(p)).collect();
     for i in &inputs {
         if let Err(e) = &i.content {
             let _ = writeln!(err, "acl-ipc-guard report: cannot read {}: {e}", i.name);
@@ -82,7 +67,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
     let report = analyze(&inputs);
     let mut w = std::io::BufWriter::new(out);
-    let _ = if json {
+    let _ = if args.json {
         serde_json::to_writer_pretty(&mut w, &render_json(&report))
             .map_err(std::io::Error::from)
             .and_then(|()| w.write_all(b"\n"))

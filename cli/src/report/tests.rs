@@ -870,10 +870,27 @@ fn raw_keys_are_never_printed() {
     assert!(!render_json(&r).to_string().contains("SECRET"));
 }
 
+/// `acl-ipc-guard report ARGS…` as `main` would run it, its output captured; a usage
+/// error is rendered as clap would print it.
 fn run_args(args: &[&str]) -> (i32, String, String) {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    use clap::Parser;
+    let argv = ["acl-ipc-guard", "report"].iter().chain(args);
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run(&args, &mut out, &mut err);
+    let code = match crate::Cli::try_parse_from(argv) {
+        Ok(crate::Cli {
+            command: crate::Command::Report(a),
+        }) => run(&a, &mut out, &mut err),
+        Ok(other) => panic!("not report: {other:?}"),
+        Err(e) => {
+            let text = e.render().to_string().into_bytes();
+            if e.use_stderr() {
+                err = text;
+            } else {
+                out = text;
+            }
+            e.exit_code()
+        }
+    };
     (
         code,
         String::from_utf8(out).unwrap(),
@@ -930,16 +947,19 @@ fn command_line_with_files() {
     assert_eq!(run_args(&[good.to_str().unwrap()]).0, 0);
     assert_eq!(run_args(&["--", good.to_str().unwrap()]).0, 0);
 
-    // Usage.
-    let (code, _, err) = run_args(&[]);
-    assert_eq!(code, 2);
-    assert!(err.contains("usage"));
-    let (code, _, err) = run_args(&["--jsn", &paths[0]]);
-    assert_eq!(code, 2);
-    assert!(err.contains("--jsn") && err.contains("usage"));
-    let (code, out, _) = run_args(&["--help"]);
-    assert_eq!(code, 0);
-    assert!(out.contains("usage"));
+    // Usage (clap's wording: "Usage:").
+    let (code, out, err) = run_args(&[]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("Usage:"), "{err}");
+    let (code, out, err) = run_args(&["--jsn", &paths[0]]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("--jsn") && err.contains("Usage:"), "{err}");
+    let (code, out, err) = run_args(&["--help"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(
+        out.contains("Usage:") && out.contains("Exit status"),
+        "{out}"
+    );
 }
 
 #[test]
