@@ -72,8 +72,9 @@ struct ProcState {
     /// Addresses this process got from a successful import, and of which key.
     imported: HashMap<u64, String>,
     /// Keys this process exported, by the address their range starts at: a free is matched
-    /// against the nearest export at or below its address, in logarithmic time.
-    exports: BTreeMap<u64, Vec<String>>,
+    /// against the nearest export at or below its address, in logarithmic time. A set, since
+    /// one buffer may be exported many times over (a new key each time).
+    exports: BTreeMap<u64, BTreeSet<String>>,
     ended: bool,
     /// Violation records written, per rule, with their severity.
     written: HashMap<String, (u64, String)>,
@@ -383,8 +384,8 @@ impl<'a> Sweep<'a> {
         key.events.push(ev);
         if let Some(dev) = c.dev_ptr {
             let at = self.ps[r.proc_idx].exports.entry(dev).or_default();
-            if !at.iter().any(|e| e == fp) {
-                at.push(fp.to_owned());
+            if !at.contains(fp) {
+                at.insert(fp.to_owned());
             }
         }
     }
