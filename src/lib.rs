@@ -19,12 +19,14 @@
 //! - [`state`]: this process's allocations, exports and imports.
 //! - `ledger`: the cross-process view of each key (file format, table algorithms).
 //! - [`record`]: record types (the schema), JSON and text encodings, the log writer.
-//! - [`report`]: reading logs back (the CLI's `report`).
 //! - [`config`]: the `ACL_IPC_GUARD_*` switches and the mode names, as tables.
 //! - `sync`: fork-safe locks and the writer's wake-up.
 //!
 //! Dependencies point one way: `ffi` → `runtime` → {`rules`, `state`, `ledger`, `real`,
 //! `record`} → {`call`, `key`, `config`}; `ffi::raw` is a leaf.
+//!
+//! The `acl-ipc-guard` command (run, rules, report) is the workspace member `cli/`, built
+//! on this crate's rlib.
 //!
 //! A new rule: its row in `rules/table.rs` and its check in the `rules/` file of the call
 //! it is about (a fact the check needs and the runtime does not gather yet goes in
@@ -41,7 +43,6 @@ pub mod call;
 pub mod config;
 pub mod key;
 pub mod record;
-pub mod report;
 pub mod rules;
 pub mod state;
 

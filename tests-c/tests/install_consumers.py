@@ -1,5 +1,6 @@
-"""`cmake --install` into a temporary prefix gives the library, header, CLI, a CMake package
-and a pkg-config file; a small C consumer builds and runs against each."""
+"""`cmake --install` into a temporary prefix gives the library, header, CLI (with its shell
+completions), a CMake package and a pkg-config file; a small C consumer builds and runs
+against each."""
 import os
 import subprocess
 from harness import *
@@ -18,6 +19,15 @@ sh(["cmake", "--install", BUILD, "--prefix", prefix])
 for rel in ("lib/libacl_ipc_guard.so", "lib/libacl_ipc_guard_audit.so", "include/acl_ipc_guard.h", "bin/acl-ipc-guard",
             "lib/cmake/AclIpcGuard/AclIpcGuardConfig.cmake", "lib/pkgconfig/acl-ipc-guard.pc"):
     check(os.path.isfile(os.path.join(prefix, rel)), f"installed {rel}")
+# The shell completions, where bash-completion, zsh and fish look, the same as the
+# installed command prints.
+for shell, rel in (("bash", "share/bash-completion/completions/acl-ipc-guard"),
+                   ("zsh", "share/zsh/site-functions/_acl-ipc-guard"),
+                   ("fish", "share/fish/vendor_completions.d/acl-ipc-guard.fish")):
+    path = os.path.join(prefix, rel)
+    check(os.path.isfile(path), f"installed {rel}")
+    with open(path, encoding="utf-8") as f:
+        eq(f.read(), sh([os.path.join(prefix, "bin/acl-ipc-guard"), "completions", shell]), f"installed {rel} is current")
 
 consumer = work.file("consumer")
 os.mkdir(consumer)

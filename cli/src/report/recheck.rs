@@ -1,80 +1,29 @@
-//! Records of all files → one time order → processes, gaps, per-key timelines and the
-//! re-check of the cross-process rules. Pure: no files, no output.
+//! The sweep through the merged records: each key's timeline, and the cross-process rules
+//! judged again from the records alone (a job that ran without a shared ledger is still
+//! judged; a violation the logs already hold is not repeated).
 
-use super::parse::{self, Body, Call, Line, LogViolation, Rec, StartInfo};
-use super::{
-    Detail, End, Event, FileInfo, Gap, Input, Process, Report, ShimError, Skipped, Source,
-    Violation,
-};
+use super::model::{pids_text, Detail, End, Event, Process, ShimError, Source, Violation};
+use super::parse::{Body, Call, LogViolation, Rec};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 
 pub const CLOSE_ORDER: &str = "close.exporter-before-importers";
 pub const SOURCE_GONE: &str = "import.source-gone";
 pub const NOT_WHITELISTED: &str = "import.not-whitelisted";
 pub const FREE_IMPORTED: &str = "free.imported";
 
-pub fn analyze(inputs: &[Input]) -> Report {
-    let mut files = Vec::new();
-    let mut recs = Vec::new();
-    let mut skipped = Vec::new();
-    for (fi, input) in inputs.iter().enumerate() {
-        let mut info = FileInfo {
-            path: input.name.clone(),
-            error: None,
-            records: 0,
-            text_lines: 0,
-            skipped: 0,
-        };
-        match &input.content {
-            Err(e) => info.error = Some(e.clone()),
-            Ok(bytes) => {
-                for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-                    let text = String::from_utf8_lossy(raw);
-                    match parse::parse_line(fi, &text) {
-                        Line::Blank => {}
-                        Line::Text => info.text_lines += 1,
-                        Line::Record(r) => {
-                            info.records += 1;
-                            recs.push(*r);
-                        }
-                        Line::Malformed(reason) => {
-                            info.skipped += 1;
-                            skipped.push(Skipped {
-                                file: input.name.clone(),
-                                line: i + 1,
-                                reason,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        files.push(info);
-    }
+/// What the sweep found.
+pub struct Judged {
+    /// Fingerprint → its events in time order.
+    pub keys: BTreeMap<String, Vec<Event>>,
+    /// From the logs and from the re-check; by rule, then time.
+    pub violations: Vec<Violation>,
+    pub errors: Vec<ShimError>,
+}
 
-    // Which process each record belongs to, decided file by file (a record names only its
-    // pid; its host and start are those of the start record before it in its file).
-    let keys = identify(&recs);
-    let mut recs: Vec<(ProcKey, Rec)> = keys.into_iter().zip(recs).collect();
-    // One time order: ts, then process, then seq; the rest only makes the order total.
-    recs.sort_by(|(ka, a), (kb, b)| {
-        (a.ts_us, a.pid, ka, a.seq, &a.event, a.hash)
-            .cmp(&(b.ts_us, b.pid, kb, b.seq, &b.event, b.hash))
-    });
-    // The same record twice (a file given twice, overlapping copies) counts once.
-    let before = recs.len();
-    recs.dedup_by(|(kb, b), (ka, a)| {
-        (a.ts_us, &*ka, a.seq, &a.event) == (b.ts_us, &*kb, b.seq, &b.event)
-    });
-    let duplicates = before - recs.len();
-
-    let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-    let (processes, recs, replaced_by) = assign_processes(recs, &names);
-    let gaps = find_gaps(&recs, &processes);
-
-    let mut sweep = Sweep::new(&recs, &processes, replaced_by);
-    for r in &recs {
+/// Sweeps `recs` (in time order, each with its process) once.
+pub fn recheck(recs: &[Rec], processes: &[Process], replaced_by: Vec<Option<usize>>) -> Judged {
+    let mut sweep = Sweep::new(recs, processes, replaced_by);
+    for r in recs {
         sweep.record(r);
     }
     let Sweep {
@@ -88,315 +37,11 @@ pub fn analyze(inputs: &[Input]) -> Report {
         (&a.rule, a.ts_us, a.pid, a.process, a.seq, a.source)
             .cmp(&(&b.rule, b.ts_us, b.pid, b.process, b.seq, b.source))
     });
-    let keys = keys.into_iter().map(|(fp, k)| (fp, k.events)).collect();
-    let mut untracked_keys: Vec<String> = recs
-        .iter()
-        .filter_map(|r| match &r.body {
-            Body::Call(c) if c.untracked && c.ok() => c.out_key_fp.clone(),
-            _ => None,
-        })
-        .collect();
-    untracked_keys.sort();
-    untracked_keys.dedup();
-
-    skipped.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-    Report {
-        text_lines: files.iter().map(|f| f.text_lines).sum(),
-        records: recs.len(),
-        duplicates,
-        files,
-        skipped,
-        processes,
-        gaps,
+    Judged {
+        keys: keys.into_iter().map(|(fp, k)| (fp, k.events)).collect(),
         violations,
-        keys,
         errors,
-        untracked_keys,
     }
-}
-
-/// Which process a record belongs to: its host, pid and the time of its `start` record
-/// (`started`), or, for records with no start record before them (logs of older versions,
-/// a log whose beginning is lost), its pid and the time of its first record.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct ProcKey {
-    /// Shared by the records of one process: a clone is a count, not a copy.
-    host: Option<Arc<str>>,
-    pid: i64,
-    anchor_us: i64,
-    started: bool,
-}
-
-/// One process as `identify` follows it through one file.
-struct Image {
-    key: ProcKey,
-    last_seq: u64,
-    exited: bool,
-}
-
-/// The process of every record (same order as `recs`). In each file, each pid's records
-/// are taken in time order: a `start` record begins a process (its host, pid and time are
-/// its identity, so pids that collide across hosts or containers stay apart); another
-/// record goes on with the process of that pid whose `seq` it continues, else the latest
-/// one. A pid with no start record before its records (an older log, a lost beginning)
-/// makes a process known by its pid and first record; after its `summary`, records that do
-/// not continue its `seq` begin another (a reused pid).
-fn identify(recs: &[Rec]) -> Vec<ProcKey> {
-    let mut groups: BTreeMap<(usize, i64), Vec<usize>> = BTreeMap::new();
-    for (i, r) in recs.iter().enumerate() {
-        groups.entry((r.file, r.pid)).or_default().push(i);
-    }
-    let mut keys: Vec<Option<ProcKey>> = vec![None; recs.len()];
-    for ((_, pid), mut idx) in groups {
-        idx.sort_by_key(|&i| (recs[i].ts_us, recs[i].seq, recs[i].event != "start"));
-        let mut images: Vec<Image> = Vec::new();
-        for i in idx {
-            let r = &recs[i];
-            let at = if let Body::Start(s) = &r.body {
-                images.push(Image {
-                    key: ProcKey {
-                        host: s.host.as_deref().map(Arc::from),
-                        pid,
-                        anchor_us: r.ts_us,
-                        started: true,
-                    },
-                    last_seq: r.seq,
-                    exited: false,
-                });
-                images.len() - 1
-            } else {
-                let continues = images.iter().rposition(|im| im.last_seq + 1 == r.seq);
-                let latest = images
-                    .len()
-                    .checked_sub(1)
-                    .filter(|&l| !(images[l].exited && r.seq > images[l].last_seq + 1));
-                match continues.or(latest) {
-                    Some(at) => at,
-                    None => {
-                        images.push(Image {
-                            key: ProcKey {
-                                host: None,
-                                pid,
-                                anchor_us: r.ts_us,
-                                started: false,
-                            },
-                            last_seq: r.seq,
-                            exited: false,
-                        });
-                        images.len() - 1
-                    }
-                }
-            };
-            let im = &mut images[at];
-            im.last_seq = im.last_seq.max(r.seq);
-            im.exited |= matches!(r.body, Body::Summary { .. });
-            keys[i] = Some(im.key.clone());
-        }
-    }
-    keys.into_iter()
-        .map(|k| k.expect("every record is in a group"))
-        .collect()
-}
-
-/// Two processes may be the same machine's: equal hosts, or one not known.
-fn same_machine(a: &Option<String>, b: &Option<String>) -> bool {
-    a.is_none() || b.is_none() || a == b
-}
-
-/// Numbers the processes in order of their first record and fills in what their records
-/// say; then the end of an image its pid's next image replaced, the parents of fork
-/// children, and each process's tag.
-/// Also returns, for each process, the image of its pid that began after it and ended it.
-fn assign_processes(
-    recs: Vec<(ProcKey, Rec)>,
-    names: &[&str],
-) -> (Vec<Process>, Vec<Rec>, Vec<Option<usize>>) {
-    let mut procs: Vec<Process> = Vec::new();
-    let mut index: HashMap<ProcKey, usize> = HashMap::new();
-    let mut out = Vec::with_capacity(recs.len());
-    let mut first_ts: Vec<String> = Vec::new();
-    for (key, mut r) in recs {
-        let idx = *index.entry(key.clone()).or_insert_with(|| {
-            first_ts.push(r.ts.clone());
-            procs.push(Process {
-                pid: r.pid,
-                tag: String::new(),
-                host: key.host.as_deref().map(str::to_owned),
-                start_ts: None,
-                version: None,
-                mode: None,
-                exe: None,
-                ledger: None,
-                bare_tgid: None,
-                parent_pid: None,
-                parent: None,
-                end: End::Unknown,
-                first_seq: r.seq,
-                last_seq: r.seq,
-                last_ts: r.ts.clone(),
-                records: 0,
-                files: Vec::new(),
-                dropped: None,
-                has_start: false,
-            });
-            procs.len() - 1
-        });
-        r.proc_idx = idx;
-        let p = &mut procs[idx];
-        p.records += 1;
-        p.first_seq = p.first_seq.min(r.seq);
-        p.last_seq = p.last_seq.max(r.seq);
-        p.last_ts = r.ts.clone();
-        let file = names.get(r.file).copied().unwrap_or("?");
-        if !p.files.iter().any(|f| f == file) {
-            p.files.push(file.to_owned());
-        }
-        match &r.body {
-            Body::Start(s) => {
-                let StartInfo {
-                    version,
-                    mode,
-                    exe,
-                    ledger,
-                    host: _,
-                    bare_tgid,
-                    parent,
-                } = &**s;
-                p.has_start = true;
-                p.start_ts = Some(r.ts.clone());
-                p.version.clone_from(version);
-                p.mode.clone_from(mode);
-                p.exe.clone_from(exe);
-                p.ledger.clone_from(ledger);
-                p.bare_tgid = *bare_tgid;
-                p.parent_pid = *parent;
-            }
-            Body::Summary { dropped, .. } => {
-                p.end = End::Exited(r.ts.clone());
-                p.dropped = *dropped;
-            }
-            _ => {}
-        }
-        out.push(r);
-    }
-    let anchors: Vec<i64> = {
-        let mut a = vec![0; procs.len()];
-        for (k, &i) in &index {
-            a[i] = k.anchor_us;
-        }
-        a
-    };
-    // Images of one machine's pid in time order: one ends when the next begins (an exec,
-    // or the pid was reused). Not so for pids of different pid namespaces on one host
-    // (containers sharing a host name), which run side by side: their bare tgids differ.
-    let mut by_pid: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-    for (i, p) in procs.iter().enumerate() {
-        by_pid.entry(p.pid).or_default().push(i);
-    }
-    let mut replaced_by = vec![None; procs.len()];
-    for list in by_pid.values_mut() {
-        list.sort_by_key(|&i| (anchors[i], i));
-        for (n, &i) in list.iter().enumerate() {
-            let next = list[n + 1..].iter().copied().find(|&j| {
-                let (a, b) = (&procs[i], &procs[j]);
-                same_machine(&a.host, &b.host)
-                    && (a.bare_tgid.is_none()
-                        || b.bare_tgid.is_none()
-                        || a.bare_tgid == b.bare_tgid)
-            });
-            let Some(j) = next else { continue };
-            if procs[i].end == End::Unknown {
-                let first_of_next = procs[j]
-                    .start_ts
-                    .clone()
-                    .unwrap_or_else(|| first_ts[j].clone());
-                procs[i].end = End::Replaced(first_of_next);
-            }
-            replaced_by[i] = Some(j);
-        }
-    }
-    // A fork child's parent: the latest image of the parent's pid on its host that began
-    // before the child.
-    for c in 0..procs.len() {
-        let Some(ppid) = procs[c].parent_pid else {
-            continue;
-        };
-        procs[c].parent = by_pid.get(&ppid).and_then(|list| {
-            list.iter()
-                .copied()
-                .filter(|&j| {
-                    j != c
-                        && anchors[j] <= anchors[c]
-                        && same_machine(&procs[j].host, &procs[c].host)
-                })
-                .max_by_key(|&j| (anchors[j], j))
-        });
-    }
-    // Tags: the pid; `@host` when the logs come from several hosts; `#n` when one host's
-    // pid ran several images.
-    let hosts: BTreeSet<&str> = procs.iter().filter_map(|p| p.host.as_deref()).collect();
-    let several_hosts = hosts.len() > 1;
-    let mut tags: Vec<String> = procs
-        .iter()
-        .map(|p| match (&p.host, several_hosts) {
-            (Some(h), true) => format!("{}@{h}", p.pid),
-            (None, true) => format!("{}@?", p.pid),
-            _ => p.pid.to_string(),
-        })
-        .collect();
-    let mut same_tag: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, t) in tags.iter().enumerate() {
-        same_tag.entry(t.as_str()).or_default().push(i);
-    }
-    let numbered: Vec<(usize, usize)> = same_tag
-        .values()
-        .filter(|l| l.len() > 1)
-        .flat_map(|l| {
-            let mut l = l.clone();
-            l.sort_by_key(|&i| (anchors[i], i));
-            l.into_iter().enumerate().map(|(n, i)| (i, n + 1))
-        })
-        .collect();
-    for (i, n) in numbered {
-        tags[i] = format!("{}#{n}", tags[i]);
-    }
-    for (p, t) in procs.iter_mut().zip(tags) {
-        p.tag = t;
-        p.files.sort();
-    }
-    (procs, out, replaced_by)
-}
-
-/// Holes in each process's `seq`: from 1 for a process with a `start`, from its first
-/// record otherwise (a log that lost its beginning, or an older version's fork child).
-fn find_gaps(recs: &[Rec], procs: &[Process]) -> Vec<Gap> {
-    let mut seqs: Vec<Vec<u64>> = vec![Vec::new(); procs.len()];
-    for r in recs {
-        seqs[r.proc_idx].push(r.seq);
-    }
-    let mut gaps = Vec::new();
-    for (i, (p, s)) in procs.iter().zip(seqs.iter_mut()).enumerate() {
-        s.sort_unstable();
-        s.dedup();
-        let mut expect = if p.has_start {
-            1
-        } else {
-            s.first().copied().unwrap_or(1)
-        };
-        for &q in s.iter() {
-            if q > expect {
-                gaps.push(Gap {
-                    process: i,
-                    pid: p.pid,
-                    from: expect,
-                    to: q - 1,
-                });
-            }
-            expect = expect.max(q + 1);
-        }
-    }
-    gaps.sort_by_key(|g| (g.pid, g.process, g.from));
-    gaps
 }
 
 /// One key's state as the re-check sweeps through time; a new export of the same
@@ -427,8 +72,9 @@ struct ProcState {
     /// Addresses this process got from a successful import, and of which key.
     imported: HashMap<u64, String>,
     /// Keys this process exported, by the address their range starts at: a free is matched
-    /// against the nearest export at or below its address, in logarithmic time.
-    exports: BTreeMap<u64, Vec<String>>,
+    /// against the nearest export at or below its address, in logarithmic time. A set, since
+    /// one buffer may be exported many times over (a new key each time).
+    exports: BTreeMap<u64, BTreeSet<String>>,
     ended: bool,
     /// Violation records written, per rule, with their severity.
     written: HashMap<String, (u64, String)>,
@@ -478,11 +124,6 @@ fn job_shared_a_ledger(recs: &[Rec], procs: &[Process]) -> bool {
             && p.ledger == first.ledger
             && p.host == first.host
     })
-}
-
-fn pids_text(p: &[i64]) -> String {
-    let v: Vec<String> = p.iter().map(i64::to_string).collect();
-    format!("[{}]", v.join(", "))
 }
 
 impl<'a> Sweep<'a> {
@@ -578,7 +219,7 @@ impl<'a> Sweep<'a> {
                 .get(rule)
                 .cloned()
                 .unwrap_or_else(|| {
-                    let default = crate::rules::Rule::from_id(rule)
+                    let default = acl_ipc_guard::rules::Rule::from_id(rule)
                         .map_or("warning", |r| r.default_severity().as_str());
                     (0, default.to_owned())
                 });
@@ -743,8 +384,8 @@ impl<'a> Sweep<'a> {
         key.events.push(ev);
         if let Some(dev) = c.dev_ptr {
             let at = self.ps[r.proc_idx].exports.entry(dev).or_default();
-            if !at.iter().any(|e| e == fp) {
-                at.push(fp.to_owned());
+            if !at.contains(fp) {
+                at.insert(fp.to_owned());
             }
         }
     }

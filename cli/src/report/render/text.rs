@@ -1,17 +1,10 @@
-//! A report as text for people, or as one JSON object for scripts. Both deterministic.
+//! The report as text for people: a summary, the processes, the violations by rule, one
+//! timeline per key, then whatever was lost or skipped, and the verdict last.
 
-use super::{End, Event, Process, Report, Violation};
-use serde_json::{json, Map, Value};
+use super::super::model::{End, Event, Process, Report, Source, Violation};
+use super::{clean, describe, plural, tag};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
-fn tag(procs: &[Process], i: usize) -> &str {
-    procs.get(i).map_or("?", |p| p.tag.as_str())
-}
 
 fn process_line(p: &Process, procs: &[Process]) -> String {
     let mut s = format!("pid {}:", p.tag);
@@ -74,23 +67,6 @@ fn process_line(p: &Process, procs: &[Process]) -> String {
     clean(s)
 }
 
-/// Log text as one safe line: control characters (newlines, terminal escapes) from a
-/// hostile or broken log are shown escaped, never acted on.
-fn clean(s: String) -> String {
-    if !s.chars().any(char::is_control) {
-        return s;
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 fn violation_line(v: &Violation, procs: &[Process]) -> String {
     clean(format!(
         "{} pid {} {} {} {}{}: {}",
@@ -115,7 +91,7 @@ fn event_line(e: &Event, procs: &[Process]) -> String {
         e.kind(),
         e.func,
         e.status.unwrap_or("-"),
-        e.desc()
+        describe(e)
     ))
 }
 
@@ -133,6 +109,7 @@ fn key_heading(events: &[Event], procs: &[Process]) -> String {
     }
 }
 
+/// The whole report as text.
 pub fn render_text(r: &Report) -> String {
     let mut o = String::new();
     let read: Vec<&str> = r
@@ -276,7 +253,7 @@ fn verdict(r: &Report) -> String {
     let from_log = r
         .violations
         .iter()
-        .filter(|v| v.severity == "error" && v.source == super::Source::Log)
+        .filter(|v| v.severity == "error" && v.source == Source::Log)
         .count();
     let warnings = r.count("warning");
     let mut s = if errors > 0 {
@@ -314,111 +291,4 @@ fn verdict(r: &Report) -> String {
         s.push_str(&notes.join(", "));
     }
     s
-}
-
-fn opt<T: Into<Value>>(v: Option<T>) -> Value {
-    v.map_or(Value::Null, Into::into)
-}
-
-fn host_of(procs: &[Process], i: usize) -> Value {
-    opt(procs.get(i).and_then(|p| p.host.clone()))
-}
-
-fn violation_json(v: &Violation, procs: &[Process]) -> Value {
-    json!({
-        "rule": v.rule,
-        "severity": v.severity,
-        "pid": v.pid,
-        "host": host_of(procs, v.process),
-        "process": v.process,
-        "fn": v.func,
-        "key_fp": opt(v.key_fp.clone()),
-        "source": v.source.as_str(),
-        "ts": v.ts,
-        "seq": v.seq,
-        "action": opt(v.action.clone()),
-        "message": v.message,
-    })
-}
-
-fn event_json(e: &Event, procs: &[Process]) -> Value {
-    let mut m = Map::new();
-    m.insert("ts".into(), e.ts.clone().into());
-    m.insert("pid".into(), e.pid.into());
-    m.insert("host".into(), host_of(procs, e.process));
-    m.insert("process".into(), e.process.into());
-    m.insert("seq".into(), e.seq.into());
-    m.insert("fn".into(), e.func.clone().into());
-    m.insert("event".into(), e.kind().into());
-    m.insert("ret".into(), opt(e.ret));
-    m.insert("status".into(), opt(e.status));
-    m.insert("desc".into(), e.desc().into());
-    e.fields(&mut m);
-    Value::Object(m)
-}
-
-fn process_json(i: usize, p: &Process) -> Value {
-    let (end, how) = match &p.end {
-        End::Exited(ts) => (Value::from(ts.clone()), "exited"),
-        End::Replaced(ts) => (Value::from(ts.clone()), "replaced"),
-        End::Unknown => (Value::Null, "unknown"),
-    };
-    json!({
-        "id": i,
-        "tag": p.tag,
-        "pid": p.pid,
-        "host": opt(p.host.clone()),
-        "bare_tgid": opt(p.bare_tgid),
-        "parent": opt(p.parent_pid),
-        "parent_process": opt(p.parent),
-        "ledger": opt(p.ledger.clone()),
-        "start_ts": opt(p.start_ts.clone()),
-        "end_ts": end,
-        "end": how,
-        "last_ts": p.last_ts,
-        "first_seq": p.first_seq,
-        "last_seq": p.last_seq,
-        "records": p.records,
-        "dropped": opt(p.dropped),
-        "version": opt(p.version.clone()),
-        "mode": opt(p.mode.clone()),
-        "exe": opt(p.exe.clone()),
-        "files": p.files,
-    })
-}
-
-pub fn render_json(r: &Report) -> Value {
-    let keys: Map<String, Value> = r
-        .keys
-        .iter()
-        .map(|(fp, evs)| {
-            let evs = evs.iter().map(|e| event_json(e, &r.processes));
-            (fp.clone(), evs.collect())
-        })
-        .collect();
-    json!({
-        "files": r.files.iter().map(|f| json!({
-            "path": f.path,
-            "read": f.error.is_none(),
-            "error": opt(f.error.clone()),
-            "records": f.records,
-            "text_lines": f.text_lines,
-            "skipped": f.skipped,
-        })).collect::<Vec<_>>(),
-        "records": r.records,
-        "duplicates": r.duplicates,
-        "text_lines": r.text_lines,
-        "processes": r.processes.iter().enumerate().map(|(i, p)| process_json(i, p)).collect::<Vec<_>>(),
-        "gaps": r.gaps.iter().map(|g| json!({"pid": g.pid, "process": g.process, "from": g.from, "to": g.to})).collect::<Vec<_>>(),
-        "skipped": r.skipped.iter().map(|s| json!({"file": s.file, "line": s.line, "reason": s.reason})).collect::<Vec<_>>(),
-        "errors": r.errors.iter().map(|e| json!({"ts": e.ts, "pid": e.pid, "process": e.process, "message": e.message})).collect::<Vec<_>>(),
-        "violations": r.violations.iter().map(|v| violation_json(v, &r.processes)).collect::<Vec<_>>(),
-        "keys": keys,
-        "untracked_keys": r.untracked_keys,
-        "verdict": {
-            "errors": r.count("error"),
-            "warnings": r.count("warning"),
-            "exit_status": r.exit_status(),
-        },
-    })
 }

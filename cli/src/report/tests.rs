@@ -1,7 +1,7 @@
 //! Logs built as strings, judged without files; one test through `run` with real files.
 
 use super::*;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 const T0: i64 = 1_795_468_025_000_000; // 2026-11-23T21:07:05Z
@@ -284,7 +284,7 @@ fn exporter_closing_first_is_found_by_the_recheck() {
         .import(B, FP, 0x90000);
     j.close(A, FP).close(B, FP).summary(B).summary(A);
     let r = j.report();
-    assert_eq!(found(&r), vec![v(analyze::CLOSE_ORDER, A, "recheck")]);
+    assert_eq!(found(&r), vec![v(recheck::CLOSE_ORDER, A, "recheck")]);
     let viol = &r.violations[0];
     assert_eq!(viol.key_fp.as_deref(), Some(FP));
     assert_eq!(viol.func, "aclrtIpcMemClose");
@@ -318,7 +318,7 @@ fn importer_without_summary_is_assumed_alive() {
         .import(B, FP, 0x90000);
     j.close(A, FP).summary(A);
     let r = j.report();
-    assert_eq!(found(&r), vec![v(analyze::CLOSE_ORDER, A, "recheck")]);
+    assert_eq!(found(&r), vec![v(recheck::CLOSE_ORDER, A, "recheck")]);
     assert_eq!(
         r.processes.iter().find(|p| p.pid == B).unwrap().end,
         End::Unknown
@@ -345,7 +345,7 @@ fn a_job_with_a_shared_ledger_is_judged_by_its_logs() {
     assert_eq!(found(&shared), vec![], "the shim judged it live");
     assert_eq!(shared.exit_status(), 0);
     let without = job("off");
-    assert_eq!(found(&without), vec![v(analyze::CLOSE_ORDER, A, "recheck")]);
+    assert_eq!(found(&without), vec![v(recheck::CLOSE_ORDER, A, "recheck")]);
 }
 
 #[test]
@@ -356,7 +356,7 @@ fn three_processes_only_the_late_importer_counts() {
     j.close(A, FP).close(C, FP);
     j.summary(A).summary(B).summary(C);
     let r = j.report();
-    assert_eq!(found(&r), vec![v(analyze::CLOSE_ORDER, A, "recheck")]);
+    assert_eq!(found(&r), vec![v(recheck::CLOSE_ORDER, A, "recheck")]);
     let msg = &r.violations[0].message;
     assert!(msg.contains("[300]") && !msg.contains("200"), "{msg}");
 
@@ -379,7 +379,7 @@ fn imports_are_counted_and_each_needs_a_close() {
     j.close(A, FP).close(B, FP);
     assert_eq!(
         found(&j.report()),
-        vec![v(analyze::CLOSE_ORDER, A, "recheck")]
+        vec![v(recheck::CLOSE_ORDER, A, "recheck")]
     );
 }
 
@@ -415,7 +415,7 @@ fn import_after_the_source_is_gone() {
         .close(A, FP)
         .import_ret(B, FP, 0, 507_899);
     let r = j.report();
-    assert_eq!(found(&r), vec![v(analyze::SOURCE_GONE, B, "recheck")]);
+    assert_eq!(found(&r), vec![v(recheck::SOURCE_GONE, B, "recheck")]);
     assert!(r.violations[0].message.contains("closed it"));
     assert_eq!(r.violations[0].func, "aclrtIpcMemImportByKey");
 
@@ -427,7 +427,7 @@ fn import_after_the_source_is_gone() {
         .free(A, 0x11000)
         .import(B, FP, 0x90000);
     let r = j.report();
-    assert_eq!(found(&r), vec![v(analyze::SOURCE_GONE, B, "recheck")]);
+    assert_eq!(found(&r), vec![v(recheck::SOURCE_GONE, B, "recheck")]);
     assert!(r.violations[0].message.contains("freed its memory"));
     assert!(r.keys[FP].iter().any(|e| e.kind() == "free" && e.pid == A));
 
@@ -448,7 +448,7 @@ fn import_after_the_source_is_gone() {
         .summary(A)
         .import_ret(B, FP, 0, 507_899);
     let r = j.report();
-    assert_eq!(found(&r), vec![v(analyze::SOURCE_GONE, B, "recheck")]);
+    assert_eq!(found(&r), vec![v(recheck::SOURCE_GONE, B, "recheck")]);
     assert!(r.violations[0].message.contains("exited"));
 }
 
@@ -463,7 +463,7 @@ fn not_whitelisted() {
         .tgid(B, 5200)
         .import_ret(B, FP, 0, 507_899);
     let r = j.report();
-    assert_eq!(found(&r), vec![v(analyze::NOT_WHITELISTED, B, "recheck")]);
+    assert_eq!(found(&r), vec![v(recheck::NOT_WHITELISTED, B, "recheck")]);
     assert!(r.violations[0].message.contains("5200"));
 
     // Without a bare-tgid call the record pid is the tgid.
@@ -484,7 +484,7 @@ fn not_whitelisted() {
         .setpid(A, FP, &[B]);
     assert_eq!(
         found(&j.report()),
-        vec![v(analyze::NOT_WHITELISTED, B, "recheck")]
+        vec![v(recheck::NOT_WHITELISTED, B, "recheck")]
     );
 
     // Pid validation disabled: no whitelist needed.
@@ -513,7 +513,7 @@ fn free_of_an_imported_address() {
         .close(B, FP)
         .free(B, 0x90000);
     let r = j.report();
-    assert_eq!(found(&r), vec![v(analyze::FREE_IMPORTED, B, "recheck")]);
+    assert_eq!(found(&r), vec![v(recheck::FREE_IMPORTED, B, "recheck")]);
     assert_eq!(r.violations[0].key_fp.as_deref(), Some(FP));
     assert_eq!(r.violations[0].func, "aclrtFree");
 
@@ -535,18 +535,18 @@ fn a_log_violation_is_not_repeated_by_the_recheck() {
         .start(B)
         .export(A, FP, 0x10000, 1)
         .import(B, FP, 0x90000);
-    j.violation(A, analyze::CLOSE_ORDER, "aclrtIpcMemClose", Some(FP))
+    j.violation(A, recheck::CLOSE_ORDER, "aclrtIpcMemClose", Some(FP))
         .close(A, FP);
     // The shim's free.imported names no key; it still covers the re-check's.
     j.close(B, FP)
-        .violation(B, analyze::FREE_IMPORTED, "aclrtFree", None)
+        .violation(B, recheck::FREE_IMPORTED, "aclrtFree", None)
         .free(B, 0x90000);
     let r = j.report();
     assert_eq!(
         found(&r),
         vec![
-            v(analyze::CLOSE_ORDER, A, "log"),
-            v(analyze::FREE_IMPORTED, B, "log")
+            v(recheck::CLOSE_ORDER, A, "log"),
+            v(recheck::FREE_IMPORTED, B, "log")
         ]
     );
     assert_eq!(r.violations[0].action.as_deref(), Some("reported"));
@@ -827,7 +827,7 @@ fn json_output_has_the_fields() {
     ] {
         assert!(viol.get(field).is_some(), "violation.{field} missing");
     }
-    assert_eq!(viol["rule"], analyze::CLOSE_ORDER);
+    assert_eq!(viol["rule"], recheck::CLOSE_ORDER);
     assert_eq!(viol["source"], "recheck");
     assert_eq!(viol["key_fp"], FP);
     assert_eq!(viol["pid"], A);
@@ -870,10 +870,27 @@ fn raw_keys_are_never_printed() {
     assert!(!render_json(&r).to_string().contains("SECRET"));
 }
 
+/// `acl-ipc-guard report ARGS…` as `main` would run it, its output captured; a usage
+/// error is rendered as clap would print it.
 fn run_args(args: &[&str]) -> (i32, String, String) {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    use clap::Parser;
+    let argv = ["acl-ipc-guard", "report"].iter().chain(args);
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run(&args, &mut out, &mut err);
+    let code = match crate::Cli::try_parse_from(argv) {
+        Ok(crate::Cli {
+            command: crate::Command::Report(a),
+        }) => run(&a, &mut out, &mut err),
+        Ok(other) => panic!("not report: {other:?}"),
+        Err(e) => {
+            let text = e.render().to_string().into_bytes();
+            if e.use_stderr() {
+                err = text;
+            } else {
+                out = text;
+            }
+            e.exit_code()
+        }
+    };
     (
         code,
         String::from_utf8(out).unwrap(),
@@ -901,7 +918,7 @@ fn command_line_with_files() {
     let (code, out, err) = run_args(&[&paths[0], &paths[1]]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        out.contains("Violations by rule") && out.contains(analyze::CLOSE_ORDER),
+        out.contains("Violations by rule") && out.contains(recheck::CLOSE_ORDER),
         "{out}"
     );
     assert!(out.contains("Timeline per key") && out.contains(FP));
@@ -911,7 +928,7 @@ fn command_line_with_files() {
     let (code, out, _) = run_args(&["--json", &paths[1], &paths[0]]);
     assert_eq!(code, 1);
     let v: Value = serde_json::from_str(&out).expect("one JSON object");
-    assert_eq!(v["violations"][0]["rule"], analyze::CLOSE_ORDER);
+    assert_eq!(v["violations"][0]["rule"], recheck::CLOSE_ORDER);
 
     // An unreadable file is named and skipped.
     let missing = dir.path().join("nope.json");
@@ -930,16 +947,19 @@ fn command_line_with_files() {
     assert_eq!(run_args(&[good.to_str().unwrap()]).0, 0);
     assert_eq!(run_args(&["--", good.to_str().unwrap()]).0, 0);
 
-    // Usage.
-    let (code, _, err) = run_args(&[]);
-    assert_eq!(code, 2);
-    assert!(err.contains("usage"));
-    let (code, _, err) = run_args(&["--jsn", &paths[0]]);
-    assert_eq!(code, 2);
-    assert!(err.contains("--jsn") && err.contains("usage"));
-    let (code, out, _) = run_args(&["--help"]);
-    assert_eq!(code, 0);
-    assert!(out.contains("usage"));
+    // Usage (clap's wording: "Usage:").
+    let (code, out, err) = run_args(&[]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("Usage:"), "{err}");
+    let (code, out, err) = run_args(&["--jsn", &paths[0]]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("--jsn") && err.contains("Usage:"), "{err}");
+    let (code, out, err) = run_args(&["--help"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(
+        out.contains("Usage:") && out.contains("Exit status"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -1013,8 +1033,8 @@ fn tag_of(r: &Report, i: usize) -> &str {
 
 #[test]
 fn start_record_round_trips_through_the_parser() {
-    use crate::config::{Format, Mode};
-    use crate::record::{self, Start};
+    use acl_ipc_guard::config::{Format, Mode};
+    use acl_ipc_guard::record::{self, Start};
     let want = Start {
         version: "0.1.0",
         mode: Mode::Audit,
@@ -1115,8 +1135,8 @@ fn colliding_pids_on_two_hosts_stay_apart() {
     assert_eq!(
         got,
         [
-            (analyze::CLOSE_ORDER, "100@node-b", "recheck"),
-            (analyze::NOT_WHITELISTED, "200@node-b", "recheck"),
+            (recheck::CLOSE_ORDER, "100@node-b", "recheck"),
+            (recheck::NOT_WHITELISTED, "200@node-b", "recheck"),
         ],
         "{}",
         render_text(&r)
@@ -1183,7 +1203,7 @@ fn same_host_and_pid_with_different_starts() {
     assert_eq!(r.processes.len(), 2);
     assert_eq!(tag_of(&r, 0), "1#1");
     assert_eq!(tag_of(&r, 1), "1#2");
-    assert_eq!(found(&r), vec![v(analyze::CLOSE_ORDER, 1, "recheck")]);
+    assert_eq!(found(&r), vec![v(recheck::CLOSE_ORDER, 1, "recheck")]);
     assert_eq!(r.violations[0].process, 0);
     let roles: Vec<(usize, &Detail)> = r.keys[FP]
         .iter()
@@ -1207,7 +1227,7 @@ fn same_host_and_pid_with_different_starts() {
     j.import_ret(1, FP, 0, 507_899);
     let r = analyze(&[Input::text("shared", &j.shared())]);
     assert_eq!(r.processes.len(), 2);
-    assert_eq!(found(&r), vec![v(analyze::SOURCE_GONE, 1, "recheck")]);
+    assert_eq!(found(&r), vec![v(recheck::SOURCE_GONE, 1, "recheck")]);
     assert_eq!(r.violations[0].process, 1);
     assert!(r.violations[0].message.contains("pid 1#2 imports"));
 }
@@ -1279,6 +1299,6 @@ fn a_ledger_of_one_name_on_two_hosts_is_not_shared() {
     assert_eq!(found(&job("node-a")), vec![]);
     assert_eq!(
         found(&job("node-b")),
-        vec![v(analyze::CLOSE_ORDER, A, "recheck")]
+        vec![v(recheck::CLOSE_ORDER, A, "recheck")]
     );
 }

@@ -1,0 +1,56 @@
+//! The report's pipeline, pure (no files, no output): the logs' lines → records →
+//! processes and one time order → gaps → timelines and the re-check → one `Report`.
+
+use super::ingest::{self, Ingested};
+use super::model::{Input, Report};
+use super::parse::{Body, Rec};
+use super::processes::{self, Ordered};
+use super::recheck::{self, Judged};
+
+pub fn analyze(inputs: &[Input]) -> Report {
+    let Ingested {
+        files,
+        recs,
+        skipped,
+    } = ingest::records(inputs);
+    let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+    let Ordered {
+        processes,
+        recs,
+        replaced_by,
+        duplicates,
+    } = processes::order(recs, &names);
+    let gaps = processes::find_gaps(&recs, &processes);
+    let Judged {
+        keys,
+        violations,
+        errors,
+    } = recheck::recheck(&recs, &processes, replaced_by);
+    Report {
+        text_lines: files.iter().map(|f| f.text_lines).sum(),
+        records: recs.len(),
+        duplicates,
+        untracked_keys: untracked_keys(&recs),
+        files,
+        skipped,
+        processes,
+        gaps,
+        violations,
+        keys,
+        errors,
+    }
+}
+
+/// Keys whose successful export says the ledger could not hold them; sorted, once each.
+fn untracked_keys(recs: &[Rec]) -> Vec<String> {
+    let mut keys: Vec<String> = recs
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Call(c) if c.untracked && c.ok() => c.out_key_fp.clone(),
+            _ => None,
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}

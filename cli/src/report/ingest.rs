@@ -1,0 +1,77 @@
+//! The logs in: read each file (or standard input) whole, split it into lines and parse
+//! each line. A file that cannot be read is kept, with its error, so the report names it.
+
+use super::model::{FileInfo, Input, Skipped};
+use super::parse::{self, Line, Rec};
+use std::io::Read;
+use std::path::Path;
+
+/// The records of all inputs, in file order, with what each file held.
+pub struct Ingested {
+    pub files: Vec<FileInfo>,
+    pub recs: Vec<Rec>,
+    /// Sorted by file, then line.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Reads one log: `-` is standard input.
+pub fn read(path: &Path) -> Input {
+    let content = if path.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::stdin().read_to_end(&mut b).map(|_| b)
+    } else {
+        std::fs::read(path)
+    };
+    Input {
+        name: path.to_string_lossy().into_owned(),
+        content: content.map_err(|e| e.to_string()),
+    }
+}
+
+/// Every line of every input: records kept, text lines counted, malformed lines listed.
+pub fn records(inputs: &[Input]) -> Ingested {
+    let mut files = Vec::new();
+    let mut recs = Vec::new();
+    let mut skipped = Vec::new();
+    for (fi, input) in inputs.iter().enumerate() {
+        let mut info = FileInfo {
+            path: input.name.clone(),
+            error: None,
+            records: 0,
+            text_lines: 0,
+            skipped: 0,
+        };
+        match &input.content {
+            Err(e) => info.error = Some(e.clone()),
+            Ok(bytes) => {
+                for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+                    let text = String::from_utf8_lossy(raw);
+                    match parse::parse_line(fi, &text) {
+                        Line::Blank => {}
+                        Line::Text => info.text_lines += 1,
+                        Line::Record(r) => {
+                            info.records += 1;
+                            recs.push(*r);
+                        }
+                        Line::Malformed(reason) => {
+                            info.skipped += 1;
+                            skipped.push(Skipped {
+                                file: input.name.clone(),
+                                line: i + 1,
+                                reason,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        files.push(info);
+    }
+
+    skipped.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    Ingested {
+        files,
+        recs,
+        skipped,
+    }
+}

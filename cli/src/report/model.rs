@@ -1,0 +1,249 @@
+//! What the report's stages hand each other: the logs as given, the processes found in
+//! them, each key's timeline and the violations. Data only; no reading, no printing.
+
+use super::parse::PidArg;
+use std::collections::BTreeMap;
+
+/// One log as given: its name and its bytes (or why they could not be read).
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub name: String,
+    pub content: Result<Vec<u8>, String>,
+}
+
+impl Input {
+    #[cfg(test)]
+    pub fn text(name: &str, text: &str) -> Self {
+        Input {
+            name: name.to_owned(),
+            content: Ok(text.as_bytes().to_vec()),
+        }
+    }
+}
+
+/// Per file: how its lines were read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    pub path: String,
+    /// Why it could not be read; `None` when it was.
+    pub error: Option<String>,
+    pub records: usize,
+    pub text_lines: usize,
+    pub skipped: usize,
+}
+
+/// A line that starts with `{` but is not a usable record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub file: String,
+    pub line: usize,
+    pub reason: String,
+}
+
+/// How a process's end is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Its `summary` record, at this time.
+    Exited(String),
+    /// No summary, but another program image with the same pid started at this time (an
+    /// exec, or the pid was reused): it ended by then.
+    Replaced(String),
+    /// No summary: killed, or still running; treated as alive after its last record.
+    Unknown,
+}
+
+/// One process (one program image): known by its host, pid and `start` record, since pids
+/// collide across hosts and containers and are reused. Logs of older versions may lack the
+/// start record of a fork child, or the host: such a process is known by its pid and its
+/// first record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    pub pid: i64,
+    /// How the report names it: its pid, with `@host` when the logs come from several hosts
+    /// and `#n` when that host's pid ran several images (an exec, a reused pid). Unique.
+    pub tag: String,
+    pub host: Option<String>,
+    pub start_ts: Option<String>,
+    pub version: Option<String>,
+    pub mode: Option<String>,
+    pub exe: Option<String>,
+    pub ledger: Option<String>,
+    /// Its bare tgid as its start record (or its own aclrtDeviceGetBareTgid call) says.
+    pub bare_tgid: Option<i64>,
+    /// A fork child: its parent's pid as the start record says ...
+    pub parent_pid: Option<i64>,
+    /// ... and the parent process, when it is in the logs.
+    pub parent: Option<usize>,
+    pub end: End,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub last_ts: String,
+    pub records: usize,
+    pub files: Vec<String>,
+    /// `dropped` of its summary.
+    pub dropped: Option<u64>,
+    pub has_start: bool,
+}
+
+/// Records lost: `seq` `from..=to` of process `process` (pid `pid`) are missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gap {
+    pub process: usize,
+    pub pid: i64,
+    pub from: u64,
+    pub to: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    Log,
+    Recheck,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Log => "log",
+            Source::Recheck => "recheck",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub rule: String,
+    pub severity: String,
+    /// The process (index into `Report::processes`) and its pid.
+    pub process: usize,
+    pub pid: i64,
+    pub func: String,
+    pub key_fp: Option<String>,
+    pub source: Source,
+    pub ts: String,
+    pub ts_us: i64,
+    /// The violation record's seq (log) or the judged call's (re-check).
+    pub seq: u64,
+    pub message: String,
+    /// `reported`/`blocked`/`aborted` for a log violation; `None` for a re-check one.
+    pub action: Option<String>,
+}
+
+/// One event of a key's timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub ts: String,
+    pub ts_us: i64,
+    /// The process (index into `Report::processes`) and its pid.
+    pub process: usize,
+    pub pid: i64,
+    pub seq: u64,
+    pub func: String,
+    /// The call's return value; `None` for a violation.
+    pub ret: Option<i64>,
+    /// ok, failed (ret ≠ 0) or blocked (not forwarded); `None` for a violation.
+    pub status: Option<&'static str>,
+    pub detail: Detail,
+}
+
+/// What an event is, with the facts that matter for it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Detail {
+    Export {
+        dev_ptr: Option<u64>,
+        size: Option<u64>,
+        flags: Option<u64>,
+    },
+    Whitelist {
+        pids: PidArg,
+        num: Option<u64>,
+    },
+    InterServer {
+        /// (sdid, pids) per entry; `None` when the array was NULL.
+        server_pids: Option<Vec<(u64, Vec<i64>)>>,
+        num: Option<u64>,
+    },
+    SetAttr {
+        attr_type: Option<u64>,
+        attr: Option<u64>,
+    },
+    Import {
+        /// The imported address, on success.
+        address: Option<u64>,
+        flags: Option<u64>,
+    },
+    Close {
+        role: &'static str,
+    },
+    Free {
+        dev_ptr: u64,
+        /// `exporter` (the exported memory) or `importer` (an imported address).
+        role: &'static str,
+    },
+    Violation(Box<Violation>),
+}
+
+impl Event {
+    /// export, whitelist, interserver, setattr, import, close, free, violation
+    pub fn kind(&self) -> &'static str {
+        match &self.detail {
+            Detail::Export { .. } => "export",
+            Detail::Whitelist { .. } => "whitelist",
+            Detail::InterServer { .. } => "interserver",
+            Detail::SetAttr { .. } => "setattr",
+            Detail::Import { .. } => "import",
+            Detail::Close { .. } => "close",
+            Detail::Free { .. } => "free",
+            Detail::Violation(_) => "violation",
+        }
+    }
+}
+
+/// The shim's own trouble (`error` records).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShimError {
+    pub ts: String,
+    pub process: usize,
+    pub pid: i64,
+    pub message: String,
+}
+
+/// Everything `report` found.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub files: Vec<FileInfo>,
+    /// Records used (after dropping exact duplicates).
+    pub records: usize,
+    pub duplicates: usize,
+    pub text_lines: usize,
+    pub skipped: Vec<Skipped>,
+    pub processes: Vec<Process>,
+    pub gaps: Vec<Gap>,
+    /// By rule, then time.
+    pub violations: Vec<Violation>,
+    /// Fingerprint → its events in time order.
+    pub keys: BTreeMap<String, Vec<Event>>,
+    pub errors: Vec<ShimError>,
+    /// Keys whose export the ledger could not hold (it was full): their cross-process
+    /// rules were not judged live. Sorted.
+    pub untracked_keys: Vec<String>,
+}
+
+impl Report {
+    pub fn count(&self, severity: &str) -> usize {
+        self.violations
+            .iter()
+            .filter(|v| v.severity == severity)
+            .count()
+    }
+
+    /// 1 if any `error` violation (from the logs or the re-check), else 0.
+    pub fn exit_status(&self) -> i32 {
+        i32::from(self.count("error") > 0)
+    }
+}
+
+/// A pid list for people: `[1, 2]`.
+pub fn pids_text(p: &[i64]) -> String {
+    let v: Vec<String> = p.iter().map(i64::to_string).collect();
+    format!("[{}]", v.join(", "))
+}

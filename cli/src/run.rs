@@ -1,0 +1,237 @@
+//! `acl-ipc-guard run [--mode M] [--log PATH] [--rules SPEC] [--exitcode N] -- PROGRAM
+//! [ARGS…]`: runs PROGRAM with the library preloaded (in front of any existing
+//! `LD_PRELOAD`), the audit module in `LD_AUDIT`, and the switches given set; it replaces
+//! this process, so the exit status is the program's.
+
+use acl_ipc_guard::config::Mode;
+use clap::builder::PossibleValuesParser;
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const LIB_NAME: &str = "libacl_ipc_guard.so";
+/// The rtld-audit module that routes dlsym-resolved functions to the library.
+const AUDIT_NAME: &str = "libacl_ipc_guard_audit.so";
+
+/// For `run --help`.
+pub const EXIT_STATUS: &str = "Exit status: the program's; 2 usage error; 126 the program could not be run, 127 it (or the library) was not found.";
+
+/// The modes `--mode` offers, spelled as the shim reads them.
+const MODES: [Mode; 4] = [Mode::Off, Mode::Audit, Mode::Enforce, Mode::Abort];
+
+#[derive(clap::Args, Debug)]
+#[command(args_override_self = true)]
+pub struct RunArgs {
+    /// What a violation does (ACL_IPC_GUARD_MODE)
+    #[arg(long, value_name = "M", value_parser = PossibleValuesParser::new(MODES.map(Mode::as_str)))]
+    pub mode: Option<String>,
+    /// Where records go: stderr, off, syslog[:SOCKET] or a file; %p becomes the pid
+    /// (ACL_IPC_GUARD_LOG)
+    #[arg(long, value_name = "PATH")]
+    pub log: Option<OsString>,
+    /// Severities per rule: a comma list of RULE=off|warning|error (ACL_IPC_GUARD_RULES)
+    #[arg(long, value_name = "SPEC")]
+    pub rules: Option<OsString>,
+    /// Exit with this status, at the end, if any error violation happened
+    /// (ACL_IPC_GUARD_EXITCODE)
+    #[arg(long, value_name = "N")]
+    pub exitcode: Option<u8>,
+    /// The program to run and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    pub program: Vec<OsString>,
+}
+
+impl RunArgs {
+    /// The switches given, as the environment variables the shim reads.
+    fn switches(&self) -> Vec<(&'static str, OsString)> {
+        let mut env = Vec::new();
+        if let Some(m) = &self.mode {
+            env.push(("ACL_IPC_GUARD_MODE", m.into()));
+        }
+        if let Some(l) = &self.log {
+            env.push(("ACL_IPC_GUARD_LOG", l.clone()));
+        }
+        if let Some(r) = &self.rules {
+            env.push(("ACL_IPC_GUARD_RULES", r.clone()));
+        }
+        if let Some(n) = self.exitcode {
+            env.push(("ACL_IPC_GUARD_EXITCODE", n.to_string().into()));
+        }
+        env
+    }
+}
+
+/// Execs the program; returns only if it could not be run (127 not found, 126 otherwise).
+pub fn main(args: RunArgs) -> i32 {
+    let Some((program, program_args)) = args.program.split_first() else {
+        unreachable!("clap requires PROGRAM");
+    };
+    let Some(lib) = find_library(LIB_NAME) else {
+        eprintln!("acl-ipc-guard: cannot find {LIB_NAME} beside this executable or in ../lib");
+        return 127;
+    };
+    let preload = preload_value(&lib, std::env::var("LD_PRELOAD").ok().as_deref());
+    let mut command = Command::new(program);
+    command
+        .args(program_args)
+        .envs(args.switches())
+        .env("LD_PRELOAD", preload);
+    // The audit module, beside the library, sees the calls of programs that find the
+    // runtime with dlsym.
+    let audit = lib.with_file_name(AUDIT_NAME);
+    match audit.is_file().then(|| audit.canonicalize().ok()).flatten() {
+        Some(audit) => {
+            command.env(
+                "LD_AUDIT",
+                audit_value(&audit, std::env::var("LD_AUDIT").ok().as_deref()),
+            );
+        }
+        None => eprintln!(
+            "acl-ipc-guard: {} not found: calls of functions the program finds with dlsym will not be seen",
+            audit.display()
+        ),
+    }
+    let err = command.exec();
+    eprintln!(
+        "acl-ipc-guard: cannot run {}: {err}",
+        program.to_string_lossy()
+    );
+    if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
+}
+
+/// A library of ours: beside this executable (a build tree), or in `../lib` (an install
+/// tree).
+fn find_library(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [dir.join(name), dir.join("../lib").join(name)]
+        .into_iter()
+        .find(|p| p.is_file())
+        .and_then(|p| p.canonicalize().ok())
+}
+
+/// Our library first, then whatever was preloaded already (without a second copy of ours).
+fn preload_value(lib: &Path, existing: Option<&str>) -> String {
+    let ours = lib.display().to_string();
+    let mut parts = vec![ours.clone()];
+    for p in existing
+        .unwrap_or("")
+        .split([':', ' '])
+        .filter(|p| !p.is_empty())
+    {
+        if p != ours {
+            parts.push(p.to_string());
+        }
+    }
+    parts.join(":")
+}
+
+/// Our audit module first, then the existing LD_AUDIT entries (':' separated, as ld.so
+/// reads them), without a second copy of ours.
+fn audit_value(audit: &Path, existing: Option<&str>) -> String {
+    let ours = audit.display().to_string();
+    let mut parts = vec![ours.clone()];
+    for p in existing.unwrap_or("").split(':').filter(|p| !p.is_empty()) {
+        if p != ours {
+            parts.push(p.to_string());
+        }
+    }
+    parts.join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn preload_keeps_ours_first_and_others_after() {
+        let lib = Path::new("/x/libacl_ipc_guard.so");
+        assert_eq!(preload_value(lib, None), "/x/libacl_ipc_guard.so");
+        assert_eq!(
+            preload_value(lib, Some("/a.so /b.so:/x/libacl_ipc_guard.so")),
+            "/x/libacl_ipc_guard.so:/a.so:/b.so"
+        );
+    }
+
+    #[test]
+    fn audit_keeps_ours_first_and_others_after() {
+        let audit = Path::new("/x/libacl_ipc_guard_audit.so");
+        assert_eq!(audit_value(audit, None), "/x/libacl_ipc_guard_audit.so");
+        assert_eq!(audit_value(audit, Some("")), "/x/libacl_ipc_guard_audit.so");
+        assert_eq!(
+            audit_value(audit, Some("/a.so::/x/libacl_ipc_guard_audit.so:/b.so")),
+            "/x/libacl_ipc_guard_audit.so:/a.so:/b.so"
+        );
+    }
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let argv = ["acl-ipc-guard", "run"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Run(a) => Ok(a),
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn switches_become_the_shims_variables() {
+        let a = parse(&[
+            "--mode",
+            "enforce",
+            "--log",
+            "l.%p",
+            "--rules",
+            "x=off",
+            "--exitcode",
+            "7",
+            "--",
+            "prog",
+            "--mode",
+            "-x",
+        ])
+        .unwrap();
+        let env: Vec<(&str, String)> = a
+            .switches()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_string().unwrap()))
+            .collect();
+        assert_eq!(
+            env,
+            [
+                ("ACL_IPC_GUARD_MODE", "enforce".to_owned()),
+                ("ACL_IPC_GUARD_LOG", "l.%p".to_owned()),
+                ("ACL_IPC_GUARD_RULES", "x=off".to_owned()),
+                ("ACL_IPC_GUARD_EXITCODE", "7".to_owned()),
+            ]
+        );
+        // Everything after `--` is the program's, options included.
+        assert_eq!(a.program, ["prog", "--mode", "-x"]);
+        // A switch given twice: the last one counts.
+        let a = parse(&["--mode", "audit", "--mode", "off", "--", "p"]).unwrap();
+        assert_eq!(a.mode.as_deref(), Some("off"));
+    }
+
+    #[test]
+    fn bad_values_and_a_missing_program_are_usage_errors() {
+        for bad in [
+            &["--mode", "loud", "--", "p"][..],
+            &["--exitcode", "256", "--", "p"],
+            &["--exitcode", "-1", "--", "p"],
+            &["--log"],
+            &["--"],
+            &[],
+            &["p"],
+            &["--verbose", "--", "p"],
+        ] {
+            let e = parse(bad).expect_err(&format!("{bad:?}"));
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+            assert!(e.use_stderr(), "{bad:?}");
+        }
+    }
+}
