@@ -18,9 +18,10 @@ pub(super) fn check(f: &mut Findings, state: &ProcessState, ledger: &LedgerFacts
             );
         }
         if let LedgerFacts::ExporterClose { open_importers } = ledger {
-            if !open_importers.is_empty() && state.export(&fp).is_some() {
+            let rule = super::cross::exporter_close_rule(open_importers.len());
+            if let (Some(rule), true) = (rule, state.export(&fp).is_some()) {
                 f.add(
-                    Rule::CloseExporterBeforeImporters,
+                    rule,
                     Some(fp),
                     format!("the exporter closes key {fp} while importing process(es) {open_importers:?} are alive and have not closed it; importers must close first"),
                 );

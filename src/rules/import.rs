@@ -43,39 +43,28 @@ pub(super) fn check(
     }
 }
 
-/// The cross-process rules of an import, from what the ledger knows about the key.
+/// The cross-process rules of an import, from what the ledger knows about the key (the
+/// verdict is `cross::import_rules`, shared with the report; the words are the shim's).
 fn cross_process(f: &mut Findings, fp: Fp, me: &Identity, l: &ImportFacts) {
-    if l.exporter_closed || l.memory_freed || !l.exporter_alive {
-        let why = if l.exporter_closed {
-            "closed the key"
-        } else if l.memory_freed {
-            "freed the memory"
-        } else {
-            "exited"
-        };
-        f.add(
-            Rule::ImportSourceGone,
-            Some(fp),
+    let Some(rule) = super::cross::import_rules(l, me.start_ns) else {
+        return;
+    };
+    let message = match rule {
+        Rule::ImportSourceGone => {
+            let why = if l.exporter_closed {
+                "closed the key"
+            } else if l.memory_freed {
+                "freed the memory"
+            } else {
+                "exited"
+            };
             format!(
                 "the exporter (pid {}) of key {fp} {why}; the shared memory no longer exists",
                 l.exporter_pid
-            ),
-        );
-        return;
-    }
-    if l.whitelist_mode {
-        match l.whitelisted_at_ns {
-            None => f.add(
-                Rule::ImportNotWhitelisted,
-                Some(fp),
-                format!("key {fp} is in whitelist mode and this process's bare tgid {} is not on its list; the exporter (pid {}) must aclrtIpcMemSetImportPid it first", me.bare_tgid, l.exporter_pid),
-            ),
-            Some(at) if me.start_ns > at => f.add(
-                Rule::ImportStartedAfterWhitelist,
-                Some(fp),
-                format!("this process (bare tgid {}) started after it was whitelisted for key {fp}; the driver refuses it (pid reuse protection)", me.bare_tgid),
-            ),
-            Some(_) => {}
+            )
         }
-    }
+        Rule::ImportNotWhitelisted => format!("key {fp} is in whitelist mode and this process's bare tgid {} is not on its list; the exporter (pid {}) must aclrtIpcMemSetImportPid it first", me.bare_tgid, l.exporter_pid),
+        _ => format!("this process (bare tgid {}) started after it was whitelisted for key {fp}; the driver refuses it (pid reuse protection)", me.bare_tgid),
+    };
+    f.add(rule, Some(fp), message);
 }

@@ -9,6 +9,7 @@
 mod a3;
 mod bare_tgid;
 mod close;
+mod cross;
 mod export;
 mod free;
 mod import;
@@ -17,6 +18,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub use cross::{exporter_close_rule, import_rules};
 pub use table::{Rule, RuleInfo, Severity, RULES};
 
 use crate::call::{Args, Outcome};

@@ -172,11 +172,11 @@ rules! {
 }
 
 impl Rule {
-    pub fn info(self) -> &'static RuleInfo {
+    pub const fn info(self) -> &'static RuleInfo {
         &RULES[self as usize]
     }
 
-    pub fn id(self) -> &'static str {
+    pub const fn id(self) -> &'static str {
         self.info().id
     }
 

@@ -4,12 +4,14 @@
 
 use super::model::{pids_text, Detail, End, Event, Process, ShimError, Source, Violation};
 use super::parse::{Body, Call, LogViolation, Rec};
+use acl_ipc_guard::rules::{exporter_close_rule, import_rules, ImportFacts, Rule};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-pub const CLOSE_ORDER: &str = "close.exporter-before-importers";
-pub const SOURCE_GONE: &str = "import.source-gone";
-pub const NOT_WHITELISTED: &str = "import.not-whitelisted";
-pub const FREE_IMPORTED: &str = "free.imported";
+// The rule ids, from the shim's rule table.
+pub const CLOSE_ORDER: &str = Rule::CloseExporterBeforeImporters.id();
+pub const SOURCE_GONE: &str = Rule::ImportSourceGone.id();
+pub const NOT_WHITELISTED: &str = Rule::ImportNotWhitelisted.id();
+pub const FREE_IMPORTED: &str = Rule::FreeImported.id();
 
 /// What the sweep found.
 pub struct Judged {
@@ -437,33 +439,45 @@ impl<'a> Sweep<'a> {
         let mut findings: Vec<(&'static str, String)> = Vec::new();
         let key = &self.keys[fp];
         if let Some(ex) = key.export.as_ref().filter(|ex| ex.proc_idx != me) {
-            let mut gone = Vec::new();
-            if key.closed {
-                gone.push("closed it".to_owned());
-            }
-            if key.freed {
-                gone.push("freed its memory".to_owned());
-            }
-            if self.ps[ex.proc_idx].ended {
-                gone.push(match &self.procs[ex.proc_idx].end {
-                    End::Exited(ts) => format!("exited (summary at {ts})"),
-                    _ => "was replaced by another program with its pid".to_owned(),
-                });
-            }
-            if !gone.is_empty() {
-                findings.push((
-                    SOURCE_GONE,
-                    format!(
-                        "pid {} imports key {fp} after its exporter (pid {}) {}",
-                        self.procs[me].tag,
-                        self.procs[ex.proc_idx].tag,
-                        gone.join(", ")
-                    ),
-                ));
-            }
-            if ex.flags == Some(0) {
-                let tgid = self.ps[me].bare_tgid.unwrap_or(r.pid);
-                if !key.whitelist.contains(&tgid) {
+            // The facts the shim gets from the ledger, rebuilt from the records; the verdict
+            // is the shim's own (`rules::import_rules`). The logs carry no start times
+            // comparable with whitelisting times, so the start-time rule is left to the shim.
+            let tgid = self.ps[me].bare_tgid.unwrap_or(r.pid);
+            let exited = self.ps[ex.proc_idx].ended;
+            let facts = ImportFacts {
+                exporter_pid: self.procs[ex.proc_idx].pid as i32,
+                exporter_alive: !exited,
+                whitelist_mode: ex.flags == Some(0),
+                exporter_closed: key.closed,
+                memory_freed: key.freed,
+                whitelisted_at_ns: key.whitelist.contains(&tgid).then_some(0),
+            };
+            match import_rules(&facts, 0) {
+                Some(Rule::ImportSourceGone) => {
+                    let mut gone = Vec::new();
+                    if key.closed {
+                        gone.push("closed it".to_owned());
+                    }
+                    if key.freed {
+                        gone.push("freed its memory".to_owned());
+                    }
+                    if exited {
+                        gone.push(match &self.procs[ex.proc_idx].end {
+                            End::Exited(ts) => format!("exited (summary at {ts})"),
+                            _ => "was replaced by another program with its pid".to_owned(),
+                        });
+                    }
+                    findings.push((
+                        SOURCE_GONE,
+                        format!(
+                            "pid {} imports key {fp} after its exporter (pid {}) {}",
+                            self.procs[me].tag,
+                            self.procs[ex.proc_idx].tag,
+                            gone.join(", ")
+                        ),
+                    ));
+                }
+                Some(Rule::ImportNotWhitelisted) => {
                     let list: Vec<i64> = key.whitelist.iter().copied().collect();
                     findings.push((
                         NOT_WHITELISTED,
@@ -475,6 +489,7 @@ impl<'a> Sweep<'a> {
                         ),
                     ));
                 }
+                _ => {}
             }
         }
         for (rule, msg) in findings {
@@ -514,7 +529,7 @@ impl<'a> Sweep<'a> {
                     .filter(|(&j, &refs)| refs > 0 && j != me && !self.ps[j].ended)
                     .map(|(&j, _)| self.procs[j].tag.as_str())
                     .collect();
-                if !open.is_empty() {
+                if exporter_close_rule(open.len()).is_some() {
                     let msg = format!(
                         "the exporter (pid {}) closes key {fp} while importing process(es) [{}] are alive and have not closed it; importers must close first",
                         self.procs[me].tag,
