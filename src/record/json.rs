@@ -1,7 +1,7 @@
 //! The JSON-lines encoding: one object per line, fields in a fixed order, written by hand
 //! into a reused buffer (no serialisation framework in the preloaded library).
 
-use super::{frames, time, Body, KeyRef, Record, Violation};
+use super::{frames, schema, time, Body, KeyRef, Record, Violation};
 use crate::call::{Args, Func, Outcome};
 use crate::key::KeyArg;
 
@@ -131,15 +131,15 @@ fn json_pids(pids: &[i32], out: &mut Vec<u8>) {
 
 pub(super) fn record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
     let mut o = Obj::open(out);
-    o.raw("ts", |b| {
+    o.raw(schema::TS, |b| {
         b.push(b'"');
         time::format_ts(rec.ts_us, b);
         b.push(b'"');
     });
-    o.int("seq", rec.seq);
-    o.int("pid", rec.pid);
-    o.int("tid", rec.tid);
-    o.str("event", rec.body.event());
+    o.int(schema::SEQ, rec.seq);
+    o.int(schema::PID, rec.pid);
+    o.int(schema::TID, rec.tid);
+    o.str(schema::EVENT, rec.body.event());
     match &mut rec.body {
         Body::Start(s) => {
             o.str("version", s.version);

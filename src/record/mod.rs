@@ -9,7 +9,7 @@ mod text;
 mod time;
 mod writer;
 
-pub use time::format_ts;
+pub use time::{format_ts, parse_ts};
 pub(crate) use writer::{stderr_line, Log};
 
 use crate::call::{Args, Func, Outcome};
@@ -18,6 +18,23 @@ use crate::key::{Fp, Key};
 use crate::rules::{Rule, Severity};
 
 /// What was done about a violation.
+/// The record schema's names, written by the encoder and read by the command's report.
+/// (Every record kind's round trip through both is tested in `cli`.)
+pub mod schema {
+    /// Fields every record has, in this order.
+    pub const TS: &str = "ts";
+    pub const SEQ: &str = "seq";
+    pub const PID: &str = "pid";
+    pub const TID: &str = "tid";
+    pub const EVENT: &str = "event";
+    /// The `event` values.
+    pub const START: &str = "start";
+    pub const CALL: &str = "call";
+    pub const VIOLATION: &str = "violation";
+    pub const SUMMARY: &str = "summary";
+    pub const ERROR: &str = "error";
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     Reported,
@@ -105,11 +122,11 @@ pub enum Body {
 impl Body {
     pub fn event(&self) -> &'static str {
         match self {
-            Body::Start(_) => "start",
-            Body::Call { .. } => "call",
-            Body::Violation(_) => "violation",
-            Body::Summary { .. } => "summary",
-            Body::Error { .. } => "error",
+            Body::Start(_) => schema::START,
+            Body::Call { .. } => schema::CALL,
+            Body::Violation(_) => schema::VIOLATION,
+            Body::Summary { .. } => schema::SUMMARY,
+            Body::Error { .. } => schema::ERROR,
         }
     }
 }

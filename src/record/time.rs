@@ -1,4 +1,5 @@
-//! Record timestamps: RFC 3339, UTC, microseconds, written without allocation.
+//! Record timestamps: RFC 3339, UTC, microseconds; written without allocation by the shim,
+//! read back by the command's `report` (one format, one module).
 
 /// RFC 3339, UTC, microseconds, `Z`: `2026-11-23T21:07:05.123456Z`.
 pub fn format_ts(ts_us: i64, out: &mut Vec<u8>) {
@@ -44,4 +45,101 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// RFC 3339 (`2026-11-23T21:07:05.123456Z`, any number of fraction digits, `Z` or an offset)
+/// to microseconds since the Unix epoch.
+pub fn parse_ts(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |from: usize, to: usize| -> Option<i64> {
+        let digits = b.get(from..to)?;
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(
+            digits
+                .iter()
+                .fold(0i64, |a, d| a * 10 + i64::from(d - b'0')),
+        )
+    };
+    let sep = |at: usize, ok: &[u8]| b.get(at).is_some_and(|c| ok.contains(c));
+    let year = num(0, 4)?;
+    let month = num(5, 7)?;
+    let day = num(8, 10)?;
+    let hour = num(11, 13)?;
+    let min = num(14, 16)?;
+    let sec = num(17, 19)?;
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
+        return None;
+    }
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut micros = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let from = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == from {
+            return None;
+        }
+        for k in 0..6 {
+            let d = if from + k < i {
+                i64::from(b[from + k] - b'0')
+            } else {
+                0
+            };
+            micros = micros * 10 + d;
+        }
+    }
+    let offset_s = match &b[i..] {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), ..] if b.len() == i + 6 && b[i + 3] == b':' => {
+            let v = num(i + 1, i + 3)? * 3600 + num(i + 4, i + 6)? * 60;
+            if *sign == b'+' {
+                v
+            } else {
+                -v
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_s;
+    Some(secs * 1_000_000 + micros)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_timestamps_read_back() {
+        for us in [
+            0i64,
+            -1,
+            1_795_468_025_123_456,
+            951_782_400_000_001,
+            4_102_444_799_999_999,
+        ] {
+            let mut out = Vec::new();
+            format_ts(us, &mut out);
+            let s = String::from_utf8(out).unwrap();
+            assert_eq!(parse_ts(&s), Some(us), "{s}");
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! One log line to one record: JSON lines only; text lines and noise are counted, malformed
 //! JSON is reported with a reason. Never panics, whatever the bytes.
 
+pub use acl_ipc_guard::record::parse_ts;
+use acl_ipc_guard::record::schema;
 use serde_json::{Map, Value};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -150,7 +152,7 @@ fn body(event: &str, obj: &Map<String, Value>) -> Body {
     let s = |m: &Map<String, Value>, n: &str| m.get(n).and_then(Value::as_str).map(str::to_owned);
     let u = |m: &Map<String, Value>, n: &str| m.get(n).and_then(Value::as_u64);
     match event {
-        "start" => {
+        schema::START => {
             let i = |n: &str| obj.get(n).and_then(Value::as_i64);
             Body::Start(Box::new(StartInfo {
                 version: s(obj, "version"),
@@ -162,7 +164,7 @@ fn body(event: &str, obj: &Map<String, Value>) -> Body {
                 parent: i("parent").filter(|p| *p > 0),
             }))
         }
-        "call" => {
+        schema::CALL => {
             let empty = Map::new();
             let sub = |n: &str| obj.get(n).and_then(Value::as_object).unwrap_or(&empty);
             let (args, out) = (sub("args"), sub("out"));
@@ -195,7 +197,7 @@ fn body(event: &str, obj: &Map<String, Value>) -> Body {
                 untracked: obj.get("ledger").and_then(Value::as_str) == Some("untracked"),
             }))
         }
-        "violation" => Body::Violation(Box::new(LogViolation {
+        schema::VIOLATION => Body::Violation(Box::new(LogViolation {
             rule: s(obj, "rule").unwrap_or_else(|| "?".to_owned()),
             severity: s(obj, "severity").unwrap_or_else(|| "?".to_owned()),
             action: s(obj, "action"),
@@ -203,7 +205,7 @@ fn body(event: &str, obj: &Map<String, Value>) -> Body {
             message: s(obj, "message").unwrap_or_default(),
             key_fp: s(obj, "key_fp"),
         })),
-        "summary" => Body::Summary {
+        schema::SUMMARY => Body::Summary {
             dropped: u(obj, "dropped"),
             violations: obj
                 .get("violations")
@@ -215,7 +217,7 @@ fn body(event: &str, obj: &Map<String, Value>) -> Body {
                 })
                 .unwrap_or_default(),
         },
-        "error" => Body::Error {
+        schema::ERROR => Body::Error {
             message: s(obj, "message").unwrap_or_default(),
         },
         _ => Body::Other,
@@ -245,17 +247,17 @@ pub fn parse_line(file: usize, text: &str) -> Line {
         Ok(_) => return Line::Malformed("not a JSON object".into()),
         Err(e) => return Line::Malformed(format!("invalid JSON: {e}")),
     };
-    let event = match obj.get("event").and_then(Value::as_str) {
+    let event = match obj.get(schema::EVENT).and_then(Value::as_str) {
         Some(e) => e.to_owned(),
         None => return Line::Malformed("missing or non-string `event`".into()),
     };
-    let Some(pid) = obj.get("pid").and_then(Value::as_i64) else {
+    let Some(pid) = obj.get(schema::PID).and_then(Value::as_i64) else {
         return Line::Malformed("missing or non-integer `pid`".into());
     };
-    let Some(seq) = obj.get("seq").and_then(Value::as_u64) else {
+    let Some(seq) = obj.get(schema::SEQ).and_then(Value::as_u64) else {
         return Line::Malformed("missing or non-integer `seq`".into());
     };
-    let Some(ts) = obj.get("ts").and_then(Value::as_str) else {
+    let Some(ts) = obj.get(schema::TS).and_then(Value::as_str) else {
         return Line::Malformed("missing or non-string `ts`".into());
     };
     let Some(ts_us) = parse_ts(ts) else {
@@ -280,82 +282,6 @@ pub fn parse_line(file: usize, text: &str) -> Line {
 
 fn short(s: &str) -> String {
     s.chars().take(40).collect()
-}
-
-/// RFC 3339 (`2026-11-23T21:07:05.123456Z`, any number of fraction digits, `Z` or an offset)
-/// to microseconds since the Unix epoch.
-pub fn parse_ts(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |from: usize, to: usize| -> Option<i64> {
-        let digits = b.get(from..to)?;
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(
-            digits
-                .iter()
-                .fold(0i64, |a, d| a * 10 + i64::from(d - b'0')),
-        )
-    };
-    let sep = |at: usize, ok: &[u8]| b.get(at).is_some_and(|c| ok.contains(c));
-    let year = num(0, 4)?;
-    let month = num(5, 7)?;
-    let day = num(8, 10)?;
-    let hour = num(11, 13)?;
-    let min = num(14, 16)?;
-    let sec = num(17, 19)?;
-    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
-        return None;
-    }
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut micros = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let from = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == from {
-            return None;
-        }
-        for k in 0..6 {
-            let d = if from + k < i {
-                i64::from(b[from + k] - b'0')
-            } else {
-                0
-            };
-            micros = micros * 10 + d;
-        }
-    }
-    let offset_s = match &b[i..] {
-        b"Z" | b"z" => 0,
-        [sign @ (b'+' | b'-'), ..] if b.len() == i + 6 && b[i + 3] == b':' => {
-            let v = num(i + 1, i + 3)? * 3600 + num(i + 4, i + 6)? * 60;
-            if *sign == b'+' {
-                v
-            } else {
-                -v
-            }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_s;
-    Some(secs * 1_000_000 + micros)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// A pointer argument: `"0x…"` as the shim writes it (a plain number is accepted too).

@@ -1302,3 +1302,343 @@ fn a_ledger_of_one_name_on_two_hosts_is_not_shared() {
         vec![v(recheck::CLOSE_ORDER, A, "recheck")]
     );
 }
+
+/// Every kind of record the shim writes, encoded by the shim and read back by the report:
+/// the same values come back (the record schema is one, on both sides).
+#[test]
+fn every_record_the_shim_writes_reads_back_the_same() {
+    use acl_ipc_guard::call::{Args, Func, Out, Outcome, ServerEntry};
+    use acl_ipc_guard::config::Format;
+    use acl_ipc_guard::key::{Key, KeyArg};
+    use acl_ipc_guard::record::{self, Action, Body as RBody, KeyRef, Record};
+    use acl_ipc_guard::rules::{Rule, Severity};
+
+    let key = Key::from_bytes(b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    let fp = key.fp.to_string();
+    let karg = KeyArg::Key(key);
+    let ok = |out: Out| Outcome {
+        ret: 0,
+        forwarded: true,
+        out,
+        dur_ns: 1234,
+        untracked: false,
+    };
+    let read = |body: RBody, seq: u64| {
+        let mut rec = Record {
+            seq,
+            ts_us: T0 + seq as i64,
+            pid: 4242,
+            tid: 4243,
+            body,
+        };
+        let mut out = Vec::new();
+        record::encode(&mut rec, Format::Json, false, &mut out);
+        let line = String::from_utf8(out).unwrap();
+        let parse::Line::Record(r) = parse::parse_line(0, &line) else {
+            panic!("not read back: {line}");
+        };
+        assert_eq!(
+            (r.seq, r.ts_us, r.pid),
+            (seq, T0 + seq as i64, 4242),
+            "{line}"
+        );
+        (r, line)
+    };
+    let call_of = |r: &parse::Rec| match &r.body {
+        parse::Body::Call(c) => (**c).clone(),
+        b => panic!("not a call: {b:?}"),
+    };
+
+    // One call of every intercepted function, with its arguments and out-values.
+    let mut seen = Vec::new();
+    let calls: Vec<(Func, Args, Out)> = vec![
+        (
+            Func::GetExportKey,
+            Args::GetExportKey {
+                dev_ptr: 0x10000,
+                size: 8192,
+                key_buf: 0x7000,
+                len: 65,
+                flags: 1,
+            },
+            Out {
+                key: Some(key),
+                ..Out::default()
+            },
+        ),
+        (
+            Func::SetImportPid,
+            Args::SetImportPid {
+                key: karg,
+                pid_ptr: 0x8000,
+                pids: Some(vec![5, 6]),
+                num: 2,
+            },
+            Out::default(),
+        ),
+        (
+            Func::ImportPidInterServer,
+            Args::ImportPidInterServer {
+                key: karg,
+                server_pids: 0x9000,
+                entries: Some(vec![ServerEntry {
+                    sdid: 3,
+                    pid_ptr: 0xa000,
+                    num: 1,
+                    pids: Some(vec![77]),
+                }]),
+                num: 1,
+            },
+            Out::default(),
+        ),
+        (
+            Func::ImportByKey,
+            Args::ImportByKey {
+                out_ptr: 0x6000,
+                key: karg,
+                flags: 1,
+            },
+            Out {
+                dev_ptr: Some(0x90000),
+                ..Out::default()
+            },
+        ),
+        (
+            Func::SetAttr,
+            Args::SetAttr {
+                key: karg,
+                attr_type: 0,
+                attr: 1,
+            },
+            Out::default(),
+        ),
+        (Func::Close, Args::Close { key: karg }, Out::default()),
+        (
+            Func::DeviceGetBareTgid,
+            Args::DeviceGetBareTgid { out_ptr: 0x5000 },
+            Out {
+                pid: Some(31337),
+                ..Out::default()
+            },
+        ),
+        (
+            Func::Malloc,
+            Args::Malloc {
+                out_ptr: 0x4000,
+                size: 4096,
+                policy: 2,
+            },
+            Out {
+                dev_ptr: Some(0x20000),
+                ..Out::default()
+            },
+        ),
+        (
+            Func::MallocAlign32,
+            Args::Malloc {
+                out_ptr: 0x4000,
+                size: 64,
+                policy: 0,
+            },
+            Out {
+                dev_ptr: Some(0x21000),
+                ..Out::default()
+            },
+        ),
+        (
+            Func::MallocCached,
+            Args::Malloc {
+                out_ptr: 0x4000,
+                size: 128,
+                policy: 1,
+            },
+            Out {
+                dev_ptr: Some(0x22000),
+                ..Out::default()
+            },
+        ),
+        (Func::Free, Args::Free { dev_ptr: 0x20000 }, Out::default()),
+    ];
+    for (i, (func, args, out)) in calls.into_iter().enumerate() {
+        let (r, line) = read(
+            RBody::Call {
+                func,
+                args: args.clone(),
+                outcome: ok(out),
+            },
+            i as u64 + 1,
+        );
+        let c = call_of(&r);
+        seen.push(func);
+        assert_eq!(
+            (c.func.as_str(), c.ret, c.forwarded),
+            (func.name(), Some(0), true),
+            "{line}"
+        );
+        match args {
+            Args::GetExportKey {
+                dev_ptr,
+                size,
+                flags,
+                ..
+            } => {
+                assert_eq!(
+                    (c.dev_ptr, c.size, c.flags),
+                    (Some(dev_ptr as u64), Some(size as u64), Some(flags))
+                );
+                assert_eq!(c.out_key_fp.as_deref(), Some(fp.as_str()), "{line}");
+            }
+            Args::SetImportPid { num, .. } => {
+                assert_eq!(c.key_fp.as_deref(), Some(fp.as_str()));
+                assert_eq!(
+                    (c.pids.clone(), c.num),
+                    (parse::PidArg::List(vec![5, 6]), Some(num as u64)),
+                    "{line}"
+                );
+            }
+            Args::ImportPidInterServer { .. } => {
+                assert_eq!(c.server_pids, Some(vec![(3, vec![77])]), "{line}");
+                assert_eq!(c.num, Some(1));
+            }
+            Args::ImportByKey { out_ptr, flags, .. } => {
+                assert_eq!(
+                    (c.dev_ptr, c.flags, c.out_dev_ptr),
+                    (Some(out_ptr as u64), Some(flags), Some(0x90000))
+                );
+                assert_eq!(c.key_fp.as_deref(), Some(fp.as_str()));
+            }
+            Args::SetAttr {
+                attr_type, attr, ..
+            } => {
+                assert_eq!(
+                    (c.attr_type, c.attr),
+                    (Some(u64::from(attr_type)), Some(attr)),
+                    "{line}"
+                );
+            }
+            Args::Close { .. } => assert_eq!(c.key_fp.as_deref(), Some(fp.as_str())),
+            Args::DeviceGetBareTgid { .. } => assert_eq!(c.out_pid, Some(31337), "{line}"),
+            Args::Malloc { out_ptr, size, .. } => {
+                assert_eq!(
+                    (c.dev_ptr, c.size),
+                    (Some(out_ptr as u64), Some(size as u64)),
+                    "{line}"
+                );
+                assert!(c.out_dev_ptr.is_some());
+            }
+            Args::Free { dev_ptr } => assert_eq!(c.dev_ptr, Some(dev_ptr as u64)),
+        }
+    }
+    assert_eq!(
+        seen,
+        Func::ALL.to_vec(),
+        "a call of every intercepted function"
+    );
+
+    // A blocked call, and an export the ledger could not hold.
+    let (r, _) = read(
+        RBody::Call {
+            func: Func::Close,
+            args: Args::Close { key: karg },
+            outcome: Outcome {
+                ret: 100000,
+                forwarded: false,
+                out: Out::default(),
+                dur_ns: 0,
+                untracked: false,
+            },
+        },
+        20,
+    );
+    let c = call_of(&r);
+    assert_eq!(
+        (c.ret, c.forwarded, c.status()),
+        (Some(100000), false, "blocked")
+    );
+    let (r, line) = read(
+        RBody::Call {
+            func: Func::GetExportKey,
+            args: Args::GetExportKey {
+                dev_ptr: 0x10000,
+                size: 4096,
+                key_buf: 1,
+                len: 65,
+                flags: 0,
+            },
+            outcome: Outcome {
+                untracked: true,
+                ..ok(Out {
+                    key: Some(key),
+                    ..Out::default()
+                })
+            },
+        },
+        21,
+    );
+    assert!(call_of(&r).untracked, "{line}");
+
+    // A violation, a summary, an error.
+    let (r, line) = read(
+        RBody::Violation(Box::new(record::Violation {
+            rule: Rule::CloseExporterBeforeImporters,
+            severity: Severity::Error,
+            action: Action::Blocked,
+            func: Some(Func::Close),
+            message: "importers first \"quoted\"\nnext line".into(),
+            key: Some(KeyRef::Key(key)),
+            backtrace: None,
+        })),
+        22,
+    );
+    let parse::Body::Violation(v) = &r.body else {
+        panic!("{line}")
+    };
+    assert_eq!(
+        (
+            v.rule.as_str(),
+            v.severity.as_str(),
+            v.action.as_deref(),
+            v.func.as_str(),
+            v.key_fp.as_deref()
+        ),
+        (
+            "close.exporter-before-importers",
+            "error",
+            Some("blocked"),
+            "aclrtIpcMemClose",
+            Some(fp.as_str())
+        )
+    );
+    assert_eq!(v.message, "importers first \"quoted\"\nnext line");
+    let (r, line) = read(
+        RBody::Summary {
+            calls: 9,
+            violations: vec![(Rule::FreeImported, 3), (Rule::ExitLeak, 1)],
+            blocked: 2,
+            leaks: 1,
+            dropped: 5,
+        },
+        23,
+    );
+    let parse::Body::Summary {
+        dropped,
+        violations,
+    } = &r.body
+    else {
+        panic!("{line}")
+    };
+    assert_eq!(*dropped, Some(5));
+    let mut violations = violations.clone();
+    violations.sort();
+    assert_eq!(
+        violations,
+        vec![("exit.leak".to_owned(), 1), ("free.imported".to_owned(), 3)]
+    );
+    let (r, _) = read(
+        RBody::Error {
+            message: "ledger full".into(),
+        },
+        24,
+    );
+    assert!(matches!(&r.body, parse::Body::Error { message } if message == "ledger full"));
+}
