@@ -214,6 +214,17 @@ impl Config {
         let log = match log_v.as_deref() {
             None | Some("") | Some("stderr") => LogTarget::Stderr,
             Some("off") => LogTarget::Off,
+            // The interface's syslog sink is not built yet: say so rather than write a
+            // file called "syslog" in the working directory.
+            Some(v) if v == "syslog" || v.starts_with("syslog:") => {
+                complain(
+                    "ACL_IPC_GUARD_LOG",
+                    v,
+                    "syslog is not supported by this version; stderr, off or a file path",
+                    "stderr",
+                );
+                LogTarget::Stderr
+            }
             Some(p) => LogTarget::File(p.to_string()),
         };
 
@@ -555,5 +566,21 @@ mod tests {
         assert_eq!(c.repeat_limit, 100);
         assert_eq!(c.format, Format::Text);
         assert_eq!(c.calls, Calls::Ipc);
+    }
+}
+
+#[cfg(test)]
+mod syslog_tests {
+    use super::*;
+
+    #[test]
+    fn syslog_is_refused_with_a_message_not_taken_for_a_file() {
+        for v in ["syslog", "syslog:/dev/log"] {
+            let (c, bad) =
+                Config::from_lookup(|n| (n == "ACL_IPC_GUARD_LOG").then(|| v.to_string()), 1000);
+            assert_eq!(c.log, LogTarget::Stderr, "{v}");
+            assert_eq!(bad.len(), 1, "{v}: {bad:?}");
+            assert!(bad[0].contains("not supported"), "{}", bad[0]);
+        }
     }
 }

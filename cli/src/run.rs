@@ -17,16 +17,13 @@ const AUDIT_NAME: &str = "libacl_ipc_guard_audit.so";
 /// For `run --help`.
 pub const EXIT_STATUS: &str = "Exit status: the program's; 2 usage error; 126 the program could not be run, 127 it (or the library) was not found.";
 
-/// The modes `--mode` offers, spelled as the shim reads them.
-const MODES: [Mode; 4] = [Mode::Off, Mode::Audit, Mode::Enforce, Mode::Abort];
-
 #[derive(clap::Args, Debug)]
 #[command(args_override_self = true)]
 pub struct RunArgs {
     /// What a violation does (ACL_IPC_GUARD_MODE)
-    #[arg(long, value_name = "M", value_parser = PossibleValuesParser::new(MODES.map(Mode::as_str)))]
+    #[arg(long, value_name = "M", value_parser = PossibleValuesParser::new(Mode::ALL.iter().map(|(_, name)| *name)))]
     pub mode: Option<String>,
-    /// Where records go: stderr, off, syslog[:SOCKET] or a file; %p becomes the pid
+    /// Where records go: stderr, off or a file; %p becomes the pid
     /// (ACL_IPC_GUARD_LOG)
     #[arg(long, value_name = "PATH")]
     pub log: Option<OsString>,
