@@ -22,3 +22,12 @@ done
 echo
 echo "== 3. acl-ipc-guard report over those logs"
 "$guard" report "$logs"/demo.*.json || echo "(report exit status $?: an error violation was found)"
+
+echo
+echo "== 4. A Python program that finds the runtime itself (ctypes: dlopen + dlsym), as torch_npu does"
+echo "   (the launcher sets LD_AUDIT too, so these calls reach the shim; a bare LD_PRELOAD would see none)"
+LD_LIBRARY_PATH="$PWD/build/lib" "$guard" run --log "$logs/ctypes.%p.json" -- python3 tests-c/dlopen/ctypes_pair.py
+for f in "$logs"/ctypes.*.json; do
+  echo "-- $f: $(grep -c '"event":"call"' "$f") call records"
+done
+"$guard" report "$logs"/ctypes.*.json | tail -n 1
