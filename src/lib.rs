@@ -54,6 +54,11 @@ pub(crate) mod real;
 pub(crate) mod runtime;
 pub(crate) mod sync;
 
+/// The ledger file reader, for the fuzz targets in `fuzz/` (cargo feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// The ledger's limits, as messages and the command-line tool name them.
 pub mod limits {
     pub use crate::call::{MAX_PIDS, MAX_SERVER_ENTRIES};

@@ -57,7 +57,9 @@ pub(super) fn check(
     match state.region_of(dev_ptr) {
         Region::Allocated { base, size: alloc } => {
             let end = dev_ptr.checked_add(size);
-            if end.map_or(true, |end| end > base + alloc) {
+            // `dev_ptr` lies in the allocation, so `end - base` cannot wrap; `base + alloc`
+            // could, for an allocation the runtime placed at the top of the address space.
+            if end.map_or(true, |end| end - base > alloc) {
                 f.add(
                     Rule::ExportRange,
                     None,

@@ -38,6 +38,27 @@ fn state_with_alloc() -> ProcessState {
     s
 }
 
+/// Found by the `rules` fuzz target: an allocation that ends at the top of the address
+/// space made `base + size` overflow (a panic with overflow checks, a false ExportRange
+/// without).
+#[test]
+fn export_range_at_the_top_of_the_address_space() {
+    let mut s = ProcessState::new();
+    // [base, base + 0x2000) ends exactly at 2^64.
+    let base = usize::MAX - 0x1fff;
+    s.add_alloc(base, 0x2000);
+    let none = LedgerFacts::None;
+    assert_eq!(rules(&exp(base, 0x1000, 65, 0), &s, &none), []);
+    assert_eq!(rules(&exp(base + 0x1000, 0xfff, 65, 0), &s, &none), []);
+    assert_eq!(
+        rules(&exp(base + 0x1000, 0x1000, 65, 0), &s, &none),
+        [Rule::ExportRange]
+    );
+    let mut big = ProcessState::new();
+    big.add_alloc(0x100000, usize::MAX);
+    assert_eq!(rules(&exp(0x200000, 0x1000, 65, 0), &big, &none), []);
+}
+
 #[test]
 fn export_rules() {
     let s = state_with_alloc();

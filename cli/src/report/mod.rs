@@ -16,7 +16,7 @@
 mod analyze;
 mod ingest;
 mod model;
-mod parse;
+pub mod parse;
 mod processes;
 mod recheck;
 mod render;
