@@ -3,7 +3,7 @@
  * working when the program unloads the runtime it loaded (the shim's cached pointers must
  * not dangle).
  *
- *   dl_reopen local|global
+ *   dl_reopen local|global [ROUNDS]
  *
  * Each of two rounds dlopens libascendcl.so (RTLD_LOCAL or RTLD_GLOBAL), resolves the
  * functions with dlsym(handle), makes a fixed set of calls (`rR FN RET`), prints the
@@ -11,17 +11,22 @@
  * dlcloses. Between the rounds the address range the runtime had is taken with an
  * inaccessible mapping where it is free (`occupied 1`: the runtime was unloaded), so a
  * stale pointer into the old runtime faults instead of hitting a copy at the same place.
+ * With ROUNDS (default 2) the later rounds follow the same way, and the number of open
+ * file descriptors after the first round and after the last is printed (`fds.after1 N`,
+ * `fds.end N`): loading and unloading the runtime must not leak descriptors.
  */
 #include "dl_runtime.h"
 
+#include <dirent.h>
 #include <link.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "../programs/test_util.h"
 
 static struct dl_rt rt;
-static char label[8];
+static char label[16];
 
 static aclError show(const char *fn, aclError ret) {
     printf("%s %s %d\n", label, fn, (int)ret);
@@ -80,15 +85,30 @@ static void round_of_calls(int r, int flags, struct span *where) {
     }
 }
 
+/* Open descriptors, from /proc/self/fd (less the one the listing itself uses). */
+static int count_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL) exit(6);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (argc != 2 || (strcmp(argv[1], "local") != 0 && strcmp(argv[1], "global") != 0)) {
-        fprintf(stderr, "usage: dl_reopen local|global\n");
+    int rounds = argc == 3 ? atoi(argv[2]) : 2;
+    if (argc < 2 || argc > 3 || rounds < 2 ||
+        (strcmp(argv[1], "local") != 0 && strcmp(argv[1], "global") != 0)) {
+        fprintf(stderr, "usage: dl_reopen local|global [ROUNDS>=2]\n");
         return 2;
     }
     int flags = strcmp(argv[1], "local") == 0 ? RTLD_LOCAL : RTLD_GLOBAL;
     struct span old = {0, 0};
     round_of_calls(1, flags, &old);
+    int fds_after1 = count_fds();
     int occupied = 0;
     if (old.end > old.base) {
         void *m = mmap((void *)old.base, old.end - old.base, PROT_NONE,
@@ -98,7 +118,8 @@ int main(int argc, char **argv) {
     }
     printf("occupied %d\n", occupied);
     struct span again;
-    round_of_calls(2, flags, &again);
+    for (int r = 2; r <= rounds; r++) round_of_calls(r, flags, &again);
+    if (argc == 3) printf("fds.after1 %d\nfds.end %d\n", fds_after1, count_fds());
     printf("done\n");
     return 0;
 }
