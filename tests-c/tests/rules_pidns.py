@@ -70,6 +70,13 @@ def export(job, name, flags):
     return job.ok(name, f"export K P 0 {SIZE} {flags}").vals["key"]
 
 
+def host_and_peer(what):
+    """A job of a host process and one peer, "nsA", in its own namespace."""
+    job = Job(what)
+    job.start("host", False)
+    return job, job.start("nsA", True)
+
+
 def rules_of(records):
     return [v["rule"] for v in violations(records)]
 
@@ -125,9 +132,7 @@ job.work.cleanup()
 # ----------------------------------------------------------------- getpid() instead of the bare tgid
 
 what = "whitelisting the peer's getpid() (1) instead of its bare tgid"
-job = Job(what)
-job.start("host", False)
-a = job.start("nsA", True)
+job, a = host_and_peer(what)
 raw = export(job, "host", 0)
 eq(job.value("nsA", "pid", "pid"), "1", f"{what}: getpid() inside")
 job.ok("host", "setpid K 1")
@@ -149,9 +154,7 @@ job.work.cleanup()
 
 def host_exports_peer_imports(what):
     """The host exports in open mode; a peer in its own namespace imports."""
-    job = Job(what)
-    job.start("host", False)
-    peer = job.start("nsA", True)
+    job, peer = host_and_peer(what)
     raw = export(job, "host", 1)
     job.value("nsA", f"setkey K {raw}", "ok")
     job.ok("nsA", "import Q K 0")
@@ -187,9 +190,7 @@ job.work.cleanup()
 
 # The exporter in a namespace is SIGKILLed: a later importer on the host learns it is gone.
 what = "the exporter in a namespace is SIGKILLed before the host imports"
-job = Job(what)
-job.start("host", False)
-a = job.start("nsA", True)
+job, a = host_and_peer(what)
 raw = export(job, "nsA", 1)
 a.kill()
 job.value("host", f"setkey K {raw}", "ok")
