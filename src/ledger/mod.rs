@@ -56,8 +56,8 @@
 //! # Removal
 //!
 //! [`Ledger::detach`] (at exit) deregisters; when no other live process is attached and no
-//! live process is named by a key, the file is marked retired under the lock and
-//! unlinked. A process that later finds its file retired (it takes the lock and reads the
+//! key is left open (by any process, live or exited), the file is marked retired under the
+//! lock and unlinked. A process that later finds its file retired (it takes the lock and reads the
 //! mark, one memory read per operation) opens or creates the file afresh, so an opener
 //! racing with the removal never keeps using an unlinked file. Removing the directory or
 //! file by hand while a job runs splits the job between two files; don't.
@@ -549,15 +549,11 @@ impl Ledger {
             .copied()
             .collect();
         d.forget_attached(&dead);
-        // A key this process leaves open (exported or imported, never closed) keeps the
-        // file: a later importer must still learn that its exporter is gone. The next job
-        // collects it.
-        let parties = d.parties();
-        let keep = d.attached().next().is_some()
-            || parties.iter().any(|w| w.same(&me))
-            || parties
-                .iter()
-                .any(|w| w.slot != NO_SLOT && alive_in(map, &d, &me, w));
+        // A key left open (exported or imported, never closed) by any process, this one,
+        // a live one or one that has exited, keeps the file: an importer that starts later
+        // must still learn that its exporter is gone, whichever process happened to exit
+        // last. Such keys are reused when the table needs room.
+        let keep = d.attached().next().is_some() || !d.parties().is_empty();
         if !keep {
             d.c.retired = 1;
             map.unlink_name(&self.dir);

@@ -712,14 +712,40 @@ fn the_last_detach_removes_the_file_and_users_reopen() {
 #[test]
 fn detach_ignores_dead_processes() {
     let (_t, dir) = tmp();
+    // A process that died attached, its keys all closed, does not keep the file.
     let gone = Ledger::open(&dir, me(), K).unwrap();
     gone.record_export(key(1), false, 4096).unwrap();
+    gone.record_close(key(1)).unwrap();
     drop(gone);
     let l = Ledger::open(&dir, me(), K).unwrap();
     l.record_export(key(2), false, 4096).unwrap();
     l.record_close(key(2)).unwrap();
     l.detach().unwrap();
     assert!(!dir.join(FILE_NAME).exists());
+}
+
+#[test]
+fn a_key_left_open_by_an_earlier_exit_keeps_the_file_whoever_exits_last() {
+    for crashed in [false, true] {
+        let (_t, dir) = tmp();
+        let leaker = Ledger::open(&dir, me(), K).unwrap();
+        leaker.record_export(key(5), false, 4096).unwrap();
+        if !crashed {
+            leaker.detach().unwrap();
+        }
+        drop(leaker);
+        let clean = Ledger::open(&dir, me(), K).unwrap();
+        clean.record_export(key(6), false, 4096).unwrap();
+        clean.record_close(key(6)).unwrap();
+        clean.detach().unwrap();
+        assert!(
+            dir.join(FILE_NAME).exists(),
+            "crashed={crashed}: the key left open is still known to a late importer"
+        );
+        let late = Ledger::open(&dir, me(), K).unwrap();
+        let v = late.import_view(key(5)).unwrap().expect("the key is known");
+        assert!(!v.exporter_alive, "crashed={crashed}: its exporter is gone");
+    }
 }
 
 #[test]
