@@ -13,6 +13,8 @@ use std::process::Command;
 const LIB_NAME: &str = "libacl_ipc_guard.so";
 /// The rtld-audit module that routes dlsym-resolved functions to the library.
 const AUDIT_NAME: &str = "libacl_ipc_guard_audit.so";
+/// The Python package of the pip wheel (python/), which carries both libraries.
+const PY_PACKAGE: &str = "acl_ipc_guard";
 
 /// For `run --help`.
 pub const EXIT_STATUS: &str = "Exit status: the program's; 2 usage error; 126 the program could not be run, 127 it (or the library) was not found.";
@@ -65,7 +67,9 @@ pub fn main(args: RunArgs) -> i32 {
         unreachable!("clap requires PROGRAM");
     };
     let Some(lib) = find_library(LIB_NAME) else {
-        eprintln!("acl-ipc-guard: cannot find {LIB_NAME} beside this executable or in ../lib");
+        eprintln!(
+            "acl-ipc-guard: cannot find {LIB_NAME} beside this executable, in ../lib or in the Python package {PY_PACKAGE} installed with it"
+        );
         return 127;
     };
     let preload = preload_value(&lib, std::env::var("LD_PRELOAD").ok().as_deref());
@@ -101,15 +105,46 @@ pub fn main(args: RunArgs) -> i32 {
     }
 }
 
-/// A library of ours: beside this executable (a build tree), or in `../lib` (an install
-/// tree).
+/// A library of ours: beside this executable (a build tree), in `../lib` (an install
+/// tree), or in the Python package installed with this command by `pip install
+/// acl-ipc-guard` (see [`pip_package_dirs`]).
 fn find_library(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
-    [dir.join(name), dir.join("../lib").join(name)]
+    [dir.to_path_buf(), dir.join("../lib")]
         .into_iter()
+        .chain(pip_package_dirs(dir))
+        .map(|d| d.join(name))
         .find(|p| p.is_file())
         .and_then(|p| p.canonicalize().ok())
+}
+
+/// Where pip puts the package `acl_ipc_guard` of the wheel whose command is in `bin`: pip
+/// installs the command into `PREFIX/bin` and the package into
+/// `PREFIX/lib{,64}/pythonX.Y/{site,dist}-packages` (a venv, `--user`, `--prefix`, a system
+/// install), or into `TARGET/bin` and `TARGET` (`--target TARGET`). Python versions in
+/// name order, so the choice is the same every time.
+fn pip_package_dirs(bin: &Path) -> Vec<PathBuf> {
+    let prefix = bin.join("..");
+    let mut dirs = Vec::new();
+    for lib in ["lib", "lib64"] {
+        let Ok(entries) = std::fs::read_dir(prefix.join(lib)) else {
+            continue;
+        };
+        let mut pythons: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
+            .map(|e| e.path())
+            .collect();
+        pythons.sort();
+        for python in pythons {
+            for site in ["site-packages", "dist-packages"] {
+                dirs.push(python.join(site).join(PY_PACKAGE));
+            }
+        }
+    }
+    dirs.push(prefix.join(PY_PACKAGE));
+    dirs
 }
 
 /// Our library first, then whatever was preloaded already (without a second copy of ours).
@@ -165,6 +200,52 @@ mod tests {
         assert_eq!(
             audit_value(audit, Some("/a.so::/x/libacl_ipc_guard_audit.so:/b.so")),
             "/x/libacl_ipc_guard_audit.so:/a.so:/b.so"
+        );
+    }
+
+    #[test]
+    fn pip_layouts_are_searched_in_name_order_then_a_target_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for d in [
+            "venv/bin",
+            "venv/lib/python3.9/site-packages",
+            "venv/lib/python3.11/site-packages",
+            "venv/lib/pkgconfig",
+            "sys/bin",
+            "sys/lib64/python3.12/dist-packages",
+        ] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        let expect = |bin: &str, dirs: &[&str]| -> Vec<PathBuf> {
+            let prefix = r.join(bin).join("..");
+            dirs.iter()
+                .map(|d| prefix.join(d).join(PY_PACKAGE))
+                .collect()
+        };
+        assert_eq!(
+            pip_package_dirs(&r.join("venv/bin")),
+            expect(
+                "venv/bin",
+                &[
+                    "lib/python3.11/site-packages",
+                    "lib/python3.11/dist-packages",
+                    "lib/python3.9/site-packages",
+                    "lib/python3.9/dist-packages",
+                    "",
+                ]
+            )
+        );
+        assert_eq!(
+            pip_package_dirs(&r.join("sys/bin")),
+            expect(
+                "sys/bin",
+                &[
+                    "lib64/python3.12/site-packages",
+                    "lib64/python3.12/dist-packages",
+                    "",
+                ]
+            )
         );
     }
 
