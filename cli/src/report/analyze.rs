@@ -7,13 +7,19 @@ use super::parse::{Body, Rec};
 use super::processes::{self, Ordered};
 use super::recheck::{self, Judged};
 
+#[allow(dead_code)] // the library's entry (fuzz targets, tests)
 pub fn analyze(inputs: &[Input]) -> Report {
+    analyze_ingested(ingest::records(inputs))
+}
+
+/// [`analyze`] over logs already read into records (the files' bytes need not be kept).
+pub fn analyze_ingested(ingested: Ingested) -> Report {
     let Ingested {
         files,
         recs,
         skipped,
-    } = ingest::records(inputs);
-    let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+    } = ingested;
+    let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     let Ordered {
         processes,
         recs,

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 /// The records of all inputs, in file order, with what each file held.
+#[derive(Default)]
 pub struct Ingested {
     pub files: Vec<FileInfo>,
     pub recs: Vec<Rec>,
@@ -29,11 +30,20 @@ pub fn read(path: &Path) -> Input {
 }
 
 /// Every line of every input: records kept, text lines counted, malformed lines listed.
+#[allow(dead_code)] // through `analyze`: the library's entry (fuzz targets, tests)
 pub fn records(inputs: &[Input]) -> Ingested {
-    let mut files = Vec::new();
-    let mut recs = Vec::new();
-    let mut skipped = Vec::new();
-    for (fi, input) in inputs.iter().enumerate() {
+    let mut all = Ingested::default();
+    for input in inputs {
+        all.add(input);
+    }
+    all.finish()
+}
+
+impl Ingested {
+    /// Reads one more input (the next file index): its lines are parsed now, so that its
+    /// bytes can be dropped before the next file is read.
+    pub fn add(&mut self, input: &Input) {
+        let fi = self.files.len();
         let mut info = FileInfo {
             path: input.name.clone(),
             error: None,
@@ -51,11 +61,11 @@ pub fn records(inputs: &[Input]) -> Ingested {
                         Line::Text => info.text_lines += 1,
                         Line::Record(r) => {
                             info.records += 1;
-                            recs.push(*r);
+                            self.recs.push(*r);
                         }
                         Line::Malformed(reason) => {
                             info.skipped += 1;
-                            skipped.push(Skipped {
+                            self.skipped.push(Skipped {
                                 file: input.name.clone(),
                                 line: i + 1,
                                 reason,
@@ -65,13 +75,13 @@ pub fn records(inputs: &[Input]) -> Ingested {
                 }
             }
         }
-        files.push(info);
+        self.files.push(info);
     }
 
-    skipped.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-    Ingested {
-        files,
-        recs,
-        skipped,
+    /// Done adding: the malformed lines in file, then line order.
+    pub fn finish(mut self) -> Self {
+        self.skipped
+            .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        self
     }
 }

@@ -23,9 +23,15 @@ mod render;
 #[cfg(test)]
 mod tests;
 
+// The library (cli/src/lib.rs: the fuzz targets) reads logs given as bytes through these;
+// the command reads them file by file (`run`).
+#[allow(unused_imports)]
 pub use analyze::analyze;
+#[allow(unused_imports)]
 pub use model::*;
-pub use render::{render_json, render_text};
+#[cfg(test)]
+pub use render::render_json;
+pub use render::{render_text, write_json};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -55,22 +61,28 @@ pub fn main(args: &ReportArgs) -> i32 {
 /// [`main`] with its output streams given. Write errors (a closed pipe) are ignored: the
 /// exit status still tells the verdict.
 pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let inputs: Vec<Input> = args.logs.iter().map(|p| ingest::read(p)).collect();
-    for i in &inputs {
-        if let Err(e) = &i.content {
-            let _ = writeln!(err, "acl-ipc-guard report: cannot read {}: {e}", i.name);
+    // One file at a time: its lines become records and its bytes are dropped before the
+    // next file is read.
+    let mut ingested = ingest::Ingested::default();
+    let mut readable = 0;
+    for path in &args.logs {
+        let input = ingest::read(path);
+        match &input.content {
+            Err(e) => {
+                let _ = writeln!(err, "acl-ipc-guard report: cannot read {}: {e}", input.name);
+            }
+            Ok(_) => readable += 1,
         }
+        ingested.add(&input);
     }
-    if inputs.iter().all(|i| i.content.is_err()) {
+    if readable == 0 {
         let _ = writeln!(err, "acl-ipc-guard report: no log could be read");
         return 2;
     }
-    let report = analyze(&inputs);
+    let report = analyze::analyze_ingested(ingested.finish());
     let mut w = std::io::BufWriter::new(out);
     let _ = if args.json {
-        serde_json::to_writer_pretty(&mut w, &render_json(&report))
-            .map_err(std::io::Error::from)
-            .and_then(|()| w.write_all(b"\n"))
+        write_json(&report, &mut w)
     } else {
         w.write_all(render_text(&report).as_bytes())
     }

@@ -3,8 +3,10 @@
 
 pub use acl_ipc_guard::record::parse_ts;
 use acl_ipc_guard::record::schema;
-use serde_json::{Map, Value};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
 /// A record as read back: the fields every record has, parsed, and what its event carries
@@ -115,12 +117,18 @@ pub enum PidArg {
 }
 
 impl PidArg {
-    fn from(v: Option<&Value>) -> Self {
-        match v {
-            None => PidArg::Absent,
-            Some(Value::Null) => PidArg::Null,
-            Some(Value::Array(_)) => PidArg::List(pid_list(v)),
-            Some(other) => PidArg::Unread(other.to_string()),
+    fn from(v: Option<&RawValue>) -> Self {
+        let Some(v) = v else {
+            return PidArg::Absent;
+        };
+        match v.get().as_bytes().first() {
+            Some(b'n') => PidArg::Null,
+            Some(b'[') => PidArg::List(pid_list(Some(v))),
+            // As the value prints compactly (the shim writes it so; other writers may not).
+            _ => PidArg::Unread(
+                serde_json::from_str::<serde_json::Value>(v.get())
+                    .map_or_else(|_| v.get().to_owned(), |x| x.to_string()),
+            ),
         }
     }
 
@@ -142,83 +150,246 @@ pub struct LogViolation {
     pub key_fp: Option<String>,
 }
 
-fn pid_list(v: Option<&Value>) -> Vec<i64> {
-    v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_i64).collect())
-        .unwrap_or_default()
+// ------------------------------------------------------------------ reading one object
+//
+// A line is read once, into the raw text of the members the report looks at (borrowed
+// from the line; every other member is checked for syntax and skipped), and each member
+// is then read as the type it should have: a member of another type counts as missing.
+// This is what reading the line into a `serde_json::Value` and asking it would give (the
+// last of duplicate members wins, as there), without building a map per record.
+
+/// The members of an object the report looks at, by name: the raw JSON text of each.
+struct Members<'a, const N: usize> {
+    names: &'static [&'static str; N],
+    raw: [Option<&'a RawValue>; N],
 }
 
-fn body(event: &str, obj: &Map<String, Value>) -> Body {
-    let s = |m: &Map<String, Value>, n: &str| m.get(n).and_then(Value::as_str).map(str::to_owned);
-    let u = |m: &Map<String, Value>, n: &str| m.get(n).and_then(Value::as_u64);
-    match event {
-        schema::START => {
-            let i = |n: &str| obj.get(n).and_then(Value::as_i64);
-            Body::Start(Box::new(StartInfo {
-                version: s(obj, "version"),
-                mode: s(obj, "mode"),
-                exe: s(obj, "exe"),
-                ledger: s(obj, "ledger"),
-                host: s(obj, "host"),
-                bare_tgid: i("bare_tgid").filter(|t| *t > 0),
-                parent: i("parent").filter(|p| *p > 0),
-            }))
+impl<'a, const N: usize> Members<'a, N> {
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        let i = self.names.iter().position(|n| *n == name)?;
+        self.raw[i]
+    }
+    fn str(&self, name: &str) -> Option<String> {
+        as_str(self.get(name)?)
+    }
+    fn i64(&self, name: &str) -> Option<i64> {
+        serde_json::from_str(self.get(name)?.get()).ok()
+    }
+    fn u64(&self, name: &str) -> Option<u64> {
+        serde_json::from_str(self.get(name)?.get()).ok()
+    }
+    /// A member that is an object: its members; an empty set when missing or not an object.
+    fn object<const M: usize>(
+        &self,
+        name: &str,
+        names: &'static [&'static str; M],
+    ) -> Members<'a, M> {
+        self.get(name)
+            .filter(|v| v.get().starts_with('{'))
+            .and_then(|v| read_members(v.get(), names).ok())
+            .unwrap_or(Members {
+                names,
+                raw: [None; M],
+            })
+    }
+}
+
+fn as_str(v: &RawValue) -> Option<String> {
+    if !v.get().starts_with('"') {
+        return None;
+    }
+    serde_json::from_str(v.get()).ok()
+}
+
+struct MembersSeed<const N: usize>(&'static [&'static str; N]);
+
+impl<'de, const N: usize> DeserializeSeed<'de> for MembersSeed<N> {
+    type Value = Members<'de, N>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for MembersSeed<N> {
+    type Value = Members<'de, N>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut raw = [None; N];
+        while let Some(k) = map.next_key_seed(NameSeed(self.0))? {
+            match k {
+                Some(i) => raw[i] = Some(map.next_value::<&'de RawValue>()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
         }
+        Ok(Members { names: self.0, raw })
+    }
+}
+
+/// A member's name, as its place in a list of names (`None`: not one of them); read
+/// without copying it.
+struct NameSeed(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for NameSeed {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NameSeed {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|n| *n == k))
+    }
+}
+
+/// The members `names` of the JSON object `text` (an error: not one JSON object).
+fn read_members<'a, const N: usize>(
+    text: &'a str,
+    names: &'static [&'static str; N],
+) -> serde_json::Result<Members<'a, N>> {
+    let mut d = serde_json::Deserializer::from_str(text);
+    let m = MembersSeed(names).deserialize(&mut d)?;
+    d.end()?;
+    Ok(m)
+}
+
+const RECORD: &[&str; 23] = &[
+    schema::TS,
+    schema::SEQ,
+    schema::PID,
+    schema::EVENT,
+    "version",
+    "mode",
+    "exe",
+    "ledger",
+    "host",
+    "bare_tgid",
+    "parent",
+    "fn",
+    "ret",
+    "forwarded",
+    "args",
+    "out",
+    "rule",
+    "severity",
+    "action",
+    "message",
+    "key_fp",
+    "dropped",
+    "violations",
+];
+const ARGS: &[&str; 9] = &[
+    "key_fp",
+    "devPtr",
+    "size",
+    "flags",
+    "num",
+    "pid",
+    "serverPids",
+    "type",
+    "attr",
+];
+const OUT: &[&str; 3] = &["devPtr", "key_fp", "pid"];
+const SERVER: &[&str; 2] = &["sdid", "pid"];
+
+/// The elements of a JSON array (none when `v` is not one).
+fn elements(v: &RawValue) -> Vec<&RawValue> {
+    if !v.get().starts_with('[') {
+        return Vec::new();
+    }
+    serde_json::from_str(v.get()).unwrap_or_default()
+}
+
+fn pid_list(v: Option<&RawValue>) -> Vec<i64> {
+    v.map(|v| {
+        elements(v)
+            .into_iter()
+            .filter_map(|e| serde_json::from_str(e.get()).ok())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn body(event: &str, obj: &Members<'_, 23>) -> Body {
+    match event {
+        schema::START => Body::Start(Box::new(StartInfo {
+            version: obj.str("version"),
+            mode: obj.str("mode"),
+            exe: obj.str("exe"),
+            ledger: obj.str("ledger"),
+            host: obj.str("host"),
+            bare_tgid: obj.i64("bare_tgid").filter(|t| *t > 0),
+            parent: obj.i64("parent").filter(|p| *p > 0),
+        })),
         schema::CALL => {
-            let empty = Map::new();
-            let sub = |n: &str| obj.get(n).and_then(Value::as_object).unwrap_or(&empty);
-            let (args, out) = (sub("args"), sub("out"));
+            let (args, out) = (obj.object("args", ARGS), obj.object("out", OUT));
             Body::Call(Box::new(Call {
-                func: s(obj, "fn").unwrap_or_else(|| "?".to_owned()),
-                ret: obj.get("ret").and_then(Value::as_i64),
+                func: obj.str("fn").unwrap_or_else(|| "?".to_owned()),
+                ret: obj.i64("ret"),
                 forwarded: obj
                     .get("forwarded")
-                    .and_then(Value::as_bool)
+                    .and_then(|v| serde_json::from_str::<bool>(v.get()).ok())
                     .unwrap_or(true),
-                key_fp: s(args, "key_fp"),
+                key_fp: args.str("key_fp"),
                 dev_ptr: addr(args.get("devPtr")),
-                size: u(args, "size"),
-                flags: u(args, "flags"),
-                num: u(args, "num"),
+                size: args.u64("size"),
+                flags: args.u64("flags"),
+                num: args.u64("num"),
                 pids: PidArg::from(args.get("pid")),
-                server_pids: args.get("serverPids").and_then(Value::as_array).map(|a| {
-                    a.iter()
-                        .map(|e| {
-                            let sdid = e.get("sdid").and_then(Value::as_u64).unwrap_or(0);
-                            (sdid, pid_list(e.get("pid")))
-                        })
-                        .collect()
-                }),
-                attr_type: u(args, "type"),
-                attr: u(args, "attr"),
+                server_pids: args
+                    .get("serverPids")
+                    .filter(|v| v.get().starts_with('['))
+                    .map(|a| {
+                        elements(a)
+                            .into_iter()
+                            .map(|e| {
+                                let e = read_members(e.get(), SERVER).unwrap_or(Members {
+                                    names: SERVER,
+                                    raw: [None; 2],
+                                });
+                                (e.u64("sdid").unwrap_or(0), pid_list(e.get("pid")))
+                            })
+                            .collect()
+                    }),
+                attr_type: args.u64("type"),
+                attr: args.u64("attr"),
                 out_dev_ptr: addr(out.get("devPtr")),
-                out_key_fp: s(out, "key_fp"),
-                out_pid: out.get("pid").and_then(Value::as_i64),
-                untracked: obj.get("ledger").and_then(Value::as_str) == Some("untracked"),
+                out_key_fp: out.str("key_fp"),
+                out_pid: out.i64("pid"),
+                untracked: obj.str("ledger").as_deref() == Some("untracked"),
             }))
         }
         schema::VIOLATION => Body::Violation(Box::new(LogViolation {
-            rule: s(obj, "rule").unwrap_or_else(|| "?".to_owned()),
-            severity: s(obj, "severity").unwrap_or_else(|| "?".to_owned()),
-            action: s(obj, "action"),
-            func: s(obj, "fn").unwrap_or_else(|| "?".to_owned()),
-            message: s(obj, "message").unwrap_or_default(),
-            key_fp: s(obj, "key_fp"),
+            rule: obj.str("rule").unwrap_or_else(|| "?".to_owned()),
+            severity: obj.str("severity").unwrap_or_else(|| "?".to_owned()),
+            action: obj.str("action"),
+            func: obj.str("fn").unwrap_or_else(|| "?".to_owned()),
+            message: obj.str("message").unwrap_or_default(),
+            key_fp: obj.str("key_fp"),
         })),
         schema::SUMMARY => Body::Summary {
-            dropped: u(obj, "dropped"),
+            dropped: obj.u64("dropped"),
             violations: obj
                 .get("violations")
-                .and_then(|v| v.as_object())
+                .filter(|v| v.get().starts_with('{'))
+                .and_then(|v| serde_json::from_str::<BTreeMap<String, &RawValue>>(v.get()).ok())
                 .map(|m| {
-                    m.iter()
-                        .filter_map(|(rule, n)| Some((rule.clone(), n.as_u64()?)))
+                    m.into_iter()
+                        .filter_map(|(rule, n)| Some((rule, serde_json::from_str(n.get()).ok()?)))
                         .collect()
                 })
                 .unwrap_or_default(),
         },
         schema::ERROR => Body::Error {
-            message: s(obj, "message").unwrap_or_default(),
+            message: obj.str("message").unwrap_or_default(),
         },
         _ => Body::Other,
     }
@@ -242,28 +413,25 @@ pub fn parse_line(file: usize, text: &str) -> Line {
     if !t.starts_with('{') {
         return Line::Text;
     }
-    let obj = match serde_json::from_str::<Value>(t) {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => return Line::Malformed("not a JSON object".into()),
+    let obj = match read_members(t, RECORD) {
+        Ok(m) => m,
         Err(e) => return Line::Malformed(format!("invalid JSON: {e}")),
     };
-    let event = match obj.get(schema::EVENT).and_then(Value::as_str) {
-        Some(e) => e.to_owned(),
-        None => return Line::Malformed("missing or non-string `event`".into()),
+    let Some(event) = obj.str(schema::EVENT) else {
+        return Line::Malformed("missing or non-string `event`".into());
     };
-    let Some(pid) = obj.get(schema::PID).and_then(Value::as_i64) else {
+    let Some(pid) = obj.i64(schema::PID) else {
         return Line::Malformed("missing or non-integer `pid`".into());
     };
-    let Some(seq) = obj.get(schema::SEQ).and_then(Value::as_u64) else {
+    let Some(seq) = obj.u64(schema::SEQ) else {
         return Line::Malformed("missing or non-integer `seq`".into());
     };
-    let Some(ts) = obj.get(schema::TS).and_then(Value::as_str) else {
+    let Some(ts) = obj.str(schema::TS) else {
         return Line::Malformed("missing or non-string `ts`".into());
     };
-    let Some(ts_us) = parse_ts(ts) else {
-        return Line::Malformed(format!("`ts` is not an RFC 3339 time: {:?}", short(ts)));
+    let Some(ts_us) = parse_ts(&ts) else {
+        return Line::Malformed(format!("`ts` is not an RFC 3339 time: {:?}", short(&ts)));
     };
-    let ts = ts.to_owned();
     let body = body(&event, &obj);
     let mut h = DefaultHasher::new();
     t.hash(&mut h);
@@ -285,15 +453,13 @@ fn short(s: &str) -> String {
 }
 
 /// A pointer argument: `"0x…"` as the shim writes it (a plain number is accepted too).
-pub fn addr(v: Option<&Value>) -> Option<u64> {
-    match v? {
-        Value::String(s) => {
-            let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
-            u64::from_str_radix(h, 16).ok()
-        }
-        Value::Number(n) => n.as_u64(),
-        _ => None,
+fn addr(v: Option<&RawValue>) -> Option<u64> {
+    let v = v?;
+    if let Some(s) = as_str(v) {
+        let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
+        return u64::from_str_radix(h, 16).ok();
     }
+    serde_json::from_str(v.get()).ok()
 }
 
 #[cfg(test)]
@@ -378,10 +544,12 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(addr(Some(&Value::from("0x1000"))), Some(0x1000));
-        assert_eq!(addr(Some(&Value::from(4096))), Some(4096));
-        assert_eq!(addr(Some(&Value::from("1000"))), None);
-        assert_eq!(addr(Some(&Value::Null)), None);
+        let raw = |t: &str| RawValue::from_string(t.to_owned()).unwrap();
+        assert_eq!(addr(Some(&raw("\"0x1000\""))), Some(0x1000));
+        assert_eq!(addr(Some(&raw("4096"))), Some(4096));
+        assert_eq!(addr(Some(&raw("\"1000\""))), None);
+        assert_eq!(addr(Some(&raw("null"))), None);
+        assert_eq!(addr(Some(&raw("-1"))), None);
         assert_eq!(addr(None), None);
     }
 }

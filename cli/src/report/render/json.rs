@@ -1,172 +1,352 @@
 //! The report as one JSON object for scripts (`--json`).
+//!
+//! Written straight to the output through serde (no `serde_json::Value` tree in between: a
+//! report of a large job has millions of events, and building a tree of maps for them cost
+//! more than reading the logs). Each object's members come out sorted by name, as they did
+//! when the report was built as a tree, so the output is byte for byte what it was.
 
 use super::super::model::{Detail, End, Event, Process, Report, Violation};
 use super::describe;
-use serde_json::{json, Map, Value};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+#[cfg(test)]
+use serde_json::Value;
+use std::io::{self, Write};
 
-fn opt<T: Into<Value>>(v: Option<T>) -> Value {
-    v.map_or(Value::Null, Into::into)
-}
-
-fn host_of(procs: &[Process], i: usize) -> Value {
-    opt(procs.get(i).and_then(|p| p.host.clone()))
-}
-
-fn violation_json(v: &Violation, procs: &[Process]) -> Value {
-    json!({
-        "rule": v.rule,
-        "severity": v.severity,
-        "pid": v.pid,
-        "host": host_of(procs, v.process),
-        "process": v.process,
-        "fn": v.func,
-        "key_fp": opt(v.key_fp.clone()),
-        "source": v.source.as_str(),
-        "ts": v.ts,
-        "seq": v.seq,
-        "action": opt(v.action.clone()),
-        "message": v.message,
-    })
-}
-
-fn event_json(e: &Event, procs: &[Process]) -> Value {
-    let mut m = Map::new();
-    m.insert("ts".into(), e.ts.clone().into());
-    m.insert("pid".into(), e.pid.into());
-    m.insert("host".into(), host_of(procs, e.process));
-    m.insert("process".into(), e.process.into());
-    m.insert("seq".into(), e.seq.into());
-    m.insert("fn".into(), e.func.clone().into());
-    m.insert("event".into(), e.kind().into());
-    m.insert("ret".into(), opt(e.ret));
-    m.insert("status".into(), opt(e.status));
-    m.insert("desc".into(), describe(e).into());
-    event_fields(e, &mut m);
-    Value::Object(m)
-}
-
-fn process_json(i: usize, p: &Process) -> Value {
-    let (end, how) = match &p.end {
-        End::Exited(ts) => (Value::from(ts.clone()), "exited"),
-        End::Replaced(ts) => (Value::from(ts.clone()), "replaced"),
-        End::Unknown => (Value::Null, "unknown"),
-    };
-    json!({
-        "id": i,
-        "tag": p.tag,
-        "pid": p.pid,
-        "host": opt(p.host.clone()),
-        "bare_tgid": opt(p.bare_tgid),
-        "parent": opt(p.parent_pid),
-        "parent_process": opt(p.parent),
-        "ledger": opt(p.ledger.clone()),
-        "start_ts": opt(p.start_ts.clone()),
-        "end_ts": end,
-        "end": how,
-        "last_ts": p.last_ts,
-        "first_seq": p.first_seq,
-        "last_seq": p.last_seq,
-        "records": p.records,
-        "dropped": opt(p.dropped),
-        "version": opt(p.version.clone()),
-        "mode": opt(p.mode.clone()),
-        "exe": opt(p.exe.clone()),
-        "files": p.files,
-    })
-}
-
-/// The whole report as one JSON object.
+/// The whole report as one JSON object (a tree: for tests that look into it).
+#[cfg(test)]
 pub fn render_json(r: &Report) -> Value {
-    let keys: Map<String, Value> = r
-        .keys
-        .iter()
-        .map(|(fp, evs)| {
-            let evs = evs.iter().map(|e| event_json(e, &r.processes));
-            (fp.clone(), evs.collect())
-        })
-        .collect();
-    json!({
-        "files": r.files.iter().map(|f| json!({
-            "path": f.path,
-            "read": f.error.is_none(),
-            "error": opt(f.error.clone()),
-            "records": f.records,
-            "text_lines": f.text_lines,
-            "skipped": f.skipped,
-        })).collect::<Vec<_>>(),
-        "records": r.records,
-        "duplicates": r.duplicates,
-        "text_lines": r.text_lines,
-        "processes": r.processes.iter().enumerate().map(|(i, p)| process_json(i, p)).collect::<Vec<_>>(),
-        "gaps": r.gaps.iter().map(|g| json!({"pid": g.pid, "process": g.process, "from": g.from, "to": g.to})).collect::<Vec<_>>(),
-        "skipped": r.skipped.iter().map(|s| json!({"file": s.file, "line": s.line, "reason": s.reason})).collect::<Vec<_>>(),
-        "errors": r.errors.iter().map(|e| json!({"ts": e.ts, "pid": e.pid, "process": e.process, "message": e.message})).collect::<Vec<_>>(),
-        "violations": r.violations.iter().map(|v| violation_json(v, &r.processes)).collect::<Vec<_>>(),
-        "keys": keys,
-        "untracked_keys": r.untracked_keys,
-        "verdict": {
-            "errors": r.count("error"),
-            "warnings": r.count("warning"),
-            "exit_status": r.exit_status(),
-        },
-    })
+    serde_json::to_value(JsonReport(r)).unwrap_or(Value::Null)
 }
 
-fn hex_value(v: Option<u64>) -> Value {
-    v.map_or(Value::Null, |a| format!("{a:#x}").into())
+/// The whole report as one pretty-printed JSON object and a newline, streamed to `w`.
+pub fn write_json(r: &Report, w: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, &JsonReport(r)).map_err(io::Error::from)?;
+    w.write_all(b"\n")
 }
 
-/// The kind-specific fields of an event.
-fn event_fields(e: &Event, m: &mut Map<String, Value>) {
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_owned(), v);
+/// One member's value.
+enum V<'a> {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    Str(&'a str),
+    String(String),
+    Ints(&'a [i64]),
+    Strs(&'a [String]),
+    /// Another object, already laid out.
+    Obj(Obj<'a>),
+    /// `serverPids`: `[{"pid": [...], "sdid": n}, ...]`.
+    ServerPids(&'a [(u64, Vec<i64>)]),
+    /// Any other sequence of objects.
+    List(EachObj<'a>),
+    /// `keys`: fingerprint → events.
+    Keys(&'a Report),
+}
+
+/// Hands each object of a sequence to the callback, in order.
+type EachObj<'a> = Box<dyn Fn(&mut dyn FnMut(Obj<'a>)) + 'a>;
+
+/// An object's members, sorted by name when serialized.
+struct Obj<'a>(Vec<(&'static str, V<'a>)>);
+
+impl<'a> Obj<'a> {
+    fn new(mut members: Vec<(&'static str, V<'a>)>) -> Self {
+        members.sort_by_key(|(k, _)| *k);
+        Obj(members)
+    }
+}
+
+fn opt_str(v: Option<&str>) -> V<'_> {
+    v.map_or(V::Null, V::Str)
+}
+
+fn opt_i64<'a>(v: Option<i64>) -> V<'a> {
+    v.map_or(V::Null, V::I64)
+}
+
+fn opt_u64<'a>(v: Option<u64>) -> V<'a> {
+    v.map_or(V::Null, V::U64)
+}
+
+fn list<'a>(each: impl Fn(&mut dyn FnMut(Obj<'a>)) + 'a) -> V<'a> {
+    V::List(Box::new(each))
+}
+
+fn hex<'a>(v: Option<u64>) -> V<'a> {
+    v.map_or(V::Null, |a| V::String(format!("{a:#x}")))
+}
+
+fn host_of(procs: &[Process], i: usize) -> V<'_> {
+    opt_str(procs.get(i).and_then(|p| p.host.as_deref()))
+}
+
+impl Serialize for Obj<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for V<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            V::Null => s.serialize_unit(),
+            V::Bool(b) => s.serialize_bool(*b),
+            V::I64(n) => s.serialize_i64(*n),
+            V::U64(n) => s.serialize_u64(*n),
+            V::Str(t) => s.serialize_str(t),
+            V::String(t) => s.serialize_str(t),
+            V::Ints(a) => a.serialize(s),
+            V::Strs(a) => a.serialize(s),
+            V::Obj(o) => o.serialize(s),
+            V::ServerPids(es) => {
+                let mut q = s.serialize_seq(Some(es.len()))?;
+                for (sdid, pids) in es.iter() {
+                    q.serialize_element(&Obj::new(vec![
+                        ("pid", V::Ints(pids)),
+                        ("sdid", V::U64(*sdid)),
+                    ]))?;
+                }
+                q.end()
+            }
+            V::List(each) => {
+                let mut q = s.serialize_seq(None)?;
+                let mut res = Ok(());
+                each(&mut |o| {
+                    if res.is_ok() {
+                        res = q.serialize_element(&o);
+                    }
+                });
+                res?;
+                q.end()
+            }
+            V::Keys(r) => {
+                let mut m = s.serialize_map(Some(r.keys.len()))?;
+                for (fp, evs) in &r.keys {
+                    m.serialize_entry(fp, &Events(evs, &r.processes))?;
+                }
+                m.end()
+            }
+        }
+    }
+}
+
+struct Events<'a>(&'a [Event], &'a [Process]);
+
+impl Serialize for Events<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut q = s.serialize_seq(Some(self.0.len()))?;
+        for e in self.0 {
+            q.serialize_element(&event_obj(e, self.1))?;
+        }
+        q.end()
+    }
+}
+
+fn violation_obj<'a>(v: &'a Violation, procs: &'a [Process]) -> Obj<'a> {
+    Obj::new(vec![
+        ("rule", V::Str(&v.rule)),
+        ("severity", V::Str(&v.severity)),
+        ("pid", V::I64(v.pid)),
+        ("host", host_of(procs, v.process)),
+        ("process", V::U64(v.process as u64)),
+        ("fn", V::Str(&v.func)),
+        ("key_fp", opt_str(v.key_fp.as_deref())),
+        ("source", V::Str(v.source.as_str())),
+        ("ts", V::Str(&v.ts)),
+        ("seq", V::U64(v.seq)),
+        ("action", opt_str(v.action.as_deref())),
+        ("message", V::Str(&v.message)),
+    ])
+}
+
+fn event_obj<'a>(e: &'a Event, procs: &'a [Process]) -> Obj<'a> {
+    let mut m = vec![
+        ("ts", V::Str(&e.ts)),
+        ("pid", V::I64(e.pid)),
+        ("host", host_of(procs, e.process)),
+        ("process", V::U64(e.process as u64)),
+        ("seq", V::U64(e.seq)),
+        ("fn", V::Str(&e.func)),
+        ("event", V::Str(e.kind())),
+        ("ret", opt_i64(e.ret)),
+        ("status", opt_str(e.status)),
+        ("desc", V::String(describe(e))),
+    ];
+    event_fields(e, &mut m);
+    Obj::new(m)
+}
+
+fn process_obj(i: usize, p: &Process) -> Obj<'_> {
+    let (end, how) = match &p.end {
+        End::Exited(ts) => (V::Str(ts), "exited"),
+        End::Replaced(ts) => (V::Str(ts), "replaced"),
+        End::Unknown => (V::Null, "unknown"),
     };
-    let num = |v: Option<u64>| v.map_or(Value::Null, Value::from);
+    Obj::new(vec![
+        ("id", V::U64(i as u64)),
+        ("tag", V::Str(&p.tag)),
+        ("pid", V::I64(p.pid)),
+        ("host", opt_str(p.host.as_deref())),
+        ("bare_tgid", opt_i64(p.bare_tgid)),
+        ("parent", opt_i64(p.parent_pid)),
+        ("parent_process", opt_u64(p.parent.map(|x| x as u64))),
+        ("ledger", opt_str(p.ledger.as_deref())),
+        ("start_ts", opt_str(p.start_ts.as_deref())),
+        ("end_ts", end),
+        ("end", V::Str(how)),
+        ("last_ts", V::Str(&p.last_ts)),
+        ("first_seq", V::U64(p.first_seq)),
+        ("last_seq", V::U64(p.last_seq)),
+        ("records", V::U64(p.records as u64)),
+        ("dropped", opt_u64(p.dropped)),
+        ("version", opt_str(p.version.as_deref())),
+        ("mode", opt_str(p.mode.as_deref())),
+        ("exe", opt_str(p.exe.as_deref())),
+        ("files", V::Strs(&p.files)),
+    ])
+}
+
+/// The report's top-level object.
+struct JsonReport<'a>(&'a Report);
+
+impl Serialize for JsonReport<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        Obj::new(vec![
+            (
+                "files",
+                list(move |put| {
+                    for f in &r.files {
+                        put(Obj::new(vec![
+                            ("path", V::Str(&f.path)),
+                            ("read", V::Bool(f.error.is_none())),
+                            ("error", opt_str(f.error.as_deref())),
+                            ("records", V::U64(f.records as u64)),
+                            ("text_lines", V::U64(f.text_lines as u64)),
+                            ("skipped", V::U64(f.skipped as u64)),
+                        ]));
+                    }
+                }),
+            ),
+            ("records", V::U64(r.records as u64)),
+            ("duplicates", V::U64(r.duplicates as u64)),
+            ("text_lines", V::U64(r.text_lines as u64)),
+            (
+                "processes",
+                list(move |put| {
+                    for (i, p) in r.processes.iter().enumerate() {
+                        put(process_obj(i, p));
+                    }
+                }),
+            ),
+            (
+                "gaps",
+                list(move |put| {
+                    for g in &r.gaps {
+                        put(Obj::new(vec![
+                            ("pid", V::I64(g.pid)),
+                            ("process", V::U64(g.process as u64)),
+                            ("from", V::U64(g.from)),
+                            ("to", V::U64(g.to)),
+                        ]));
+                    }
+                }),
+            ),
+            (
+                "skipped",
+                list(move |put| {
+                    for k in &r.skipped {
+                        put(Obj::new(vec![
+                            ("file", V::Str(&k.file)),
+                            ("line", V::U64(k.line as u64)),
+                            ("reason", V::Str(&k.reason)),
+                        ]));
+                    }
+                }),
+            ),
+            (
+                "errors",
+                list(move |put| {
+                    for e in &r.errors {
+                        put(Obj::new(vec![
+                            ("ts", V::Str(&e.ts)),
+                            ("pid", V::I64(e.pid)),
+                            ("process", V::U64(e.process as u64)),
+                            ("message", V::Str(&e.message)),
+                        ]));
+                    }
+                }),
+            ),
+            (
+                "violations",
+                list(move |put| {
+                    for v in &r.violations {
+                        put(violation_obj(v, &r.processes));
+                    }
+                }),
+            ),
+            ("keys", V::Keys(r)),
+            ("untracked_keys", V::Strs(&r.untracked_keys)),
+            (
+                "verdict",
+                V::Obj(Obj::new(vec![
+                    ("errors", V::U64(r.count("error") as u64)),
+                    ("warnings", V::U64(r.count("warning") as u64)),
+                    ("exit_status", V::I64(i64::from(r.exit_status()))),
+                ])),
+            ),
+        ])
+        .serialize(s)
+    }
+}
+
+/// The kind-specific members of an event.
+fn event_fields<'a>(e: &'a Event, m: &mut Vec<(&'static str, V<'a>)>) {
     match &e.detail {
         Detail::Export {
             dev_ptr,
             size,
             flags,
         } => {
-            put("devPtr", hex_value(*dev_ptr));
-            put("size", num(*size));
-            put("flags", num(*flags));
+            m.push(("devPtr", hex(*dev_ptr)));
+            m.push(("size", opt_u64(*size)));
+            m.push(("flags", opt_u64(*flags)));
         }
-        Detail::Whitelist { pids, num: n } => {
-            put("pids", pids.list().into());
-            put("num", num(*n));
+        Detail::Whitelist { pids, num } => {
+            m.push(("pids", V::Ints(pids.list())));
+            m.push(("num", opt_u64(*num)));
         }
-        Detail::InterServer {
-            server_pids,
-            num: n,
-        } => {
-            let entries = server_pids.as_ref().map_or(Value::Null, |es| {
-                es.iter()
-                    .map(|(sdid, pids)| serde_json::json!({"sdid": sdid, "pid": pids}))
-                    .collect()
-            });
-            put("serverPids", entries);
-            put("num", num(*n));
+        Detail::InterServer { server_pids, num } => {
+            m.push((
+                "serverPids",
+                server_pids.as_deref().map_or(V::Null, V::ServerPids),
+            ));
+            m.push(("num", opt_u64(*num)));
         }
         Detail::SetAttr { attr_type, attr } => {
-            put("type", num(*attr_type));
-            put("attr", num(*attr));
+            m.push(("type", opt_u64(*attr_type)));
+            m.push(("attr", opt_u64(*attr)));
         }
         Detail::Import { address, flags } => {
-            put("address", hex_value(*address));
-            put("flags", num(*flags));
+            m.push(("address", hex(*address)));
+            m.push(("flags", opt_u64(*flags)));
         }
-        Detail::Close { role } => put("role", (*role).into()),
+        Detail::Close { role } => m.push(("role", V::Str(role))),
         Detail::Free { dev_ptr, role } => {
-            put("devPtr", hex_value(Some(*dev_ptr)));
-            put("role", (*role).into());
+            m.push(("devPtr", hex(Some(*dev_ptr))));
+            m.push(("role", V::Str(role)));
         }
         Detail::Violation(v) => {
-            put("rule", v.rule.clone().into());
-            put("severity", v.severity.clone().into());
-            put("source", v.source.as_str().into());
-            put("action", v.action.clone().map_or(Value::Null, Value::from));
-            put("message", v.message.clone().into());
+            m.push(("rule", V::Str(&v.rule)));
+            m.push(("severity", V::Str(&v.severity)));
+            m.push(("source", V::Str(v.source.as_str())));
+            m.push(("action", opt_str(v.action.as_deref())));
+            m.push(("message", V::Str(&v.message)));
         }
     }
 }

@@ -4,7 +4,9 @@
 mod json;
 mod text;
 
+#[cfg(test)]
 pub use json::render_json;
+pub use json::write_json;
 pub use text::render_text;
 
 use super::model::{pids_text, Detail, Event, Process};
