@@ -89,7 +89,8 @@ struct Sweep<'a> {
     replaces: Vec<Vec<usize>>,
     /// Processes whose first record has been seen.
     begun: Vec<bool>,
-    keys: BTreeMap<String, KeyState>,
+    /// By fingerprint (sorted when the sweep ends).
+    keys: HashMap<String, KeyState>,
     violations: Vec<Violation>,
     errors: Vec<ShimError>,
     /// (rule, process, key_fp) of every log violation, and the process for
@@ -105,6 +106,14 @@ struct Sweep<'a> {
 /// The ledger rule whose re-check needs to know whether a process was alive, which the
 /// logs cannot show for a killed process: with a shared ledger the shim's live verdict
 /// stands. The other ledger rules are judged from the records alone either way.
+/// The state of key `fp`, made when it is new (without copying `fp` when it is not).
+fn key_entry<'k>(keys: &'k mut HashMap<String, KeyState>, fp: &str) -> &'k mut KeyState {
+    if !keys.contains_key(fp) {
+        keys.insert(fp.to_owned(), KeyState::default());
+    }
+    keys.get_mut(fp).expect("just inserted")
+}
+
 const LIVENESS_RULES: [&str; 1] = ["close.exporter-before-importers"];
 
 /// True when every process has a `start` record naming the same ledger directory (not
@@ -160,7 +169,7 @@ impl<'a> Sweep<'a> {
                 }
                 r
             },
-            keys: BTreeMap::new(),
+            keys: HashMap::new(),
             violations: Vec::new(),
             errors: Vec::new(),
             logged,
@@ -209,7 +218,7 @@ impl<'a> Sweep<'a> {
     }
 
     fn push_event(&mut self, fp: &str, ev: Event) {
-        self.keys.entry(fp.to_owned()).or_default().events.push(ev);
+        key_entry(&mut self.keys, fp).events.push(ev);
     }
 
     /// Violations the summary counts but no record shows (past the repeat limit): an
@@ -371,7 +380,7 @@ impl<'a> Sweep<'a> {
                 flags: c.flags,
             },
         );
-        let key = self.keys.entry(fp.to_owned()).or_default();
+        let key = key_entry(&mut self.keys, fp);
         let events = std::mem::take(&mut key.events);
         *key = KeyState {
             export: Some(Export {
@@ -399,7 +408,7 @@ impl<'a> Sweep<'a> {
             num: c.num,
         };
         let ev = Self::event(r, c, detail);
-        let key = self.keys.entry(fp.clone()).or_default();
+        let key = key_entry(&mut self.keys, fp);
         if c.ok() {
             key.whitelist.extend(c.pids.list());
         }
@@ -413,7 +422,7 @@ impl<'a> Sweep<'a> {
             num: c.num,
         };
         let ev = Self::event(r, c, detail);
-        let key = self.keys.entry(fp.clone()).or_default();
+        let key = key_entry(&mut self.keys, fp);
         if c.ok() {
             // Pids whitelisted for other servers count as whitelisted: no false alarm.
             for (_, p) in c.server_pids.iter().flatten() {
@@ -508,7 +517,7 @@ impl<'a> Sweep<'a> {
             return;
         };
         let me = r.proc_idx;
-        let key = self.keys.entry(fp.to_owned()).or_default();
+        let key = key_entry(&mut self.keys, fp);
         let role = match &key.export {
             Some(ex) if ex.proc_idx == me => "exporter",
             _ if key.ever_imported.contains(&me) => "importer",
