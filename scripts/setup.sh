@@ -4,12 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Debian's packages for what a fresh machine may lack: cmake, and pkg-config (the install
-# test builds a consumer through it).
+# test builds a consumer through it), and what the tests below need.
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 # venv with pip (ensurepip), for the wheel's test and scripts/wheel.sh.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# rsyslog: the syslog sink's test (tests-c/tests/audit_syslog.py) runs a real rsyslogd.
+command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -37,7 +37,7 @@ switches! {
         "`audit`";
     LOG = "ACL_IPC_GUARD_LOG",
         "where records go",
-        "`stderr`, `off`, or a file path; `%p` in a path becomes the pid",
+        "`stderr`, `off`, `syslog` (RFC 5424 to `/dev/log`), `syslog:SOCKET` (to that unix datagram socket), or a file path; `%p` in a path becomes the pid; see [Syslog](#syslog)",
         "`stderr`";
     FORMAT = "ACL_IPC_GUARD_FORMAT",
         "how records are written",
@@ -124,6 +124,8 @@ pub enum LogTarget {
     Off,
     /// A path template; `%p` becomes the pid.
     File(String),
+    /// RFC 5424 datagrams to this unix socket (`syslog`: `/dev/log`).
+    Syslog(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,22 +216,28 @@ impl Config {
         let log = match log_v.as_deref() {
             None | Some("") | Some("stderr") => LogTarget::Stderr,
             Some("off") => LogTarget::Off,
-            // The interface's syslog sink is not built yet: say so rather than write a
-            // file called "syslog" in the working directory.
-            Some(v) if v == "syslog" || v.starts_with("syslog:") => {
-                complain(
-                    "ACL_IPC_GUARD_LOG",
-                    v,
-                    "syslog is not supported by this version; stderr, off or a file path",
-                    "stderr",
-                );
-                LogTarget::Stderr
+            Some("syslog") => LogTarget::Syslog(crate::record::syslog::DEFAULT_SOCKET.into()),
+            // Never a file called "syslog:…": a socket path, or a bad value.
+            Some(v) if v.starts_with("syslog:") => {
+                let path = &v["syslog:".len()..];
+                // sun_path holds 107 bytes and the NUL.
+                if path.is_empty() || path.len() > 107 {
+                    complain(
+                        var::LOG,
+                        v,
+                        "syslog:SOCKET needs the path of a unix socket, at most 107 bytes",
+                        "stderr",
+                    );
+                    LogTarget::Stderr
+                } else {
+                    LogTarget::Syslog(path.to_string())
+                }
             }
             Some(p) => LogTarget::File(p.to_string()),
         };
 
         let default_format = match log {
-            LogTarget::File(_) => Format::Json,
+            LogTarget::File(_) | LogTarget::Syslog(_) => Format::Json,
             _ => Format::Text,
         };
         let format = match format_v.as_deref().map(str::trim) {
@@ -383,11 +391,18 @@ impl Config {
     }
 
     /// A relative ledger directory means the one seen from `cwd`, where the switches were
-    /// read, whatever directory the program changes to later.
+    /// read, whatever directory the program changes to later; so does a relative syslog
+    /// socket (it is connected again after the daemon restarts), when it still fits.
     pub fn anchor_ledger(&mut self, cwd: &std::path::Path) {
         if let LedgerSetting::Dir(d) = &self.ledger {
             if d.is_relative() {
                 self.ledger = LedgerSetting::Dir(cwd.join(d));
+            }
+        }
+        if let LogTarget::Syslog(s) = &self.log {
+            let full = cwd.join(s);
+            if std::path::Path::new(s).is_relative() && full.as_os_str().len() <= 107 {
+                self.log = LogTarget::Syslog(full.display().to_string());
             }
         }
     }
@@ -573,14 +588,66 @@ mod tests {
 mod syslog_tests {
     use super::*;
 
+    fn log(v: &str) -> (Config, Vec<String>) {
+        Config::from_lookup(|n| (n == var::LOG).then(|| v.to_string()), 1000)
+    }
+
     #[test]
-    fn syslog_is_refused_with_a_message_not_taken_for_a_file() {
-        for v in ["syslog", "syslog:/dev/log"] {
-            let (c, bad) =
-                Config::from_lookup(|n| (n == "ACL_IPC_GUARD_LOG").then(|| v.to_string()), 1000);
+    fn syslog_alone_is_dev_log_and_json() {
+        let (c, bad) = log("syslog");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(c.log, LogTarget::Syslog("/dev/log".into()));
+        assert_eq!(c.format, Format::Json);
+    }
+
+    #[test]
+    fn syslog_with_a_socket_path() {
+        let (c, bad) = log("syslog:/run/x/log.sock");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(c.log, LogTarget::Syslog("/run/x/log.sock".into()));
+        assert_eq!(c.format, Format::Json);
+        // The text format is there for whoever asks for it.
+        let (c, bad) = Config::from_lookup(
+            |n| match n {
+                var::LOG => Some("syslog:/x".into()),
+                var::FORMAT => Some("text".into()),
+                _ => None,
+            },
+            1000,
+        );
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(
+            (c.log, c.format),
+            (LogTarget::Syslog("/x".into()), Format::Text)
+        );
+    }
+
+    #[test]
+    fn syslog_without_a_usable_path_is_reported_once_and_stderr_used() {
+        let long = format!("syslog:/{}", "x".repeat(107));
+        for v in ["syslog:", long.as_str()] {
+            let (c, bad) = log(v);
             assert_eq!(c.log, LogTarget::Stderr, "{v}");
+            assert_eq!(c.format, Format::Text, "{v}");
             assert_eq!(bad.len(), 1, "{v}: {bad:?}");
-            assert!(bad[0].contains("not supported"), "{}", bad[0]);
+            assert!(
+                bad[0].contains(var::LOG) && bad[0].contains(v) && bad[0].contains("unix socket"),
+                "{}",
+                bad[0]
+            );
         }
+        // 107 bytes is the most a socket path holds, and fits.
+        let (c, bad) = log(&format!("syslog:/{}", "x".repeat(106)));
+        assert!(bad.is_empty() && matches!(c.log, LogTarget::Syslog(_)));
+    }
+
+    #[test]
+    fn a_relative_socket_is_anchored_where_the_switches_are_read() {
+        let (mut c, _) = log("syslog:run/log.sock");
+        c.anchor_ledger(std::path::Path::new("/work/job"));
+        assert_eq!(c.log, LogTarget::Syslog("/work/job/run/log.sock".into()));
+        let (mut c, _) = log("syslog");
+        c.anchor_ledger(std::path::Path::new("/work/job"));
+        assert_eq!(c.log, LogTarget::Syslog("/dev/log".into()));
     }
 }

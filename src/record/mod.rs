@@ -3,6 +3,9 @@
 
 mod frames;
 mod json;
+pub mod syslog;
+#[cfg(test)]
+mod syslog_tests;
 #[cfg(test)]
 mod tests;
 mod text;

@@ -4,7 +4,12 @@
 //! drains the queue itself, in `seq` order, before it returns. Each record is one
 //! `write()`. When the queue is full a `call` record is dropped and counted; its `seq` is
 //! still taken, so the gap shows the loss.
+//!
+//! The sink is a file (or stderr), or a syslog socket (`syslog.rs`): one datagram per
+//! record, never waited on for long; a record the daemon does not take is dropped and
+//! counted the same way.
 
+use super::syslog::{self, Socket};
 use super::{encode, Body, Record};
 use crate::config::{Config, Format, LogTarget};
 use crate::sync::{Doorbell, Lock};
@@ -31,12 +36,16 @@ struct Sink {
     torn: bool,
     /// The `seq` of the last record handed to the sink.
     written: u64,
+    /// The syslog socket, when the log goes to syslog (then `fd` is unused).
+    syslog: Option<Socket>,
 }
 
 pub struct Log {
     format: Format,
     show_keys: bool,
     target: LogTarget,
+    /// The syslog HOSTNAME field (uname's nodename), when the log goes to syslog.
+    host: String,
     capacity: usize,
     queue: Lock<Queue>,
     wake: Doorbell,
@@ -104,7 +113,23 @@ impl Log {
     }
 
     pub fn with_capacity(config: &Config, pid: i32, capacity: usize) -> Log {
+        let mut socket = None;
+        let mut host = String::new();
+        let mut said = false;
         let (fd, owned) = match &config.log {
+            LogTarget::Syslog(path) => {
+                let (s, lost) = Socket::open(path);
+                if let Some(lost) = lost {
+                    stderr_line(&format!(
+                        "{}; records are dropped (and counted) until it takes them, the program carries on",
+                        lost.describe(path)
+                    ));
+                    said = true;
+                }
+                socket = Some(s);
+                host = syslog::host_field(&crate::runtime::host_name());
+                (-1, false)
+            }
             LogTarget::Off => (-1, false),
             LogTarget::Stderr => (2, false),
             LogTarget::File(t) => match open_log(&expand_path(t, pid)) {
@@ -119,6 +144,7 @@ impl Log {
             format: config.format,
             show_keys: config.show_keys,
             target: config.log.clone(),
+            host,
             capacity,
             queue: Lock::new(Queue {
                 items: VecDeque::new(),
@@ -129,9 +155,12 @@ impl Log {
                 fd,
                 owned,
                 buf: Vec::with_capacity(1024),
-                write_failed: false,
+                // A syslog socket that could not be reached said so already: its losses
+                // are not said again.
+                write_failed: said,
                 torn: false,
                 written: 0,
+                syslog: socket,
             }),
             dropped: AtomicU64::new(0),
             writer_running: AtomicBool::new(false),
@@ -223,6 +252,14 @@ impl Log {
     }
 
     fn write_record(&self, sink: &mut Sink, rec: &mut Record) {
+        // The summary counts every record lost before it, up to the one just before it.
+        if let Body::Summary { dropped, .. } = &mut rec.body {
+            *dropped = self.dropped.load(Ordering::Relaxed);
+        }
+        if sink.syslog.is_some() {
+            self.send_record(sink, rec);
+            return;
+        }
         if sink.fd < 0 {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -260,6 +297,33 @@ impl Log {
             done += n as usize;
             if done >= skip {
                 sink.torn = false;
+            }
+        }
+        sink.buf = buf;
+    }
+
+    /// One RFC 5424 datagram: the header, then the record as the file sink writes it,
+    /// without its line break.
+    fn send_record(&self, sink: &mut Sink, rec: &mut Record) {
+        let mut buf = std::mem::take(&mut sink.buf);
+        buf.clear();
+        syslog::header(rec, &self.host, &mut buf);
+        encode(rec, self.format, self.show_keys, &mut buf);
+        buf.pop();
+        let sent = match sink.syslog.as_mut() {
+            Some(socket) => socket.send(&buf),
+            None => Ok(()),
+        };
+        if let Err(lost) = sent {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            if !sink.write_failed {
+                sink.write_failed = true;
+                if let LogTarget::Syslog(path) = &self.target {
+                    stderr_line(&format!(
+                        "{}; records are being dropped (and counted), the program carries on",
+                        lost.describe(path)
+                    ));
+                }
             }
         }
         sink.buf = buf;

@@ -103,7 +103,7 @@ fn exe_path() -> String {
 }
 
 /// The host name as `uname` reports it (its nodename); empty if it cannot tell.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     // SAFETY: utsname is plain data; uname fills it.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: u is a valid out-pointer.
