@@ -5,6 +5,11 @@
 use acl_ipc_guard::config::SWITCHES;
 use acl_ipc_guard::rules::RULES;
 use std::path::Path;
+use std::sync::Mutex;
+
+/// The two tests run in parallel and, when blessing, both rewrite README.md: one at a time,
+/// so neither reads the file half written by the other.
+static README: Mutex<()> = Mutex::new(());
 
 const BEGIN: &str = "<!-- rules:begin (generated from src/rules/table.rs) -->\n";
 const END: &str = "<!-- rules:end -->\n";
@@ -29,6 +34,7 @@ fn table() -> String {
 
 #[test]
 fn readme_rule_table_is_current() {
+    let _one_at_a_time = README.lock().unwrap_or_else(|e| e.into_inner());
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
     let readme = std::fs::read_to_string(&path).expect("README.md");
     let (Some(b), Some(e)) = (readme.find(BEGIN), readme.find(END)) else {
@@ -67,6 +73,7 @@ fn switch_table() -> String {
 
 #[test]
 fn readme_switch_table_is_current() {
+    let _one_at_a_time = README.lock().unwrap_or_else(|e| e.into_inner());
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
     let readme = std::fs::read_to_string(&path).expect("README.md");
     let (Some(b), Some(e)) = (readme.find(SWITCHES_BEGIN), readme.find(SWITCHES_END)) else {
