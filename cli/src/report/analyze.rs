@@ -2,17 +2,42 @@
 //! processes and one time order → gaps → timelines and the re-check → one `Report`.
 
 use super::ingest::{self, Ingested};
-use super::model::{Input, Report};
+use super::model::{Input, Report, TraceRecords};
 use super::parse::{Body, Rec};
 use super::processes::{self, Ordered};
 use super::recheck::{self, Judged};
+use super::render;
+use std::time::Instant;
 
 pub fn analyze(inputs: &[Input]) -> Report {
+    analyze_with(inputs, false)
+}
+
+/// [`analyze`], and with `trace` also what only the trace draws (`Report::trace`).
+pub fn analyze_with(inputs: &[Input], trace: bool) -> Report {
+    // `-v`: each stage's time and what it found (nothing is written without a subscriber).
+    let t = Instant::now();
     let Ingested {
         files,
         recs,
         skipped,
     } = ingest::records(inputs);
+    for f in &files {
+        tracing::debug!(
+            "{}: {} records, {} text lines, {} malformed lines",
+            f.path,
+            f.records,
+            f.text_lines,
+            f.skipped
+        );
+    }
+    tracing::info!(
+        "parsing: {} records from {} files in {:.1?}",
+        recs.len(),
+        files.len(),
+        t.elapsed()
+    );
+    let t = Instant::now();
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
     let Ordered {
         processes,
@@ -21,11 +46,38 @@ pub fn analyze(inputs: &[Input]) -> Report {
         duplicates,
     } = processes::order(recs, &names);
     let gaps = processes::find_gaps(&recs, &processes);
+    tracing::info!(
+        "ordering: {} processes, {} duplicates dropped, {} gaps in {:.1?}",
+        processes.len(),
+        duplicates,
+        gaps.len(),
+        t.elapsed()
+    );
+    for p in &processes {
+        tracing::debug!(
+            "process {}: host {}, {} records",
+            p.tag,
+            p.host.as_deref().unwrap_or("?"),
+            p.records
+        );
+    }
+    let t = Instant::now();
+    let trace = if trace {
+        render::trace_records(&recs)
+    } else {
+        TraceRecords::default()
+    };
     let Judged {
         keys,
         violations,
         errors,
     } = recheck::recheck(&recs, &processes, replaced_by);
+    tracing::info!(
+        "re-check: {} keys, {} violations in {:.1?}",
+        keys.len(),
+        violations.len(),
+        t.elapsed()
+    );
     Report {
         text_lines: files.iter().map(|f| f.text_lines).sum(),
         records: recs.len(),
@@ -38,6 +90,7 @@ pub fn analyze(inputs: &[Input]) -> Report {
         violations,
         keys,
         errors,
+        trace,
     }
 }
 

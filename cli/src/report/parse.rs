@@ -18,6 +18,8 @@ pub struct Rec {
     pub ts_us: i64,
     pub seq: u64,
     pub pid: i64,
+    /// The writing thread (`report --trace` draws a track per thread); `None` if absent.
+    pub tid: Option<i64>,
     pub event: String,
     pub body: Body,
     /// A hash of the line as read: the last tie-breaker of the merge, so that which of two
@@ -83,6 +85,8 @@ pub struct Call {
     pub out_pid: Option<i64>,
     /// `"ledger":"untracked"`: an export the ledger could not hold.
     pub untracked: bool,
+    /// `dur_ns`: how long the runtime took (0 for a blocked call).
+    pub dur_ns: Option<u64>,
 }
 
 impl Call {
@@ -195,6 +199,7 @@ fn body(event: &str, obj: &Map<String, Value>) -> Body {
                 out_key_fp: s(out, "key_fp"),
                 out_pid: out.get("pid").and_then(Value::as_i64),
                 untracked: obj.get("ledger").and_then(Value::as_str) == Some("untracked"),
+                dur_ns: u(obj, "dur_ns"),
             }))
         }
         schema::VIOLATION => Body::Violation(Box::new(LogViolation {
@@ -273,6 +278,7 @@ pub fn parse_line(file: usize, text: &str) -> Line {
         ts_us,
         seq,
         pid,
+        tid: obj.get(schema::TID).and_then(Value::as_i64),
         event,
         hash: h.finish(),
         body,
