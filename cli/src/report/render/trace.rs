@@ -3,7 +3,7 @@
 //!
 //! What is drawn:
 //! - a process per process of the report (host + pid + start): its trace pid is its index
-//!   + 1, since real pids collide across hosts and are reused; `process_name` metadata
+//!   plus 1, since real pids collide across hosts and are reused; `process_name` metadata
 //!   names it (program, pid with the report's tag, host) and carries the real pid, host,
 //!   program and tag in its args; a thread per `tid` of its records, named by `thread_name`;
 //! - a complete slice (`X`) per `call` record, named by the function, `dur` its `dur_ns`;
