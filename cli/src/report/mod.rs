@@ -1,4 +1,4 @@
-//! `acl-ipc-guard report [--json] [--trace FILE] LOG…`: reads the JSON-lines logs of the processes of a
+//! `acl-ipc-guard report [--json] LOG…`: reads the JSON-lines logs of the processes of a
 //! job back, merges them into one time order, builds one timeline per key fingerprint,
 //! lists the violations by rule and re-checks the cross-process rules from the call records
 //! alone (so a job that ran without a shared ledger is still judged).
