@@ -5,6 +5,9 @@
 //! - [`rules`]: the shim's rule table, as text or JSON;
 //! - [`report`]: reads a job's logs back (ingest → processes → re-check → render).
 //!
+//! `-v`/`-vv` (any command) turns on the command's own diagnostics on stderr, through
+//! `tracing`.
+//!
 //! Usage errors go to stderr with exit status 2 (clap's convention); `--help` (every
 //! command) and `--version` (the top level) go to stdout with 0.
 
@@ -25,6 +28,10 @@ use std::process::exit;
     arg_required_else_help = true
 )]
 pub struct Cli {
+    /// Say on stderr what the command does: files read, records, time per stage, what
+    /// `run` sets (-vv: more detail)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -63,6 +70,7 @@ Examples:
 
 fn main() {
     let cli = Cli::parse();
+    diagnostics(cli.verbose);
     let code = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Report(args) => report::main(&args),
@@ -70,6 +78,23 @@ fn main() {
         Command::Completions { shell } => completions(shell),
     };
     exit(code);
+}
+
+/// `-v`: the command's own diagnostics, on stderr (`-vv`: debug detail too). Without it no
+/// subscriber is installed and stderr is as it always was.
+fn diagnostics(verbose: u8) {
+    let level = match verbose {
+        0 => return,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false)
+        .init();
 }
 
 fn completions(shell: clap_complete::Shell) -> i32 {

@@ -72,26 +72,45 @@ pub fn main(args: RunArgs) -> i32 {
         );
         return 127;
     };
+    tracing::info!("library: {}", lib.display());
     let preload = preload_value(&lib, std::env::var("LD_PRELOAD").ok().as_deref());
+    tracing::info!("set LD_PRELOAD={preload}");
+    let switches = args.switches();
+    for (name, value) in &switches {
+        tracing::info!("set {name}={}", value.to_string_lossy());
+    }
     let mut command = Command::new(program);
     command
         .args(program_args)
-        .envs(args.switches())
+        .envs(switches)
         .env("LD_PRELOAD", preload);
     // The audit module, beside the library, sees the calls of programs that find the
     // runtime with dlsym.
     let audit = lib.with_file_name(AUDIT_NAME);
     match audit.is_file().then(|| audit.canonicalize().ok()).flatten() {
         Some(audit) => {
-            command.env(
-                "LD_AUDIT",
-                audit_value(&audit, std::env::var("LD_AUDIT").ok().as_deref()),
-            );
+            let value = audit_value(&audit, std::env::var("LD_AUDIT").ok().as_deref());
+            tracing::info!("set LD_AUDIT={value}");
+            command.env("LD_AUDIT", value);
         }
         None => eprintln!(
             "acl-ipc-guard: {} not found: calls of functions the program finds with dlsym will not be seen",
             audit.display()
         ),
+    }
+    tracing::info!(
+        "exec {} with {} argument(s)",
+        program.to_string_lossy(),
+        program_args.len()
+    );
+    for (name, value) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("ACL_IPC_GUARD_") && args.switches().iter().all(|(n, _)| *n != name) {
+            tracing::debug!(
+                "kept from the environment: {name}={}",
+                value.to_string_lossy()
+            );
+        }
     }
     let err = command.exec();
     eprintln!(
@@ -305,7 +324,7 @@ mod tests {
             &["--"],
             &[],
             &["p"],
-            &["--verbose", "--", "p"],
+            &["--loud", "--", "p"],
         ] {
             let e = parse(bad).expect_err(&format!("{bad:?}"));
             assert_eq!(e.exit_code(), 2, "{bad:?}");

@@ -34,7 +34,7 @@ def usage_error(args, what, mention=None, message=True, usage=True):
 for args in [["--help"], ["-h"], ["help"]]:
     rc, out, err = cli(*args)
     eq((rc, err), (0, ""), f"{args}: status and stderr")
-    check(out.startswith("Validating, auditing shim") and "Usage: acl-ipc-guard <COMMAND>" in out,
+    check(out.startswith("Validating, auditing shim") and "Usage: acl-ipc-guard [OPTIONS] <COMMAND>" in out,
           f"{args}: usage on stdout:\n{out}")
     for c in COMMANDS:
         check(re.search(rf"^  {c} ", out, re.M), f"{args}: lists {c}")

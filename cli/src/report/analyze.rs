@@ -2,23 +2,50 @@
 //! processes and one time order → gaps → timelines and the re-check → one `Report`.
 
 use super::ingest::{self, Ingested};
-use super::model::{Input, Report};
+use super::model::{Input, Report, TraceRecords};
 use super::parse::{Body, Rec};
 use super::processes::{self, Ordered};
 use super::recheck::{self, Judged};
+use super::render;
+use std::time::Instant;
 
 #[allow(dead_code)] // the library's entry (fuzz targets, tests)
 pub fn analyze(inputs: &[Input]) -> Report {
-    analyze_ingested(ingest::records(inputs))
+    analyze_ingested(ingest::records(inputs), false)
 }
 
-/// [`analyze`] over logs already read into records (the files' bytes need not be kept).
-pub fn analyze_ingested(ingested: Ingested) -> Report {
+/// [`analyze`], and with `trace` also what only the trace draws (`Report::trace`).
+#[cfg(test)]
+pub fn analyze_with(inputs: &[Input], trace: bool) -> Report {
+    analyze_ingested(ingest::records(inputs), trace)
+}
+
+/// [`analyze`] over logs already read into records (the files' bytes need not be kept),
+/// and with `trace` also what only the trace draws (`Report::trace`).
+pub fn analyze_ingested(ingested: Ingested, trace: bool) -> Report {
+    // `-v`: each stage's time and what it found (nothing is written without a subscriber).
+    let t = Instant::now();
     let Ingested {
         files,
         recs,
         skipped,
     } = ingested;
+    for f in &files {
+        tracing::debug!(
+            "{}: {} records, {} text lines, {} malformed lines",
+            f.path,
+            f.records,
+            f.text_lines,
+            f.skipped
+        );
+    }
+    tracing::info!(
+        "sorting out: {} records from {} files in {:.1?}",
+        recs.len(),
+        files.len(),
+        t.elapsed()
+    );
+    let t = Instant::now();
     let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     let Ordered {
         processes,
@@ -27,11 +54,38 @@ pub fn analyze_ingested(ingested: Ingested) -> Report {
         duplicates,
     } = processes::order(recs, &names);
     let gaps = processes::find_gaps(&recs, &processes);
+    tracing::info!(
+        "ordering: {} processes, {} duplicates dropped, {} gaps in {:.1?}",
+        processes.len(),
+        duplicates,
+        gaps.len(),
+        t.elapsed()
+    );
+    for p in &processes {
+        tracing::debug!(
+            "process {}: host {}, {} records",
+            p.tag,
+            p.host.as_deref().unwrap_or("?"),
+            p.records
+        );
+    }
+    let t = Instant::now();
+    let trace = if trace {
+        render::trace_records(&recs)
+    } else {
+        TraceRecords::default()
+    };
     let Judged {
         keys,
         violations,
         errors,
     } = recheck::recheck(&recs, &processes, replaced_by);
+    tracing::info!(
+        "re-check: {} keys, {} violations in {:.1?}",
+        keys.len(),
+        violations.len(),
+        t.elapsed()
+    );
     Report {
         text_lines: files.iter().map(|f| f.text_lines).sum(),
         records: recs.len(),
@@ -44,6 +98,7 @@ pub fn analyze_ingested(ingested: Ingested) -> Report {
         violations,
         keys,
         errors,
+        trace,
     }
 }
 

@@ -27,6 +27,8 @@ mod tests;
 // the command reads them file by file (`run`).
 #[allow(unused_imports)]
 pub use analyze::analyze;
+#[cfg(test)]
+pub use analyze::analyze_with;
 #[allow(unused_imports)]
 pub use model::*;
 #[cfg(test)]
@@ -35,6 +37,7 @@ pub use render::{render_text, write_json};
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// For `report --help`.
 pub const EXIT_STATUS: &str =
@@ -45,6 +48,11 @@ pub struct ReportArgs {
     /// Print one JSON object instead of text
     #[arg(long)]
     pub json: bool,
+    /// Also write the job as Chrome trace-event JSON to FILE (Perfetto, chrome://tracing,
+    /// MindStudio Insight): a track per process and thread, a slice per call, violations
+    /// marked, each key's export linked to its imports and closes
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// The JSON-lines logs of the job's processes, in any order (one file per process, or
     /// shared); - reads standard input
     #[arg(required = true, value_name = "LOG")]
@@ -63,6 +71,7 @@ pub fn main(args: &ReportArgs) -> i32 {
 pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     // One file at a time: its lines become records and its bytes are dropped before the
     // next file is read.
+    let t = Instant::now();
     let mut ingested = ingest::Ingested::default();
     let mut readable = 0;
     for path in &args.logs {
@@ -71,15 +80,41 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             Err(e) => {
                 let _ = writeln!(err, "acl-ipc-guard report: cannot read {}: {e}", input.name);
             }
-            Ok(_) => readable += 1,
+            Ok(bytes) => {
+                readable += 1;
+                tracing::info!("read {}: {} bytes", input.name, bytes.len());
+            }
         }
         ingested.add(&input);
     }
+    tracing::info!("reading and parsing: {:.1?}", t.elapsed());
     if readable == 0 {
         let _ = writeln!(err, "acl-ipc-guard report: no log could be read");
         return 2;
     }
-    let report = analyze::analyze_ingested(ingested.finish());
+    let trace = match args.trace.as_deref().map(render::TraceFile::create) {
+        Some(Err(msg)) => {
+            let _ = writeln!(err, "acl-ipc-guard report: {msg}");
+            return 2;
+        }
+        Some(Ok(f)) => Some(f),
+        None => None,
+    };
+    let report = analyze::analyze_ingested(ingested.finish(), trace.is_some());
+    if let Some(f) = trace {
+        let t = Instant::now();
+        match f.write(&report) {
+            Ok(c) => tracing::info!(
+                "trace written: {} processes, {} threads, {} slices, {} instants, {} flows in {:.1?}",
+                c.processes, c.threads, c.slices, c.instants, c.flows, t.elapsed()
+            ),
+            Err(msg) => {
+                let _ = writeln!(err, "acl-ipc-guard report: {msg}");
+                return 2;
+            }
+        }
+    }
+    let t = Instant::now();
     let mut w = std::io::BufWriter::new(out);
     let _ = if args.json {
         write_json(&report, &mut w)
@@ -87,6 +122,7 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         w.write_all(render_text(&report).as_bytes())
     }
     .and_then(|()| w.flush());
+    tracing::info!("rendering: {:.1?}", t.elapsed());
     let status = report.exit_status();
     // Freeing a large job's timelines one by one takes a tenth of the report's time, and
     // the process ends next: leave them to the exit.

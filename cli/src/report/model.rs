@@ -2,7 +2,7 @@
 //! them, each key's timeline and the violations. Data only; no reading, no printing.
 
 use super::parse::PidArg;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One log as given: its name and its bytes (or why they could not be read).
 #[derive(Clone, Debug)]
@@ -226,6 +226,39 @@ pub struct Report {
     /// Keys whose export the ledger could not hold (it was full): their cross-process
     /// rules were not judged live. Sorted.
     pub untracked_keys: Vec<String>,
+    /// What only `--trace` draws: every call with its thread and duration. Empty unless
+    /// asked for ([`super::analyze_with`]).
+    pub trace: TraceRecords,
+}
+
+/// Every call record (memory calls too), and the thread of each violation record, for the
+/// trace (`report --trace`).
+#[derive(Clone, Debug, Default)]
+pub struct TraceRecords {
+    /// In the merged time order.
+    pub calls: Vec<CallRecord>,
+    /// (process, seq) of a `violation` record → the thread that wrote it.
+    pub violation_tids: HashMap<(usize, u64), i64>,
+}
+
+/// One `call` record as the trace draws it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    /// The process (index into `Report::processes`).
+    pub process: usize,
+    /// The calling thread (the pid when the record has no `tid`).
+    pub tid: i64,
+    pub seq: u64,
+    /// The record's time: the call had returned by then.
+    pub ts_us: i64,
+    /// `dur_ns` (0 when absent).
+    pub dur_ns: u64,
+    pub func: String,
+    pub ret: Option<i64>,
+    /// ok, failed or blocked.
+    pub status: &'static str,
+    /// The key it names (`args.key_fp`) or made (`out.key_fp`).
+    pub key_fp: Option<String>,
 }
 
 impl Report {

@@ -20,6 +20,8 @@ pub struct Rec {
     pub ts_us: i64,
     pub seq: u64,
     pub pid: i64,
+    /// The writing thread (`report --trace` draws a track per thread); `None` if absent.
+    pub tid: Option<i64>,
     pub event: String,
     pub body: Body,
     /// A hash of the line as read: the last tie-breaker of the merge, so that which of two
@@ -85,6 +87,8 @@ pub struct Call {
     pub out_pid: Option<i64>,
     /// `"ledger":"untracked"`: an export the ledger could not hold.
     pub untracked: bool,
+    /// `dur_ns`: how long the runtime took (0 for a blocked call).
+    pub dur_ns: Option<u64>,
 }
 
 impl Call {
@@ -261,10 +265,12 @@ fn read_members<'a, const N: usize>(
     Ok(m)
 }
 
-const RECORD: &[&str; 23] = &[
+const RECORD: &[&str; 25] = &[
     schema::TS,
     schema::SEQ,
     schema::PID,
+    schema::TID,
+    "dur_ns",
     schema::EVENT,
     "version",
     "mode",
@@ -318,7 +324,7 @@ fn pid_list(v: Option<&RawValue>) -> Vec<i64> {
     .unwrap_or_default()
 }
 
-fn body(event: &str, obj: &Members<'_, 23>) -> Body {
+fn body(event: &str, obj: &Members<'_, 25>) -> Body {
     match event {
         schema::START => Body::Start(Box::new(StartInfo {
             version: obj.str("version"),
@@ -365,6 +371,7 @@ fn body(event: &str, obj: &Members<'_, 23>) -> Body {
                 out_key_fp: out.str("key_fp"),
                 out_pid: out.i64("pid"),
                 untracked: obj.str("ledger").as_deref() == Some("untracked"),
+                dur_ns: obj.u64("dur_ns"),
             }))
         }
         schema::VIOLATION => Body::Violation(Box::new(LogViolation {
@@ -441,6 +448,7 @@ pub fn parse_line(file: usize, text: &str) -> Line {
         ts_us,
         seq,
         pid,
+        tid: obj.i64(schema::TID),
         event,
         hash: h.finish(),
         body,

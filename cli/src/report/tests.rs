@@ -879,6 +879,7 @@ fn run_args(args: &[&str]) -> (i32, String, String) {
     let code = match crate::Cli::try_parse_from(argv) {
         Ok(crate::Cli {
             command: crate::Command::Report(a),
+            ..
         }) => run(&a, &mut out, &mut err),
         Ok(other) => panic!("not report: {other:?}"),
         Err(e) => {

@@ -12,6 +12,10 @@ pub use text::render_text;
 use super::model::{pids_text, Detail, Event, Process};
 use super::parse::PidArg;
 
+// `--trace`: Chrome trace-event JSON.
+mod trace;
+pub use trace::{trace_records, TraceFile};
+
 fn opt_num(v: Option<u64>) -> String {
     v.map_or_else(|| "?".to_owned(), |n| n.to_string())
 }
