@@ -24,7 +24,6 @@ pub fn analyze_with(inputs: &[Input], trace: bool) -> Report {
 /// and with `trace` also what only the trace draws (`Report::trace`).
 pub fn analyze_ingested(ingested: Ingested, trace: bool) -> Report {
     // `-v`: each stage's time and what it found (nothing is written without a subscriber).
-    let t = Instant::now();
     let Ingested {
         files,
         recs,
@@ -39,12 +38,6 @@ pub fn analyze_ingested(ingested: Ingested, trace: bool) -> Report {
             f.skipped
         );
     }
-    tracing::info!(
-        "sorting out: {} records from {} files in {:.1?}",
-        recs.len(),
-        files.len(),
-        t.elapsed()
-    );
     let t = Instant::now();
     let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     let Ordered {

@@ -87,7 +87,12 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
         ingested.add(&input);
     }
-    tracing::info!("reading and parsing: {:.1?}", t.elapsed());
+    tracing::info!(
+        "parsing: {} records from {} files in {:.1?}",
+        ingested.recs.len(),
+        ingested.files.len(),
+        t.elapsed()
+    );
     if readable == 0 {
         let _ = writeln!(err, "acl-ipc-guard report: no log could be read");
         return 2;
