@@ -4,10 +4,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Debian's packages for what a fresh machine may lack: cmake, and pkg-config (the install
-# test builds a consumer through it).
+# test builds a consumer through it), chromium (tests/report_html.py loads the report's
+# page in it, headless).
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+# chromium only serves that test (skipped without it): as root it is installed with the rest,
+# otherwise its absence is only said.
+optional=()
+command -v chromium >/dev/null 2>&1 || optional+=(chromium)
+if [ ${#optional[@]} -gt 0 ] && [ "$(id -u)" != 0 ]; then
+  echo "note: ${optional[*]} missing (tests/report_html.py will be skipped): 'apt-get install -y ${optional[*]}' as root" >&2
+  optional=()
+fi
+missing+=("${optional[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
