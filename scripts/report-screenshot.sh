@@ -13,5 +13,7 @@ guard=build/bin/acl-ipc-guard
 ASCEND_EMU_DIR="$logs/emu" ACL_IPC_GUARD_LEDGER="$logs/ledger" \
   "$guard" run --log "$logs/demo.%p.json" -- build/tests-bin/demo_misuse >/dev/null 2>&1 || true
 "$guard" report --html "$logs/report.html" "$logs"/demo.*.json >/dev/null || true
-python3 tests-c/browser/browser.py build "$logs/report.html" "$out" 1100 560
+# The key picked (its events listed under the chart), as a user would after a click.
+python3 tests-c/browser/browser.py build "$logs/report.html" "$out" 1100 600 \
+  "window.aclIpcGuardReport.selectKey(0, false)"
 echo "$out: $(stat -c %s "$out") bytes"

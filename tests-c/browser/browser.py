@@ -67,12 +67,13 @@ def load(build, page, steps=(), screenshot=None, viewport=(1280, 800), full_page
 
 
 if __name__ == "__main__":
-    # browser.py BUILD PAGE.html SHOT.png [WIDTH HEIGHT]: a screenshot of the page.
+    # browser.py BUILD PAGE.html SHOT.png [WIDTH HEIGHT [JS...]]: a screenshot of the page,
+    # after the JS expressions (e.g. window.aclIpcGuardReport.selectKey(0, false)).
     build, page, shot = (os.path.abspath(a) for a in sys.argv[1:4])
     size = tuple(int(x) for x in sys.argv[4:6]) or (1280, 800)
     why = missing(build)
     if why:
         sys.exit(f"browser.py: {why}")
-    out = load(build, page, screenshot=shot, viewport=size)
+    out = load(build, page, steps=sys.argv[6:], screenshot=shot, viewport=size)
     if out["console_errors"] or out["page_errors"]:
         sys.exit(f"browser.py: the page reported errors: {out['console_errors'] + out['page_errors']}")

@@ -74,8 +74,10 @@ async function main() {
       const dead_marks = Array.from(document.querySelectorAll("#chart [data-dead-lane]")).map((g) => Number(g.getAttribute("data-dead-lane")));
       const rows = (id) => Array.from(document.querySelectorAll("#" + id + " table tr")).slice(1).map((tr) =>
         Array.from(tr.children).map((td) => td.textContent));
+      const ids = Array.from(document.querySelectorAll("[id]")).map((e) => e.id);
       return {
         lanes, viols, dead_marks,
+        duplicate_ids: ids.filter((id, i) => ids.indexOf(id) !== i),
         viol_rows: rows("viol-table"),
         proc_rows: rows("proc-table"),
         verdict: document.getElementById("verdict").textContent,

@@ -46,6 +46,7 @@ def page_errors(out, what):
     eq(out["page_errors"], [], f"{what}: uncaught page errors")
     eq(out["dialogs"], [], f"{what}: dialogs")
     eq(out["requests"], [out["url"]], f"{what}: the page requested nothing but itself")
+    eq(out["duplicate_ids"], [], f"{what}: element ids are unique")
 
 
 # ----------------------------------------------------------------- A. a real job
