@@ -21,7 +21,8 @@ done
 
 echo
 echo "== 3. acl-ipc-guard report over those logs"
-"$guard" report "$logs"/demo.*.json || echo "(report exit status $?: an error violation was found)"
+"$guard" report --html build/demo-report.html "$logs"/demo.*.json || echo "(report exit status $?: an error violation was found)"
+echo "(the same job drawn as a page: build/demo-report.html, open it in a browser)"
 
 echo
 echo "== 4. A Python program that finds the runtime itself (ctypes: dlopen + dlsym), as torch_npu does"

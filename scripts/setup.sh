@@ -4,14 +4,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Debian's packages for what a fresh machine may lack: cmake, and pkg-config (the install
-# test builds a consumer through it), and what the tests below need.
+# test builds a consumer through it); and the tools some tests need.
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-# venv with pip (ensurepip), for the wheel's test and scripts/wheel.sh.
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
-# rsyslog: the syslog sink's test (tests-c/tests/audit_syslog.py) runs a real rsyslogd.
-command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+# Only tests need these (each is skipped without its tool, a failure with CI=true): as
+# root they are installed with the rest, otherwise their absence is only said.
+optional=()
+# venv with pip (ensurepip): tests/wheel_install.py and scripts/wheel.sh.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || optional+=(python3-venv)
+# rsyslog: tests/audit_syslog.py runs a real rsyslogd.
+command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || optional+=(rsyslog)
+# chromium: tests/report_html.py loads the report's page in it, headless.
+command -v chromium >/dev/null 2>&1 || optional+=(chromium)
+if [ ${#optional[@]} -gt 0 ] && [ "$(id -u)" != 0 ]; then
+  echo "note: ${optional[*]} missing (the tests that need them will be skipped): 'apt-get install -y ${optional[*]}' as root" >&2
+  optional=()
+fi
+missing+=("${optional[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -33,7 +33,7 @@ pub use analyze::analyze_with;
 pub use model::*;
 #[cfg(test)]
 pub use render::render_json;
-pub use render::{render_text, write_json};
+pub use render::{render_html, render_text, write_json};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -41,13 +41,17 @@ use std::time::Instant;
 
 /// For `report --help`.
 pub const EXIT_STATUS: &str =
-    "Exit status: 0 no error violation, 1 error violations found, 2 usage error or no log readable.";
+    "Exit status: 0 no error violation, 1 error violations found, 2 usage error, no log readable or the --html page or --trace file not written.";
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
     /// Print one JSON object instead of text
     #[arg(long)]
     pub json: bool,
+    /// Also write the job as one self-contained HTML page (no network) to FILE; - writes the
+    /// page to standard output in place of the report
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub html: Option<PathBuf>,
     /// Also write the job as Chrome trace-event JSON to FILE (Perfetto, chrome://tracing,
     /// MindStudio Insight): a track per process and thread, a slice per call, violations
     /// marked, each key's export linked to its imports and closes
@@ -69,6 +73,14 @@ pub fn main(args: &ReportArgs) -> i32 {
 /// [`main`] with its output streams given. Write errors (a closed pipe) are ignored: the
 /// exit status still tells the verdict.
 pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let html_to_stdout = args.html.as_deref() == Some(std::path::Path::new("-"));
+    if html_to_stdout && args.json {
+        let _ = writeln!(
+            err,
+            "acl-ipc-guard report: --json and --html - both write to standard output"
+        );
+        return 2;
+    }
     // One file at a time: its lines become records and its bytes are dropped before the
     // next file is read.
     let t = Instant::now();
@@ -118,6 +130,23 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 return 2;
             }
         }
+    }
+    if let Some(path) = &args.html {
+        let t = Instant::now();
+        let page = render_html(&report);
+        if html_to_stdout {
+            let _ = out.write_all(page.as_bytes()).and_then(|()| out.flush());
+            return report.exit_status();
+        }
+        if let Err(e) = std::fs::write(path, page) {
+            let _ = writeln!(
+                err,
+                "acl-ipc-guard report: cannot write {}: {e}",
+                path.display()
+            );
+            return 2;
+        }
+        tracing::info!("html page written: {:.1?}", t.elapsed());
     }
     let t = Instant::now();
     let mut w = std::io::BufWriter::new(out);

@@ -1,9 +1,11 @@
-//! A report for people (text) or for scripts (one JSON object). Both deterministic; what
-//! they share is here.
+//! A report for people (text, or an HTML page that draws the job) or for scripts (one JSON
+//! object). All deterministic; what they share is here.
 
+mod html;
 mod json;
 mod text;
 
+pub use html::render_html;
 #[cfg(test)]
 pub use json::render_json;
 pub use json::write_json;
