@@ -15,6 +15,7 @@ B. A generated job of 64 processes and 10,000 keys (JSON-lines logs written here
 import atexit
 import datetime
 import os
+import time
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,13 @@ try:
     for actor in (b, c):
         for cmd in ("dev", f"setkey k {key}", "import q k 0"):
             ok(actor.do(cmd), f"{actor.name} {cmd}")
+    # C's call records go to its log through the shim's writer thread: wait until its
+    # import is on disk before killing it, so that the kill takes nothing the test counts.
+    deadline = time.monotonic() + 30
+    c_log = work.file(f"log.{c.pid}.json")
+    while not (os.path.exists(c_log) and '"aclrtIpcMemImportByKey"' in open(c_log).read()):
+        check(time.monotonic() < deadline, "C's import record reached its log")
+        time.sleep(0.02)
     c.kill()
     check(c.returncode == -9, f"C was killed: {c.returncode}")
     ok(a.do("close k"), "A closes while B holds the key")
