@@ -9,7 +9,7 @@
 //! path runs inside the panic boundary except the call of the real function itself; where
 //! the shim fails, the call is forwarded as if the shim were not there.
 
-use super::{per_func, Runtime, Trouble};
+use super::{only_forwarding, per_func, Runtime, Trouble};
 use crate::boundary::{self, contain, Entered};
 use crate::call::{codes, Args, Func, Out, Outcome};
 use crate::config::{Mode, DEFAULT_REAL_LIB};
@@ -23,7 +23,27 @@ use std::time::Instant;
 /// Handles one call of an intercepted function. `gather` reads the arguments at the
 /// boundary, `forward` calls the real function, `read_out` reads what a successful call
 /// wrote through its out-pointers.
+///
+/// In mode `off`, once the runtime is initialised and the real function found, this is one
+/// relaxed load of the mode, one of the function's slot, and the call (`intercept` is
+/// inlined into each entry point; the rest of the path is `intercept_full`).
+#[inline(always)]
 pub(crate) fn intercept<F: RealFn>(
+    real: &'static Real<F>,
+    gather: impl FnOnce() -> Args,
+    forward: impl Fn(F) -> i32,
+    read_out: impl Fn() -> Out,
+) -> i32 {
+    if only_forwarding() {
+        if let Some(f) = real.cached() {
+            return forward(f);
+        }
+    }
+    intercept_full(real, gather, forward, read_out)
+}
+
+#[inline(never)]
+fn intercept_full<F: RealFn>(
     real: &'static Real<F>,
     gather: impl FnOnce() -> Args,
     forward: impl Fn(F) -> i32,
