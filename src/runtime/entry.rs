@@ -17,6 +17,7 @@ use crate::key::{Key, KeyArg};
 use crate::real::{Real, RealFn};
 use crate::record::{Action, Body};
 use crate::rules::{check_after, check_before, Finding, Severity};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -51,6 +52,23 @@ fn intercept_full<F: RealFn>(
 ) -> i32 {
     let func = real.func();
 
+    // The allocation calls that get no record, in a process past its start: only the
+    // tracking (`per_func::short_path`), without the generic path's set-up.
+    if func.is_memory() {
+        if let Some((rt, f, inside)) = quiet_memory_begin(real) {
+            // Plain data, no read of the caller's memory: it cannot fail. Not dropped
+            // where the short path takes it: an allocation call's arguments own nothing
+            // (this saves the drop's out-of-line look at the variant).
+            let args = ManuallyDrop::new(gather());
+            rt.calls.fetch_add(1, Ordering::Relaxed);
+            if let Some(ret) = per_func::short_path(rt, &args, || forward(f), &read_out) {
+                return ret;
+            }
+            let args = ManuallyDrop::into_inner(args);
+            return checked_call(rt, func, f, inside, args, false, forward, read_out);
+        }
+    }
+
     // The boundary: the runtime (initialised on first use), the re-entry guard, the real
     // function. A panic in any of them only forwards.
     let (rt, f, _inside) = match contain(|| begin(real)) {
@@ -61,7 +79,7 @@ fn intercept_full<F: RealFn>(
     };
 
     // Facts: the arguments as read at the boundary.
-    let Some(mut args) = contain(gather) else {
+    let Some(args) = contain(gather) else {
         return forward(f);
     };
     rt.calls.fetch_add(1, Ordering::Relaxed);
@@ -71,6 +89,40 @@ fn intercept_full<F: RealFn>(
             return ret;
         }
     }
+    checked_call(rt, func, f, _inside, args, record_call, forward, read_out)
+}
+
+/// The quiet allocation path's boundary: the runtime, initialised and past this process's
+/// start, calls of `real`'s function get no record, the real function is found, and this
+/// thread is not inside the shim already. `None`: take the generic path (which also
+/// handles every case left out here).
+#[inline]
+fn quiet_memory_begin<F: RealFn>(real: &'static Real<F>) -> Option<(&'static Runtime, F, Entered)> {
+    let rt = Runtime::try_get()?;
+    if !rt.quiet_memory
+        || rt.finished.load(Ordering::Relaxed)
+        || !rt.started.load(Ordering::Acquire)
+    {
+        return None;
+    }
+    let f = real.cached()?;
+    let inside = Entered::enter()?;
+    Some((rt, f, inside))
+}
+
+/// Rules, decision, forwarding, state and ledger, record: the path of a call past its
+/// boundary (`inside` is held until it returns).
+fn checked_call<F: RealFn>(
+    rt: &'static Runtime,
+    real_func: Func,
+    f: F,
+    _inside: Entered,
+    mut args: Args,
+    record_call: bool,
+    forward: impl Fn(F) -> i32,
+    read_out: impl Fn() -> Out,
+) -> i32 {
+    let func = real_func;
     let key = args.key().and_then(KeyArg::key).copied();
 
     // Rules and decision, before the call.

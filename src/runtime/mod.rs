@@ -93,6 +93,9 @@ pub(crate) struct Runtime {
     start_lock: Lock<()>,
     /// A fork child: the pid of the process that forked it; 0 otherwise.
     parent: AtomicI32,
+    /// The allocation calls get no record and the mode is not `off`: they take the quiet
+    /// path (`entry::quiet_memory_begin`).
+    quiet_memory: bool,
 }
 
 fn getpid() -> i32 {
@@ -170,6 +173,8 @@ impl Runtime {
             started: AtomicBool::new(false),
             start_lock: Lock::new(()),
             parent: AtomicI32::new(0),
+            quiet_memory: config.mode != Mode::Off
+                && config.calls != crate::config::Calls::All,
             config,
         };
         if rt.config.mode == Mode::Off {

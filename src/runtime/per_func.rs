@@ -132,6 +132,8 @@ fn ledger_facts(rt: &'static Runtime, args: &Args) -> LedgerFacts {
 /// The allocation calls without a record: an allocation has no rule to break, and a free
 /// can break one only while this process has keys open or imported addresses to
 /// remember. Then the tracking is all there is to do. `None`: take the whole path.
+/// `Some` only for `Args::Malloc` and `Args::Free`, which own nothing (the caller need
+/// not drop them).
 #[inline]
 pub(super) fn short_path(
     rt: &'static Runtime,
@@ -139,12 +141,12 @@ pub(super) fn short_path(
     forward: impl Fn() -> i32,
     read_out: &impl Fn() -> Out,
 ) -> Option<i32> {
-    match args {
+    match *args {
         Args::Malloc { size, .. } => {
             let ret = forward();
             if ret == codes::ACL_SUCCESS {
                 if let Some(p) = read_out().dev_ptr {
-                    let _ = contain(|| rt.state.lock().add_alloc(p, *size));
+                    let _ = contain(|| rt.state.lock().add_alloc(p, size));
                 }
             }
             Some(ret)
@@ -152,16 +154,19 @@ pub(super) fn short_path(
         Args::Free { dev_ptr } => {
             // One lock: take the allocation out before the call, put it back if the call
             // fails.
-            let removed = {
+            let removed = contain(|| {
                 let mut state = rt.state.lock();
                 if state.has_keys_or_imports() {
-                    return None;
+                    return Err(());
                 }
-                state.remove_alloc(*dev_ptr)
+                Ok(state.remove_alloc(dev_ptr))
+            });
+            let Some(Ok(removed)) = removed else {
+                return None;
             };
             let ret = forward();
             if let (Some(size), true) = (removed, ret != codes::ACL_SUCCESS) {
-                let _ = contain(|| rt.state.lock().add_alloc(*dev_ptr, size));
+                let _ = contain(|| rt.state.lock().add_alloc(dev_ptr, size));
             }
             Some(ret)
         }
