@@ -10,9 +10,9 @@
  *   instr import N          N import+close pairs of keys a forked exporter exported and
  *                           whitelisted for this process beforehand
  *
- * After the loop (still counted) the process sleeps 300 ms so that the shim's writer
- * thread writes the loop's records; callgrind --separate-threads=yes tells the calling
- * thread's instructions from the writer's.
+ * The calling thread's counts are zeroed when the loop begins and dumped when it ends (after
+ * a 300 ms sleep, so that the shim's writer thread has written the loop's records);
+ * bench/instr.py counts the writer thread's share from two runs of different lengths.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -27,9 +27,14 @@
 #include <valgrind/callgrind.h>
 #endif
 #endif
-#ifndef CALLGRIND_TOGGLE_COLLECT
-#define CALLGRIND_TOGGLE_COLLECT
+#ifndef CALLGRIND_ZERO_STATS
+#define CALLGRIND_ZERO_STATS
+#define CALLGRIND_DUMP_STATS_AT(what)
 #endif
+/* counting starts here (all threads' counts zeroed) */
+#define BEGIN CALLGRIND_ZERO_STATS
+/* and ends here (all threads' counts written, as part "loop") */
+#define END CALLGRIND_DUMP_STATS_AT("loop")
 
 #define KEY_LEN 65
 
@@ -53,13 +58,13 @@ static void run_malloc(long n, long live) {
         if (aclrtMalloc(&p, 4096, 0) != 0) fail("aclrtMalloc");
         aclrtFree(p);
     }
-    CALLGRIND_TOGGLE_COLLECT;
+    BEGIN;
     for (long i = 0; i < n; i++) {
         if (aclrtMalloc(&p, 4096, 0) != 0) fail("aclrtMalloc");
         if (aclrtFree(p) != 0) fail("aclrtFree");
     }
     usleep(300000);
-    CALLGRIND_TOGGLE_COLLECT;
+    END;
 }
 
 static void run_export(long n, long keys) {
@@ -75,13 +80,13 @@ static void run_export(long n, long keys) {
         aclrtIpcMemClose(key);
     }
     usleep(300000);
-    CALLGRIND_TOGGLE_COLLECT;
+    BEGIN;
     for (long i = 0; i < n; i++) {
         if (aclrtIpcMemGetExportKey(mem, 4096, key, sizeof key, 0) != 0) fail("export");
         if (aclrtIpcMemClose(key) != 0) fail("close");
     }
     usleep(300000);
-    CALLGRIND_TOGGLE_COLLECT;
+    END;
 }
 
 /* The exporter (a fork child) exports n + 16 keys whitelisting the parent, then waits for
@@ -115,13 +120,13 @@ static void run_import(long n) {
         aclrtIpcMemClose(keys + i * KEY_LEN);
     }
     usleep(300000);
-    CALLGRIND_TOGGLE_COLLECT;
+    BEGIN;
     for (long i = 16; i < total; i++) {
         if (aclrtIpcMemImportByKey(&p, keys + i * KEY_LEN, 0) != 0) fail("import");
         if (aclrtIpcMemClose(keys + i * KEY_LEN) != 0) fail("close");
     }
     usleep(300000);
-    CALLGRIND_TOGGLE_COLLECT;
+    END;
     c = 1;
     if (write(done[1], &c, 1) != 1) fail("release");
     int status;

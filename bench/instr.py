@@ -42,22 +42,24 @@ def totals(path):
 
 
 def count(binary, argv, env, work):
-    """(calling thread's instructions, other threads') of the measured loop."""
+    """(the calling thread's instructions in the measured loop, the other threads' in the
+    whole run)."""
     out = os.path.join(work, "cg")
     for old in glob.glob(out + ".*"):
         os.unlink(old)
-    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--collect-atstart=no", "--separate-threads=yes",
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--separate-threads=yes",
                              f"--callgrind-out-file={out}.%p", binary] + argv,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, err = proc.communicate(timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {err[-2000:]}")
+    # The loop's dump is part 1 of the calling thread; the other threads (the log writer)
+    # are counted whole, at exit.
     main, others = 0, 0
-    for path in glob.glob(f"{out}.{proc.pid}*"):
-        m = re.search(r"-(\d+)$", path)
-        if m and int(m.group(1)) == 1:
-            main += totals(path)
-        else:
+    for path in glob.glob(f"{out}.{proc.pid}.1-01"):
+        main += totals(path)
+    for path in glob.glob(f"{out}.{proc.pid}-*"):
+        if not path.endswith("-01"):
             others += totals(path)
     return main, others
 
@@ -97,6 +99,11 @@ def main():
                 for k, v in menv.items():
                     env[k] = v.format(work=work)
                 shimmed, writer = count(binary, [op, str(args.n)] + extra, env, work)
+                if writer:
+                    # The writer's share of the loop: a run with 3n calls, minus this one.
+                    env["ACL_IPC_GUARD_LEDGER"] = tempfile.mkdtemp(prefix="ledger.", dir=work)
+                    _, writer3 = count(binary, [op, str(3 * args.n)] + extra, env, work)
+                    writer = (writer3 - writer) / 2
                 cells.append(f"{(shimmed - direct) / args.n:.0f} / {writer / args.n:.0f}")
             print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
     finally:

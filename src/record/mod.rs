@@ -1,6 +1,7 @@
 //! Records: what the shim writes. Types here are plain data filled on the calling thread;
 //! encoding to JSON or text happens at the sink, on the writer thread where possible.
 
+mod batch;
 mod frames;
 mod json;
 #[cfg(test)]

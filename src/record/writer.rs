@@ -1,10 +1,12 @@
 //! The log: a bounded queue in front of one sink, drained by a writer thread so that the
 //! calling thread never waits on disk for `call` records. Records that must not be lost
 //! (`violation`, `error`, `start`, `summary`) are written through: the calling thread
-//! drains the queue itself, in `seq` order, before it returns. Each record is one
-//! `write()`. When the queue is full a `call` record is dropped and counted; its `seq` is
-//! still taken, so the gap shows the loss.
+//! drains the queue itself, in `seq` order, before it returns. The records one drain takes
+//! are written together (`batch`: one `write()` per 64 KiB), before the drain returns.
+//! When the queue is full a `call` record is dropped and counted; its `seq` is still
+//! taken, so the gap shows the loss.
 
+use super::batch::LineBatch;
 use super::{encode, Body, Record};
 use crate::config::{Config, Format, LogTarget};
 use crate::sync::{Doorbell, Lock};
@@ -24,7 +26,10 @@ struct Sink {
     fd: i32,
     /// We opened `fd` (and close it after fork when the path names the pid).
     owned: bool,
-    buf: Vec<u8>,
+    /// The records being written, encoded.
+    lines: LineBatch,
+    /// The queue's other buffer: a drain swaps it in, so the queue keeps its capacity.
+    spare: VecDeque<Record>,
     write_failed: bool,
     /// A record was written only in part (the disk filled up mid-line): the next record
     /// starts on a new line, so that one torn line never swallows a whole one.
@@ -128,7 +133,8 @@ impl Log {
             sink: Lock::new(Sink {
                 fd,
                 owned,
-                buf: Vec::with_capacity(1024),
+                lines: LineBatch::new(),
+                spare: VecDeque::new(),
                 write_failed: false,
                 torn: false,
                 written: 0,
@@ -209,60 +215,61 @@ impl Log {
         }
         let target = self.queue.lock().next_seq - 1;
         let mut sink = self.sink.lock();
+        let sink = &mut *sink;
         while sink.written < target {
-            let batch = std::mem::take(&mut self.queue.lock().items);
+            let mut batch = std::mem::take(&mut sink.spare);
+            std::mem::swap(&mut batch, &mut self.queue.lock().items);
             if batch.is_empty() {
+                sink.spare = batch;
                 break;
             }
-            for mut rec in batch {
-                let seq = rec.seq;
-                self.write_record(&mut sink, &mut rec);
-                sink.written = seq;
+            for mut rec in batch.drain(..) {
+                if sink.fd < 0 {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    sink.lines
+                        .push(|out| encode(&mut rec, self.format, self.show_keys, out));
+                    if sink.lines.full() {
+                        self.write_lines(sink);
+                    }
+                }
+                sink.written = rec.seq;
             }
+            self.write_lines(sink);
+            // A burst's queue is not kept for good.
+            if batch.capacity() > 4096 {
+                batch.shrink_to(1024);
+            }
+            sink.spare = batch;
         }
     }
 
-    fn write_record(&self, sink: &mut Sink, rec: &mut Record) {
-        if sink.fd < 0 {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+    /// Writes the encoded records to the sink, counting what could not be written.
+    fn write_lines(&self, sink: &mut Sink) {
+        if sink.lines.is_empty() {
             return;
         }
-        let mut buf = std::mem::take(&mut sink.buf);
-        buf.clear();
-        if sink.torn {
-            buf.push(b'\n');
-        }
-        let skip = buf.len();
-        encode(rec, self.format, self.show_keys, &mut buf);
-        let mut done = 0;
-        while done < buf.len() {
-            // SAFETY: buf[done..] is a valid, initialised buffer.
-            let n = unsafe { libc::write(sink.fd, buf[done..].as_ptr().cast(), buf.len() - done) };
+        let fd = sink.fd;
+        let written = sink.lines.write_out(&mut sink.torn, &mut |b: &[u8]| {
+            // SAFETY: b is a valid, initialised buffer.
+            let n = unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
             if n < 0 {
-                let err = std::io::Error::last_os_error();
-                if err.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                // Part of this record (past the line break owed to a torn one) is in the
-                // file: the line is torn.
-                if done > skip {
-                    sink.torn = true;
-                }
-                if !sink.write_failed {
-                    sink.write_failed = true;
-                    stderr_line(&format!(
-                        "cannot write the log: {err}; records are being lost, the program carries on"
-                    ));
-                }
-                break;
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
             }
-            done += n as usize;
-            if done >= skip {
-                sink.torn = false;
+        });
+        if written.lost > 0 {
+            self.dropped.fetch_add(written.lost, Ordering::Relaxed);
+        }
+        if let Some(err) = written.error {
+            if !sink.write_failed {
+                sink.write_failed = true;
+                stderr_line(&format!(
+                    "cannot write the log: {err}; records are being lost, the program carries on"
+                ));
             }
         }
-        sink.buf = buf;
     }
 
     /// Starts the writer thread; false if it cannot be started (records are then written
