@@ -126,7 +126,7 @@ fn checked_call<F: RealFn>(
     let key = args.key().and_then(KeyArg::key).copied();
 
     // Rules and decision, before the call.
-    let block = contain(|| {
+    let (block, known) = contain(|| {
         let facts = per_func::facts_before(rt, func, &mut args);
         let mut state = rt.state.lock();
         if func.asks_where_addresses_lie() {
@@ -134,9 +134,10 @@ fn checked_call<F: RealFn>(
         }
         let findings = check_before(&args, &state, &facts.me, &facts.ledger);
         drop(state);
-        !findings.is_empty() && rt.judge(func, findings, key)
+        let block = !findings.is_empty() && rt.judge(func, findings, key);
+        (block, facts.known)
     })
-    .unwrap_or(false);
+    .unwrap_or_default();
 
     // Forward, or not.
     let mut outcome = if block {
@@ -182,7 +183,7 @@ fn checked_call<F: RealFn>(
         }
         // State and ledger.
         if outcome.forwarded && outcome.ret == codes::ACL_SUCCESS {
-            per_func::update(rt, &args, &mut outcome);
+            per_func::update(rt, &args, &mut outcome, known);
         }
         // Record.
         if record_call {

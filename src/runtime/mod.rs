@@ -173,8 +173,7 @@ impl Runtime {
             started: AtomicBool::new(false),
             start_lock: Lock::new(()),
             parent: AtomicI32::new(0),
-            quiet_memory: config.mode != Mode::Off
-                && config.calls != crate::config::Calls::All,
+            quiet_memory: config.mode != Mode::Off && config.calls != crate::config::Calls::All,
             config,
         };
         if rt.config.mode == Mode::Off {
