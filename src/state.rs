@@ -36,6 +36,7 @@ impl Hasher for AddrHasher {
 }
 
 type AddrMap<V> = HashMap<usize, V, BuildHasherDefault<AddrHasher>>;
+type AddrSet = HashSet<usize, BuildHasherDefault<AddrHasher>>;
 
 #[cfg(test)]
 #[test]
@@ -106,7 +107,7 @@ pub struct ProcessState {
     index: BTreeMap<usize, usize>,
     exports: FpMap<Export>,
     imports: FpMap<Import>,
-    closed_imports: HashSet<usize>,
+    closed_imports: AddrSet,
     /// Raw keys of open exports and imports, for records with `ACL_IPC_GUARD_SHOW_KEYS=1`.
     raw_keys: FpMap<Key>,
 }
