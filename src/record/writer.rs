@@ -20,6 +20,9 @@ pub const QUEUE_CAPACITY: usize = 16 * 1024;
 struct Queue {
     items: VecDeque<Record>,
     next_seq: u64,
+    /// The time of the last record queued, µs: records given a time read before they were
+    /// queued never go back before it (`push_at`).
+    last_ts_us: i64,
 }
 
 struct Sink {
@@ -92,14 +95,46 @@ fn open_log(path: &str) -> Result<i32, String> {
     }
 }
 
-fn now_us() -> i64 {
+/// The wall-clock time in ns since the Unix epoch (records' time).
+pub fn now_ns() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: ts is a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+fn now_us() -> i64 {
+    now_ns() / 1000
+}
+
+/// How far a record's given time may lie behind the last queued one and still be taken as
+/// a race between threads (the record then gets the last time): further back, the clock
+/// was set back, and the record keeps its own.
+const REORDER_US: i64 = 1000;
+
+/// A queued record's time: `given` (read by the caller before the record was queued), or
+/// `now()`; a given time a little before the `last` queued record's becomes that.
+fn record_time(given: Option<i64>, last: i64, now: impl FnOnce() -> i64) -> i64 {
+    match given {
+        Some(t) if t < last && last - t <= REORDER_US => last,
+        Some(t) => t,
+        None => now(),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn record_times_keep_seq_order_but_follow_a_clock_set_back() {
+    let now = || 5_000_000;
+    assert_eq!(record_time(None, 7, now), 5_000_000);
+    assert_eq!(record_time(Some(2_000), 1_500, now), 2_000);
+    // Another thread queued its record first with a later time: take that time.
+    assert_eq!(record_time(Some(2_000), 2_400, now), 2_400);
+    // The clock went back by a second: the record keeps its own time.
+    assert_eq!(record_time(Some(2_000), 1_002_000, now), 2_000);
 }
 
 impl Log {
@@ -128,6 +163,7 @@ impl Log {
             queue: Lock::new(Queue {
                 items: VecDeque::new(),
                 next_seq: 1,
+                last_ts_us: 0,
             }),
             wake: Doorbell::new(),
             sink: Lock::new(Sink {
@@ -157,9 +193,11 @@ impl Log {
     }
 
     /// Queues a record for the writer thread; when the queue is full it is dropped and
-    /// counted.
-    pub fn push(&'static self, pid: i32, tid: i32, body: Body) {
-        if !self.enqueue(pid, tid, body, true) {
+    /// counted. `ts_us`: the record's time if the caller read it already (the end of the
+    /// call it is about), else it is read now; it never goes back a little before the last
+    /// queued record's (`REORDER_US`), so that time order stays `seq` order.
+    pub fn push_at(&'static self, pid: i32, tid: i32, body: Body, ts_us: Option<i64>) {
+        if !self.enqueue(pid, tid, body, true, ts_us) {
             return;
         }
         if self.writer_running.load(Ordering::Acquire) || self.start_writer() {
@@ -171,14 +209,14 @@ impl Log {
 
     /// Writes a record, and everything queued before it, before returning.
     pub fn push_through(&self, pid: i32, tid: i32, body: Body) {
-        if self.enqueue(pid, tid, body, false) {
+        if self.enqueue(pid, tid, body, false, None) {
             self.flush();
         }
     }
 
     /// Gives the record its `seq` and queues it; false when the log is off or, for a
     /// `bounded` record, the queue is full (the record is then counted as dropped).
-    fn enqueue(&self, pid: i32, tid: i32, body: Body, bounded: bool) -> bool {
+    fn enqueue(&self, pid: i32, tid: i32, body: Body, bounded: bool, ts_us: Option<i64>) -> bool {
         if !self.enabled() || self.closed.load(Ordering::Acquire) {
             return false;
         }
@@ -190,9 +228,11 @@ impl Log {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
+        let ts_us = record_time(ts_us, q.last_ts_us, now_us);
+        q.last_ts_us = ts_us;
         q.items.push_back(Record {
             seq,
-            ts_us: now_us(),
+            ts_us,
             pid,
             tid,
             body,

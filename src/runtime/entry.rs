@@ -15,11 +15,10 @@ use crate::call::{codes, Args, Func, Out, Outcome};
 use crate::config::{Mode, DEFAULT_REAL_LIB};
 use crate::key::{Key, KeyArg};
 use crate::real::{Real, RealFn};
-use crate::record::{Action, Body};
+use crate::record::{now_ns, Action, Body};
 use crate::rules::{check_after, check_before, Finding, Severity};
 use std::mem::ManuallyDrop;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 /// Handles one call of an intercepted function. `gather` reads the arguments at the
 /// boundary, `forward` calls the real function, `read_out` reads what a successful call
@@ -140,23 +139,28 @@ fn checked_call<F: RealFn>(
     .unwrap_or_default();
 
     // Forward, or not.
-    let mut outcome = if block {
+    let (mut outcome, ended_us) = if block {
         rt.blocked.fetch_add(1, Ordering::Relaxed);
-        Outcome {
-            ret: codes::ACL_ERROR_INVALID_PARAM,
-            forwarded: false,
-            out: Out::default(),
-            dur_ns: 0,
-            untracked: false,
-        }
+        (
+            Outcome {
+                ret: codes::ACL_ERROR_INVALID_PARAM,
+                forwarded: false,
+                out: Out::default(),
+                dur_ns: 0,
+                untracked: false,
+            },
+            None,
+        )
     } else {
         let pending = contain(|| per_func::before_forward(rt, &args)).flatten();
-        let t0 = record_call.then(Instant::now);
+        // The call's start and end, read once each: the end is also the record's time.
+        let t0 = record_call.then(now_ns);
         let ret = forward(f);
         if let Some(p) = pending {
             let _ = contain(|| per_func::after_forward(rt, p, ret));
         }
-        let dur_ns = t0.map_or(0, |t| t.elapsed().as_nanos() as u64);
+        let t1 = t0.map(|t0| (t0, now_ns()));
+        let dur_ns = t1.map_or(0, |(t0, t1)| t1.saturating_sub(t0) as u64);
         let out = if ret == codes::ACL_SUCCESS {
             // SAFETY: the runtime read the pid arrays and accepted them.
             unsafe { args.read_pid_lists() };
@@ -164,13 +168,16 @@ fn checked_call<F: RealFn>(
         } else {
             Out::default()
         };
-        Outcome {
-            ret,
-            forwarded: true,
-            out,
-            dur_ns,
-            untracked: false,
-        }
+        (
+            Outcome {
+                ret,
+                forwarded: true,
+                out,
+                dur_ns,
+                untracked: false,
+            },
+            t1.map(|(_, t1)| t1 / 1000),
+        )
     };
 
     let _ = contain(|| {
@@ -188,7 +195,7 @@ fn checked_call<F: RealFn>(
         // Record.
         if record_call {
             rt.ensure_started(false);
-            rt.log.push(
+            rt.log.push_at(
                 rt.pid(),
                 boundary::tid(),
                 Body::Call {
@@ -196,6 +203,7 @@ fn checked_call<F: RealFn>(
                     args,
                     outcome,
                 },
+                ended_us,
             );
         }
     });
