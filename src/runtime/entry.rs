@@ -64,7 +64,7 @@ fn intercept_full<F: RealFn>(
                 return ret;
             }
             let args = ManuallyDrop::into_inner(args);
-            return checked_call(rt, func, f, inside, args, false, forward, read_out);
+            return checked_call(rt, func, f, inside, args, forward, read_out);
         }
     }
 
@@ -88,7 +88,7 @@ fn intercept_full<F: RealFn>(
             return ret;
         }
     }
-    checked_call(rt, func, f, _inside, args, record_call, forward, read_out)
+    checked_call(rt, func, f, _inside, args, forward, read_out)
 }
 
 /// The quiet allocation path's boundary: the runtime, initialised and past this process's
@@ -113,15 +113,14 @@ fn quiet_memory_begin<F: RealFn>(real: &'static Real<F>) -> Option<(&'static Run
 /// boundary (`inside` is held until it returns).
 fn checked_call<F: RealFn>(
     rt: &'static Runtime,
-    real_func: Func,
+    func: Func,
     f: F,
     _inside: Entered,
     mut args: Args,
-    record_call: bool,
     forward: impl Fn(F) -> i32,
     read_out: impl Fn() -> Out,
 ) -> i32 {
-    let func = real_func;
+    let record_call = rt.records_calls_of(func);
     let key = args.key().and_then(KeyArg::key).copied();
 
     // Rules and decision, before the call.
