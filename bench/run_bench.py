@@ -354,15 +354,15 @@ class Bench:
     def summary(self):
         """The README's table: one line per measure and live size, one column per mode,
         added median / p99 (1 thread unless said)."""
-        plan = [("malloc+free pair", "malloc+free", 1, 1000, "≤ 30 ns (`off` ≤ 6 ns)"),
+        plan = [("malloc+free pair, 1,000 live allocations", "malloc+free", 1, 1000, "≤ 30 ns (`off` ≤ 6 ns)"),
                 ("malloc+free pair, 1,000,000 live allocations", "malloc+free", 1, 1000000, "≤ 60 ns"),
-                ("malloc+free pair, 8 threads", "malloc+free", 8, 1000, "≤ 2x 1 thread"),
+                ("malloc+free pair, 8 threads, 1,000 live", "malloc+free", 8, 1000, "≤ 2x 1 thread"),
                 ("IPC call (export+close), 100 live keys", "export+close", 1, 100, "≤ 500 ns / 3 µs (`off` ≤ 3 ns)"),
                 ("IPC call (export+close), 65,000 live keys", "export+close", 1, 65000, "≤ 500 ns / 3 µs"),
-                ("IPC call (export+close), 8 threads", "export+close", 8, 100, "≤ 2x 1 thread"),
+                ("IPC call (export+close), 8 threads, 100 live keys", "export+close", 8, 100, "≤ 2x 1 thread"),
                 ("IPC call (import+close, 2 processes), 100 live keys", "import+close", 1, 100, "≤ 500 ns / 3 µs"),
                 ("IPC call (import+close), 65,000 live keys", "import+close", 1, 65000, "≤ 500 ns / 3 µs"),
-                ("IPC call (import+close), 8 threads", "import+close", 8, 100, "≤ 2x 1 thread")]
+                ("IPC call (import+close), 8 threads, 100 live keys", "import+close", 8, 100, "≤ 2x 1 thread")]
         modes = [m for m, _ in MODES]
         lines = ["| added time, median / p99 | budget | " + " | ".join(f"`{m.split(',')[0]}`" +
                                                                     (m[len(m.split(',')[0]):]) for m in modes) + " |",
@@ -420,6 +420,8 @@ def main():
     ap.add_argument("--no-install", action="store_true", help="never apt-get install ltrace")
     ap.add_argument("--raw", action="store_true", help="also print the benchmark's own lines")
     ap.add_argument("--report-timeout", type=float, default=1800, help="seconds one report may take")
+    ap.add_argument("--instr", action="store_true",
+                    help="also count the shim's instructions per call with callgrind (bench/instr.py)")
     args = ap.parse_args()
     b = Bench(args)
     try:
@@ -441,6 +443,11 @@ def main():
         print("Summary (the README's form; bold: over its budget):")
         print()
         print(b.summary())
+        if args.instr:
+            print()
+            sys.stdout.flush()
+            subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "instr.py"),
+                            "--build", b.build], check=False)
     finally:
         shutil.rmtree(b.work, ignore_errors=True)
         shutil.rmtree(b.ledgers, ignore_errors=True)

@@ -12,26 +12,33 @@ thread_local! {
     static TID: Cell<i32> = const { Cell::new(0) };
 }
 
-/// Held while the shim works on a call in this thread.
-pub struct Entered(());
+/// Held while the shim works on a call in this thread. It keeps the address of the
+/// thread's flag, so that leaving costs no second thread-local look-up (in a shared
+/// library each one is a call into the dynamic linker).
+pub struct Entered(*const Cell<bool>);
 
 impl Entered {
     /// `None` when this thread is already inside the shim.
+    #[inline]
     pub fn enter() -> Option<Entered> {
         INSIDE.with(|c| {
             if c.get() {
                 None
             } else {
                 c.set(true);
-                Some(Entered(()))
+                Some(Entered(c as *const Cell<bool>))
             }
         })
     }
 }
 
 impl Drop for Entered {
+    #[inline]
     fn drop(&mut self) {
-        INSIDE.with(|c| c.set(false));
+        // SAFETY: the flag of this thread (an `Entered` is neither Send nor Sync, being a
+        // raw pointer), a plain `const` thread-local without destructor: it lives as long
+        // as the thread.
+        unsafe { (*self.0).set(false) };
     }
 }
 

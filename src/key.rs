@@ -56,22 +56,37 @@ impl fmt::Debug for Fp {
 /// whitelist and close calls, and a 64-byte compare costs far less than a SHA-256.
 const FP_CACHE: usize = 8;
 
-/// A cached key: its buffer, its length, its fingerprint.
-type Recent = ([u8; KEY_LEN], u8, Fp);
+/// A cached key: its buffer, its length, its fingerprint, its `tag`.
+type Recent = ([u8; KEY_LEN], u8, Fp, u64);
 
 thread_local! {
     // Plain data with `const` initialisation: no allocation, no destructor to register.
     static RECENT: std::cell::RefCell<([Recent; FP_CACHE], usize)> =
-        const { std::cell::RefCell::new(([([0u8; KEY_LEN], 0, Fp([0; 8])); FP_CACHE], 0)) };
+        const { std::cell::RefCell::new(([([0u8; KEY_LEN], 0, Fp([0; 8]), 0); FP_CACHE], 0)) };
+}
+
+/// A cheap summary of a whole key buffer: the cache compares whole buffers only where the
+/// tags are equal (keys often differ only in their last characters).
+fn tag(buf: &[u8; KEY_LEN]) -> u64 {
+    let mut h = u64::from(buf[KEY_LEN - 1]);
+    for word in buf[..KEY_LEN - 1].chunks_exact(8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        h = (h ^ u64::from_le_bytes(w))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+    h
 }
 
 /// The fingerprint of the first `len` bytes of `buf` (the rest zero), from this thread's
 /// cache when it has it.
 fn cached_fp(buf: &[u8; KEY_LEN], len: usize) -> Fp {
+    let t = tag(buf);
     let hit = RECENT.try_with(|r| {
         let r = r.try_borrow().ok()?;
         r.0.iter()
-            .find(|(k, l, _)| usize::from(*l) == len && k == buf)
+            .find(|(k, l, _, kt)| *kt == t && usize::from(*l) == len && k == buf)
             .map(|e| e.2)
     });
     if let Ok(Some(fp)) = hit {
@@ -81,7 +96,7 @@ fn cached_fp(buf: &[u8; KEY_LEN], len: usize) -> Fp {
     let _ = RECENT.try_with(|r| {
         if let Ok(mut r) = r.try_borrow_mut() {
             let at = r.1 % FP_CACHE;
-            r.0[at] = (*buf, len as u8, fp);
+            r.0[at] = (*buf, len as u8, fp, t);
             r.1 = at + 1;
         }
     });
@@ -102,6 +117,13 @@ impl Key {
         let len = bytes.len().min(KEY_LEN - 1);
         let mut buf = [0u8; KEY_LEN];
         buf[..len].copy_from_slice(&bytes[..len]);
+        Key::from_buf(buf, len)
+    }
+
+    /// The key held by the first `len` (at most 64) bytes of `buf`, whose other bytes are
+    /// zero.
+    pub fn from_buf(buf: [u8; KEY_LEN], len: usize) -> Key {
+        debug_assert!(len < KEY_LEN && buf[len..].iter().all(|&b| b == 0));
         Key {
             fp: cached_fp(&buf, len),
             len: len as u8,
@@ -197,6 +219,16 @@ mod cache_tests {
                 let key = Key::from_bytes(k.as_bytes());
                 assert_eq!(key.fp, Fp::of(k.as_bytes()), "round {round}, key {k}");
             }
+        }
+        // Keys that differ in one character anywhere are told apart.
+        let base = [b'7'; 64];
+        for at in [0, 31, 63] {
+            let mut other = base;
+            other[at] = b'8';
+            let (a, b) = (Key::from_bytes(&base), Key::from_bytes(&other));
+            assert_ne!(a.fp, b.fp, "differ at {at}");
+            assert_eq!(b.fp, Fp::of(&other));
+            assert_eq!(Key::from_bytes(&base).fp, Fp::of(&base));
         }
         // A prefix of a cached key is another key.
         let long = Key::from_bytes(b"abcdef");

@@ -106,7 +106,9 @@ pub struct ProcessState {
     index: BTreeMap<usize, usize>,
     exports: FpMap<Export>,
     imports: FpMap<Import>,
-    closed_imports: HashSet<usize>,
+    // Spelled out, not as a type alias: cbindgen (the header's generator, which reads every
+    // item of the crate) fails on an alias of a two-parameter HashSet.
+    closed_imports: HashSet<usize, BuildHasherDefault<AddrHasher>>,
     /// Raw keys of open exports and imports, for records with `ACL_IPC_GUARD_SHOW_KEYS=1`.
     raw_keys: FpMap<Key>,
 }

@@ -5,7 +5,7 @@
 
 use crate::call::{ServerEntry, MAX_PIDS, MAX_SERVER_ENTRIES};
 use crate::ffi::vendor::aclrtServerPid;
-use crate::key::{KeyArg, KEY_LEN};
+use crate::key::{Key, KeyArg, KEY_LEN};
 use std::ffi::c_void;
 use std::os::raw::c_char;
 
@@ -25,7 +25,8 @@ pub(crate) unsafe fn key(key: *const c_char) -> KeyArg {
         let b = unsafe { key.add(i).read() } as u8;
         *slot = b;
         if b == 0 {
-            return KeyArg::from_prefix(&buf[..=i]);
+            // buf holds the key's i bytes, then zeros.
+            return KeyArg::Key(Key::from_buf(buf, i));
         }
     }
     KeyArg::Unterminated

@@ -1,6 +1,7 @@
 //! Records: what the shim writes. Types here are plain data filled on the calling thread;
 //! encoding to JSON or text happens at the sink, on the writer thread where possible.
 
+mod batch;
 mod frames;
 mod json;
 pub mod syslog;
@@ -13,7 +14,7 @@ mod time;
 mod writer;
 
 pub use time::{format_ts, parse_ts};
-pub(crate) use writer::{stderr_line, Log};
+pub(crate) use writer::{now_ns, stderr_line, Log};
 
 use crate::call::{Args, Func, Outcome};
 use crate::config::{Format, Mode};

@@ -1,14 +1,16 @@
 //! The log: a bounded queue in front of one sink, drained by a writer thread so that the
 //! calling thread never waits on disk for `call` records. Records that must not be lost
 //! (`violation`, `error`, `start`, `summary`) are written through: the calling thread
-//! drains the queue itself, in `seq` order, before it returns. Each record is one
-//! `write()`. When the queue is full a `call` record is dropped and counted; its `seq` is
-//! still taken, so the gap shows the loss.
+//! drains the queue itself, in `seq` order, before it returns. The records one drain takes
+//! are written together (`batch`: one `write()` per 64 KiB), before the drain returns.
+//! When the queue is full a `call` record is dropped and counted; its `seq` is still
+//! taken, so the gap shows the loss.
 //!
 //! The sink is a file (or stderr), or a syslog socket (`syslog.rs`): one datagram per
 //! record, never waited on for long; a record the daemon does not take is dropped and
 //! counted the same way.
 
+use super::batch::LineBatch;
 use super::syslog::{self, Socket};
 use super::{encode, Body, Record};
 use crate::config::{Config, Format, LogTarget};
@@ -23,21 +25,29 @@ pub const QUEUE_CAPACITY: usize = 16 * 1024;
 struct Queue {
     items: VecDeque<Record>,
     next_seq: u64,
+    /// The time of the last record queued, µs: records given a time read before they were
+    /// queued never go back before it (`push_at`).
+    last_ts_us: i64,
 }
 
 struct Sink {
     fd: i32,
     /// We opened `fd` (and close it after fork when the path names the pid).
     owned: bool,
-    buf: Vec<u8>,
+    /// The records being written, encoded.
+    lines: LineBatch,
+    /// The queue's other buffer: a drain swaps it in, so the queue keeps its capacity.
+    spare: VecDeque<Record>,
     write_failed: bool,
     /// A record was written only in part (the disk filled up mid-line): the next record
     /// starts on a new line, so that one torn line never swallows a whole one.
     torn: bool,
     /// The `seq` of the last record handed to the sink.
     written: u64,
-    /// The syslog socket, when the log goes to syslog (then `fd` is unused).
+    /// The syslog socket, when the log goes to syslog (then `fd` is unused), and the
+    /// buffer its datagrams are made in.
     syslog: Option<Socket>,
+    datagram: Vec<u8>,
 }
 
 pub struct Log {
@@ -96,14 +106,46 @@ fn open_log(path: &str) -> Result<i32, String> {
     }
 }
 
-fn now_us() -> i64 {
+/// The wall-clock time in ns since the Unix epoch (records' time).
+pub fn now_ns() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: ts is a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+fn now_us() -> i64 {
+    now_ns() / 1000
+}
+
+/// How far a record's given time may lie behind the last queued one and still be taken as
+/// a race between threads (the record then gets the last time): further back, the clock
+/// was set back, and the record keeps its own.
+const REORDER_US: i64 = 1000;
+
+/// A queued record's time: `given` (read by the caller before the record was queued), or
+/// `now()`; a given time a little before the `last` queued record's becomes that.
+fn record_time(given: Option<i64>, last: i64, now: impl FnOnce() -> i64) -> i64 {
+    match given {
+        Some(t) if t < last && last - t <= REORDER_US => last,
+        Some(t) => t,
+        None => now(),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn record_times_keep_seq_order_but_follow_a_clock_set_back() {
+    let now = || 5_000_000;
+    assert_eq!(record_time(None, 7, now), 5_000_000);
+    assert_eq!(record_time(Some(2_000), 1_500, now), 2_000);
+    // Another thread queued its record first with a later time: take that time.
+    assert_eq!(record_time(Some(2_000), 2_400, now), 2_400);
+    // The clock went back by a second: the record keeps its own time.
+    assert_eq!(record_time(Some(2_000), 1_002_000, now), 2_000);
 }
 
 impl Log {
@@ -149,18 +191,21 @@ impl Log {
             queue: Lock::new(Queue {
                 items: VecDeque::new(),
                 next_seq: 1,
+                last_ts_us: 0,
             }),
             wake: Doorbell::new(),
             sink: Lock::new(Sink {
                 fd,
                 owned,
-                buf: Vec::with_capacity(1024),
+                lines: LineBatch::new(),
+                spare: VecDeque::new(),
                 // A syslog socket that could not be reached said so already: its losses
                 // are not said again.
                 write_failed: said,
                 torn: false,
                 written: 0,
                 syslog: socket,
+                datagram: Vec::new(),
             }),
             dropped: AtomicU64::new(0),
             writer_running: AtomicBool::new(false),
@@ -180,9 +225,11 @@ impl Log {
     }
 
     /// Queues a record for the writer thread; when the queue is full it is dropped and
-    /// counted.
-    pub fn push(&'static self, pid: i32, tid: i32, body: Body) {
-        if !self.enqueue(pid, tid, body, true) {
+    /// counted. `ts_us`: the record's time if the caller read it already (the end of the
+    /// call it is about), else it is read now; it never goes back a little before the last
+    /// queued record's (`REORDER_US`), so that time order stays `seq` order.
+    pub fn push_at(&'static self, pid: i32, tid: i32, body: Body, ts_us: Option<i64>) {
+        if !self.enqueue(pid, tid, body, true, ts_us) {
             return;
         }
         if self.writer_running.load(Ordering::Acquire) || self.start_writer() {
@@ -194,14 +241,14 @@ impl Log {
 
     /// Writes a record, and everything queued before it, before returning.
     pub fn push_through(&self, pid: i32, tid: i32, body: Body) {
-        if self.enqueue(pid, tid, body, false) {
+        if self.enqueue(pid, tid, body, false, None) {
             self.flush();
         }
     }
 
     /// Gives the record its `seq` and queues it; false when the log is off or, for a
     /// `bounded` record, the queue is full (the record is then counted as dropped).
-    fn enqueue(&self, pid: i32, tid: i32, body: Body, bounded: bool) -> bool {
+    fn enqueue(&self, pid: i32, tid: i32, body: Body, bounded: bool, ts_us: Option<i64>) -> bool {
         if !self.enabled() || self.closed.load(Ordering::Acquire) {
             return false;
         }
@@ -213,9 +260,11 @@ impl Log {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
+        let ts_us = record_time(ts_us, q.last_ts_us, now_us);
+        q.last_ts_us = ts_us;
         q.items.push_back(Record {
             seq,
-            ts_us: now_us(),
+            ts_us,
             pid,
             tid,
             body,
@@ -238,74 +287,75 @@ impl Log {
         }
         let target = self.queue.lock().next_seq - 1;
         let mut sink = self.sink.lock();
+        let sink = &mut *sink;
         while sink.written < target {
-            let batch = std::mem::take(&mut self.queue.lock().items);
+            let mut batch = std::mem::take(&mut sink.spare);
+            std::mem::swap(&mut batch, &mut self.queue.lock().items);
             if batch.is_empty() {
+                sink.spare = batch;
                 break;
             }
-            for mut rec in batch {
-                let seq = rec.seq;
-                self.write_record(&mut sink, &mut rec);
-                sink.written = seq;
+            for mut rec in batch.drain(..) {
+                // The summary counts every record lost before it: what is pending is
+                // written first, so that its losses are counted too.
+                if let Body::Summary { dropped, .. } = &mut rec.body {
+                    self.write_lines(sink);
+                    *dropped = self.dropped.load(Ordering::Relaxed);
+                }
+                if sink.syslog.is_some() {
+                    self.send_record(sink, &mut rec);
+                } else if sink.fd < 0 {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    sink.lines
+                        .push(|out| encode(&mut rec, self.format, self.show_keys, out));
+                    if sink.lines.full() {
+                        self.write_lines(sink);
+                    }
+                }
+                sink.written = rec.seq;
             }
+            self.write_lines(sink);
+            // A burst's queue is not kept for good.
+            if batch.capacity() > 4096 {
+                batch.shrink_to(1024);
+            }
+            sink.spare = batch;
         }
     }
 
-    fn write_record(&self, sink: &mut Sink, rec: &mut Record) {
-        // The summary counts every record lost before it, up to the one just before it.
-        if let Body::Summary { dropped, .. } = &mut rec.body {
-            *dropped = self.dropped.load(Ordering::Relaxed);
-        }
-        if sink.syslog.is_some() {
-            self.send_record(sink, rec);
+    /// Writes the encoded records to the sink, counting what could not be written.
+    fn write_lines(&self, sink: &mut Sink) {
+        if sink.lines.is_empty() {
             return;
         }
-        if sink.fd < 0 {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let mut buf = std::mem::take(&mut sink.buf);
-        buf.clear();
-        if sink.torn {
-            buf.push(b'\n');
-        }
-        let skip = buf.len();
-        encode(rec, self.format, self.show_keys, &mut buf);
-        let mut done = 0;
-        while done < buf.len() {
-            // SAFETY: buf[done..] is a valid, initialised buffer.
-            let n = unsafe { libc::write(sink.fd, buf[done..].as_ptr().cast(), buf.len() - done) };
+        let fd = sink.fd;
+        let written = sink.lines.write_out(&mut sink.torn, &mut |b: &[u8]| {
+            // SAFETY: b is a valid, initialised buffer.
+            let n = unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
             if n < 0 {
-                let err = std::io::Error::last_os_error();
-                if err.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                // Part of this record (past the line break owed to a torn one) is in the
-                // file: the line is torn.
-                if done > skip {
-                    sink.torn = true;
-                }
-                if !sink.write_failed {
-                    sink.write_failed = true;
-                    stderr_line(&format!(
-                        "cannot write the log: {err}; records are being lost, the program carries on"
-                    ));
-                }
-                break;
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
             }
-            done += n as usize;
-            if done >= skip {
-                sink.torn = false;
+        });
+        if written.lost > 0 {
+            self.dropped.fetch_add(written.lost, Ordering::Relaxed);
+        }
+        if let Some(err) = written.error {
+            if !sink.write_failed {
+                sink.write_failed = true;
+                stderr_line(&format!(
+                    "cannot write the log: {err}; records are being lost, the program carries on"
+                ));
             }
         }
-        sink.buf = buf;
     }
 
     /// One RFC 5424 datagram: the header, then the record as the file sink writes it,
     /// without its line break.
     fn send_record(&self, sink: &mut Sink, rec: &mut Record) {
-        let mut buf = std::mem::take(&mut sink.buf);
+        let mut buf = std::mem::take(&mut sink.datagram);
         buf.clear();
         syslog::header(rec, &self.host, &mut buf);
         encode(rec, self.format, self.show_keys, &mut buf);
@@ -326,7 +376,7 @@ impl Log {
                 }
             }
         }
-        sink.buf = buf;
+        sink.datagram = buf;
     }
 
     /// Starts the writer thread; false if it cannot be started (records are then written

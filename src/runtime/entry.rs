@@ -9,27 +9,64 @@
 //! path runs inside the panic boundary except the call of the real function itself; where
 //! the shim fails, the call is forwarded as if the shim were not there.
 
-use super::{per_func, Runtime, Trouble};
+use super::{only_forwarding, per_func, Runtime, Trouble};
 use crate::boundary::{self, contain, Entered};
 use crate::call::{codes, Args, Func, Out, Outcome};
 use crate::config::{Mode, DEFAULT_REAL_LIB};
 use crate::key::{Key, KeyArg};
 use crate::real::{Real, RealFn};
-use crate::record::{Action, Body};
+use crate::record::{now_ns, Action, Body};
 use crate::rules::{check_after, check_before, Finding, Severity};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 /// Handles one call of an intercepted function. `gather` reads the arguments at the
 /// boundary, `forward` calls the real function, `read_out` reads what a successful call
 /// wrote through its out-pointers.
+///
+/// In mode `off`, once the runtime is initialised and the real function found, this is one
+/// relaxed load of the mode, one of the function's slot, and the call (`intercept` is
+/// inlined into each entry point; the rest of the path is `intercept_full`).
+#[inline(always)]
 pub(crate) fn intercept<F: RealFn>(
     real: &'static Real<F>,
     gather: impl FnOnce() -> Args,
     forward: impl Fn(F) -> i32,
     read_out: impl Fn() -> Out,
 ) -> i32 {
+    if only_forwarding() {
+        if let Some(f) = real.cached() {
+            return forward(f);
+        }
+    }
+    intercept_full(real, gather, forward, read_out)
+}
+
+#[inline(never)]
+fn intercept_full<F: RealFn>(
+    real: &'static Real<F>,
+    gather: impl FnOnce() -> Args,
+    forward: impl Fn(F) -> i32,
+    read_out: impl Fn() -> Out,
+) -> i32 {
     let func = real.func();
+
+    // The allocation calls that get no record, in a process past its start: only the
+    // tracking (`per_func::short_path`), without the generic path's set-up.
+    if func.is_memory() {
+        if let Some((rt, f, inside)) = quiet_memory_begin(real) {
+            // Plain data, no read of the caller's memory: it cannot fail. Not dropped
+            // where the short path takes it: an allocation call's arguments own nothing
+            // (this saves the drop's out-of-line look at the variant).
+            let args = ManuallyDrop::new(gather());
+            rt.calls.fetch_add(1, Ordering::Relaxed);
+            if let Some(ret) = per_func::short_path(rt, &args, || forward(f), &read_out) {
+                return ret;
+            }
+            let args = ManuallyDrop::into_inner(args);
+            return checked_call(rt, func, f, inside, args, forward, read_out);
+        }
+    }
 
     // The boundary: the runtime (initialised on first use), the re-entry guard, the real
     // function. A panic in any of them only forwards.
@@ -41,7 +78,7 @@ pub(crate) fn intercept<F: RealFn>(
     };
 
     // Facts: the arguments as read at the boundary.
-    let Some(mut args) = contain(gather) else {
+    let Some(args) = contain(gather) else {
         return forward(f);
     };
     rt.calls.fetch_add(1, Ordering::Relaxed);
@@ -51,10 +88,43 @@ pub(crate) fn intercept<F: RealFn>(
             return ret;
         }
     }
+    checked_call(rt, func, f, _inside, args, forward, read_out)
+}
+
+/// The quiet allocation path's boundary: the runtime, initialised and past this process's
+/// start, calls of `real`'s function get no record, the real function is found, and this
+/// thread is not inside the shim already. `None`: take the generic path (which also
+/// handles every case left out here).
+#[inline]
+fn quiet_memory_begin<F: RealFn>(real: &'static Real<F>) -> Option<(&'static Runtime, F, Entered)> {
+    let rt = Runtime::try_get()?;
+    if !rt.quiet_memory
+        || rt.finished.load(Ordering::Relaxed)
+        || !rt.started.load(Ordering::Acquire)
+    {
+        return None;
+    }
+    let f = real.cached()?;
+    let inside = Entered::enter()?;
+    Some((rt, f, inside))
+}
+
+/// Rules, decision, forwarding, state and ledger, record: the path of a call past its
+/// boundary (`inside` is held until it returns).
+fn checked_call<F: RealFn>(
+    rt: &'static Runtime,
+    func: Func,
+    f: F,
+    _inside: Entered,
+    mut args: Args,
+    forward: impl Fn(F) -> i32,
+    read_out: impl Fn() -> Out,
+) -> i32 {
+    let record_call = rt.records_calls_of(func);
     let key = args.key().and_then(KeyArg::key).copied();
 
     // Rules and decision, before the call.
-    let block = contain(|| {
+    let (block, known) = contain(|| {
         let facts = per_func::facts_before(rt, func, &mut args);
         let mut state = rt.state.lock();
         if func.asks_where_addresses_lie() {
@@ -62,28 +132,34 @@ pub(crate) fn intercept<F: RealFn>(
         }
         let findings = check_before(&args, &state, &facts.me, &facts.ledger);
         drop(state);
-        !findings.is_empty() && rt.judge(func, findings, key)
+        let block = !findings.is_empty() && rt.judge(func, findings, key);
+        (block, facts.known)
     })
-    .unwrap_or(false);
+    .unwrap_or_default();
 
     // Forward, or not.
-    let mut outcome = if block {
+    let (mut outcome, ended_us) = if block {
         rt.blocked.fetch_add(1, Ordering::Relaxed);
-        Outcome {
-            ret: codes::ACL_ERROR_INVALID_PARAM,
-            forwarded: false,
-            out: Out::default(),
-            dur_ns: 0,
-            untracked: false,
-        }
+        (
+            Outcome {
+                ret: codes::ACL_ERROR_INVALID_PARAM,
+                forwarded: false,
+                out: Out::default(),
+                dur_ns: 0,
+                untracked: false,
+            },
+            None,
+        )
     } else {
         let pending = contain(|| per_func::before_forward(rt, &args)).flatten();
-        let t0 = record_call.then(Instant::now);
+        // The call's start and end, read once each: the end is also the record's time.
+        let t0 = record_call.then(now_ns);
         let ret = forward(f);
         if let Some(p) = pending {
             let _ = contain(|| per_func::after_forward(rt, p, ret));
         }
-        let dur_ns = t0.map_or(0, |t| t.elapsed().as_nanos() as u64);
+        let t1 = t0.map(|t0| (t0, now_ns()));
+        let dur_ns = t1.map_or(0, |(t0, t1)| t1.saturating_sub(t0) as u64);
         let out = if ret == codes::ACL_SUCCESS {
             // SAFETY: the runtime read the pid arrays and accepted them.
             unsafe { args.read_pid_lists() };
@@ -91,13 +167,16 @@ pub(crate) fn intercept<F: RealFn>(
         } else {
             Out::default()
         };
-        Outcome {
-            ret,
-            forwarded: true,
-            out,
-            dur_ns,
-            untracked: false,
-        }
+        (
+            Outcome {
+                ret,
+                forwarded: true,
+                out,
+                dur_ns,
+                untracked: false,
+            },
+            t1.map(|(_, t1)| t1 / 1000),
+        )
     };
 
     let _ = contain(|| {
@@ -110,12 +189,12 @@ pub(crate) fn intercept<F: RealFn>(
         }
         // State and ledger.
         if outcome.forwarded && outcome.ret == codes::ACL_SUCCESS {
-            per_func::update(rt, &args, &mut outcome);
+            per_func::update(rt, &args, &mut outcome, known);
         }
         // Record.
         if record_call {
             rt.ensure_started(false);
-            rt.log.push(
+            rt.log.push_at(
                 rt.pid(),
                 boundary::tid(),
                 Body::Call {
@@ -123,6 +202,7 @@ pub(crate) fn intercept<F: RealFn>(
                     args,
                     outcome,
                 },
+                ended_us,
             );
         }
     });

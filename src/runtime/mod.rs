@@ -26,6 +26,16 @@ use lifecycle::{after_fork_child, after_fork_parent, at_exit, before_fork};
 
 static RUNTIME: OnceCell<Runtime> = OnceCell::new();
 
+/// Set when the runtime is initialised in mode `off`: from then on every call is only
+/// forwarded, and the entry points look at nothing else (`entry::intercept`).
+static ONLY_FORWARD: AtomicBool = AtomicBool::new(false);
+
+/// True once the runtime is known to be in mode `off`.
+#[inline(always)]
+pub(crate) fn only_forwarding() -> bool {
+    ONLY_FORWARD.load(Ordering::Relaxed)
+}
+
 pub(crate) const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
 /// Causes of `error` records, each written once per process.
@@ -83,6 +93,9 @@ pub(crate) struct Runtime {
     start_lock: Lock<()>,
     /// A fork child: the pid of the process that forked it; 0 otherwise.
     parent: AtomicI32,
+    /// The allocation calls get no record and the mode is not `off`: they take the quiet
+    /// path (`entry::quiet_memory_begin`).
+    quiet_memory: bool,
 }
 
 fn getpid() -> i32 {
@@ -160,8 +173,12 @@ impl Runtime {
             started: AtomicBool::new(false),
             start_lock: Lock::new(()),
             parent: AtomicI32::new(0),
+            quiet_memory: config.mode != Mode::Off && config.calls != crate::config::Calls::All,
             config,
         };
+        if rt.config.mode == Mode::Off {
+            ONLY_FORWARD.store(true, Ordering::Relaxed);
+        }
         // The `start` record is written by the first call past the boundary
         // (`ensure_started`), not here: asking the runtime for the bare tgid from inside
         // this initialisation could come back into it.

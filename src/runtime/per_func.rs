@@ -36,6 +36,16 @@ impl Func {
 pub(super) struct Facts {
     pub me: Identity,
     pub ledger: LedgerFacts,
+    /// What the ledger said before the call that the update after it needs too.
+    pub known: Known,
+}
+
+/// Ledger answers gathered before the call and used again after it, so that the ledger
+/// is not locked once more for them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Known {
+    /// The exported size of the key an import names.
+    pub export_size: Option<u64>,
 }
 
 /// Gathers the facts for the rules before the call: the memory the runtime will read
@@ -45,7 +55,7 @@ pub(super) fn facts_before(rt: &'static Runtime, func: Func, args: &mut Args) ->
         // SAFETY: the real runtime reads this array for these arguments.
         unsafe { args.read_pid_lists() };
     }
-    let ledger = ledger_facts(rt, args);
+    let (ledger, known) = ledger_facts(rt, args);
     let me = Identity {
         pid: rt.pid(),
         bare_tgid: if func.compares_bare_tgid() {
@@ -55,7 +65,7 @@ pub(super) fn facts_before(rt: &'static Runtime, func: Func, args: &mut Args) ->
         },
         start_ns: rt.start_ns.load(Ordering::Relaxed),
     };
-    Facts { me, ledger }
+    Facts { me, ledger, known }
 }
 
 /// True when the real runtime, given these arguments, gets as far as reading the pid
@@ -81,27 +91,34 @@ fn pids_are_read_by_runtime(rt: &Runtime, args: &Args) -> bool {
     }
 }
 
-/// What the ledger knows that the cross-process rules of this call need.
-fn ledger_facts(rt: &'static Runtime, args: &Args) -> LedgerFacts {
+/// What the ledger knows that the cross-process rules of this call need, and what of it
+/// the update after the call needs again.
+fn ledger_facts(rt: &'static Runtime, args: &Args) -> (LedgerFacts, Known) {
     match args {
         Args::ImportByKey {
             key: KeyArg::Key(k),
             ..
         } => {
             if rt.state.lock().export(&k.fp).is_some() {
-                return LedgerFacts::None;
+                return (LedgerFacts::None, Known::default());
             }
             rt.with_ledger(|l| l.import_view(lfp(k.fp)))
                 .flatten()
-                .map_or(LedgerFacts::None, |v| {
-                    LedgerFacts::Import(ImportFacts {
+                .map_or((LedgerFacts::None, Known::default()), |v| {
+                    let facts = LedgerFacts::Import(ImportFacts {
                         exporter_pid: v.exporter.host_pid(),
                         exporter_alive: v.exporter_alive,
                         whitelist_mode: v.whitelist_mode,
                         exporter_closed: v.exporter_closed,
                         memory_freed: v.memory_freed,
                         whitelisted_at_ns: v.whitelisted_at_ns,
-                    })
+                    });
+                    (
+                        facts,
+                        Known {
+                            export_size: v.size,
+                        },
+                    )
                 })
         }
         Args::Close {
@@ -110,28 +127,31 @@ fn ledger_facts(rt: &'static Runtime, args: &Args) -> LedgerFacts {
             {
                 let s = rt.state.lock();
                 if s.export(&k.fp).is_none() || s.import(&k.fp).is_some() {
-                    return LedgerFacts::None;
+                    return (LedgerFacts::None, Known::default());
                 }
             }
             let open: Vec<i32> = rt
                 .with_ledger(|l| l.open_importers(lfp(k.fp)))
                 .map(|o| o.procs.iter().map(|p| p.host_pid()).collect())
                 .unwrap_or_default();
-            if open.is_empty() {
+            let facts = if open.is_empty() {
                 LedgerFacts::None
             } else {
                 LedgerFacts::ExporterClose {
                     open_importers: open,
                 }
-            }
+            };
+            (facts, Known::default())
         }
-        _ => LedgerFacts::None,
+        _ => (LedgerFacts::None, Known::default()),
     }
 }
 
 /// The allocation calls without a record: an allocation has no rule to break, and a free
 /// can break one only while this process has keys open or imported addresses to
 /// remember. Then the tracking is all there is to do. `None`: take the whole path.
+/// `Some` only for `Args::Malloc` and `Args::Free`, which own nothing (the caller need
+/// not drop them).
 #[inline]
 pub(super) fn short_path(
     rt: &'static Runtime,
@@ -139,12 +159,12 @@ pub(super) fn short_path(
     forward: impl Fn() -> i32,
     read_out: &impl Fn() -> Out,
 ) -> Option<i32> {
-    match args {
+    match *args {
         Args::Malloc { size, .. } => {
             let ret = forward();
             if ret == codes::ACL_SUCCESS {
                 if let Some(p) = read_out().dev_ptr {
-                    let _ = contain(|| rt.state.lock().add_alloc(p, *size));
+                    let _ = contain(|| rt.state.lock().add_alloc(p, size));
                 }
             }
             Some(ret)
@@ -152,16 +172,19 @@ pub(super) fn short_path(
         Args::Free { dev_ptr } => {
             // One lock: take the allocation out before the call, put it back if the call
             // fails.
-            let removed = {
+            let removed = contain(|| {
                 let mut state = rt.state.lock();
                 if state.has_keys_or_imports() {
-                    return None;
+                    return Err(());
                 }
-                state.remove_alloc(*dev_ptr)
+                Ok(state.remove_alloc(dev_ptr))
+            });
+            let Some(Ok(removed)) = removed else {
+                return None;
             };
             let ret = forward();
             if let (Some(size), true) = (removed, ret != codes::ACL_SUCCESS) {
-                let _ = contain(|| rt.state.lock().add_alloc(*dev_ptr, size));
+                let _ = contain(|| rt.state.lock().add_alloc(dev_ptr, size));
             }
             Some(ret)
         }
@@ -209,8 +232,9 @@ pub(super) fn after_forward(rt: &'static Runtime, pending: Pending, ret: i32) {
     }
 }
 
-/// State and ledger after a call that succeeded.
-pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome) {
+/// State and ledger after a call that succeeded (`known`: what the ledger said before
+/// the call).
+pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, known: Known) {
     match args {
         Args::Malloc { size, .. } => {
             if let Some(p) = outcome.out.dev_ptr {
@@ -262,9 +286,11 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome) {
             ..
         } => {
             if let Some(addr) = outcome.out.dev_ptr {
-                let size = rt
-                    .with_ledger(|l| l.export_size(lfp(k.fp)))
-                    .flatten()
+                // The size the ledger gave before the call (the key's export cannot have
+                // changed while this process imported it), else asked now.
+                let size = known
+                    .export_size
+                    .or_else(|| rt.with_ledger(|l| l.export_size(lfp(k.fp))).flatten())
                     .map(|s| s as usize);
                 let mut s = rt.state.lock();
                 s.remember_key(*k);
