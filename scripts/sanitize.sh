@@ -6,8 +6,8 @@
 # tests, which add nothing the others do not under the sanitizers, are left out:
 # ledger.capacity (70,000 keys), fuzz.rust (Rust fuzzing, ASan of its own), bench.smoke,
 # cargo.test (Rust only) and checkers.* (memcheck cannot run ASan programs; checkers.asan
-# is this very run). Expect about 30 minutes on 2 cores; audit.fork.storm alone takes
-# several (see README.md, "Sanitizers").
+# is this very run); audit.fork.storm is disabled there (see README.md, "Sanitizers").
+# Expect about 30 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -1,7 +1,7 @@
 """Representative real-path tests again, with the emulated runtime and the C/C++ programs
 built with AddressSanitizer + UndefinedBehaviorSanitizer (-DAIG_SANITIZE=ON): the pair
-(preloaded, launched, linked), the cross-process rules, threads, fork after each step,
-dlsym every way, and good and bad calls of every intercepted function. Any finding ends
+(preloaded, launched, linked; its importer is a fork child), the cross-process rules,
+threads, dlsym every way, and good and bad calls of every intercepted function. Any finding ends
 the program with a non-zero status (86 ASan, 87 UBSan), which fails its test.
 
 The sanitized tree is `asan-check/` inside the build directory, configured once and
@@ -14,8 +14,11 @@ import shutil
 import subprocess
 from harness import *
 
+# Not faults.fork.steps (nor audit.fork): GCC 12's libasan does not lock its allocator
+# across fork(), so a fork while the shim's writer thread allocates can hang the child
+# (tests-c/CMakeLists.txt); the pair forks its importer from a quiet process.
 TESTS = ("pair.preload", "pair.run", "pair.direct", "rules.crossproc", "audit.threads", "faults.threads",
-         "faults.fork.steps", "dlsym.mix", "transparency")
+         "dlsym.mix", "transparency")
 
 if "verify_asan_link_order" in os.environ.get("ASAN_OPTIONS", ""):
     print("checkers.asan: SKIPPED: this whole tree is built with the sanitizers already")
