@@ -22,6 +22,12 @@ CLI = os.path.join(BIN_DIR, "acl-ipc-guard")
 
 PASSED = 0
 
+# Timeouts of the programs the tests run are multiplied by this. -DAIG_SANITIZE=ON sets it
+# (tests-c/CMakeLists.txt): there every process that exits with memory it cannot reach
+# (a fork child, holding its parent's log-writer thread's blocks) has LeakSanitizer start
+# llvm-symbolizer to match them against the suppressions, about a second per process.
+TIMEOUT_SCALE = float(os.environ.get("AIG_TIMEOUT_SCALE") or 1)
+
 
 def prog(name):
     return os.path.join(TEST_BIN, name)
@@ -61,7 +67,7 @@ def run(cmd, env, preload=True, timeout=120, check_rc=None):
     env = dict(env)
     if preload:
         env["LD_PRELOAD"] = SHIM
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout * TIMEOUT_SCALE)
     p.stdout_text = p.stdout.decode(errors="replace")
     p.stderr_text = p.stderr.decode(errors="replace")
     if check_rc is not None and p.returncode != check_rc:

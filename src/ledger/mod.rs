@@ -101,6 +101,9 @@ pub enum LedgerError {
     Incompatible { path: PathBuf, reason: String },
     /// Every key slot holds a key that is still in use; the key is not tracked.
     TableFull { path: PathBuf, keys: usize },
+    /// The file's header is right but its tables hold what this code never writes
+    /// (overwritten by something else): nothing it says can be trusted.
+    Damaged { path: PathBuf, reason: String },
     /// The lock could not be taken (another process holds it for too long: ETIMEDOUT).
     Lock { path: PathBuf, errno: i32 },
 }
@@ -123,6 +126,11 @@ impl fmt::Display for LedgerError {
             LedgerError::TableFull { path, keys } => write!(
                 f,
                 "ledger {}: full ({keys} keys in use; ACL_IPC_GUARD_LEDGER_KEYS sets the capacity of a new ledger); keys exported from now on are not tracked across processes until keys close",
+                path.display()
+            ),
+            LedgerError::Damaged { path, reason } => write!(
+                f,
+                "ledger {}: damaged ({reason})",
                 path.display()
             ),
             LedgerError::Lock { path, errno } => write!(
@@ -382,6 +390,14 @@ impl Ledger {
                 Next::Full => break,
             }
         }
+        // A table that has no room for one more key is either full of keys in use or
+        // damaged (garbage in the index looks like keys everywhere): tell which.
+        if let Some(reason) = self.lock()?.data().damage() {
+            return Err(LedgerError::Damaged {
+                path: self.path(),
+                reason,
+            });
+        }
         Err(space_err.unwrap_or(LedgerError::TableFull {
             path: self.path(),
             keys: self.capacity(),
@@ -596,6 +612,12 @@ impl Ledger {
             let mut g = map.lock().map_err(|e| self.lock_err(e))?;
             finish_retire(&mut g, &self.dir);
             if g.data().c.retired == 0 {
+                if let Some(reason) = g.data().counters_damage() {
+                    return Err(LedgerError::Damaged {
+                        path: self.path(),
+                        reason,
+                    });
+                }
                 if self.detached.swap(false, AcqRel) {
                     // Used again after `detach`: attach again as the same process.
                     let w = self.who();
@@ -696,6 +718,11 @@ fn attach(dir: &Path, keys: usize, pid: i32, bare_tgid: i32) -> Result<(Map, Who
                 // (or the word is corrupt). Unlink it now, under its lock, and start over.
                 g.map().unlink_name(dir);
                 None
+            } else if let Some(reason) = g.data().damage() {
+                return Err(LedgerError::Damaged {
+                    path: path(),
+                    reason,
+                });
             } else {
                 Some(register(&mut g, pid, bare_tgid, None))
             }

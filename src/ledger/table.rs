@@ -8,7 +8,7 @@
 //! give wrong answers but never out-of-bounds access or an endless loop.
 
 use super::format::{
-    Ctl, Entry, Geometry, IndexEntry, Slot, Who, IMPORTERS_MAX, KEEP_FINISHED, NO_SLOT,
+    Ctl, Entry, Geometry, IndexEntry, Slot, Who, IMPORTERS_MAX, KEEP_FINISHED, NO_SLOT, POOL_CHUNK,
     WHITELIST_MAX,
 };
 use crate::key::Fp;
@@ -560,6 +560,54 @@ impl<'a> Tables<'a> {
     }
 
     // ------------------------------------------------------------ recovery
+
+    /// Why the counters cannot have been written by this code (the file is damaged), or
+    /// None. A few comparisons, cheap enough for every lock.
+    pub fn counters_damage(&self) -> Option<String> {
+        let (keys, pool) = (self.keys_cap() as u64, self.pool.len() as u64);
+        let c = &*self.c;
+        let bounds: [(&str, u32, u64); 10] = [
+            ("retired", c.retired, 2),
+            ("used", c.used, keys),
+            ("backed", c.backed, keys),
+            ("next_fresh", c.next_fresh, c.backed.into()),
+            ("free_len", c.free_len, keys),
+            ("ring_len", c.ring_len, keys),
+            ("ring_head", c.ring_head, keys.saturating_sub(1)),
+            // A new file says its first chunk is backed even when the pool is smaller.
+            ("pool_backed", c.pool_backed, pool.max(POOL_CHUNK as u64)),
+            ("pool_fresh", c.pool_fresh, pool.min(c.pool_backed.into())),
+            ("pool_free", c.pool_free, c.pool_fresh.into()),
+        ];
+        bounds
+            .iter()
+            .find(|&&(_, v, max)| u64::from(v) > max)
+            .map(|&(name, v, max)| format!("counter {name} is {v}, above its bound {max}"))
+    }
+
+    /// Why the tables cannot have been written by this code, or None: the counters'
+    /// bounds, and an index that names exactly `used` slots, each within the table. One
+    /// pass over the index (2 entries per key of capacity, already backed): run when a
+    /// process opens the file and when the table seems full, never per call.
+    pub fn damage(&self) -> Option<String> {
+        if let Some(why) = self.counters_damage() {
+            return Some(why);
+        }
+        let cap = self.keys_cap();
+        let mut named = 0u64;
+        for e in self.index.iter().filter(|e| e.body != 0) {
+            if e.body as usize > cap {
+                return Some(format!("an index entry names slot {} of {cap}", e.body - 1));
+            }
+            named += 1;
+        }
+        (named != u64::from(self.c.used)).then(|| {
+            format!(
+                "the index names {named} keys where the counter says {}",
+                self.c.used
+            )
+        })
+    }
 
     /// Restores the table's invariants after a process died holding the lock: rebuilds
     /// the index (dropping duplicates and entries that point nowhere), the used count,

@@ -494,6 +494,54 @@ fn eight_processes_export_import_and_close_concurrently() {
 }
 
 #[test]
+fn a_damaged_table_is_called_damaged_not_full() {
+    let (_t, dir) = tmp();
+    let l = Ledger::open(&dir, me(), K).unwrap();
+    l.record_export(key(1), false, 4096).unwrap();
+    // Garbage over the index: every position names a slot, so no key has a place.
+    l.with_data(|d| {
+        for (i, e) in d.index.iter_mut().enumerate() {
+            e.fp = (i as u64 * 7 + 3).to_le_bytes();
+            e.body = (i % K) as u32 + 1;
+        }
+    });
+    let err = l.record_export(key(2), false, 4096).unwrap_err();
+    assert!(matches!(err, LedgerError::Damaged { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("damaged (the index names") && !text.contains("full"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&dir.join(FILE_NAME).display().to_string()),
+        "{text}"
+    );
+    // A process opening it now is told at once.
+    let late = Ledger::open(&dir, other_live(0), K)
+        .err()
+        .expect("a damaged file is refused");
+    assert!(matches!(late, LedgerError::Damaged { .. }), "{late}");
+}
+
+#[test]
+fn counters_out_of_bounds_are_damage_on_every_lock() {
+    let (_t, dir) = tmp();
+    let l = Ledger::open(&dir, me(), K).unwrap();
+    l.record_export(key(1), false, 4096).unwrap();
+    l.with_data(|d| d.c.ring_head = K as u32);
+    let err = l.record_close(key(1)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("counter ring_head is 4096, above its bound 4095"),
+        "{err}"
+    );
+    assert!(matches!(
+        Ledger::open(&dir, other_live(0), K),
+        Err(LedgerError::Damaged { .. })
+    ));
+}
+
+#[test]
 fn a_full_table_refuses_then_makes_room() {
     let (_t, dir) = tmp();
     let l = Ledger::open(&dir, me(), K).unwrap();

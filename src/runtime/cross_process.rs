@@ -72,10 +72,7 @@ impl Runtime {
                             path.display()
                         ));
                     }
-                    self.say_trouble(
-                        Trouble::LedgerUnusable,
-                        format!("ledger unusable, cross-process rules are off: {e}"),
-                    );
+                    self.give_up_ledger(&e);
                     return None;
                 }
             };
@@ -83,6 +80,22 @@ impl Runtime {
         match &*link {
             LedgerLink::Open(l) => Some(l.clone()),
             _ => None,
+        }
+    }
+
+    /// The ledger cannot be used (not opened, or found damaged): said once in an `error`
+    /// record naming the file; a damaged file is said on stderr too, as nobody else will
+    /// notice it (the program runs on, without the cross-process rules).
+    fn give_up_ledger(&'static self, e: &ledger::LedgerError) {
+        let said = self.say_trouble(
+            Trouble::LedgerUnusable,
+            format!("ledger unusable, cross-process rules are off: {e}"),
+        );
+        if let (true, ledger::LedgerError::Damaged { path, .. }) = (said, e) {
+            crate::record::stderr_line(&format!(
+                "ledger file {} is damaged, cross-process rules are off in this process: remove the file once no process of the job is running (or set ACL_IPC_GUARD_LEDGER to another directory)",
+                path.display()
+            ));
         }
     }
 
@@ -106,6 +119,12 @@ impl Runtime {
         };
         match f(&l) {
             Ok(v) => Ok(Some(v)),
+            Err(e @ ledger::LedgerError::Damaged { .. }) => {
+                // Nothing more is asked of a file found damaged after it was opened.
+                *self.ledger.lock() = LedgerLink::Unusable;
+                self.give_up_ledger(&e);
+                Err(())
+            }
             Err(e @ ledger::LedgerError::TableFull { .. }) => {
                 self.say_trouble(
                     Trouble::LedgerFull,

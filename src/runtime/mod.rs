@@ -258,11 +258,14 @@ impl Runtime {
         self.log.push_through(self.pid(), boundary::tid(), body);
     }
 
-    fn say_trouble(&'static self, t: Trouble, message: String) {
+    /// Writes the `error` record of `t` unless this process already did; true if it did
+    /// now.
+    fn say_trouble(&'static self, t: Trouble, message: String) -> bool {
         if self.trouble_said[t.index()].swap(true, Ordering::Relaxed) {
-            return;
+            return false;
         }
         self.write_through(Body::Error { message });
+        true
     }
 
     pub(crate) fn stats(&self) -> Stats {

@@ -5,7 +5,9 @@
  *
  *   scenario NAME     a named single-process scenario (scenario list: the names)
  *   scenario actor    reads commands on stdin, answers each with one line (for scenarios
- *                     that need several processes, driven from Python)
+ *                     that need several processes, driven from Python); `fork IN OUT`
+ *                     forks a child that goes on as an actor reading the FIFO IN and
+ *                     answering on the FIFO OUT, `reap` waits for such children
  *
  * Every line has the form
  *
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -614,6 +617,8 @@ static void cleanup(void) {
     answer("cleanup", "closes=%d frees=%d failed=%d", closes, frees, failed);
 }
 
+static int actor(void);
+
 __attribute__((noinline)) static void actor_command(char **w, int n) {
     const char *verb = w[0];
     char label[64];
@@ -708,6 +713,26 @@ __attribute__((noinline)) static void actor_command(char **w, int n) {
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
         }
         answer("sleep", "ok=1");
+    } else if (strcmp(verb, "fork") == 0 && n >= 3) { /* fork IN OUT: a child actor on two FIFOs */
+        fflush(stdout);
+        pid_t child = fork();
+        if (child == 0) {
+            /* The child goes on as an actor of its own, driven through the FIFOs; what it
+             * inherited (variables, memory, imports) is its to use. The parent's stdin
+             * pipe is given up, so that the parent alone sees its end. */
+            if (freopen(w[1], "r", stdin) == NULL || freopen(w[2], "w", stdout) == NULL) _exit(90);
+            setvbuf(stdout, NULL, _IOLBF, 0);
+            exit(actor());
+        }
+        if (child < 0) answer("fork", "child=none errno=%d", errno);
+        else answer("fork", "child=%d", (int)child);
+    } else if (strcmp(verb, "reap") == 0) { /* waits for every fork child, says how they ended */
+        int status = 0, n_ok = 0, n_bad = 0;
+        while (waitpid(-1, &status, 0) > 0) {
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 0) n_ok++;
+            else n_bad++;
+        }
+        answer("reap", "ok=%d bad=%d last=%#x", n_ok, n_bad, (unsigned)status);
     } else if (strcmp(verb, "cleanup") == 0) {
         cleanup();
     } else if (strcmp(verb, "exit") == 0) {
