@@ -25,7 +25,7 @@ from dlsymlib import check_once
 from harness import *
 from pairlogs import check_pair_logs
 
-APP = os.path.join(SOURCE, "tests-c", "dlopen", "ctypes_misuse_pair.py")
+APP = os.path.join(SOURCE, "tests-c", "dlopen", "ctypes_pair.py")
 with open(os.path.join(SOURCE, "Cargo.toml"), encoding="utf-8") as f:
     VERSION = re.search(r'(?m)^\[workspace\.package\][^\[]*?^version = "([^"]+)"', f.read()).group(1)
 
@@ -173,9 +173,9 @@ def check_app(how, cmd, extra=None):
     eq(calls(im, "aclrtIpcMemImportByKey")[0]["args"]["key_fp"], key_fp, f"{how}: the importer imported the key")
 
 
-check_app("run", ["acl-ipc-guard", "run", "--log", "LOG", "--", "python", APP])
-check_app("module", ["python", "-m", "acl_ipc_guard", "run", "--log", "LOG", "--", "python", APP])
-check_app("manual", ["python", APP], {"LD_PRELOAD": lib, "LD_AUDIT": audit, "ACL_IPC_GUARD_LOG": work.file("manual.%p.json")})
+check_app("run", ["acl-ipc-guard", "run", "--log", "LOG", "--", "python", APP, "--misuse"])
+check_app("module", ["python", "-m", "acl_ipc_guard", "run", "--log", "LOG", "--", "python", APP, "--misuse"])
+check_app("manual", ["python", APP, "--misuse"], {"LD_PRELOAD": lib, "LD_AUDIT": audit, "ACL_IPC_GUARD_LOG": work.file("manual.%p.json")})
 
 # The report of the installed command over the logs of the run: the mistake is an error.
 logs = sorted(read_logs(work.file("run.*.json")))
