@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
-logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+# The logs are kept (build/demo-logs/, emptied at each run) to try the report on them.
+logs=build/demo-logs
+rm -rf "$logs"
+mkdir -p "$logs"
 guard=build/bin/acl-ipc-guard
 
 echo "== 1. A correct exporter/importer pair, records as text on stderr"
@@ -32,3 +34,6 @@ for f in "$logs"/ctypes.*.json; do
   echo "-- $f: $(grep -c '"event":"call"' "$f") call records"
 done
 "$guard" report "$logs"/ctypes.*.json | tail -n 1
+echo
+echo "The logs are in $logs/: try 'build/bin/acl-ipc-guard report --trace build/demo-trace.json $logs/demo.*.json'"
+echo "(the trace opens in ui.perfetto.dev or chrome://tracing)."
