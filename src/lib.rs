@@ -48,6 +48,7 @@ pub mod state;
 
 // The shim's internals.
 pub(crate) mod boundary;
+pub(crate) mod clock;
 pub(crate) mod ffi;
 pub(crate) mod ledger;
 pub(crate) mod real;

@@ -7,9 +7,10 @@
 //! serves to grow the file. Unlinking goes by name, checked against the mapped inode.
 
 use super::format::{Geometry, Header, CHUNK, FILE_NAME, LOCK_BASE, POOL_CHUNK};
-use super::proc::{clock_ns, errno};
+use super::proc::errno;
 use super::table::Tables;
 use super::LedgerError;
+use crate::clock::clock_ns;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;

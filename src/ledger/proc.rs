@@ -8,6 +8,7 @@
 //! Everything here reads `/proc` into stack buffers: no allocation, so it is usable in a
 //! freshly forked child.
 
+use crate::clock::clock_ns;
 use std::ffi::CStr;
 
 /// A process as the ledger knows it.
@@ -70,18 +71,6 @@ pub fn ticks_to_ns(ticks: u64) -> u64 {
 /// CLOCK_BOOTTIME in nanoseconds: the clock process start times are measured on.
 pub fn now_boot_ns() -> u64 {
     clock_ns(libc::CLOCK_BOOTTIME)
-}
-
-pub(crate) fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid out-pointer.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
 }
 
 /// The two fields of a stat line the ledger needs.

@@ -14,7 +14,7 @@ mod time;
 mod writer;
 
 pub use time::{format_ts, parse_ts};
-pub(crate) use writer::{now_ns, stderr_line, Log};
+pub(crate) use writer::{stderr_line, Log};
 
 use crate::call::{Args, Func, Outcome};
 use crate::config::{Format, Mode};

@@ -6,6 +6,7 @@
 
 use super::time::{format_ts, push_num};
 use super::{Action, Body, Record};
+use crate::clock::monotonic_ns;
 use crate::rules::Severity;
 use std::io;
 
@@ -103,16 +104,6 @@ impl Lost {
             Lost::Refused(e) => format!("syslog at {path} refuses a record: {e}"),
         }
     }
-}
-
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// A datagram socket connected to the daemon's socket. One descriptor for the life of the

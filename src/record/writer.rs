@@ -13,6 +13,7 @@
 use super::batch::LineBatch;
 use super::syslog::{self, Socket};
 use super::{encode, Body, Record};
+use crate::clock::now_ns;
 use crate::config::{Config, Format, LogTarget};
 use crate::sync::{Doorbell, Lock};
 use std::collections::VecDeque;
@@ -104,17 +105,6 @@ fn open_log(path: &str) -> Result<i32, String> {
     } else {
         Ok(fd)
     }
-}
-
-/// The wall-clock time in ns since the Unix epoch (records' time).
-pub fn now_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 fn now_us() -> i64 {

@@ -12,10 +12,11 @@
 use super::{only_forwarding, per_func, Runtime, Trouble};
 use crate::boundary::{self, contain, Entered};
 use crate::call::{codes, Args, Func, Out, Outcome};
+use crate::clock::now_ns;
 use crate::config::{Mode, DEFAULT_REAL_LIB};
 use crate::key::{Key, KeyArg};
 use crate::real::{Real, RealFn};
-use crate::record::{now_ns, Action, Body};
+use crate::record::{Action, Body};
 use crate::rules::{check_after, check_before, Finding, Severity};
 use std::mem::ManuallyDrop;
 use std::sync::atomic::Ordering;
