@@ -347,6 +347,20 @@ class Resp:
         return f"Resp({[l.text for l in self.lines]}, complete={self.complete})"
 
 
+def read_answer(stream):
+    """An actor's answer from stream: its lines up to the `.` line (complete), or up to
+    the end of the stream (not complete: it died)."""
+    lines = []
+    while True:
+        raw = stream.readline()
+        if not raw:
+            return Resp(lines, False)
+        text = raw.decode().rstrip("\n")
+        if text == ".":
+            return Resp(lines, True)
+        lines.append(Line(text))
+
+
 class Actor:
     """A `scenario actor` process: one command in, its answer lines out."""
 
@@ -371,17 +385,11 @@ class Actor:
         except BrokenPipeError:
             self.finish()
             return Resp([], False)
-        lines = []
-        while True:
-            raw = self.p.stdout.readline()
-            if not raw:
-                # It died (abort mode): reap it now, so that no other process sees a zombie.
-                self.finish()
-                return Resp(lines, False)
-            text = raw.decode().rstrip("\n")
-            if text == ".":
-                return Resp(lines, True)
-            lines.append(Line(text))
+        r = read_answer(self.p.stdout)
+        if not r.complete:
+            # It died (abort mode): reap it now, so that no other process sees a zombie.
+            self.finish()
+        return r
 
     def finish(self, timeout=30):
         """Ends the actor (end of input: it exits 0) and returns its exit status."""

@@ -58,16 +58,9 @@ class Child(Actor):
     def do(self, cmd):
         self.stdin.write((cmd + "\n").encode())
         self.stdin.flush()
-        lines = []
-        while True:
-            raw = self.stdout.readline()
-            if not raw:
-                self.dead = True
-                return Resp(lines, False)
-            text = raw.decode().rstrip("\n")
-            if text == ".":
-                return Resp(lines, True)
-            lines.append(Line(text))
+        r = read_answer(self.stdout)
+        self.dead = not r.complete
+        return r
 
     def finish(self, timeout=30):
         """End of input: the child exits; its parent reaps it and says how it ended."""

@@ -2,11 +2,10 @@
 //! processes and one time order → gaps → timelines and the re-check → one `Report`.
 
 use super::ingest::{self, Ingested};
-use super::model::{Input, Report, TraceRecords};
+use super::model::{CallRecord, Input, Report, TraceRecords};
 use super::parse::{Body, Rec};
 use super::processes::{self, Ordered};
 use super::recheck::{self, Judged};
-use super::render;
 use std::time::Instant;
 
 #[allow(dead_code)] // the library's entry (fuzz targets, tests)
@@ -64,7 +63,7 @@ pub fn analyze_ingested(ingested: Ingested, trace: bool) -> Report {
     }
     let t = Instant::now();
     let trace = if trace {
-        render::trace_records(&recs)
+        trace_records(&recs)
     } else {
         TraceRecords::default()
     };
@@ -107,4 +106,32 @@ fn untracked_keys(recs: &[Rec]) -> Vec<String> {
     keys.sort();
     keys.dedup();
     keys
+}
+
+/// What the trace draws that the rest of the report does not keep: every call with its
+/// thread and duration, and the thread of each violation or summary record.
+pub fn trace_records(recs: &[Rec]) -> TraceRecords {
+    let mut t = TraceRecords::default();
+    for r in recs {
+        match &r.body {
+            Body::Call(c) => t.calls.push(CallRecord {
+                process: r.proc_idx,
+                tid: r.tid.unwrap_or(r.pid),
+                seq: r.seq,
+                ts_us: r.ts_us,
+                dur_ns: c.dur_ns.unwrap_or(0),
+                func: c.func.clone(),
+                ret: c.ret,
+                status: c.status(),
+                key_fp: c.key_fp.clone().or_else(|| c.out_key_fp.clone()),
+            }),
+            Body::Violation(_) | Body::Summary { .. } => {
+                if let Some(tid) = r.tid {
+                    t.violation_tids.insert((r.proc_idx, r.seq), tid);
+                }
+            }
+            _ => {}
+        }
+    }
+    t
 }

@@ -16,7 +16,7 @@ use super::parse::PidArg;
 
 // `--trace`: Chrome trace-event JSON.
 mod trace;
-pub use trace::{trace_records, TraceFile};
+pub use trace::TraceFile;
 
 fn opt_num(v: Option<u64>) -> String {
     v.map_or_else(|| "?".to_owned(), |n| n.to_string())

@@ -23,8 +23,8 @@
 //! clicked and a flow can bind to it; its args keep the measured `dur_ns`. Flow events sit
 //! in the middle of their slices.
 
-use super::super::model::{CallRecord, Process, Report, Source, TraceRecords};
-use super::super::parse::{parse_ts, Body, Rec};
+use super::super::model::{CallRecord, Process, Report, Source};
+use super::super::parse::parse_ts;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -33,34 +33,6 @@ use std::path::{Path, PathBuf};
 
 /// The narrowest slice drawn, in nanoseconds.
 pub const MIN_WIDTH_NS: i128 = 100;
-
-/// What the trace draws that the rest of the report does not keep: every call with its
-/// thread and duration, and the thread of each violation or summary record.
-pub fn trace_records(recs: &[Rec]) -> TraceRecords {
-    let mut t = TraceRecords::default();
-    for r in recs {
-        match &r.body {
-            Body::Call(c) => t.calls.push(CallRecord {
-                process: r.proc_idx,
-                tid: r.tid.unwrap_or(r.pid),
-                seq: r.seq,
-                ts_us: r.ts_us,
-                dur_ns: c.dur_ns.unwrap_or(0),
-                func: c.func.clone(),
-                ret: c.ret,
-                status: c.status(),
-                key_fp: c.key_fp.clone().or_else(|| c.out_key_fp.clone()),
-            }),
-            Body::Violation(_) | Body::Summary { .. } => {
-                if let Some(tid) = r.tid {
-                    t.violation_tids.insert((r.proc_idx, r.seq), tid);
-                }
-            }
-            _ => {}
-        }
-    }
-    t
-}
 
 /// How many events of each kind a trace has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
