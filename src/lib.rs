@@ -54,6 +54,7 @@ pub(crate) mod ledger;
 pub(crate) mod real;
 pub(crate) mod runtime;
 pub(crate) mod sync;
+pub(crate) mod valgrind;
 
 /// The ledger file reader, for the fuzz targets in `fuzz/` (cargo feature `fuzzing`).
 #[cfg(feature = "fuzzing")]

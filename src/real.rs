@@ -52,6 +52,9 @@ impl<F: RealFn> Real<F> {
             Some(f) => Ok(f),
             None => {
                 let addr = resolve_slow(self.func, real_lib)?;
+                // Benign: threads that race here store the same address, and nothing but
+                // that address (of code the loader mapped) is read through it.
+                crate::valgrind::benign_atomic(&self.addr);
                 self.addr.store(addr, Ordering::Release);
                 Ok(typed(addr))
             }

@@ -4,33 +4,145 @@
 //! holds every lock (so no other thread is half-way through an update) and releases them
 //! again in the parent and in the child.
 
+use crate::valgrind;
 use std::any::Any;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use std::sync::Mutex;
 
 /// A mutex that ignores poisoning (a panic is contained at the boundary; the data it
-/// guarded is still the best there is).
+/// guarded is still the best there is). With the cargo feature `checker-annotations`,
+/// helgrind is told when it is taken and released (see `valgrind.rs`): std's mutex is a
+/// futex word it cannot see as a lock.
 #[derive(Debug, Default)]
 pub struct Lock<T>(Mutex<T>);
+
+/// The held lock; derefs to the data.
+#[cfg(not(feature = "checker-annotations"))]
+pub type Guard<'a, T> = std::sync::MutexGuard<'a, T>;
+
+/// The held lock; derefs to the data. Tells helgrind when it is released.
+#[cfg(feature = "checker-annotations")]
+pub struct Guard<'a, T> {
+    lock: &'a Mutex<T>,
+    /// Always Some until dropped.
+    inner: Option<std::sync::MutexGuard<'a, T>>,
+}
+
+#[cfg(feature = "checker-annotations")]
+impl<T> std::ops::Deref for Guard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner.as_deref().expect("held until dropped")
+    }
+}
+
+#[cfg(feature = "checker-annotations")]
+impl<T> std::ops::DerefMut for Guard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.inner.as_deref_mut().expect("held until dropped")
+    }
+}
+
+#[cfg(feature = "checker-annotations")]
+impl<T> Drop for Guard<'_, T> {
+    fn drop(&mut self) {
+        valgrind::unlock_pre(self.lock);
+        drop(self.inner.take());
+        valgrind::unlock_post(self.lock);
+    }
+}
+
+/// The guard of a lock just taken (`inner`), after telling helgrind.
+#[cfg(feature = "checker-annotations")]
+fn held<'a, T>(lock: &'a Mutex<T>, inner: std::sync::MutexGuard<'a, T>) -> Guard<'a, T> {
+    valgrind::lock_post(lock, &*inner);
+    Guard {
+        lock,
+        inner: Some(inner),
+    }
+}
+
+#[cfg(not(feature = "checker-annotations"))]
+#[inline(always)]
+fn held<'a, T>(_lock: &'a Mutex<T>, inner: Guard<'a, T>) -> Guard<'a, T> {
+    inner
+}
 
 impl<T> Lock<T> {
     pub const fn new(value: T) -> Lock<T> {
         Lock(Mutex::new(value))
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, T> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn lock(&self) -> Guard<'_, T> {
+        valgrind::lock_pre(&self.0);
+        held(&self.0, self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The lock if nobody holds it (in a fork child, a holder may be a thread that no
     /// longer exists).
-    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        match self.0.try_lock() {
-            Ok(g) => Some(g),
-            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
+    pub fn try_lock(&self) -> Option<Guard<'_, T>> {
+        let inner = match self.0.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(held(&self.0, inner))
+    }
+}
+
+/// A value made once, by the first thread that asks for it, then shared for good (never
+/// dropped). Unlike a `OnceLock<T>`, whose value is moved into place after the making
+/// closure returns, the value is complete before its address is published with one atomic
+/// swap: that is what lets helgrind be told exactly (`happens_before` just before the
+/// publication, `happens_after` after every read that finds it), since it sees neither
+/// std's `Once` nor acquire/release atomics.
+pub struct Published<T> {
+    value: AtomicPtr<T>,
+    once: std::sync::Once,
+}
+
+impl<T> Published<T> {
+    pub const fn new() -> Published<T> {
+        Published {
+            value: AtomicPtr::new(std::ptr::null_mut()),
+            once: std::sync::Once::new(),
         }
+    }
+
+    /// The value if it has been made.
+    #[inline(always)]
+    pub fn get(&'static self) -> Option<&'static T> {
+        let p = self.value.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        valgrind::happens_after(self);
+        // SAFETY: a non-null pointer here came from Box::into_raw in `make` and is never
+        // freed; the acquire load pairs with its release publication.
+        Some(unsafe { &*p })
+    }
+
+    /// The value, made by `make` (once, whichever thread comes first; the others wait)
+    /// if it has not been yet. If `make` panics, the next caller tries again.
+    #[inline(always)]
+    pub fn get_or_make(&'static self, make: impl FnOnce() -> Box<T>) -> &'static T {
+        match self.get() {
+            Some(v) => v,
+            None => self.make(make),
+        }
+    }
+
+    #[cold]
+    fn make(&'static self, make: impl FnOnce() -> Box<T>) -> &'static T {
+        self.once.call_once_force(|_| {
+            let p = Box::into_raw(make());
+            valgrind::happens_before(self);
+            // A swap, not a store: helgrind takes an atomic read-modify-write for a read,
+            // so the threads that read the pointer before it was set do not race with it.
+            self.value.swap(p, Ordering::Release);
+        });
+        self.get().expect("made by call_once_force")
     }
 }
 

@@ -12,8 +12,7 @@ use crate::ledger;
 use crate::record::{Action, Body, KeyRef, Log, Start, Violation};
 use crate::rules::{Rule, Severity};
 use crate::state::ProcessState;
-use crate::sync::{self, Lock};
-use once_cell::sync::OnceCell;
+use crate::sync::{self, Lock, Published};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 mod cross_process;
@@ -24,7 +23,7 @@ mod per_func;
 use cross_process::LedgerLink;
 use lifecycle::{after_fork_child, after_fork_parent, at_exit, before_fork};
 
-static RUNTIME: OnceCell<Runtime> = OnceCell::new();
+static RUNTIME: Published<Runtime> = Published::new();
 
 /// Set when the runtime is initialised in mode `off`: from then on every call is only
 /// forwarded, and the entry points look at nothing else (`entry::intercept`).
@@ -135,7 +134,39 @@ pub(crate) fn host_name() -> String {
 impl Runtime {
     /// The runtime, initialised on first use (from the first intercepted call).
     pub(crate) fn get() -> &'static Runtime {
-        RUNTIME.get_or_init(Runtime::init)
+        RUNTIME.get_or_make(|| {
+            let rt = Box::new(Runtime::init());
+            rt.benign_for_checker();
+            rt
+        })
+    }
+
+    /// Tells helgrind (feature `checker-annotations`) which of the runtime's atomics are
+    /// read and written without any ordering, before another thread can see them: caches
+    /// of one value (pid, bare tgid, start time), flags nothing is published through (the
+    /// data behind them is behind a lock: `started`, the start record in the log's
+    /// queue), counters, and what a fork child resets while it has a single thread.
+    fn benign_for_checker(&self) {
+        use crate::valgrind::benign_atomic;
+        benign_atomic(&self.pid);
+        benign_atomic(&self.bare_tgid);
+        benign_atomic(&self.start_ns);
+        benign_atomic(&self.started);
+        benign_atomic(&self.parent);
+        benign_atomic(&self.finished);
+        benign_atomic(&self.calls);
+        benign_atomic(&self.violations);
+        benign_atomic(&self.error_violations);
+        benign_atomic(&self.blocked);
+        benign_atomic(&self.per_rule);
+        benign_atomic(&self.trouble_said);
+        self.log.benign_for_checker();
+        // sha2 detects the CPU's SHA extensions on its first use and caches the answer in
+        // a private relaxed atomic (crate cpufeatures), which helgrind takes for a race
+        // between the first key's thread and the next. Detected here instead, before the
+        // runtime is published, it happens before every later use.
+        #[cfg(feature = "checker-annotations")]
+        let _ = Fp::of(b"");
     }
 
     /// The runtime if some call has initialised it.
@@ -177,6 +208,9 @@ impl Runtime {
             config,
         };
         if rt.config.mode == Mode::Off {
+            // Benign: a thread that still reads false takes the full path, which finds
+            // mode `off` in the configuration and only forwards too.
+            crate::valgrind::benign_atomic(&ONLY_FORWARD);
             ONLY_FORWARD.store(true, Ordering::Relaxed);
         }
         // The `start` record is written by the first call past the boundary

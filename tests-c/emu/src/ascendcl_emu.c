@@ -381,7 +381,14 @@ static pid_t read_outer_pid(const char *path)
  * namespace). Everything that names a process across processes uses these two.
  * Resolved once per process: a fork child resolves again (atfork handler, and
  * a change of getpid() for children made without fork()).
+ * aclrtDeviceGetBareTgid reads these without the lock, so every access to them
+ * is atomic (ID_LOAD, ID_SET; a plain read beside another thread's atomic
+ * write is a data race in C11, however harmless on x86). Writes are exchanges:
+ * valgrind's helgrind, which cannot tell an atomic load or store from a plain
+ * one, takes a locked read-modify-write for a read, so it sees readers only.
  */
+#define ID_LOAD(v) __atomic_load_n(&(v), __ATOMIC_ACQUIRE)
+#define ID_SET(v, x) ((void)__atomic_exchange_n(&(v), (x), __ATOMIC_ACQ_REL))
 static pid_t g_id_for;            /* getpid() when resolved; 0: not yet */
 static pid_t g_host_pid;          /* pid in the host's namespace (best known) */
 static int g_host_pid_known;      /* 0: ASCEND_EMU_HOST_PROC given but unreadable */
@@ -390,7 +397,7 @@ static unsigned long long g_self_start;
 static void resolve_identity(void)
 {
     pid_t me = getpid();
-    if (g_id_for == me) {
+    if (ID_LOAD(g_id_for) == me) {
         return;
     }
     char path[PATH_MAX];
@@ -423,24 +430,24 @@ static void resolve_identity(void)
             start = 0;
         }
     }
-    g_host_pid = host;
-    g_host_pid_known = known;
-    g_self_start = start;
-    __atomic_store_n(&g_id_for, me, __ATOMIC_RELEASE);
+    ID_SET(g_host_pid, host);
+    ID_SET(g_host_pid_known, known);
+    ID_SET(g_self_start, start);
+    ID_SET(g_id_for, me);
 }
 
 /* This process's pid in the host's namespace. */
 static pid_t self_host_pid(void)
 {
     resolve_identity();
-    return g_host_pid;
+    return ID_LOAD(g_host_pid);
 }
 
 /* Start time of this process in clock ticks since boot. */
 static unsigned long long self_start_ticks(void)
 {
     resolve_identity();
-    return g_self_start;
+    return ID_LOAD(g_self_start);
 }
 
 /* The bare tgid as the driver would report it: the host pid (plus the test
@@ -859,7 +866,7 @@ static void remove_export(const char *key)
  * file it inherited is its parent's (the lock stayed with the parent). */
 static void atfork_child(void)
 {
-    g_id_for = 0;
+    ID_SET(g_id_for, 0);
     if (g_live_fd >= 0) {
         close(g_live_fd);
         g_live_fd = -1;
@@ -1590,7 +1597,7 @@ static aclError do_bare_tgid(int32_t *pid)
         return ACL_SUCCESS;
     }
     int32_t tgid = bare_tgid();
-    *pid = g_host_pid_known ? tgid : -1; /* ASCEND_EMU_HOST_PROC unreadable: the query failed */
+    *pid = ID_LOAD(g_host_pid_known) ? tgid : -1; /* ASCEND_EMU_HOST_PROC unreadable: the query failed */
     return ACL_SUCCESS;
 }
 
@@ -1598,7 +1605,7 @@ aclError aclrtDeviceGetBareTgid(int32_t *pid)
 {
     /* Once this process knows who it is, the query takes no lock, like the driver's
      * ioctl: a signal handler may ask while its thread is inside another call. */
-    if (__atomic_load_n(&g_id_for, __ATOMIC_ACQUIRE) == getpid()) {
+    if (ID_LOAD(g_id_for) == getpid()) {
         count_call(FN_aclrtDeviceGetBareTgid);
         aclError r = do_bare_tgid(pid);
         return traced(FN_aclrtDeviceGetBareTgid, r, (long)self_host_pid());
