@@ -257,6 +257,40 @@ mod tests {
     }
 
     #[test]
+    fn published_is_made_once_for_every_thread() {
+        static VALUE: Published<AtomicU32> = Published::new();
+        static MADE: AtomicU32 = AtomicU32::new(0);
+        assert!(VALUE.get().is_none());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    let v = VALUE.get_or_make(|| {
+                        MADE.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        Box::new(AtomicU32::new(7))
+                    });
+                    v.fetch_add(1, Ordering::SeqCst);
+                    v as *const AtomicU32 as usize
+                })
+            })
+            .collect();
+        let seen: Vec<usize> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(MADE.load(Ordering::SeqCst), 1, "made once");
+        assert!(seen.iter().all(|p| *p == seen[0]), "one value for all");
+        assert_eq!(VALUE.get().unwrap().load(Ordering::SeqCst), 15);
+    }
+
+    #[test]
+    fn published_is_made_again_after_a_panic() {
+        static VALUE: Published<u32> = Published::new();
+        let first = std::panic::catch_unwind(|| VALUE.get_or_make(|| panic!("not now")));
+        assert!(first.is_err());
+        assert!(VALUE.get().is_none());
+        assert_eq!(*VALUE.get_or_make(|| Box::new(3)), 3);
+        assert_eq!(*VALUE.get_or_make(|| Box::new(4)), 3);
+    }
+
+    #[test]
     fn fork_locks_are_released_in_order() {
         static A: Lock<u32> = Lock::new(1);
         static B: Lock<u32> = Lock::new(2);
