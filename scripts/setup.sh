@@ -17,6 +17,8 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || optional+=(python3-venv)
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || optional+=(rsyslog)
 # chromium: tests/report_html.py loads the report's page in it, headless.
 command -v chromium >/dev/null 2>&1 || optional+=(chromium)
+# valgrind: tests/checkers_memcheck.py and tests/checkers_helgrind.py.
+command -v valgrind >/dev/null 2>&1 || optional+=(valgrind)
 if [ ${#optional[@]} -gt 0 ] && [ "$(id -u)" != 0 ]; then
   echo "note: ${optional[*]} missing (the tests that need them will be skipped): 'apt-get install -y ${optional[*]}' as root" >&2
   optional=()
