@@ -426,13 +426,28 @@ impl Ledger {
         r
     }
 
+    /// The lock, with `need` pool entries to be had without growing the file when it can
+    /// grow: one lock when the pool has room (the common case), else the file is grown
+    /// first (a failure to grow leaves fewer entries: callers count what does not fit).
+    fn lock_with_pool(&self, need: usize) -> Result<Guard<'_>, LedgerError> {
+        {
+            let mut g = self.lock()?;
+            let d = g.data();
+            if d.pool_spare() >= need || !d.pool_can_grow() {
+                drop(d);
+                return Ok(g);
+            }
+        }
+        let _ = self.ensure_pool(need);
+        self.lock()
+    }
+
     /// Records that the exporter whitelisted `pids` at `set_ns` (CLOCK_BOOTTIME). Pids not
     /// above 0 are skipped; a pid already on the list keeps its earliest time. Unknown
     /// keys are ignored.
     pub fn record_whitelist(&self, fp: Fp, pids: &[i32], set_ns: u64) -> Result<(), LedgerError> {
         // Pids that do not fit are counted and make "not whitelisted" uncertain.
-        let _ = self.ensure_pool(pids.len());
-        let mut g = self.lock()?;
+        let mut g = self.lock_with_pool(pids.len())?;
         let mut d = g.data();
         if let Some(b) = d.body(&fp) {
             for &pid in pids.iter().filter(|&&p| p > 0) {
@@ -479,8 +494,7 @@ impl Ledger {
     /// counts references itself and calls `record_close` when the last one closes.
     pub fn record_import(&self, fp: Fp) -> Result<(), LedgerError> {
         let who = self.who();
-        let _ = self.ensure_pool(1);
-        let mut g = self.lock()?;
+        let mut g = self.lock_with_pool(1)?;
         let mut d = g.data();
         if let Some(b) = d.body(&fp) {
             d.add_importer(b, &who);
