@@ -243,12 +243,27 @@ const RETRY_WINDOW_NS: u64 = 1_000_000_000;
 /// nobody holds its liveness lock. A process without an attach entry cannot be judged
 /// and counts as alive (the answer that never reports a process as gone).
 fn alive_in(map: &Map, d: &Tables, me: &Who, w: &Who) -> bool {
+    alive_by_tables(d, me, w).unwrap_or_else(|| alive_by_lock(map, w))
+}
+
+/// The part of `alive_in` the tables answer (under the lock); None: ask the liveness
+/// lock of `w`'s attach entry (`alive_by_lock`, a system call best made after the
+/// ledger's lock is released, so that other processes do not wait on it).
+fn alive_by_tables(d: &Tables, me: &Who, w: &Who) -> Option<bool> {
     if w.same(me) || w.slot == NO_SLOT || w.ticket == 0 {
-        return true;
+        return Some(true);
     }
     if d.attach_ticket(w.slot) != w.ticket {
-        return false;
+        return Some(false);
     }
+    None
+}
+
+/// Whether someone holds the liveness lock of `w`'s attach entry (true when it cannot be
+/// told). Asked after the ledger's lock is released, a process that died meanwhile and
+/// whose entry was taken by a new one at once passes for alive: that can hide a verdict,
+/// never invent one, as the answer could change a moment later anyway.
+fn alive_by_lock(map: &Map, w: &Who) -> bool {
     map.liveness_held(w.slot) != Some(false)
 }
 
@@ -469,16 +484,24 @@ impl Ledger {
             return Ok(None);
         };
         let s = &d.slots[b];
-        Ok(Some(ImportView {
-            exporter: s.exporter.proc_id(),
-            exporter_alive: alive_in(m, &d, &me, &s.exporter),
+        let exporter = s.exporter;
+        let known_alive = alive_by_tables(&d, &me, &exporter);
+        let mut view = ImportView {
+            exporter: exporter.proc_id(),
+            exporter_alive: known_alive.unwrap_or(true),
             whitelist_mode: s.whitelist_mode != 0,
             exporter_closed: s.exporter_closed != 0,
             memory_freed: s.memory_freed != 0,
             whitelisted_at_ns: d.whitelisted_at(b, target),
             whitelist_overflow: s.wl_dropped != 0,
             size: (s.size != 0).then_some(s.size),
-        }))
+        };
+        drop(d);
+        drop(g);
+        if known_alive.is_none() {
+            view.exporter_alive = alive_by_lock(m, &exporter);
+        }
+        Ok(Some(view))
     }
 
     /// Size of the range exported under `fp`, when the ledger knows the key and its size.
@@ -533,15 +556,23 @@ impl Ledger {
         let Some(b) = d.body(&fp) else {
             return Ok(OpenImporters::default());
         };
-        let procs = d
+        // Those the tables cannot rule out; their liveness locks are asked after the
+        // ledger's lock is released.
+        let maybe: Vec<(Who, Option<bool>)> = d
             .open_importers(b)
-            .filter(|w| !w.same(&who) && alive_in(m, &d, &who, w))
-            .map(Who::proc_id)
+            .filter(|w| !w.same(&who))
+            .map(|w| (*w, alive_by_tables(&d, &who, w)))
+            .filter(|&(_, known)| known != Some(false))
             .collect();
-        Ok(OpenImporters {
-            procs,
-            untracked: d.slots[b].imp_dropped,
-        })
+        let untracked = d.slots[b].imp_dropped;
+        drop(d);
+        drop(g);
+        let procs = maybe
+            .iter()
+            .filter(|(w, known)| known.unwrap_or_else(|| alive_by_lock(m, w)))
+            .map(|(w, _)| w.proc_id())
+            .collect();
+        Ok(OpenImporters { procs, untracked })
     }
 
     /// Records that the exporter freed the memory behind `fp`.
@@ -632,7 +663,9 @@ impl Ledger {
                         reason,
                     });
                 }
-                if self.detached.swap(false, AcqRel) {
+                // Read before it is swapped: a swap on every lock would be a write to a
+                // line every thread of the process shares.
+                if self.detached.load(Relaxed) && self.detached.swap(false, AcqRel) {
                     // Used again after `detach`: attach again as the same process.
                     let w = self.who();
                     let who = register(&mut g, w.pid, w.bare_tgid, Some(w.ticket));
