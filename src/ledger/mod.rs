@@ -449,7 +449,6 @@ impl Ledger {
             let mut g = self.lock()?;
             let d = g.data();
             if d.pool_spare() >= need || !d.pool_can_grow() {
-                drop(d);
                 return Ok(g);
             }
         }
@@ -496,7 +495,6 @@ impl Ledger {
             whitelist_overflow: s.wl_dropped != 0,
             size: (s.size != 0).then_some(s.size),
         };
-        drop(d);
         drop(g);
         if known_alive.is_none() {
             view.exporter_alive = alive_by_lock(m, &exporter);
@@ -565,7 +563,6 @@ impl Ledger {
             .filter(|&(_, known)| known != Some(false))
             .collect();
         let untracked = d.slots[b].imp_dropped;
-        drop(d);
         drop(g);
         let procs = maybe
             .iter()
