@@ -3,6 +3,7 @@
 
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::sync::atomic::{fence, AtomicU64, Ordering::*};
 
 /// The vendor's fixed key buffer length: 64 characters and a NUL.
 pub const KEY_LEN: usize = 65;
@@ -52,54 +53,119 @@ impl fmt::Debug for Fp {
     }
 }
 
-/// Keys fingerprinted lately by this thread: a program names the same key in its export,
-/// whitelist and close calls, and a 64-byte compare costs far less than a SHA-256.
-const FP_CACHE: usize = 8;
-
-/// A cached key: its buffer, its length, its fingerprint, its `tag`.
-type Recent = ([u8; KEY_LEN], u8, Fp, u64);
-
-thread_local! {
-    // Plain data with `const` initialisation: no allocation, no destructor to register.
-    static RECENT: std::cell::RefCell<([Recent; FP_CACHE], usize)> =
-        const { std::cell::RefCell::new(([([0u8; KEY_LEN], 0, Fp([0; 8]), 0); FP_CACHE], 0)) };
+/// Fingerprints of the keys this process named lately, shared by its threads: a program
+/// names one key in its export, whitelist and close calls, often from different threads
+/// and with many keys in between (export all, whitelist all, close all), and reading 64
+/// bytes costs far less than a SHA-256. Direct-mapped by `tag`; each entry is a seqlock
+/// (`seq` 0: empty; odd: being written), so a reader never waits and never sees a torn key,
+/// and a writer that finds the entry busy simply does not cache. Plain atomics: no
+/// allocation, no destructor, nothing to do after `fork` (an entry a forked-away writer
+/// left odd stays unused in the child).
+struct FpCache<const N: usize> {
+    entries: [CacheEntry; N],
 }
 
-/// A cheap summary of a whole key buffer: the cache compares whole buffers only where the
-/// tags are equal (keys often differ only in their last characters).
-fn tag(buf: &[u8; KEY_LEN]) -> u64 {
-    let mut h = u64::from(buf[KEY_LEN - 1]);
-    for word in buf[..KEY_LEN - 1].chunks_exact(8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        h = (h ^ u64::from_le_bytes(w))
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(29);
+struct CacheEntry {
+    seq: AtomicU64,
+    /// The key's 64 bytes (zero after its end; its 65th byte is always 0).
+    words: [AtomicU64; 8],
+    fp: AtomicU64,
+}
+
+// An interior-mutable constant, used only to initialise the array of entries.
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY_ENTRY: CacheEntry = CacheEntry {
+    seq: AtomicU64::new(0),
+    words: [const { AtomicU64::new(0) }; 8],
+    fp: AtomicU64::new(0),
+};
+
+impl<const N: usize> FpCache<N> {
+    const fn new() -> Self {
+        FpCache {
+            entries: [EMPTY_ENTRY; N],
+        }
     }
-    h
+
+    fn entry(&self, t: u64) -> &CacheEntry {
+        // The tag's high bits are its best mixed.
+        &self.entries[((t >> 32) as usize) % N]
+    }
+
+    fn get(&self, t: u64, words: &[u64; 8]) -> Option<Fp> {
+        let e = self.entry(t);
+        let s1 = e.seq.load(Acquire);
+        // 0: never written; odd: being written.
+        if s1 == 0 || s1 & 1 == 1 {
+            return None;
+        }
+        let same = e
+            .words
+            .iter()
+            .zip(words)
+            .all(|(a, &b)| a.load(Relaxed) == b);
+        let fp = e.fp.load(Relaxed);
+        fence(Acquire);
+        (same && e.seq.load(Relaxed) == s1).then(|| Fp(fp.to_le_bytes()))
+    }
+
+    fn put(&self, t: u64, words: &[u64; 8], fp: Fp) {
+        let e = self.entry(t);
+        let s = e.seq.load(Relaxed);
+        // Odd: another thread is writing it; leave it to that one.
+        if s & 1 == 1 || e.seq.compare_exchange(s, s + 1, Acquire, Relaxed).is_err() {
+            return;
+        }
+        fence(Release);
+        for (a, &b) in e.words.iter().zip(words) {
+            a.store(b, Relaxed);
+        }
+        e.fp.store(u64::from_le_bytes(fp.0), Relaxed);
+        e.seq.store(s + 2, Release);
+    }
 }
 
-/// The fingerprint of the first `len` bytes of `buf` (the rest zero), from this thread's
+/// The process's cache: 1,024 entries of 80 bytes.
+static FP_CACHE: FpCache<1024> = FpCache::new();
+
+/// A key buffer's first 64 bytes as words (its 65th byte is always 0).
+fn words_of(buf: &[u8; KEY_LEN]) -> [u64; 8] {
+    let mut w = [0u64; 8];
+    for (w, chunk) in w.iter_mut().zip(buf[..KEY_LEN - 1].chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        *w = u64::from_le_bytes(b);
+    }
+    w
+}
+
+/// A cheap summary of a whole key buffer, to pick its cache entry.
+fn tag(words: &[u64; 8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = 0u64;
+    for &w in words {
+        h = (h ^ w).wrapping_mul(K).rotate_left(29);
+    }
+    // Keys often differ only in their last characters (a counter): mix every bit into
+    // the high ones the entry is picked by.
+    let h = (h ^ (h >> 31)).wrapping_mul(K);
+    h ^ (h >> 32)
+}
+
+/// The fingerprint of the first `len` bytes of `buf` (the rest zero), from the process's
 /// cache when it has it.
 fn cached_fp(buf: &[u8; KEY_LEN], len: usize) -> Fp {
-    let t = tag(buf);
-    let hit = RECENT.try_with(|r| {
-        let r = r.try_borrow().ok()?;
-        r.0.iter()
-            .find(|(k, l, _, kt)| *kt == t && usize::from(*l) == len && k == buf)
-            .map(|e| e.2)
-    });
-    if let Ok(Some(fp)) = hit {
+    cached_fp_in(&FP_CACHE, buf, len)
+}
+
+fn cached_fp_in<const N: usize>(cache: &FpCache<N>, buf: &[u8; KEY_LEN], len: usize) -> Fp {
+    let words = words_of(buf);
+    let t = tag(&words);
+    if let Some(fp) = cache.get(t, &words) {
         return fp;
     }
     let fp = Fp::of(&buf[..len]);
-    let _ = RECENT.try_with(|r| {
-        if let Ok(mut r) = r.try_borrow_mut() {
-            let at = r.1 % FP_CACHE;
-            r.0[at] = (*buf, len as u8, fp, t);
-            r.1 = at + 1;
-        }
-    });
+    cache.put(t, &words, fp);
     fp
 }
 
@@ -235,5 +301,68 @@ mod cache_tests {
         let short = Key::from_bytes(b"abc");
         assert_ne!(long.fp, short.fp);
         assert_eq!(short.fp, Fp::of(b"abc"));
+    }
+
+    /// A key buffer as `Key::from_bytes` builds it.
+    fn buf_of(k: &[u8]) -> [u8; KEY_LEN] {
+        let mut b = [0u8; KEY_LEN];
+        b[..k.len()].copy_from_slice(k);
+        b
+    }
+
+    #[test]
+    fn process_cache_is_shared_by_threads() {
+        static CACHE: FpCache<64> = FpCache::new();
+        let key = *b"d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0";
+        let buf = buf_of(&key);
+        let words = words_of(&buf);
+        assert_eq!(CACHE.get(tag(&words), &words), None, "empty at first");
+        std::thread::spawn(move || cached_fp_in(&CACHE, &buf, key.len()))
+            .join()
+            .unwrap();
+        // Another thread's fingerprint is found here without computing it.
+        assert_eq!(CACHE.get(tag(&words), &words), Some(Fp::of(&key)));
+        assert_eq!(cached_fp_in(&CACHE, &buf, key.len()), Fp::of(&key));
+        // The empty key is cached like any other (its words are all zero).
+        let empty = [0u8; KEY_LEN];
+        assert_eq!(cached_fp_in(&CACHE, &empty, 0), Fp::of(b""));
+        let w0 = words_of(&empty);
+        assert_eq!(CACHE.get(tag(&w0), &w0), Some(Fp::of(b"")));
+    }
+
+    #[test]
+    fn keys_differing_in_their_last_characters_spread_over_entries() {
+        let entries: std::collections::HashSet<usize> = (0..256u32)
+            .map(|i| {
+                let k = format!("{:056x}{i:08x}", 7);
+                let t = tag(&words_of(&buf_of(k.as_bytes())));
+                ((t >> 32) as usize) % 1024
+            })
+            .collect();
+        assert!(
+            entries.len() > 200,
+            "{} entries for 256 keys",
+            entries.len()
+        );
+    }
+
+    #[test]
+    fn racing_threads_never_see_a_torn_entry() {
+        // One entry and a few keys: lookups race with writers of other keys all the time.
+        static CACHE: FpCache<1> = FpCache::new();
+        let keys: Vec<Vec<u8>> = (0..3).map(|i| format!("{i:064x}").into_bytes()).collect();
+        let want: Vec<Fp> = keys.iter().map(|k| Fp::of(k)).collect();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (keys, want) = (&keys, &want);
+                s.spawn(move || {
+                    for round in 0..20_000 {
+                        let i = (round + t) % keys.len();
+                        let got = cached_fp_in(&CACHE, &buf_of(&keys[i]), keys[i].len());
+                        assert_eq!(got, want[i], "thread {t} round {round} key {i}");
+                    }
+                });
+            }
+        });
     }
 }

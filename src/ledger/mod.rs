@@ -243,12 +243,27 @@ const RETRY_WINDOW_NS: u64 = 1_000_000_000;
 /// nobody holds its liveness lock. A process without an attach entry cannot be judged
 /// and counts as alive (the answer that never reports a process as gone).
 fn alive_in(map: &Map, d: &Tables, me: &Who, w: &Who) -> bool {
+    alive_by_tables(d, me, w).unwrap_or_else(|| alive_by_lock(map, w))
+}
+
+/// The part of `alive_in` the tables answer (under the lock); None: ask the liveness
+/// lock of `w`'s attach entry (`alive_by_lock`, a system call best made after the
+/// ledger's lock is released, so that other processes do not wait on it).
+fn alive_by_tables(d: &Tables, me: &Who, w: &Who) -> Option<bool> {
     if w.same(me) || w.slot == NO_SLOT || w.ticket == 0 {
-        return true;
+        return Some(true);
     }
     if d.attach_ticket(w.slot) != w.ticket {
-        return false;
+        return Some(false);
     }
+    None
+}
+
+/// Whether someone holds the liveness lock of `w`'s attach entry (true when it cannot be
+/// told). Asked after the ledger's lock is released, a process that died meanwhile and
+/// whose entry was taken by a new one at once passes for alive: that can hide a verdict,
+/// never invent one, as the answer could change a moment later anyway.
+fn alive_by_lock(map: &Map, w: &Who) -> bool {
     map.liveness_held(w.slot) != Some(false)
 }
 
@@ -426,13 +441,27 @@ impl Ledger {
         r
     }
 
+    /// The lock, with `need` pool entries to be had without growing the file when it can
+    /// grow: one lock when the pool has room (the common case), else the file is grown
+    /// first (a failure to grow leaves fewer entries: callers count what does not fit).
+    fn lock_with_pool(&self, need: usize) -> Result<Guard<'_>, LedgerError> {
+        {
+            let mut g = self.lock()?;
+            let d = g.data();
+            if d.pool_spare() >= need || !d.pool_can_grow() {
+                return Ok(g);
+            }
+        }
+        let _ = self.ensure_pool(need);
+        self.lock()
+    }
+
     /// Records that the exporter whitelisted `pids` at `set_ns` (CLOCK_BOOTTIME). Pids not
     /// above 0 are skipped; a pid already on the list keeps its earliest time. Unknown
     /// keys are ignored.
     pub fn record_whitelist(&self, fp: Fp, pids: &[i32], set_ns: u64) -> Result<(), LedgerError> {
         // Pids that do not fit are counted and make "not whitelisted" uncertain.
-        let _ = self.ensure_pool(pids.len());
-        let mut g = self.lock()?;
+        let mut g = self.lock_with_pool(pids.len())?;
         let mut d = g.data();
         if let Some(b) = d.body(&fp) {
             for &pid in pids.iter().filter(|&&p| p > 0) {
@@ -454,16 +483,23 @@ impl Ledger {
             return Ok(None);
         };
         let s = &d.slots[b];
-        Ok(Some(ImportView {
-            exporter: s.exporter.proc_id(),
-            exporter_alive: alive_in(m, &d, &me, &s.exporter),
+        let exporter = s.exporter;
+        let known_alive = alive_by_tables(&d, &me, &exporter);
+        let mut view = ImportView {
+            exporter: exporter.proc_id(),
+            exporter_alive: known_alive.unwrap_or(true),
             whitelist_mode: s.whitelist_mode != 0,
             exporter_closed: s.exporter_closed != 0,
             memory_freed: s.memory_freed != 0,
             whitelisted_at_ns: d.whitelisted_at(b, target),
             whitelist_overflow: s.wl_dropped != 0,
             size: (s.size != 0).then_some(s.size),
-        }))
+        };
+        drop(g);
+        if known_alive.is_none() {
+            view.exporter_alive = alive_by_lock(m, &exporter);
+        }
+        Ok(Some(view))
     }
 
     /// Size of the range exported under `fp`, when the ledger knows the key and its size.
@@ -479,8 +515,7 @@ impl Ledger {
     /// counts references itself and calls `record_close` when the last one closes.
     pub fn record_import(&self, fp: Fp) -> Result<(), LedgerError> {
         let who = self.who();
-        let _ = self.ensure_pool(1);
-        let mut g = self.lock()?;
+        let mut g = self.lock_with_pool(1)?;
         let mut d = g.data();
         if let Some(b) = d.body(&fp) {
             d.add_importer(b, &who);
@@ -519,15 +554,22 @@ impl Ledger {
         let Some(b) = d.body(&fp) else {
             return Ok(OpenImporters::default());
         };
-        let procs = d
+        // Those the tables cannot rule out; their liveness locks are asked after the
+        // ledger's lock is released.
+        let maybe: Vec<(Who, Option<bool>)> = d
             .open_importers(b)
-            .filter(|w| !w.same(&who) && alive_in(m, &d, &who, w))
-            .map(Who::proc_id)
+            .filter(|w| !w.same(&who))
+            .map(|w| (*w, alive_by_tables(&d, &who, w)))
+            .filter(|&(_, known)| known != Some(false))
             .collect();
-        Ok(OpenImporters {
-            procs,
-            untracked: d.slots[b].imp_dropped,
-        })
+        let untracked = d.slots[b].imp_dropped;
+        drop(g);
+        let procs = maybe
+            .iter()
+            .filter(|(w, known)| known.unwrap_or_else(|| alive_by_lock(m, w)))
+            .map(|(w, _)| w.proc_id())
+            .collect();
+        Ok(OpenImporters { procs, untracked })
     }
 
     /// Records that the exporter freed the memory behind `fp`.
@@ -618,7 +660,9 @@ impl Ledger {
                         reason,
                     });
                 }
-                if self.detached.swap(false, AcqRel) {
+                // Read before it is swapped: a swap on every lock would be a write to a
+                // line every thread of the process shares.
+                if self.detached.load(Relaxed) && self.detached.swap(false, AcqRel) {
                     // Used again after `detach`: attach again as the same process.
                     let w = self.who();
                     let who = register(&mut g, w.pid, w.bare_tgid, Some(w.ticket));

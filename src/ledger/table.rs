@@ -367,8 +367,14 @@ impl<'a> Tables<'a> {
     fn free_chains(&mut self, body: usize) {
         let heads = [self.slots[body].wl_head, self.slots[body].imp_head];
         for head in heads {
-            let entries: Vec<usize> = self.chain(head).collect();
-            for i in entries {
+            // Walked as `chain` walks (bounded, stops at a link out of range), reading each
+            // link before the entry is freed: no list to collect, so no allocation under
+            // the lock (this runs on an export that reuses a finished key's slot).
+            let (mut next, mut left) = (head, self.pool.len());
+            while next != 0 && next as usize <= self.pool.len() && left > 0 {
+                left -= 1;
+                let i = next as usize - 1;
+                next = self.pool[i].next;
                 self.free_entry(i);
             }
         }
@@ -566,6 +572,21 @@ impl<'a> Tables<'a> {
     pub fn counters_damage(&self) -> Option<String> {
         let (keys, pool) = (self.keys_cap() as u64, self.pool.len() as u64);
         let c = &*self.c;
+        // The common answer first, as plain comparisons (this runs on every lock); the
+        // table below names the first bound broken.
+        let fine = c.retired <= 2
+            && u64::from(c.used) <= keys
+            && u64::from(c.backed) <= keys
+            && c.next_fresh <= c.backed
+            && u64::from(c.free_len) <= keys
+            && u64::from(c.ring_len) <= keys
+            && u64::from(c.ring_head) <= keys.saturating_sub(1)
+            && u64::from(c.pool_backed) <= pool.max(POOL_CHUNK as u64)
+            && u64::from(c.pool_fresh) <= pool.min(c.pool_backed.into())
+            && c.pool_free <= c.pool_fresh;
+        if fine {
+            return None;
+        }
         let bounds: [(&str, u32, u64); 10] = [
             ("retired", c.retired, 2),
             ("used", c.used, keys),

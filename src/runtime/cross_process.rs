@@ -62,7 +62,12 @@ impl Runtime {
                 ticket: 0,
             };
             *link = match Ledger::open(dir, me, self.config.ledger_keys) {
-                Ok(l) => LedgerLink::Open(Arc::new(l)),
+                Ok(l) => {
+                    let l = Arc::new(l);
+                    self.ledger_open
+                        .store(Arc::as_ptr(&l).cast_mut(), Ordering::Release);
+                    LedgerLink::Open(l)
+                }
                 Err(e) => {
                     *link = LedgerLink::Unusable;
                     drop(link);
@@ -80,6 +85,18 @@ impl Runtime {
         match &*link {
             LedgerLink::Open(l) => Some(l.clone()),
             _ => None,
+        }
+    }
+
+    /// An open ledger found unusable: no call uses it from now on. Other threads may be
+    /// inside it through `ledger_open`, so the handle is kept (leaked: once per process
+    /// at most, the file's mapping and one descriptor).
+    fn give_up_open_ledger(&self) {
+        let mut link = self.ledger.lock();
+        self.ledger_open
+            .store(std::ptr::null_mut(), Ordering::Release);
+        if let LedgerLink::Open(l) = std::mem::replace(&mut *link, LedgerLink::Unusable) {
+            std::mem::forget(l);
         }
     }
 
@@ -114,14 +131,25 @@ impl Runtime {
         &'static self,
         f: impl FnOnce(&Ledger) -> Result<T, ledger::LedgerError>,
     ) -> Result<Option<T>, ()> {
-        let Some(l) = self.ledger() else {
-            return Ok(None);
+        // Once open, without this process's lock or a reference count: three of each per
+        // IPC call, on lines every thread shares, would make threads queue here.
+        let open = self.ledger_open.load(Ordering::Acquire);
+        let r = if open.is_null() {
+            let Some(l) = self.ledger() else {
+                return Ok(None);
+            };
+            f(&l)
+        } else {
+            // SAFETY: `ledger_open` names the handle of an `Open` link, which is never
+            // freed while another thread may use it (`give_up_open_ledger`; a fork
+            // child drops its parent's with no other thread left).
+            f(unsafe { &*open })
         };
-        match f(&l) {
+        match r {
             Ok(v) => Ok(Some(v)),
             Err(e @ ledger::LedgerError::Damaged { .. }) => {
                 // Nothing more is asked of a file found damaged after it was opened.
-                *self.ledger.lock() = LedgerLink::Unusable;
+                self.give_up_open_ledger();
                 self.give_up_ledger(&e);
                 Err(())
             }

@@ -123,6 +123,9 @@ pub(super) extern "C" fn after_fork_child() {
         // The inherited descriptor shares the parent's liveness lock: give it up, or the
         // parent would look alive for as long as this child lives.
         let mut link = rt.ledger.lock();
+        // No other thread is left to use the parent's handle: it may be dropped.
+        rt.ledger_open
+            .store(std::ptr::null_mut(), Ordering::Release);
         if let LedgerLink::Open(l) = &*link {
             l.forget_after_fork();
         }

@@ -73,6 +73,10 @@ pub(crate) struct Runtime {
     log: Log,
     state: Lock<ProcessState>,
     ledger: Lock<LedgerLink>,
+    /// The open ledger of `ledger`, for the calls that use it without taking that lock
+    /// (null: not open). Set once it is open; a handle it named is never freed while
+    /// other threads may hold it (see `cross_process`).
+    ledger_open: std::sync::atomic::AtomicPtr<ledger::Ledger>,
     pid: AtomicI32,
     /// 0 until known: from the program's own aclrtDeviceGetBareTgid, or asked when needed.
     bare_tgid: AtomicI32,
@@ -191,6 +195,7 @@ impl Runtime {
             log,
             state: Lock::new(ProcessState::new()),
             ledger: Lock::new(LedgerLink::NotOpened),
+            ledger_open: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             pid: AtomicI32::new(pid),
             bare_tgid: AtomicI32::new(0),
             start_ns: AtomicU64::new(own_start_ns(pid)),
