@@ -115,6 +115,9 @@ impl AllocTable {
     }
 }
 
+/// The shards' granule: 4 MiB (a shift).
+const GRANULE: u32 = 22;
+
 /// Shards: enough that 8 threads seldom meet, few enough that a range question (which asks
 /// each) stays cheap.
 const SHARDS: usize = 16;
@@ -141,7 +144,7 @@ impl Allocs {
     /// ranges mostly use different shards.
     #[inline]
     fn shard(&self, base: usize) -> &Lock<AllocTable> {
-        let granule = (base >> 22) as u64;
+        let granule = (base >> GRANULE) as u64;
         let i = (granule.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize;
         &self.shards[i % SHARDS].0
     }
@@ -156,13 +159,20 @@ impl Allocs {
 
     /// The allocation holding `addr`, as `(base, size)` (a size of 0 holds its base).
     pub(crate) fn holding(&self, addr: usize) -> Option<(usize, usize)> {
-        let best = self
-            .shards
-            .iter()
-            .filter_map(|s| s.0.lock().floor(addr))
-            .max_by_key(|(base, _)| *base)?;
-        let (base, size) = best;
-        (addr - base < size.max(1)).then_some(best)
+        // Every base in `addr`'s granule is in `addr`'s shard: a floor found there within
+        // the granule is the floor of all shards. Otherwise the allocation may start in
+        // an earlier granule, kept by any shard: ask each.
+        let own = self.shard(addr).lock().floor(addr);
+        let best = match own {
+            Some((base, _)) if base >> GRANULE == addr >> GRANULE => own,
+            _ => self
+                .shards
+                .iter()
+                .filter_map(|s| s.0.lock().floor(addr))
+                .max_by_key(|(base, _)| *base),
+        };
+        let (base, size) = best?;
+        (addr - base < size.max(1)).then_some((base, size))
     }
 
     pub(crate) fn len(&self) -> usize {
