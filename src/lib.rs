@@ -17,6 +17,7 @@
 //!   `per_func`, what particular functions add to it; the cross-process side; exit and fork.
 //! - [`rules`]: the rule table and one check function per API call, plain safe Rust.
 //! - [`state`]: this process's allocations, exports and imports.
+//! - `allocs`: the table of live allocations, sharded by address.
 //! - `ledger`: the cross-process view of each key (file format, table algorithms).
 //! - [`record`]: record types (the schema), JSON and text encodings, the log writer.
 //! - [`config`]: the `ACL_IPC_GUARD_*` switches and the mode names, as tables.
@@ -47,6 +48,7 @@ pub mod rules;
 pub mod state;
 
 // The shim's internals.
+pub(crate) mod allocs;
 pub(crate) mod boundary;
 pub(crate) mod clock;
 pub(crate) mod ffi;

@@ -125,7 +125,7 @@ fn args(u: &mut Unstructured) -> Result<Args> {
 fn state(u: &mut Unstructured) -> Result<ProcessState> {
     let mut s = ProcessState::new();
     for _ in 0..u.int_in_range(0u8..=24)? {
-        match u.int_in_range(0u8..=8)? {
+        match u.int_in_range(0u8..=7)? {
             0 => s.add_alloc(addr(u)?, size(u)?),
             1 => {
                 s.remove_alloc(addr(u)?);
@@ -162,7 +162,6 @@ fn state(u: &mut Unstructured) -> Result<ProcessState> {
             6 => {
                 s.close_import(&key(u)?.fp);
             }
-            7 => s.sync_index(),
             _ => {
                 let _ = s.region_of(addr(u)?);
             }

@@ -60,10 +60,11 @@ fn intercept_full<F: RealFn>(
             // where the short path takes it: an allocation call's arguments own nothing
             // (this saves the drop's out-of-line look at the variant).
             let args = ManuallyDrop::new(gather());
-            rt.calls.fetch_add(1, Ordering::Relaxed);
+            // The short path counts its calls itself.
             if let Some(ret) = per_func::short_path(rt, &args, || forward(f), &read_out) {
                 return ret;
             }
+            rt.calls.fetch_add(1, Ordering::Relaxed);
             let args = ManuallyDrop::into_inner(args);
             return checked_call(rt, func, f, inside, args, forward, read_out);
         }
@@ -82,13 +83,13 @@ fn intercept_full<F: RealFn>(
     let Some(args) = contain(gather) else {
         return forward(f);
     };
-    rt.calls.fetch_add(1, Ordering::Relaxed);
     let record_call = rt.records_calls_of(func);
     if !record_call {
         if let Some(ret) = per_func::short_path(rt, &args, || forward(f), &read_out) {
             return ret;
         }
     }
+    rt.calls.fetch_add(1, Ordering::Relaxed);
     checked_call(rt, func, f, _inside, args, forward, read_out)
 }
 
@@ -127,10 +128,7 @@ fn checked_call<F: RealFn>(
     // Rules and decision, before the call.
     let (block, known) = contain(|| {
         let facts = per_func::facts_before(rt, func, &mut args);
-        let mut state = rt.state.lock();
-        if func.asks_where_addresses_lie() {
-            state.sync_index();
-        }
+        let state = rt.state.lock();
         let findings = check_before(&args, &state, &facts.me, &facts.ledger);
         drop(state);
         let block = !findings.is_empty() && rt.judge(func, findings, key);

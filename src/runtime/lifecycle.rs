@@ -21,7 +21,7 @@ impl Runtime {
             })
             .collect();
         let body = Body::Summary {
-            calls: self.calls.load(Ordering::Relaxed),
+            calls: self.calls.load(Ordering::Relaxed) + self.allocs.calls(),
             violations,
             blocked: self.blocked.load(Ordering::Relaxed),
             leaks,
@@ -91,6 +91,7 @@ pub(super) extern "C" fn before_fork() {
         // First: a thread writing the start record takes the log's locks under it.
         rt.start_lock.hold_for_fork();
         rt.state.hold_for_fork();
+        rt.allocs.hold_for_fork();
         rt.ledger.hold_for_fork();
         rt.log.before_fork();
     }
@@ -117,7 +118,8 @@ pub(super) extern "C" fn after_fork_child() {
         sync::release_fork_locks();
         rt.log.after_fork_child(pid);
         // The child owns none of its parent's keys or device memory.
-        *rt.state.lock() = ProcessState::new();
+        rt.allocs.clear();
+        *rt.state.lock() = ProcessState::with_allocs(rt.allocs);
         // The ledger is opened again, lazily, with the child's identity; dropping the
         // parent's handle only unmaps it.
         // The inherited descriptor shares the parent's liveness lock: give it up, or the

@@ -4,6 +4,7 @@
 //! `per_func`); the cross-process side (bare tgid, ledger) is in `cross_process`; exit,
 //! abort and fork in `lifecycle`.
 
+use crate::allocs::Allocs;
 use crate::boundary::{self, contain, Entered};
 use crate::call::Func;
 use crate::config::{Config, LedgerSetting, Mode};
@@ -72,6 +73,9 @@ pub(crate) struct Runtime {
     config: Config,
     log: Log,
     state: Lock<ProcessState>,
+    /// The state's allocation table, which the allocation calls' short path reaches
+    /// without the state's lock (lock order: the state's, then a shard's).
+    allocs: &'static Allocs,
     ledger: Lock<LedgerLink>,
     /// The open ledger of `ledger`, for the calls that use it without taking that lock
     /// (null: not open). Set once it is open; a handle it named is never freed while
@@ -191,9 +195,12 @@ impl Runtime {
         } else {
             Log::new(&config, pid)
         };
+        // One per process, for the process's life (the runtime is never dropped).
+        let allocs: &'static Allocs = Box::leak(Box::default());
         let rt = Runtime {
             log,
-            state: Lock::new(ProcessState::new()),
+            state: Lock::new(ProcessState::with_allocs(allocs)),
+            allocs,
             ledger: Lock::new(LedgerLink::NotOpened),
             ledger_open: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             pid: AtomicI32::new(pid),
@@ -313,7 +320,7 @@ impl Runtime {
             (s.live_exports() as u64, s.live_imports() as u64)
         };
         Stats {
-            calls: self.calls.load(Ordering::Relaxed),
+            calls: self.calls.load(Ordering::Relaxed) + self.allocs.calls(),
             violations: self.violations.load(Ordering::Relaxed),
             blocked: self.blocked.load(Ordering::Relaxed),
             dropped: self.log.stats().dropped,

@@ -24,12 +24,6 @@ impl Func {
     fn compares_bare_tgid(self) -> bool {
         matches!(self, Func::SetImportPid | Func::ImportByKey)
     }
-
-    /// Its rules ask which allocation holds an address (the ordered index is brought up
-    /// to date first).
-    pub(super) fn asks_where_addresses_lie(self) -> bool {
-        self == Func::GetExportKey
-    }
 }
 
 /// What the rules see besides the arguments and this process's state.
@@ -149,7 +143,9 @@ fn ledger_facts(rt: &'static Runtime, args: &Args) -> (LedgerFacts, Known) {
 
 /// The allocation calls without a record: an allocation has no rule to break, and a free
 /// can break one only while this process has keys open or imported addresses to
-/// remember. Then the tracking is all there is to do. `None`: take the whole path.
+/// remember. Then the tracking is all there is to do, and the call is counted here (in its
+/// allocation's shard where it can be, not in the counter every thread writes). `None`:
+/// take the whole path (the call is not counted yet).
 /// `Some` only for `Args::Malloc` and `Args::Free`, which own nothing (the caller need
 /// not drop them).
 #[inline]
@@ -162,24 +158,27 @@ pub(super) fn short_path(
     match *args {
         Args::Malloc { size, .. } => {
             let ret = forward();
-            if ret == codes::ACL_SUCCESS {
-                if let Some(p) = read_out().dev_ptr {
-                    let _ = contain(|| rt.state.lock().add_alloc(p, size));
-                }
+            // Only its shard's lock (which counts the call), unless the state must see the
+            // address (a closed import's address handed out again).
+            let counted = ret == codes::ACL_SUCCESS
+                && read_out().dev_ptr.is_some_and(|p| {
+                    contain(|| {
+                        rt.allocs.quiet_insert(p, size) || {
+                            rt.state.lock().add_alloc(p, size);
+                            false
+                        }
+                    })
+                    .unwrap_or(false)
+                });
+            if !counted {
+                rt.calls.fetch_add(1, Ordering::Relaxed);
             }
             Some(ret)
         }
         Args::Free { dev_ptr } => {
-            // One lock: take the allocation out before the call, put it back if the call
-            // fails.
-            let removed = contain(|| {
-                let mut state = rt.state.lock();
-                if state.has_keys_or_imports() {
-                    return Err(());
-                }
-                Ok(state.remove_alloc(dev_ptr))
-            });
-            let Some(Ok(removed)) = removed else {
+            // One shard's lock: take the allocation out before the call, put it back if
+            // the call fails. While keys are open or imports remembered, the whole path.
+            let Some(Some(removed)) = contain(|| rt.allocs.quiet_remove(dev_ptr)) else {
                 return None;
             };
             let ret = forward();

@@ -1,0 +1,420 @@
+//! The table of this process's live allocations, by start address, split into shards by
+//! address so that threads allocating at once mostly take different locks.
+//!
+//! Each shard keeps its allocations in two places:
+//!
+//! - `recent`: the last few allocations it took, in a small array scanned linearly. A
+//!   malloc+free pair, the commonest pattern, is then an append and a scan of a few words,
+//!   on one cache line that stays warm however many allocations are live.
+//! - `older`: an ordered map for everything that outlived `RECENT` newer allocations of
+//!   its shard. Ordered by address, so a runtime that hands out addresses in order keeps
+//!   working at the same end of it (warm nodes), and "which allocation holds this address"
+//!   is a logarithmic look-up. Any address pattern (random, reused, huge sizes) stays
+//!   logarithmic.
+
+use crate::sync::Lock;
+use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Allocations a shard keeps in its array before moving the oldest into its ordered map.
+const RECENT: usize = 8;
+
+/// One shard's allocations, `(base, size)`, no base twice.
+#[derive(Debug, Default)]
+pub(crate) struct AllocTable {
+    recent: [(usize, usize); RECENT],
+    recent_len: usize,
+    /// No base in `recent` is above this (an upper bound), so an allocation above every
+    /// recent one skips the scan for a duplicate.
+    recent_max: usize,
+    /// The slot of `recent` to move out when it is full (round robin).
+    evict: usize,
+    older: BTreeMap<usize, usize>,
+    /// No base in `older` is above this (an upper bound: not lowered by removals), so a
+    /// runtime handing out ever higher addresses never looks there for a duplicate.
+    older_max: Option<usize>,
+    /// Allocation calls counted here, under this shard's lock, rather than in the
+    /// process's one counter that every thread would write.
+    calls: u64,
+}
+
+impl AllocTable {
+    /// Adds `[base, base + size)`; an allocation already recorded at `base` (whose free
+    /// the shim did not see) is replaced.
+    pub(crate) fn insert(&mut self, base: usize, size: usize) {
+        if base <= self.recent_max {
+            for e in &mut self.recent[..self.recent_len] {
+                if e.0 == base {
+                    e.1 = size;
+                    return;
+                }
+            }
+        } else {
+            self.recent_max = base;
+        }
+        if self.older_max.is_some_and(|m| base <= m) {
+            self.older.remove(&base);
+        }
+        if self.recent_len < RECENT {
+            self.recent[self.recent_len] = (base, size);
+            self.recent_len += 1;
+            return;
+        }
+        // The oldest out; the newest goes last, where a free looks first.
+        let (old_base, old_size) = self.recent[self.evict];
+        self.recent[self.evict] = self.recent[RECENT - 1];
+        self.recent[RECENT - 1] = (base, size);
+        self.evict = (self.evict + 1) % (RECENT - 1);
+        self.older.insert(old_base, old_size);
+        self.older_max = Some(self.older_max.map_or(old_base, |m| m.max(old_base)));
+    }
+
+    /// Removes the allocation starting at `base`; its size if there was one.
+    pub(crate) fn remove(&mut self, base: usize) -> Option<usize> {
+        // Newest last: a free of the allocation just made finds it first.
+        for i in (0..self.recent_len).rev() {
+            if self.recent[i].0 == base {
+                let size = self.recent[i].1;
+                self.recent_len -= 1;
+                self.recent[i] = self.recent[self.recent_len];
+                return Some(size);
+            }
+        }
+        if self.older.is_empty() {
+            return None;
+        }
+        let size = self.older.remove(&base);
+        if self.older.is_empty() {
+            self.older_max = None;
+        }
+        size
+    }
+
+    /// The allocation with the highest base at or below `addr`, whether it holds `addr`
+    /// or not.
+    pub(crate) fn floor(&self, addr: usize) -> Option<(usize, usize)> {
+        let mut best = self.older.range(..=addr).next_back().map(|(b, s)| (*b, *s));
+        for &(b, s) in &self.recent[..self.recent_len] {
+            if b <= addr && best.map_or(true, |(bb, _)| b > bb) {
+                best = Some((b, s));
+            }
+        }
+        best
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.recent_len + self.older.len()
+    }
+}
+
+#[cfg(test)]
+impl AllocTable {
+    fn recent_newest(&self) -> usize {
+        self.recent[self.recent_len - 1].0
+    }
+}
+
+/// The shards' granule: 4 MiB (a shift).
+const GRANULE: u32 = 22;
+
+/// Shards: enough that 8 threads seldom meet, few enough that a range question (which asks
+/// each) stays cheap.
+const SHARDS: usize = 16;
+
+/// A shard on cache lines of its own, so that threads working in different shards do not
+/// pass a line between them.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(Lock<AllocTable>);
+
+/// Every live allocation of this process, sharded by address.
+#[derive(Debug, Default)]
+pub(crate) struct Allocs {
+    shards: [Shard; SHARDS],
+    /// True while this process has keys open or closed imports remembered (a copy of
+    /// `ProcessState::has_keys_or_imports`, kept by the state): a free must then take the
+    /// whole path, and a malloc must go through the state.
+    keys_or_imports: AtomicBool,
+}
+
+impl Allocs {
+    /// The shard of an allocation: by its 4 MiB granule, so that a thread working its way
+    /// up through addresses stays in one shard for a while and threads given different
+    /// ranges mostly use different shards.
+    #[inline]
+    fn shard(&self, base: usize) -> &Lock<AllocTable> {
+        let granule = (base >> GRANULE) as u64;
+        let i = (granule.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize;
+        &self.shards[i % SHARDS].0
+    }
+
+    pub(crate) fn insert(&self, base: usize, size: usize) {
+        self.shard(base).lock().insert(base, size);
+    }
+
+    pub(crate) fn remove(&self, base: usize) -> Option<usize> {
+        self.shard(base).lock().remove(base)
+    }
+
+    /// The allocation holding `addr`, as `(base, size)` (a size of 0 holds its base).
+    pub(crate) fn holding(&self, addr: usize) -> Option<(usize, usize)> {
+        // Every base in `addr`'s granule is in `addr`'s shard: a floor found there within
+        // the granule is the floor of all shards. Otherwise the allocation may start in
+        // an earlier granule, kept by any shard: ask each.
+        let own = self.shard(addr).lock().floor(addr);
+        let best = match own {
+            Some((base, _)) if base >> GRANULE == addr >> GRANULE => own,
+            _ => self
+                .shards
+                .iter()
+                .filter_map(|s| s.0.lock().floor(addr))
+                .max_by_key(|(base, _)| *base),
+        };
+        let (base, size) = best?;
+        (addr - base < size.max(1)).then_some((base, size))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.0.lock().len()).sum()
+    }
+
+    /// The calls counted by the quiet paths.
+    pub(crate) fn calls(&self) -> u64 {
+        self.shards.iter().map(|s| s.0.lock().calls).sum()
+    }
+
+    /// Forgets every allocation (a fork child owns none of its parent's).
+    pub(crate) fn clear(&self) {
+        for s in &self.shards {
+            *s.0.lock() = AllocTable::default();
+        }
+        self.keys_or_imports.store(false, Ordering::SeqCst);
+    }
+
+    pub(crate) fn set_keys_or_imports(&self, on: bool) {
+        if self.keys_or_imports.load(Ordering::Relaxed) != on {
+            self.keys_or_imports.store(on, Ordering::SeqCst);
+        }
+    }
+
+    /// A malloc's tracking without the state, the call counted: `false` (nothing done,
+    /// not counted) while keys or imports are about, when the state must see the new
+    /// address.
+    #[inline]
+    pub(crate) fn quiet_insert(&self, base: usize, size: usize) -> bool {
+        let mut shard = self.shard(base).lock();
+        if self.keys_or_imports.load(Ordering::SeqCst) {
+            return false;
+        }
+        shard.insert(base, size);
+        shard.calls += 1;
+        true
+    }
+
+    /// A free's tracking without the state, the call counted: `None` (nothing done, not
+    /// counted) while keys or imports are about, when a free can break a rule; else the
+    /// size of the allocation taken out, if it was known.
+    #[inline]
+    pub(crate) fn quiet_remove(&self, base: usize) -> Option<Option<usize>> {
+        let mut shard = self.shard(base).lock();
+        if self.keys_or_imports.load(Ordering::SeqCst) {
+            return None;
+        }
+        shard.calls += 1;
+        Some(shard.remove(base))
+    }
+}
+
+impl Allocs {
+    /// Holds every shard across a fork (after the state's lock, in shard order).
+    pub(crate) fn hold_for_fork(&'static self) {
+        for s in &self.shards {
+            s.0.hold_for_fork();
+        }
+    }
+}
+
+/// The table a `ProcessState` works on: the runtime's (which the allocation calls' short
+/// path also reaches without the state's lock), or one of its own (tests, fuzzing).
+#[derive(Debug)]
+pub(crate) enum AllocsRef {
+    Shared(&'static Allocs),
+    Own(Box<Allocs>),
+}
+
+impl Default for AllocsRef {
+    fn default() -> AllocsRef {
+        AllocsRef::Own(Box::default())
+    }
+}
+
+impl Deref for AllocsRef {
+    type Target = Allocs;
+    fn deref(&self) -> &Allocs {
+        match self {
+            AllocsRef::Shared(a) => a,
+            AllocsRef::Own(a) => a,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator (xorshift), so failures repeat.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    fn model_holding(m: &BTreeMap<usize, usize>, addr: usize) -> Option<(usize, usize)> {
+        let (&b, &s) = m.range(..=addr).next_back()?;
+        (addr - b < s.max(1)).then_some((b, s))
+    }
+
+    /// Random inserts, removes and range questions against a BTreeMap, with addresses
+    /// drawn from a small pool (so reuse and duplicates happen) and from everywhere.
+    #[test]
+    fn matches_an_ordered_map_under_random_operations() {
+        for (seed, pool) in [(1u64, 64usize), (7, 4096), (99, 0)] {
+            let mut rng = Rng(seed);
+            let t = Allocs::default();
+            let mut model = BTreeMap::new();
+            for step in 0..60_000 {
+                let r = rng.next();
+                let base = if pool > 0 {
+                    0x7f00_0000_0000 + (r as usize % pool) * 0x1000
+                } else {
+                    r as usize
+                };
+                let size = [0usize, 1, 0x1000, 0x20_0000, usize::MAX / 4][(r >> 60) as usize % 5];
+                match rng.next() % 3 {
+                    0 => {
+                        t.insert(base, size);
+                        model.insert(base, size);
+                    }
+                    1 => assert_eq!(t.remove(base), model.remove(&base), "step {step}"),
+                    _ => {
+                        let probe = base.wrapping_add((rng.next() % 0x3000) as usize);
+                        assert_eq!(
+                            t.holding(probe),
+                            model_holding(&model, probe),
+                            "step {step}, probe {probe:#x}"
+                        );
+                    }
+                }
+                assert_eq!(t.len(), model.len());
+            }
+        }
+    }
+
+    #[test]
+    fn an_address_handed_out_again_replaces_the_old_record() {
+        let mut t = AllocTable::default();
+        for i in 0..20 {
+            t.insert(0x1000 * (i + 1), 0x1000);
+        }
+        // 0x1000 is in the ordered map by now; its free was never seen.
+        t.insert(0x1000, 0x40);
+        // The newest is where a free looks first, also once the array is full.
+        assert_eq!(t.recent_newest(), 0x1000);
+        assert_eq!(t.len(), 20);
+        assert_eq!(t.floor(0x1010), Some((0x1000, 0x40)));
+        assert_eq!(t.remove(0x1000), Some(0x40));
+        assert_eq!(t.remove(0x1000), None);
+        t.insert(0x50000, 3);
+        assert_eq!(t.recent_newest(), 0x50000);
+        // And within the array.
+        t.insert(0x90000, 1);
+        t.insert(0x90000, 2);
+        assert_eq!(t.remove(0x90000), Some(2));
+        assert_eq!(t.remove(0x90000), None);
+    }
+
+    #[test]
+    fn range_questions_at_the_boundaries() {
+        let t = Allocs::default();
+        t.insert(0x10000, 0x3000);
+        t.insert(0x13000, 0x1000);
+        t.insert(0x20000, 0);
+        let top = usize::MAX - 0xfff;
+        t.insert(top, 0x1000);
+        assert_eq!(t.holding(0xffff), None);
+        assert_eq!(t.holding(0x10000), Some((0x10000, 0x3000)));
+        assert_eq!(t.holding(0x12fff), Some((0x10000, 0x3000)));
+        assert_eq!(t.holding(0x13000), Some((0x13000, 0x1000)));
+        assert_eq!(t.holding(0x14000), None);
+        assert_eq!(
+            t.holding(0x20000),
+            Some((0x20000, 0)),
+            "size 0 holds its base"
+        );
+        assert_eq!(t.holding(0x20001), None);
+        assert_eq!(t.holding(usize::MAX), Some((top, 0x1000)));
+        assert_eq!(t.holding(0), None);
+        // A huge allocation in a low shard holds an address whose granule is elsewhere.
+        t.insert(0x1_0000_0000, 0x10_0000_0000);
+        assert_eq!(
+            t.holding(0x8_1234_5678),
+            Some((0x1_0000_0000, 0x10_0000_0000))
+        );
+    }
+
+    #[test]
+    fn a_million_in_order_and_out_of_order() {
+        let t = Allocs::default();
+        let n = 1_000_000usize;
+        for i in 0..n {
+            t.insert(0x1000_0000 + i * 0x2000, 0x1000);
+        }
+        assert_eq!(t.len(), n);
+        // Pairs past the end, as a malloc+free loop makes them.
+        for i in n..n + 1000 {
+            let b = 0x1000_0000 + i * 0x2000;
+            t.insert(b, 0x1000);
+            assert_eq!(t.remove(b), Some(0x1000));
+        }
+        let probe = 0x1000_0000 + 777_777 * 0x2000 + 0x10;
+        assert_eq!(t.holding(probe), Some((probe - 0x10, 0x1000)));
+        assert_eq!(t.holding(probe + 0x1000), None);
+        // Freed in a scattered order: every one found once.
+        let mut rng = Rng(5);
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, rng.next() as usize % (i + 1));
+        }
+        for i in order {
+            assert_eq!(t.remove(0x1000_0000 + i * 0x2000), Some(0x1000));
+        }
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn quiet_paths_stand_aside_while_keys_are_about() {
+        let t = Allocs::default();
+        assert!(t.quiet_insert(0x5000, 0x1000));
+        t.set_keys_or_imports(true);
+        assert!(!t.quiet_insert(0x6000, 0x1000));
+        assert_eq!(t.quiet_remove(0x5000), None);
+        assert_eq!(t.len(), 1, "nothing changed");
+        t.set_keys_or_imports(false);
+        assert_eq!(t.quiet_remove(0x5000), Some(Some(0x1000)));
+        assert_eq!(t.quiet_remove(0x5000), Some(None));
+        assert_eq!(t.calls(), 3, "counted when done quietly only");
+        t.insert(0x7000, 1);
+        t.set_keys_or_imports(true);
+        t.clear();
+        assert_eq!((t.len(), t.calls()), (0, 0));
+        assert!(
+            t.quiet_insert(0x7000, 1),
+            "a fork child starts without keys"
+        );
+    }
+}
