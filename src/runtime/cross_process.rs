@@ -64,6 +64,8 @@ impl Runtime {
             *link = match Ledger::open(dir, me, self.config.ledger_keys) {
                 Ok(l) => {
                     let l = Arc::new(l);
+                    // The release store publishes the handle; helgrind is told so.
+                    crate::valgrind::happens_before(&self.ledger_open);
                     self.ledger_open
                         .store(Arc::as_ptr(&l).cast_mut(), Ordering::Release);
                     LedgerLink::Open(l)
@@ -140,6 +142,7 @@ impl Runtime {
             };
             f(&l)
         } else {
+            crate::valgrind::happens_after(&self.ledger_open);
             // SAFETY: `ledger_open` names the handle of an `Open` link, which is never
             // freed while another thread may use it (`give_up_open_ledger`; a fork
             // child drops its parent's with no other thread left).

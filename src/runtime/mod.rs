@@ -168,6 +168,10 @@ impl Runtime {
         benign_atomic(&self.blocked);
         benign_atomic(&self.per_rule);
         benign_atomic(&self.trouble_said);
+        // The pointer itself (its data is published with happens_before/after).
+        benign_atomic(&self.ledger_open);
+        self.allocs.benign_for_checker();
+        crate::key::benign_for_checker();
         self.log.benign_for_checker();
         // sha2 detects the CPU's SHA extensions on its first use and caches the answer in
         // a private relaxed atomic (crate cpufeatures), which helgrind takes for a race
