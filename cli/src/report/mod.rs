@@ -20,6 +20,7 @@ pub mod parse;
 mod processes;
 mod recheck;
 mod render;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -81,16 +82,47 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         );
         return 2;
     }
-    // One file at a time: its lines become records and its bytes are dropped before the
-    // next file is read.
+    // Text and JSON: read a line at a time, in memory bounded by the live keys (stream.rs),
+    // unless the logs are not in the order that needs.
+    let mut logs = None;
+    if args.html.is_none() && args.trace.is_none() {
+        let mut opened: Vec<stream::Log> = args.logs.iter().map(|p| stream::Log::open(p)).collect();
+        let mut readable = 0;
+        for l in &opened {
+            match l.error() {
+                Some(e) => {
+                    let _ = writeln!(err, "acl-ipc-guard report: cannot read {}: {e}", l.name);
+                }
+                None => {
+                    readable += 1;
+                    tracing::info!("reading {}", l.name);
+                }
+            }
+        }
+        if readable == 0 {
+            let _ = writeln!(err, "acl-ipc-guard report: no log could be read");
+            return 2;
+        }
+        if let Some((status, _written)) = stream::report(&mut opened, args.json, out) {
+            return status;
+        }
+        logs = Some(opened);
+    }
+    // In memory, one file at a time: its lines become records and its bytes are dropped
+    // before the next file is read.
     let t = Instant::now();
     let mut ingested = ingest::Ingested::default();
     let mut readable = 0;
-    for path in &args.logs {
-        let input = ingest::read(path);
+    for (i, path) in args.logs.iter().enumerate() {
+        let input = match &logs {
+            Some(l) => l[i].input(),
+            None => ingest::read(path),
+        };
         match &input.content {
             Err(e) => {
-                let _ = writeln!(err, "acl-ipc-guard report: cannot read {}: {e}", input.name);
+                if logs.is_none() {
+                    let _ = writeln!(err, "acl-ipc-guard report: cannot read {}: {e}", input.name);
+                }
             }
             Ok(bytes) => {
                 readable += 1;
