@@ -20,7 +20,7 @@ pub mod parse;
 mod processes;
 mod recheck;
 mod render;
-mod stream;
+pub mod stream;
 #[cfg(test)]
 mod tests;
 

@@ -93,9 +93,10 @@ pub struct Sweep<'a> {
     /// still to come. A key none will name again whose memory is gone or whose exporter
     /// ended is finished: it moves to `finished`. `None`: every key stays to the end.
     pending: Option<HashMap<u64, u32>>,
-    /// Streaming: per process, the `seq` of its last `aclrtFree` record (0: none; logs
-    /// written without `ACL_IPC_GUARD_CALLS=all` have none), and the last `seq` swept.
-    last_free: Vec<u64>,
+    /// Streaming: per process, each address its `aclrtFree` records name, with the `seq`
+    /// of the last of them (logs written without `ACL_IPC_GUARD_CALLS=all` have none), and
+    /// the last `seq` swept.
+    last_free: Vec<BTreeMap<u64, u64>>,
     swept: Vec<u64>,
     /// Finished keys, in the order they finished, for the caller to take.
     pub finished: Vec<(String, Vec<Event>)>,
@@ -221,15 +222,22 @@ impl<'a> Sweep<'a> {
         }
     }
 
-    /// Streaming: the `seq` of each process's last `aclrtFree` record (0: none), so that a
-    /// key whose memory no free to come can release need not wait for its exporter's end.
-    pub fn set_last_free(&mut self, last_free: Vec<u64>) {
+    /// Streaming: each process's freed addresses with the `seq` of the last free of each,
+    /// so that a key waits for a free (of its memory, or of an address imported from it)
+    /// only when one is still to come.
+    pub fn set_last_free(&mut self, last_free: Vec<BTreeMap<u64, u64>>) {
         self.last_free = last_free;
     }
 
-    /// Streaming: whether process `p` may still free memory in the records to come.
-    fn may_free(&self, p: usize) -> bool {
-        !self.ps[p].ended && self.last_free.get(p).map_or(true, |&l| l > self.swept[p])
+    /// Streaming: whether process `p` may still free an address in `from..=to`.
+    fn may_free(&self, p: usize, from: u64, to: u64) -> bool {
+        if self.ps[p].ended {
+            return false;
+        }
+        let Some(frees) = self.last_free.get(p) else {
+            return true;
+        };
+        frees.range(from..=to).any(|(_, &seq)| seq > self.swept[p])
     }
 
     /// What is left when the logs end: the keys not finished (by fingerprint), the
@@ -268,18 +276,26 @@ impl<'a> Sweep<'a> {
         }
     }
 
-    /// Streaming: process `p` has ended; its exported keys may be finished.
+    /// Streaming: process `p` has ended; the keys it exported or imported may be finished.
     fn ended(&mut self, p: usize) {
         self.ps[p].ended = true;
-        self.exporter_done(p);
-    }
-
-    /// Streaming: process `p` frees nothing more; its exported keys may be finished.
-    fn exporter_done(&mut self, p: usize) {
         if self.pending.is_none() {
             return;
         }
-        let fps: Vec<String> = self.ps[p].exports.values().flatten().cloned().collect();
+        let mut fps: Vec<String> = self.ps[p].exports.values().flatten().cloned().collect();
+        fps.extend(self.ps[p].imported.values().cloned());
+        for fp in fps {
+            self.maybe_finish(&fp);
+        }
+    }
+
+    /// Streaming: process `p` has freed `a` for the last time; the keys waiting for that
+    /// may be finished.
+    fn last_free_of(&mut self, p: usize, a: u64) {
+        let mut fps: Vec<String> = self.ps[p].imported.get(&a).cloned().into_iter().collect();
+        if let Some((_, near)) = self.ps[p].exports.range(..=a).next_back() {
+            fps.extend(near.iter().cloned());
+        }
         for fp in fps {
             self.maybe_finish(&fp);
         }
@@ -298,9 +314,20 @@ impl<'a> Sweep<'a> {
             return;
         }
         if let Some(ex) = &key.export {
-            if ex.dev.is_some() && ex.size.is_some() && !key.freed && self.may_free(ex.proc_idx) {
-                return;
+            if let (Some(dev), Some(size), false) = (ex.dev, ex.size, key.freed) {
+                let end = dev.saturating_add(size.saturating_sub(1));
+                if size > 0 && self.may_free(ex.proc_idx, dev, end) {
+                    return;
+                }
             }
+        }
+        // A free of an address imported from it would still be judged against it.
+        if key
+            .import_addrs
+            .iter()
+            .any(|&(p, a)| self.ps[p].imported.get(&a).is_some_and(|f| f == fp) && self.may_free(p, a, a))
+        {
+            return;
         }
         let Some((fp, key)) = self.keys.remove_entry(fp) else {
             return;
@@ -350,8 +377,12 @@ impl<'a> Sweep<'a> {
         }
         let p = r.proc_idx;
         self.swept[p] = self.swept[p].max(r.seq);
-        if self.pending.is_some() && self.last_free.get(p) == Some(&r.seq) {
-            self.exporter_done(p);
+        if let (Some(_), Body::Call(c)) = (&self.pending, &r.body) {
+            if let Some(a) = c.dev_ptr.filter(|_| c.func == "aclrtFree") {
+                if self.last_free.get(p).and_then(|f| f.get(&a)) == Some(&r.seq) {
+                    self.last_free_of(p, a);
+                }
+            }
         }
         self.count_down(r);
     }

@@ -21,7 +21,7 @@ use super::processes::{self, Identifier, ProcKey};
 use super::recheck::{self, Sweep};
 use super::render;
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -158,8 +158,8 @@ struct Acc {
     /// The next `seq` expected.
     expect: u64,
     gaps: Vec<(u64, u64)>,
-    /// The `seq` of its last `aclrtFree` record; 0 when none.
-    last_free: u64,
+    /// Each address its `aclrtFree` records name, with the `seq` of the last.
+    last_free: BTreeMap<u64, u64>,
 }
 
 /// What the first reading found in one file.
@@ -264,10 +264,12 @@ fn census(fi: usize, log: &Log) -> Census {
             first: (key.clone(), r.clone()),
             expect: if key.started { 1 } else { r.seq },
             gaps: Vec::new(),
-            last_free: 0,
+            last_free: BTreeMap::new(),
         });
-        if matches!(&r.body, Body::Call(call) if call.func == "aclrtFree") {
-            acc.last_free = r.seq;
+        if let Body::Call(call) = &r.body {
+            if let Some(a) = call.dev_ptr.filter(|_| call.func == "aclrtFree") {
+                acc.last_free.insert(a, r.seq);
+            }
         }
         processes::account(&mut acc.proc, &r, &log.name);
         if r.seq < acc.expect {
@@ -397,8 +399,9 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let first_ts: Vec<String> = accs.iter().map(|a| a.first.1.ts.clone()).collect();
     let mut gaps = Vec::new();
     let mut procs: Vec<Process> = Vec::with_capacity(accs.len());
-    let last_free: Vec<u64> = accs.iter().map(|a| a.last_free).collect();
-    for (i, a) in accs.into_iter().enumerate() {
+    let mut last_free = Vec::with_capacity(accs.len());
+    for (i, mut a) in accs.into_iter().enumerate() {
+        last_free.push(std::mem::take(&mut a.last_free));
         for (from, to) in a.gaps {
             gaps.push(Gap {
                 process: i,
