@@ -92,7 +92,7 @@ pub struct Sweep<'a> {
     /// Streaming: for each fingerprint (by [`fp_hash`]), how many records that name it are
     /// still to come. A key none will name again whose memory is gone or whose exporter
     /// ended is finished: it moves to `finished`. `None`: every key stays to the end.
-    pending: Option<HashMap<u64, u32>>,
+    pending: Option<PendingMap>,
     /// Streaming: per process, each address its `aclrtFree` records name, with the `seq`
     /// of the last of them (logs written without `ACL_IPC_GUARD_CALLS=all` have none), and
     /// the last `seq` swept.
@@ -105,10 +105,33 @@ pub struct Sweep<'a> {
 /// The hash a fingerprint is counted under (two fingerprints of one hash only make each
 /// other's key wait longer).
 pub fn fp_hash(fp: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    fp.hash(&mut h);
-    h.finish()
+    // FNV-1a, then a final mix: cheap, and a collision costs nothing but a late key.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in fp.as_bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ (h >> 29)
+}
+
+/// A map keyed by [`fp_hash`]: the key is a hash already, so it is used as it is.
+pub type PendingMap = HashMap<u64, u32, std::hash::BuildHasherDefault<PassThrough>>;
+
+/// The hasher of [`PendingMap`]: passes a `u64` through.
+#[derive(Default)]
+pub struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(b) ^ (self.0 >> 56);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// The fingerprints a record names (a call's `args.key_fp` and `out.key_fp`, a violation's
@@ -187,7 +210,7 @@ impl<'a> Sweep<'a> {
         replaced_by: Vec<Option<usize>>,
         (logged, logged_free): Logged,
         shared_ledger: bool,
-        pending: Option<HashMap<u64, u32>>,
+        pending: Option<PendingMap>,
     ) -> Self {
         Sweep {
             procs,
@@ -322,11 +345,9 @@ impl<'a> Sweep<'a> {
             }
         }
         // A free of an address imported from it would still be judged against it.
-        if key
-            .import_addrs
-            .iter()
-            .any(|&(p, a)| self.ps[p].imported.get(&a).is_some_and(|f| f == fp) && self.may_free(p, a, a))
-        {
+        if key.import_addrs.iter().any(|&(p, a)| {
+            self.ps[p].imported.get(&a).is_some_and(|f| f == fp) && self.may_free(p, a, a)
+        }) {
             return;
         }
         let Some((fp, key)) = self.keys.remove_entry(fp) else {

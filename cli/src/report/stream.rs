@@ -172,7 +172,7 @@ struct Census {
     logged: HashSet<(String, ProcKey, Option<String>)>,
     logged_free: HashSet<ProcKey>,
     untracked: BTreeSet<String>,
-    pending: HashMap<u64, u32>,
+    pending: recheck::PendingMap,
     ledger_error: bool,
     /// The file is not in the report's order, or a process's `seq` repeats: the streaming
     /// report cannot promise the in-memory one's answer.
@@ -354,7 +354,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let mut logged_k = HashSet::new();
     let mut logged_free_k = HashSet::new();
     let mut untracked = BTreeSet::new();
-    let mut pending: HashMap<u64, u32> = HashMap::new();
+    let mut pending = recheck::PendingMap::default();
     let mut ledger_error = false;
     for (i, c) in found {
         if c.unordered {

@@ -227,7 +227,9 @@ fn analyze(inputs: &[Input]) -> Report {
 /// The timelines of a text report, one block per key, sorted: the streaming report writes
 /// the keys in the order they finish.
 fn text_keys_sorted(text: &str) -> String {
-    let (head, rest) = text.split_once("\nTimeline per key\n").expect("a timeline section");
+    let (head, rest) = text
+        .split_once("\nTimeline per key\n")
+        .expect("a timeline section");
     let (keys, tail) = rest.split_once("\n\n").unwrap_or((rest, ""));
     let mut blocks: Vec<String> = Vec::new();
     for l in keys.lines() {
@@ -261,7 +263,10 @@ fn same_when_streamed(inputs: &[Input], r: &Report) -> bool {
     let mut text = Vec::new();
     let Some((code, res)) = stream::report(&mut logs, false, &mut text) else {
         if std::env::var_os("AIG_STREAM_SAY").is_some() {
-            eprintln!("not streamed: {:?}", inputs.iter().map(|i| &i.name).collect::<Vec<_>>());
+            eprintln!(
+                "not streamed: {:?}",
+                inputs.iter().map(|i| &i.name).collect::<Vec<_>>()
+            );
         }
         return false;
     };

@@ -38,13 +38,12 @@ pub fn key_member(fp: &str, events: &[Event], procs: &[Process], out: &mut Vec<u
         return;
     }
     // `{\n  "fp": [...]\n}`: the member, two more spaces in (strings hold no raw newline).
-    let inner = &one[2..one.len() - 2];
-    out.extend_from_slice(b"  ");
-    for &b in inner {
-        out.push(b);
-        if b == b'\n' {
-            out.extend_from_slice(b"  ");
+    for (i, line) in one[2..one.len() - 2].split(|b| *b == b'\n').enumerate() {
+        if i > 0 {
+            out.push(b'\n');
         }
+        out.extend_from_slice(b"  ");
+        out.extend_from_slice(line);
     }
 }
 
