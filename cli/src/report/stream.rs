@@ -388,6 +388,28 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         ledger_error |= c.ledger_error;
     }
     skipped.sort_by(|a: &Skipped, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    // `-v`: what the in-memory report says of its stages, in the same words.
+    for (l, f) in logs.iter().zip(&files) {
+        if f.error.is_none() {
+            tracing::info!("read {}: {} bytes", l.name, l.len);
+        }
+    }
+    tracing::info!(
+        "parsing: {} records from {} files in {:.1?}",
+        files.iter().map(|f| f.records).sum::<usize>(),
+        files.len(),
+        t.elapsed()
+    );
+    for f in &files {
+        tracing::debug!(
+            "{}: {} records, {} text lines, {} malformed lines",
+            f.path,
+            f.records,
+            f.text_lines,
+            f.skipped
+        );
+    }
+    let t = Instant::now();
     // Number the processes as the merge meets them.
     accs.sort_by(|a, b| order((&a.first.0, &a.first.1), (&b.first.0, &b.first.1)));
     let index: HashMap<ProcKey, usize> = accs
@@ -422,13 +444,19 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let shared = !ledger_error && recheck::shared_ledger(&procs);
     let records: usize = procs.iter().map(|p| p.records).sum();
     tracing::info!(
-        "census: {} records, {} processes, {} gaps, {} keys in {:.1?}",
-        records,
+        "ordering: {} processes, 0 duplicates dropped, {} gaps in {:.1?}",
         procs.len(),
         gaps.len(),
-        pending.len(),
         t.elapsed()
     );
+    for p in &procs {
+        tracing::debug!(
+            "process {}: host {}, {} records",
+            p.tag,
+            p.host.as_deref().unwrap_or("?"),
+            p.records
+        );
+    }
 
     // The merge and the sweep; finished keys go to the spill file.
     let t = Instant::now();
@@ -497,11 +525,11 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     }
     let keys = finished_early + judged.keys.len();
     tracing::info!(
-        "merge and re-check: {} keys ({} finished before the logs ended), {} violations in {:.1?}",
+        "re-check: {} keys, {} violations in {:.1?} (merged a line at a time; {} keys written out before the logs ended)",
         keys,
-        finished_early,
         judged.violations.len(),
-        t.elapsed()
+        t.elapsed(),
+        finished_early
     );
     let mut spill = spill.into_inner().ok()?;
     spill.seek(SeekFrom::Start(0)).ok()?;
