@@ -1031,6 +1031,30 @@ fn command_line_with_files() {
     );
 }
 
+/// Logs out of time order (a shared file whose lines are shuffled, given twice) are left
+/// to the in-memory report by the command: the same answer as `analyze`, keys sorted.
+#[test]
+fn logs_out_of_order_are_read_into_memory() {
+    let j = good_pair();
+    let mut lines: Vec<&str> = j.lines.iter().map(|(_, l)| l.as_str()).collect();
+    lines.reverse();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shuffled.json");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let p = path.to_string_lossy().into_owned();
+    let mut logs = vec![stream::Log::open(&path), stream::Log::open(&path)];
+    assert!(stream::report(&mut logs, true, &mut Vec::new()).is_none());
+    let (code, out, err) = run_args(&["--json", &p, &p]);
+    let shuffled = lines.join("\n");
+    let r = super::analyze(&[Input::text(&p, &shuffled), Input::text(&p, &shuffled)]);
+    assert_eq!((code, err.as_str()), (r.exit_status(), ""));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        render_json(&r)
+    );
+    assert_eq!(r.duplicates, j.lines.len());
+}
+
 #[test]
 fn fixtures_in_the_tree() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report");
