@@ -11,7 +11,10 @@
 //! ```
 //!
 //! [`analyze`] runs ingest, processes and recheck over logs already read; [`model`] holds
-//! the data they hand each other; this file is the command around them.
+//! the data they hand each other; this file is the command around them. The command's
+//! text and `--json` come from [`stream`], which runs the same stages a line at a time
+//! over the files (memory bounded by the live keys), and leaves logs out of time order to
+//! them.
 
 mod analyze;
 mod ingest;
