@@ -1,10 +1,8 @@
-//! The logs in: read each file (or standard input) whole, split it into lines and parse
-//! each line. A file that cannot be read is kept, with its error, so the report names it.
+//! The logs in, for the in-memory report: each file (or standard input) whole, split into
+//! lines, each line parsed. A file that cannot be read is kept, with its error, so the report names it.
 
 use super::model::{FileInfo, Input, Skipped};
 use super::parse::{self, Line, Rec};
-use std::io::Read;
-use std::path::Path;
 
 /// The records of all inputs, in file order, with what each file held.
 #[derive(Default)]
@@ -13,20 +11,6 @@ pub struct Ingested {
     pub recs: Vec<Rec>,
     /// Sorted by file, then line.
     pub skipped: Vec<Skipped>,
-}
-
-/// Reads one log: `-` is standard input.
-pub fn read(path: &Path) -> Input {
-    let content = if path.as_os_str() == "-" {
-        let mut b = Vec::new();
-        std::io::stdin().read_to_end(&mut b).map(|_| b)
-    } else {
-        std::fs::read(path)
-    };
-    Input {
-        name: path.to_string_lossy().into_owned(),
-        content: content.map_err(|e| e.to_string()),
-    }
 }
 
 /// Every line of every input: records kept, text lines counted, malformed lines listed.

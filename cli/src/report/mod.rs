@@ -11,7 +11,10 @@
 //! ```
 //!
 //! [`analyze`] runs ingest, processes and recheck over logs already read; [`model`] holds
-//! the data they hand each other; this file is the command around them.
+//! the data they hand each other; this file is the command around them. The command's
+//! text and `--json` come from [`stream`], which runs the same stages a line at a time
+//! over the files (memory bounded by the live keys), and leaves logs out of time order to
+//! them.
 
 mod analyze;
 mod ingest;
@@ -20,6 +23,7 @@ pub mod parse;
 mod processes;
 mod recheck;
 mod render;
+pub mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +42,27 @@ pub use render::{render_html, render_text, write_json};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
+
+/// The logs read into memory, one file at a time (its lines become records and its bytes
+/// are dropped before the next file is read), and judged.
+fn in_memory(logs: &[stream::Log], trace: bool) -> Report {
+    let t = Instant::now();
+    let mut ingested = ingest::Ingested::default();
+    for l in logs {
+        let input = l.input();
+        if let Ok(bytes) = &input.content {
+            tracing::info!("read {}: {} bytes", input.name, bytes.len());
+        }
+        ingested.add(&input);
+    }
+    tracing::info!(
+        "parsing: {} records from {} files in {:.1?}",
+        ingested.recs.len(),
+        ingested.files.len(),
+        t.elapsed()
+    );
+    analyze::analyze_ingested(ingested.finish(), trace)
+}
 
 /// For `report --help`.
 pub const EXIT_STATUS: &str =
@@ -81,30 +106,18 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         );
         return 2;
     }
-    // One file at a time: its lines become records and its bytes are dropped before the
-    // next file is read.
-    let t = Instant::now();
-    let mut ingested = ingest::Ingested::default();
+    // Each log is opened once (standard input copied to an unlinked file): the streaming
+    // report reads them twice, and `--html`/`--trace` once more.
+    let mut logs: Vec<stream::Log> = args.logs.iter().map(|p| stream::Log::open(p)).collect();
     let mut readable = 0;
-    for path in &args.logs {
-        let input = ingest::read(path);
-        match &input.content {
-            Err(e) => {
-                let _ = writeln!(err, "acl-ipc-guard report: cannot read {}: {e}", input.name);
+    for l in &logs {
+        match l.error() {
+            Some(e) => {
+                let _ = writeln!(err, "acl-ipc-guard report: cannot read {}: {e}", l.name);
             }
-            Ok(bytes) => {
-                readable += 1;
-                tracing::info!("read {}: {} bytes", input.name, bytes.len());
-            }
+            None => readable += 1,
         }
-        ingested.add(&input);
     }
-    tracing::info!(
-        "parsing: {} records from {} files in {:.1?}",
-        ingested.recs.len(),
-        ingested.files.len(),
-        t.elapsed()
-    );
     if readable == 0 {
         let _ = writeln!(err, "acl-ipc-guard report: no log could be read");
         return 2;
@@ -117,37 +130,49 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Some(Ok(f)) => Some(f),
         None => None,
     };
-    let report = analyze::analyze_ingested(ingested.finish(), trace.is_some());
-    if let Some(f) = trace {
-        let t = Instant::now();
-        match f.write(&report) {
-            Ok(c) => tracing::info!(
-                "trace written: {} processes, {} threads, {} slices, {} instants, {} flows in {:.1?}",
-                c.processes, c.threads, c.slices, c.instants, c.flows, t.elapsed()
-            ),
-            Err(msg) => {
-                let _ = writeln!(err, "acl-ipc-guard report: {msg}");
-                return 2;
+    // The page and the trace draw the whole job: read into memory.
+    let mut whole = None;
+    if trace.is_some() || args.html.is_some() {
+        let report = in_memory(&logs, trace.is_some());
+        if let Some(f) = trace {
+            let t = Instant::now();
+            match f.write(&report) {
+                Ok(c) => tracing::info!(
+                    "trace written: {} processes, {} threads, {} slices, {} instants, {} flows in {:.1?}",
+                    c.processes, c.threads, c.slices, c.instants, c.flows, t.elapsed()
+                ),
+                Err(msg) => {
+                    let _ = writeln!(err, "acl-ipc-guard report: {msg}");
+                    return 2;
+                }
             }
         }
-    }
-    if let Some(path) = &args.html {
-        let t = Instant::now();
-        let page = render_html(&report);
-        if html_to_stdout {
-            let _ = out.write_all(page.as_bytes()).and_then(|()| out.flush());
-            return report.exit_status();
+        if let Some(path) = &args.html {
+            let t = Instant::now();
+            let page = render_html(&report);
+            if html_to_stdout {
+                let _ = out.write_all(page.as_bytes()).and_then(|()| out.flush());
+                return report.exit_status();
+            }
+            if let Err(e) = std::fs::write(path, page) {
+                let _ = writeln!(
+                    err,
+                    "acl-ipc-guard report: cannot write {}: {e}",
+                    path.display()
+                );
+                return 2;
+            }
+            tracing::info!("html page written: {:.1?}", t.elapsed());
         }
-        if let Err(e) = std::fs::write(path, page) {
-            let _ = writeln!(
-                err,
-                "acl-ipc-guard report: cannot write {}: {e}",
-                path.display()
-            );
-            return 2;
-        }
-        tracing::info!("html page written: {:.1?}", t.elapsed());
+        whole = Some(report);
     }
+    // Text and JSON: a line at a time, in memory bounded by the live keys (stream.rs), the
+    // same with or without the page and the trace; in memory when the logs are not in the
+    // order that needs.
+    if let Some((status, _written)) = stream::report(&mut logs, args.json, out) {
+        return status;
+    }
+    let report = whole.unwrap_or_else(|| in_memory(&logs, false));
     let t = Instant::now();
     let mut w = std::io::BufWriter::new(out);
     let _ = if args.json {

@@ -49,12 +49,12 @@ pub fn order(recs: Vec<Rec>, names: &[&str]) -> Ordered {
 /// (`started`), or, for records with no start record before them (logs of older versions,
 /// a log whose beginning is lost), its pid and the time of its first record.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct ProcKey {
+pub struct ProcKey {
     /// Shared by the records of one process: a clone is a count, not a copy.
-    host: Option<Arc<str>>,
-    pid: i64,
-    anchor_us: i64,
-    started: bool,
+    pub host: Option<Arc<str>>,
+    pub pid: i64,
+    pub anchor_us: i64,
+    pub started: bool,
 }
 
 /// One process as `identify` follows it through one file.
@@ -81,51 +81,70 @@ fn identify(recs: &[Rec]) -> Vec<ProcKey> {
         idx.sort_by_key(|&i| (recs[i].ts_us, recs[i].seq, recs[i].event != "start"));
         let mut images: Vec<Image> = Vec::new();
         for i in idx {
-            let r = &recs[i];
-            let at = if let Body::Start(s) = &r.body {
-                images.push(Image {
-                    key: ProcKey {
-                        host: s.host.as_deref().map(Arc::from),
-                        pid,
-                        anchor_us: r.ts_us,
-                        started: true,
-                    },
-                    last_seq: r.seq,
-                    exited: false,
-                });
-                images.len() - 1
-            } else {
-                let continues = images.iter().rposition(|im| im.last_seq + 1 == r.seq);
-                let latest = images
-                    .len()
-                    .checked_sub(1)
-                    .filter(|&l| !(images[l].exited && r.seq > images[l].last_seq + 1));
-                match continues.or(latest) {
-                    Some(at) => at,
-                    None => {
-                        images.push(Image {
-                            key: ProcKey {
-                                host: None,
-                                pid,
-                                anchor_us: r.ts_us,
-                                started: false,
-                            },
-                            last_seq: r.seq,
-                            exited: false,
-                        });
-                        images.len() - 1
-                    }
-                }
-            };
-            let im = &mut images[at];
-            im.last_seq = im.last_seq.max(r.seq);
-            im.exited |= matches!(r.body, Body::Summary { .. });
-            keys[i] = Some(im.key.clone());
+            keys[i] = Some(next_image(&mut images, pid, &recs[i]));
         }
     }
     keys.into_iter()
         .map(|k| k.expect("every record is in a group"))
         .collect()
+}
+
+/// The process of record `r`, the next of its pid in its file (in time order), given the
+/// images of that pid the file showed so far (see [`identify`]).
+fn next_image(images: &mut Vec<Image>, pid: i64, r: &Rec) -> ProcKey {
+    let at = if let Body::Start(s) = &r.body {
+        images.push(Image {
+            key: ProcKey {
+                host: s.host.as_deref().map(Arc::from),
+                pid,
+                anchor_us: r.ts_us,
+                started: true,
+            },
+            last_seq: r.seq,
+            exited: false,
+        });
+        images.len() - 1
+    } else {
+        let continues = images.iter().rposition(|im| im.last_seq + 1 == r.seq);
+        let latest = images
+            .len()
+            .checked_sub(1)
+            .filter(|&l| !(images[l].exited && r.seq > images[l].last_seq + 1));
+        match continues.or(latest) {
+            Some(at) => at,
+            None => {
+                images.push(Image {
+                    key: ProcKey {
+                        host: None,
+                        pid,
+                        anchor_us: r.ts_us,
+                        started: false,
+                    },
+                    last_seq: r.seq,
+                    exited: false,
+                });
+                images.len() - 1
+            }
+        }
+    };
+    let im = &mut images[at];
+    im.last_seq = im.last_seq.max(r.seq);
+    im.exited |= matches!(r.body, Body::Summary { .. });
+    im.key.clone()
+}
+
+/// [`identify`] for one file read in its own order (the streaming report): each record's
+/// process, from the records of the file before it. The same answer as `identify` when
+/// each pid's records come in time order in the file, which the streaming report checks.
+#[derive(Default)]
+pub struct Identifier {
+    images: HashMap<i64, Vec<Image>>,
+}
+
+impl Identifier {
+    pub fn key(&mut self, r: &Rec) -> ProcKey {
+        next_image(self.images.entry(r.pid).or_default(), r.pid, r)
+    }
 }
 
 /// Two processes may be the same machine's: equal hosts, or one not known.
@@ -148,65 +167,12 @@ fn assign_processes(
     for (key, mut r) in recs {
         let idx = *index.entry(key.clone()).or_insert_with(|| {
             first_ts.push(r.ts.clone());
-            procs.push(Process {
-                pid: r.pid,
-                tag: String::new(),
-                host: key.host.as_deref().map(str::to_owned),
-                start_ts: None,
-                version: None,
-                mode: None,
-                exe: None,
-                ledger: None,
-                bare_tgid: None,
-                parent_pid: None,
-                parent: None,
-                end: End::Unknown,
-                first_seq: r.seq,
-                last_seq: r.seq,
-                last_ts: r.ts.clone(),
-                records: 0,
-                files: Vec::new(),
-                dropped: None,
-                has_start: false,
-            });
+            procs.push(new_process(&key, &r));
             procs.len() - 1
         });
         r.proc_idx = idx;
-        let p = &mut procs[idx];
-        p.records += 1;
-        p.first_seq = p.first_seq.min(r.seq);
-        p.last_seq = p.last_seq.max(r.seq);
-        p.last_ts = r.ts.clone();
         let file = names.get(r.file).copied().unwrap_or("?");
-        if !p.files.iter().any(|f| f == file) {
-            p.files.push(file.to_owned());
-        }
-        match &r.body {
-            Body::Start(s) => {
-                let StartInfo {
-                    version,
-                    mode,
-                    exe,
-                    ledger,
-                    host: _,
-                    bare_tgid,
-                    parent,
-                } = &**s;
-                p.has_start = true;
-                p.start_ts = Some(r.ts.clone());
-                p.version.clone_from(version);
-                p.mode.clone_from(mode);
-                p.exe.clone_from(exe);
-                p.ledger.clone_from(ledger);
-                p.bare_tgid = *bare_tgid;
-                p.parent_pid = *parent;
-            }
-            Body::Summary { dropped, .. } => {
-                p.end = End::Exited(r.ts.clone());
-                p.dropped = *dropped;
-            }
-            _ => {}
-        }
+        account(&mut procs[idx], &r, file);
         out.push(r);
     }
     let anchors: Vec<i64> = {
@@ -216,6 +182,82 @@ fn assign_processes(
         }
         a
     };
+    let replaced_by = link_processes(&mut procs, &anchors, &first_ts);
+    (procs, out, replaced_by)
+}
+
+/// A process as its first record shows it (what the others add: [`account`]).
+pub fn new_process(key: &ProcKey, r: &Rec) -> Process {
+    Process {
+        pid: r.pid,
+        tag: String::new(),
+        host: key.host.as_deref().map(str::to_owned),
+        start_ts: None,
+        version: None,
+        mode: None,
+        exe: None,
+        ledger: None,
+        bare_tgid: None,
+        parent_pid: None,
+        parent: None,
+        end: End::Unknown,
+        first_seq: r.seq,
+        last_seq: r.seq,
+        last_ts: r.ts.clone(),
+        records: 0,
+        files: Vec::new(),
+        dropped: None,
+        has_start: false,
+    }
+}
+
+/// What record `r` (of file `file`, the latest of its process so far) says about its process.
+pub fn account(p: &mut Process, r: &Rec, file: &str) {
+    p.records += 1;
+    p.first_seq = p.first_seq.min(r.seq);
+    p.last_seq = p.last_seq.max(r.seq);
+    p.last_ts.clone_from(&r.ts);
+    if !p.files.iter().any(|f| f == file) {
+        p.files.push(file.to_owned());
+    }
+    match &r.body {
+        Body::Start(s) => {
+            let StartInfo {
+                version,
+                mode,
+                exe,
+                ledger,
+                host: _,
+                bare_tgid,
+                parent,
+            } = &**s;
+            p.has_start = true;
+            p.start_ts = Some(r.ts.clone());
+            p.version.clone_from(version);
+            p.mode.clone_from(mode);
+            p.exe.clone_from(exe);
+            p.ledger.clone_from(ledger);
+            p.bare_tgid = *bare_tgid;
+            p.parent_pid = *parent;
+        }
+        Body::Summary { dropped, .. } => {
+            p.end = End::Exited(r.ts.clone());
+            p.dropped = *dropped;
+        }
+        _ => {}
+    }
+}
+
+/// The processes' relations, once all are known (numbered in order of their first record;
+/// `anchors` and `first_ts`: each one's `ProcKey::anchor_us` and first record's time): the
+/// end of an image its pid's next image replaced, the parents of fork children, and each
+/// process's tag. Returns, for each process, the image of its pid that began after it and
+/// ended it.
+pub fn link_processes(
+    procs: &mut [Process],
+    anchors: &[i64],
+    first_ts: &[String],
+) -> Vec<Option<usize>> {
     // Images of one machine's pid in time order: one ends when the next begins (an exec,
     // or the pid was reused). Not so for pids of different pid namespaces on one host
     // (containers sharing a host name), which run side by side: their bare tgids differ.
@@ -294,7 +336,7 @@ fn assign_processes(
         p.tag = t;
         p.files.sort();
     }
-    (procs, out, replaced_by)
+    replaced_by
 }
 
 /// Holes in each process's `seq`: from 1 for a process with a `start`, from its first

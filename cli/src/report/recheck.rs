@@ -28,22 +28,7 @@ pub fn recheck(recs: &[Rec], processes: &[Process], replaced_by: Vec<Option<usiz
     for r in recs {
         sweep.record(r);
     }
-    let Sweep {
-        keys,
-        violations,
-        errors,
-        ..
-    } = sweep;
-    let mut violations = violations;
-    violations.sort_by(|a, b| {
-        (&a.rule, a.ts_us, a.pid, a.process, a.seq, a.source)
-            .cmp(&(&b.rule, b.ts_us, b.pid, b.process, b.seq, b.source))
-    });
-    Judged {
-        keys: keys.into_iter().map(|(fp, k)| (fp, k.events)).collect(),
-        violations,
-        errors,
-    }
+    sweep.into_parts()
 }
 
 /// One key's state as the re-check sweeps through time; a new export of the same
@@ -58,6 +43,9 @@ struct KeyState {
     importers: BTreeMap<usize, u32>,
     /// Processes that ever imported it successfully (for the role of a close).
     ever_imported: BTreeSet<usize>,
+    /// (importer, address) of each successful import: forgotten with the key when it is
+    /// written out (streaming).
+    import_addrs: Vec<(usize, u64)>,
     events: Vec<Event>,
 }
 
@@ -82,7 +70,7 @@ struct ProcState {
     written: HashMap<String, (u64, String)>,
 }
 
-struct Sweep<'a> {
+pub struct Sweep<'a> {
     procs: &'a [Process],
     ps: Vec<ProcState>,
     /// Process → the processes it ended by beginning with their pid on their host.
@@ -101,7 +89,64 @@ struct Sweep<'a> {
     /// live, with liveness the logs cannot show (a killed process writes no summary), so
     /// the re-check leaves that rule to it.
     shared_ledger: bool,
+    /// Streaming: for each fingerprint (by [`fp_hash`]), how many records that name it are
+    /// still to come. A key none will name again whose memory is gone or whose exporter
+    /// ended is finished: it moves to `finished`. `None`: every key stays to the end.
+    pending: Option<PendingMap>,
+    /// Streaming: per process, each address its `aclrtFree` records name, with the `seq`
+    /// of the last of them (logs written without `ACL_IPC_GUARD_CALLS=all` have none), and
+    /// the last `seq` swept.
+    last_free: Vec<BTreeMap<u64, u64>>,
+    swept: Vec<u64>,
+    /// Finished keys, in the order they finished, for the caller to take.
+    pub finished: Vec<(String, Vec<Event>)>,
 }
+
+/// The hash a fingerprint is counted under (two fingerprints of one hash only make each
+/// other's key wait longer).
+pub fn fp_hash(fp: &str) -> u64 {
+    // FNV-1a, then a final mix: cheap, and a collision costs nothing but a late key.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in fp.as_bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ (h >> 29)
+}
+
+/// A map keyed by [`fp_hash`]: the key is a hash already, so it is used as it is.
+pub type PendingMap = HashMap<u64, u32, std::hash::BuildHasherDefault<PassThrough>>;
+
+/// The hasher of [`PendingMap`]: passes a `u64` through.
+#[derive(Default)]
+pub struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(b) ^ (self.0 >> 56);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The fingerprints a record names (a call's `args.key_fp` and `out.key_fp`, a violation's
+/// `key_fp`): what the streaming report counts.
+pub fn named_fps(r: &Rec) -> [Option<&str>; 2] {
+    match &r.body {
+        Body::Call(c) => [c.key_fp.as_deref(), c.out_key_fp.as_deref()],
+        Body::Violation(v) => [v.key_fp.as_deref(), None],
+        _ => [None, None],
+    }
+}
+
+/// The log's violations as the re-check looks them up (not to repeat one): (rule, process,
+/// key) of each, and the processes that wrote a `free.imported` (its record names no key).
+pub type Logged = (HashSet<(String, usize, Option<String>)>, HashSet<usize>);
 
 /// The ledger rule whose re-check needs to know whether a process was alive, which the
 /// logs cannot show for a killed process: with a shared ledger the shim's live verdict
@@ -120,12 +165,16 @@ const LIVENESS_RULES: [&str; 1] = ["close.exporter-before-importers"];
 /// `off`) on the same host (a directory of that name on another host is another
 /// directory), and no process said its ledger was unusable.
 fn job_shared_a_ledger(recs: &[Rec], procs: &[Process]) -> bool {
-    if recs
-        .iter()
-        .any(|r| matches!(&r.body, Body::Error { message } if message.contains("ledger")))
-    {
-        return false;
-    }
+    !recs.iter().any(is_ledger_error) && shared_ledger(procs)
+}
+
+/// A record of the shim saying its ledger was unusable.
+pub fn is_ledger_error(r: &Rec) -> bool {
+    matches!(&r.body, Body::Error { message } if message.contains("ledger"))
+}
+
+/// [`job_shared_a_ledger`] when no process said its ledger was unusable.
+pub fn shared_ledger(procs: &[Process]) -> bool {
     let Some(first) = procs.first() else {
         return false;
     };
@@ -149,6 +198,20 @@ impl<'a> Sweep<'a> {
                 logged.insert((v.rule.clone(), r.proc_idx, v.key_fp.clone()));
             }
         }
+        let shared = job_shared_a_ledger(recs, procs);
+        Self::with(procs, replaced_by, (logged, logged_free), shared, None)
+    }
+
+    /// A sweep given what the whole logs say (the streaming report reads them twice):
+    /// the log's violations, whether the job shared a working ledger, and, to write keys
+    /// out as they finish, how many records name each fingerprint.
+    pub fn with(
+        procs: &'a [Process],
+        replaced_by: Vec<Option<usize>>,
+        (logged, logged_free): Logged,
+        shared_ledger: bool,
+        pending: Option<PendingMap>,
+    ) -> Self {
         Sweep {
             procs,
             // The bare tgid its start record names, until the program's own call says.
@@ -174,24 +237,156 @@ impl<'a> Sweep<'a> {
             errors: Vec::new(),
             logged,
             logged_free,
-            shared_ledger: job_shared_a_ledger(recs, procs),
+            shared_ledger,
+            pending,
+            last_free: Vec::new(),
+            swept: vec![0; procs.len()],
+            finished: Vec::new(),
         }
     }
 
-    fn record(&mut self, r: &Rec) {
+    /// Streaming: each process's freed addresses with the `seq` of the last free of each,
+    /// so that a key waits for a free (of its memory, or of an address imported from it)
+    /// only when one is still to come.
+    pub fn set_last_free(&mut self, last_free: Vec<BTreeMap<u64, u64>>) {
+        self.last_free = last_free;
+    }
+
+    /// Streaming: whether process `p` may still free an address in `from..=to`.
+    fn may_free(&self, p: usize, from: u64, to: u64) -> bool {
+        if self.ps[p].ended {
+            return false;
+        }
+        let Some(frees) = self.last_free.get(p) else {
+            return true;
+        };
+        frees.range(from..=to).any(|(_, &seq)| seq > self.swept[p])
+    }
+
+    /// What is left when the logs end: the keys not finished (by fingerprint), the
+    /// violations by rule, then time, and the shim's errors.
+    pub fn into_parts(self) -> Judged {
+        let mut violations = self.violations;
+        violations.sort_by(|a, b| {
+            (&a.rule, a.ts_us, a.pid, a.process, a.seq, a.source)
+                .cmp(&(&b.rule, b.ts_us, b.pid, b.process, b.seq, b.source))
+        });
+        Judged {
+            keys: self
+                .keys
+                .into_iter()
+                .map(|(fp, k)| (fp, k.events))
+                .collect(),
+            violations,
+            errors: self.errors,
+        }
+    }
+
+    /// Streaming: one record fewer to come for each key `r` names; keys that may now be
+    /// finished are looked at.
+    fn count_down(&mut self, r: &Rec) {
+        let Some(pending) = self.pending.as_mut() else {
+            return;
+        };
+        let named = named_fps(r);
+        for fp in named.into_iter().flatten() {
+            if let Some(n) = pending.get_mut(&fp_hash(fp)) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        for fp in named.into_iter().flatten() {
+            self.maybe_finish(fp);
+        }
+    }
+
+    /// Streaming: process `p` has ended; the keys it exported or imported may be finished.
+    fn ended(&mut self, p: usize) {
+        self.ps[p].ended = true;
+        if self.pending.is_none() {
+            return;
+        }
+        let mut fps: Vec<String> = self.ps[p].exports.values().flatten().cloned().collect();
+        fps.extend(self.ps[p].imported.values().cloned());
+        for fp in fps {
+            self.maybe_finish(&fp);
+        }
+    }
+
+    /// Streaming: process `p` has freed `a` for the last time; the keys waiting for that
+    /// may be finished.
+    fn last_free_of(&mut self, p: usize, a: u64) {
+        let mut fps: Vec<String> = self.ps[p].imported.get(&a).cloned().into_iter().collect();
+        if let Some((_, near)) = self.ps[p].exports.range(..=a).next_back() {
+            fps.extend(near.iter().cloned());
+        }
+        for fp in fps {
+            self.maybe_finish(&fp);
+        }
+    }
+
+    /// Streaming: writes key `fp` out (to `finished`) when no record to come names it and
+    /// no free of its memory can come (freed, or its exporter ended).
+    fn maybe_finish(&mut self, fp: &str) {
+        let Some(pending) = self.pending.as_ref() else {
+            return;
+        };
+        let Some(key) = self.keys.get(fp) else {
+            return;
+        };
+        if pending.get(&fp_hash(fp)).is_some_and(|n| *n > 0) {
+            return;
+        }
+        if let Some(ex) = &key.export {
+            if let (Some(dev), Some(size), false) = (ex.dev, ex.size, key.freed) {
+                let end = dev.saturating_add(size.saturating_sub(1));
+                if size > 0 && self.may_free(ex.proc_idx, dev, end) {
+                    return;
+                }
+            }
+        }
+        // A free of an address imported from it would still be judged against it.
+        if key.import_addrs.iter().any(|&(p, a)| {
+            self.ps[p].imported.get(&a).is_some_and(|f| f == fp) && self.may_free(p, a, a)
+        }) {
+            return;
+        }
+        let Some((fp, key)) = self.keys.remove_entry(fp) else {
+            return;
+        };
+        if let Some(ex) = &key.export {
+            if let Some(dev) = ex.dev {
+                let exports = &mut self.ps[ex.proc_idx].exports;
+                if let Some(at) = exports.get_mut(&dev) {
+                    at.remove(&fp);
+                    if at.is_empty() {
+                        exports.remove(&dev);
+                    }
+                }
+            }
+        }
+        for &(p, a) in &key.import_addrs {
+            let imported = &mut self.ps[p].imported;
+            if imported.get(&a).is_some_and(|f| *f == fp) {
+                imported.remove(&a);
+            }
+        }
+        self.finished.push((fp, key.events));
+    }
+
+    pub fn record(&mut self, r: &Rec) {
         // A pid's earlier process has ended once the one that replaced it shows up.
         if !self.begun[r.proc_idx] {
             self.begun[r.proc_idx] = true;
-            for &i in &self.replaces[r.proc_idx] {
-                self.ps[i].ended = true;
+            for i in self.replaces[r.proc_idx].clone() {
+                self.ended(i);
             }
         }
         match &r.body {
             Body::Call(c) => self.call(r, c),
             Body::Violation(v) => self.log_violation(r, v),
             Body::Summary { violations, .. } => {
-                self.ps[r.proc_idx].ended = true;
                 self.unwritten_violations(r, violations);
+                self.ended(r.proc_idx);
             }
             Body::Error { message } => self.errors.push(ShimError {
                 ts: r.ts.clone(),
@@ -201,6 +396,16 @@ impl<'a> Sweep<'a> {
             }),
             Body::Start(_) | Body::Other => {}
         }
+        let p = r.proc_idx;
+        self.swept[p] = self.swept[p].max(r.seq);
+        if let (Some(_), Body::Call(c)) = (&self.pending, &r.body) {
+            if let Some(a) = c.dev_ptr.filter(|_| c.func == "aclrtFree") {
+                if self.last_free.get(p).and_then(|f| f.get(&a)) == Some(&r.seq) {
+                    self.last_free_of(p, a);
+                }
+            }
+        }
+        self.count_down(r);
     }
 
     fn event(r: &Rec, c: &Call, detail: Detail) -> Event {
@@ -508,6 +713,9 @@ impl<'a> Sweep<'a> {
             let key = self.keys.get_mut(fp).expect("key entry exists");
             *key.importers.entry(me).or_default() += 1;
             key.ever_imported.insert(me);
+            if self.pending.is_some() {
+                key.import_addrs.push((me, a));
+            }
             self.ps[me].imported.insert(a, fp.to_owned());
         }
     }
@@ -575,6 +783,7 @@ impl<'a> Sweep<'a> {
         let Some((&start, near)) = self.ps[me].exports.range(..=a).next_back() else {
             return;
         };
+        let mut freed = Vec::new();
         for fp in near.clone() {
             let Some(key) = self.keys.get_mut(&fp) else {
                 continue;
@@ -596,6 +805,7 @@ impl<'a> Sweep<'a> {
             key.events.push(ev);
             if c.ok() {
                 key.freed = true;
+                freed.push(fp);
             }
         }
         // Keys whose memory is gone (or that another export took over) need no more looking at.
@@ -609,6 +819,9 @@ impl<'a> Sweep<'a> {
             if at.is_empty() {
                 self.ps[me].exports.remove(&start);
             }
+        }
+        for fp in freed {
+            self.maybe_finish(&fp);
         }
     }
 }

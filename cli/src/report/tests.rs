@@ -215,6 +215,74 @@ impl Job {
     }
 }
 
+/// The in-memory report ([`super::analyze`]); and the streaming one (`stream.rs`, what
+/// the command prints for text and `--json`), which must say the same in both forms but
+/// for the order of the keys, whenever it takes the logs. Every test's logs go through both.
+fn analyze(inputs: &[Input]) -> Report {
+    let r = super::analyze(inputs);
+    same_when_streamed(inputs, &r);
+    r
+}
+
+/// The timelines of a text report, one block per key, sorted: the streaming report writes
+/// the keys in the order they finish.
+fn text_keys_sorted(text: &str) -> String {
+    let (head, rest) = text
+        .split_once("\nTimeline per key\n")
+        .expect("a timeline section");
+    let (keys, tail) = rest.split_once("\n\n").unwrap_or((rest, ""));
+    let mut blocks: Vec<String> = Vec::new();
+    for l in keys.lines() {
+        if l.starts_with("    ") {
+            let b = blocks.last_mut().expect("an event under its key");
+            b.push('\n');
+            b.push_str(l);
+        } else {
+            blocks.push(l.to_owned());
+        }
+    }
+    blocks.sort();
+    format!("{head}\nTimeline per key\n{}\n\n{tail}", blocks.join("\n"))
+}
+
+/// Writes `inputs` to files and runs the streaming report over them, as text and JSON;
+/// when it takes them (`true`), its output must be the in-memory report's, `r`, but for
+/// the order of the keys.
+fn same_when_streamed(inputs: &[Input], r: &Report) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let mut logs = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let p = dir.path().join(format!("{i}.json"));
+        if let Ok(b) = &input.content {
+            std::fs::write(&p, b).unwrap();
+        }
+        let mut log = stream::Log::open(&p);
+        log.name.clone_from(&input.name);
+        logs.push(log);
+    }
+    let mut text = Vec::new();
+    let Some((code, res)) = stream::report(&mut logs, false, &mut text) else {
+        if std::env::var_os("AIG_STREAM_SAY").is_some() {
+            eprintln!(
+                "not streamed: {:?}",
+                inputs.iter().map(|i| &i.name).collect::<Vec<_>>()
+            );
+        }
+        return false;
+    };
+    res.unwrap();
+    assert_eq!(code, r.exit_status());
+    let text = String::from_utf8(text).unwrap();
+    assert_eq!(text_keys_sorted(&text), text_keys_sorted(&render_text(r)));
+    let mut json = Vec::new();
+    let (_, res) = stream::report(&mut logs, true, &mut json).expect("streamed once, again");
+    res.unwrap();
+    // serde_json's maps are sorted: the order of `keys` does not count.
+    let got: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(got, render_json(r));
+    true
+}
+
 /// (rule, pid, source) of every violation.
 fn found(r: &Report) -> Vec<(String, i64, &'static str)> {
     r.violations
@@ -961,6 +1029,30 @@ fn command_line_with_files() {
         out.contains("Usage:") && out.contains("Exit status"),
         "{out}"
     );
+}
+
+/// Logs out of time order (a shared file whose lines are shuffled, given twice) are left
+/// to the in-memory report by the command: the same answer as `analyze`, keys sorted.
+#[test]
+fn logs_out_of_order_are_read_into_memory() {
+    let j = good_pair();
+    let mut lines: Vec<&str> = j.lines.iter().map(|(_, l)| l.as_str()).collect();
+    lines.reverse();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shuffled.json");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let p = path.to_string_lossy().into_owned();
+    let mut logs = vec![stream::Log::open(&path), stream::Log::open(&path)];
+    assert!(stream::report(&mut logs, true, &mut Vec::new()).is_none());
+    let (code, out, err) = run_args(&["--json", &p, &p]);
+    let shuffled = lines.join("\n");
+    let r = super::analyze(&[Input::text(&p, &shuffled), Input::text(&p, &shuffled)]);
+    assert_eq!((code, err.as_str()), (r.exit_status(), ""));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        render_json(&r)
+    );
+    assert_eq!(r.duplicates, j.lines.len());
 }
 
 #[test]

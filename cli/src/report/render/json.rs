@@ -24,6 +24,29 @@ pub fn write_json(r: &Report, w: &mut dyn Write) -> io::Result<()> {
     w.write_all(b"\n")
 }
 
+/// One member of `keys` (`"fp": [events]`) as it stands in the pretty-printed report:
+/// indented for its place, no comma, no newline after it.
+pub fn key_member(fp: &str, events: &[Event], procs: &[Process], out: &mut Vec<u8>) {
+    let mut one = Vec::new();
+    let mut s = serde_json::Serializer::pretty(&mut one);
+    let ok = (|| {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(fp, &Events(events, procs))?;
+        SerializeMap::end(m)
+    })();
+    if ok.is_err() {
+        return;
+    }
+    // `{\n  "fp": [...]\n}`: the member, two more spaces in (strings hold no raw newline).
+    for (i, line) in one[2..one.len() - 2].split(|b| *b == b'\n').enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"  ");
+        out.extend_from_slice(line);
+    }
+}
+
 /// One member's value.
 enum V<'a> {
     Null,

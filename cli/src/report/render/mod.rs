@@ -8,8 +8,8 @@ mod text;
 pub use html::render_html;
 #[cfg(test)]
 pub use json::render_json;
-pub use json::write_json;
-pub use text::render_text;
+pub use json::{key_member, write_json};
+pub use text::{key_text, render_text, render_text_parts};
 
 use super::model::{pids_text, Detail, Event, Process};
 use super::parse::PidArg;

@@ -109,8 +109,32 @@ fn key_heading(events: &[Event], procs: &[Process]) -> String {
     }
 }
 
+/// One key's timeline as the text shows it: its heading and a line per event.
+pub fn key_text(fp: &str, events: &[Event], procs: &[Process]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "  {fp}  {}", key_heading(events, procs));
+    for e in events {
+        let _ = writeln!(o, "    {}", event_line(e, procs));
+    }
+    o
+}
+
 /// The whole report as text.
 pub fn render_text(r: &Report) -> String {
+    let (mut o, tail) = render_text_parts(r);
+    if r.keys.is_empty() {
+        o.push_str("  none\n");
+    }
+    for (fp, events) in &r.keys {
+        o.push_str(&key_text(fp, events, &r.processes));
+    }
+    o.push_str(&tail);
+    o
+}
+
+/// The text around the timelines of the keys (which go between the two, `  none` when
+/// there are none): what comes before them, and what after.
+pub fn render_text_parts(r: &Report) -> (String, String) {
     let mut o = String::new();
     let read: Vec<&str> = r
         .files
@@ -186,15 +210,7 @@ pub fn render_text(r: &Report) -> String {
     }
 
     o.push_str("\nTimeline per key\n");
-    if r.keys.is_empty() {
-        o.push_str("  none\n");
-    }
-    for (fp, events) in &r.keys {
-        let _ = writeln!(o, "  {fp}  {}", key_heading(events, &r.processes));
-        for e in events {
-            let _ = writeln!(o, "    {}", event_line(e, &r.processes));
-        }
-    }
+    let head = std::mem::take(&mut o);
 
     if !r.errors.is_empty() {
         o.push_str("\nShim errors\n");
@@ -245,7 +261,7 @@ pub fn render_text(r: &Report) -> String {
     o.push('\n');
     o.push_str(&verdict(r));
     o.push('\n');
-    o
+    (head, o)
 }
 
 fn verdict(r: &Report) -> String {

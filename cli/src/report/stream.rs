@@ -1,0 +1,596 @@
+//! The report of text and `--json` in memory bounded by the live keys and the processes,
+//! not by the size of the logs: the logs are read twice, a line at a time.
+//!
+//! ```text
+//! census (each file alone, 2 threads): its processes, what they say, the holes in their
+//!   `seq`, the log's violations, how many records name each key; is the file in order?
+//! merge (k-way, in the time order of the whole report) ─► the re-check's sweep, which
+//!   hands back each key once it is finished ─► its timeline goes to a spill file
+//! ```
+//!
+//! The answer is the one the in-memory report ([`super::analyze`]) gives, but for the order
+//! of the keys, which come in the order they finished. That holds when every file is in
+//! the report's time order and no process's `seq` repeats (no duplicates, every process in
+//! one file), which the census checks: logs the shim wrote one file per process (`%p`) are.
+//! Otherwise (a shared file whose writers interleaved out of time order, a file given twice,
+//! hand-made logs) [`report`] answers `None` and the caller reads them into memory as before.
+
+use super::model::{FileInfo, Gap, Process, Report, Skipped, TraceRecords};
+use super::parse::{self, Body, Line, Rec};
+use super::processes::{self, Identifier, ProcKey};
+use super::recheck::{self, Sweep};
+use super::render;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// One log given: a path, or standard input spooled to an unlinked file (it is read twice).
+pub struct Log {
+    pub name: String,
+    src: Result<Src, String>,
+    /// The bytes the census read: the merge reads no more (a log still being written).
+    len: u64,
+}
+
+enum Src {
+    Path(PathBuf),
+    Spooled(File),
+}
+
+impl Log {
+    pub fn open(path: &Path) -> Log {
+        let name = path.to_string_lossy().into_owned();
+        let src = if path.as_os_str() == "-" {
+            spool(&mut io::stdin().lock()).map(Src::Spooled)
+        } else {
+            File::open(path).map(|_| Src::Path(path.to_owned()))
+        };
+        Log {
+            name,
+            src: src.map_err(|e| e.to_string()),
+            len: 0,
+        }
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        self.src.as_ref().err().map(String::as_str)
+    }
+
+    fn reader(&self) -> io::Result<Box<dyn Read + Send>> {
+        match self.src.as_ref().map_err(|e| io::Error::other(e.clone()))? {
+            Src::Path(p) => Ok(Box::new(File::open(p)?)),
+            Src::Spooled(f) => {
+                let mut f = f.try_clone()?;
+                f.seek(SeekFrom::Start(0))?;
+                Ok(Box::new(f))
+            }
+        }
+    }
+}
+
+/// A file of our own, already unlinked: gone with the process whatever happens.
+pub fn temp_file() -> io::Result<File> {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir();
+    loop {
+        let n = N.fetch_add(1, AtomicOrdering::Relaxed);
+        let p = dir.join(format!(".acl-ipc-guard-report.{}.{n}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
+            Ok(f) => {
+                let _ = std::fs::remove_file(&p);
+                return Ok(f);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn spool(input: &mut dyn Read) -> io::Result<File> {
+    let mut f = temp_file()?;
+    io::copy(input, &mut f)?;
+    Ok(f)
+}
+
+/// Reads a log a line at a time: each line's number and text (lossy UTF-8, as before).
+struct Lines {
+    r: BufReader<io::Take<Box<dyn Read + Send>>>,
+    buf: Vec<u8>,
+    line: usize,
+    bytes: u64,
+}
+
+impl Lines {
+    fn new(r: Box<dyn Read + Send>, limit: u64) -> Self {
+        Lines {
+            r: BufReader::with_capacity(1 << 16, r.take(limit)),
+            buf: Vec::new(),
+            line: 0,
+            bytes: 0,
+        }
+    }
+
+    /// The next line (without its newline); `Ok(false)` at the end.
+    fn next(&mut self) -> io::Result<bool> {
+        self.buf.clear();
+        let n = self.r.read_until(b'\n', &mut self.buf)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.bytes += n as u64;
+        self.line += 1;
+        if self.buf.last() == Some(&b'\n') {
+            self.buf.pop();
+        }
+        Ok(true)
+    }
+
+    fn parse(&self, file: usize) -> Line {
+        match std::str::from_utf8(&self.buf) {
+            Ok(t) => parse::parse_line(file, t),
+            Err(_) => parse::parse_line(file, &String::from_utf8_lossy(&self.buf)),
+        }
+    }
+}
+
+/// The order of the whole report: ts, pid, process, seq, event, the line's hash.
+fn order(a: (&ProcKey, &Rec), b: (&ProcKey, &Rec)) -> Ordering {
+    let ((ka, ra), (kb, rb)) = (a, b);
+    (ra.ts_us, ra.pid, ka, ra.seq, &ra.event, ra.hash)
+        .cmp(&(rb.ts_us, rb.pid, kb, rb.seq, &rb.event, rb.hash))
+}
+
+/// A process as one file shows it.
+struct Acc {
+    proc: Process,
+    /// Its first record, for numbering the processes as the merge meets them.
+    first: (ProcKey, Rec),
+    /// The next `seq` expected.
+    expect: u64,
+    gaps: Vec<(u64, u64)>,
+    /// Each address its `aclrtFree` records name, with the `seq` of the last.
+    last_free: BTreeMap<u64, u64>,
+}
+
+/// What the first reading found in one file.
+#[derive(Default)]
+struct Census {
+    info: Option<FileInfo>,
+    skipped: Vec<Skipped>,
+    len: u64,
+    procs: HashMap<ProcKey, Acc>,
+    logged: HashSet<(String, ProcKey, Option<String>)>,
+    logged_free: HashSet<ProcKey>,
+    untracked: BTreeSet<String>,
+    pending: recheck::PendingMap,
+    ledger_error: bool,
+    /// The file is not in the report's order, or a process's `seq` repeats: the streaming
+    /// report cannot promise the in-memory one's answer.
+    unordered: bool,
+}
+
+fn census(fi: usize, log: &Log) -> Census {
+    let mut c = Census::default();
+    let mut info = FileInfo {
+        path: log.name.clone(),
+        error: None,
+        records: 0,
+        text_lines: 0,
+        skipped: 0,
+    };
+    let reader = match log.reader() {
+        Ok(r) => r,
+        Err(e) => {
+            info.error = Some(e.to_string());
+            c.info = Some(info);
+            return c;
+        }
+    };
+    let mut lines = Lines::new(reader, u64::MAX);
+    let mut ident = Identifier::default();
+    let mut prev: Option<(ProcKey, Rec)> = None;
+    // Per pid: the last (ts, seq, not a start) its records had in this file.
+    let mut by_pid: HashMap<i64, (i64, u64, bool)> = HashMap::new();
+    loop {
+        match lines.next() {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(_) => {
+                // A read that fails half-way: the in-memory report says so as before.
+                c.unordered = true;
+                break;
+            }
+        }
+        let r = match lines.parse(fi) {
+            Line::Blank => continue,
+            Line::Text => {
+                info.text_lines += 1;
+                continue;
+            }
+            Line::Malformed(reason) => {
+                info.skipped += 1;
+                c.skipped.push(Skipped {
+                    file: log.name.clone(),
+                    line: lines.line,
+                    reason,
+                });
+                continue;
+            }
+            Line::Record(r) => *r,
+        };
+        info.records += 1;
+        let at = (r.ts_us, r.seq, r.event != "start");
+        if by_pid.insert(r.pid, at).is_some_and(|was| was > at) {
+            c.unordered = true;
+        }
+        let key = ident.key(&r);
+        if prev
+            .as_ref()
+            .is_some_and(|(pk, pr)| order((pk, pr), (&key, &r)) == Ordering::Greater)
+        {
+            c.unordered = true;
+        }
+        for fp in recheck::named_fps(&r).into_iter().flatten() {
+            *c.pending.entry(recheck::fp_hash(fp)).or_default() += 1;
+        }
+        match &r.body {
+            Body::Violation(v) => {
+                if v.rule == recheck::FREE_IMPORTED {
+                    c.logged_free.insert(key.clone());
+                }
+                c.logged
+                    .insert((v.rule.clone(), key.clone(), v.key_fp.clone()));
+            }
+            Body::Call(call) if call.untracked && call.ok() => {
+                if let Some(fp) = &call.out_key_fp {
+                    c.untracked.insert(fp.clone());
+                }
+            }
+            _ => {}
+        }
+        c.ledger_error |= recheck::is_ledger_error(&r);
+        let acc = c.procs.entry(key.clone()).or_insert_with(|| Acc {
+            proc: processes::new_process(&key, &r),
+            first: (key.clone(), r.clone()),
+            expect: if key.started { 1 } else { r.seq },
+            gaps: Vec::new(),
+            last_free: BTreeMap::new(),
+        });
+        if let Body::Call(call) = &r.body {
+            if let Some(a) = call.dev_ptr.filter(|_| call.func == "aclrtFree") {
+                acc.last_free.insert(a, r.seq);
+            }
+        }
+        processes::account(&mut acc.proc, &r, &log.name);
+        if r.seq < acc.expect {
+            // A seq seen twice (a duplicate) or going back.
+            c.unordered = true;
+        } else if r.seq > acc.expect {
+            acc.gaps.push((acc.expect, r.seq - 1));
+        }
+        acc.expect = r.seq.saturating_add(1);
+        prev = Some((key, r));
+    }
+    c.len = lines.bytes;
+    c.info = Some(info);
+    c
+}
+
+/// The records of one file in its order, each with its process, for the merge.
+struct Reader {
+    lines: Lines,
+    fi: usize,
+    ident: Identifier,
+}
+
+impl Reader {
+    fn next(&mut self) -> Option<(ProcKey, Rec)> {
+        loop {
+            if !matches!(self.lines.next(), Ok(true)) {
+                return None;
+            }
+            if let Line::Record(r) = self.lines.parse(self.fi) {
+                let key = self.ident.key(&r);
+                return Some((key, *r));
+            }
+        }
+    }
+}
+
+/// A file's next record in the merge's heap: the earliest comes out first.
+struct Head(ProcKey, Rec, usize);
+
+impl PartialEq for Head {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Head {
+    fn cmp(&self, o: &Self) -> Ordering {
+        order((&o.0, &o.1), (&self.0, &self.1)).then(o.2.cmp(&self.2))
+    }
+}
+
+/// The report of `logs` as text, or JSON with `json`, written to `out`; its exit status.
+/// `None` when the logs are not in the order the streaming report needs (see the module's
+/// notes): nothing has been written then.
+pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32, io::Result<()>)> {
+    let t = Instant::now();
+    // The census, two files at a time (the machine this was built for has 2 cores).
+    let next = AtomicUsize::new(0);
+    let found: Mutex<Vec<(usize, Census)>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2.min(logs.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+                let Some(log) = logs.get(i) else { break };
+                let c = census(i, log);
+                found.lock().unwrap_or_else(|e| e.into_inner()).push((i, c));
+            });
+        }
+    });
+    let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    found.sort_by_key(|(i, _)| *i);
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    let mut accs: Vec<Acc> = Vec::new();
+    let mut seen: HashSet<ProcKey> = HashSet::new();
+    let mut logged_k = HashSet::new();
+    let mut logged_free_k = HashSet::new();
+    let mut untracked = BTreeSet::new();
+    let mut pending = recheck::PendingMap::default();
+    let mut ledger_error = false;
+    for (i, c) in found {
+        if c.unordered {
+            tracing::info!(
+                "{}: not in time order; reading the logs into memory",
+                logs[i].name
+            );
+            return None;
+        }
+        logs[i].len = c.len;
+        files.extend(c.info);
+        skipped.extend(c.skipped);
+        for (k, acc) in c.procs {
+            if !seen.insert(k) {
+                // One process in several files (or a file given twice).
+                tracing::info!("a process in several files; reading the logs into memory");
+                return None;
+            }
+            accs.push(acc);
+        }
+        logged_k.extend(c.logged);
+        logged_free_k.extend(c.logged_free);
+        untracked.extend(c.untracked);
+        if pending.is_empty() {
+            pending = c.pending;
+        } else {
+            for (h, n) in c.pending {
+                *pending.entry(h).or_default() += n;
+            }
+        }
+        ledger_error |= c.ledger_error;
+    }
+    skipped.sort_by(|a: &Skipped, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    // `-v`: what the in-memory report says of its stages, in the same words.
+    for (l, f) in logs.iter().zip(&files) {
+        if f.error.is_none() {
+            tracing::info!("read {}: {} bytes", l.name, l.len);
+        }
+    }
+    tracing::info!(
+        "parsing: {} records from {} files in {:.1?}",
+        files.iter().map(|f| f.records).sum::<usize>(),
+        files.len(),
+        t.elapsed()
+    );
+    for f in &files {
+        tracing::debug!(
+            "{}: {} records, {} text lines, {} malformed lines",
+            f.path,
+            f.records,
+            f.text_lines,
+            f.skipped
+        );
+    }
+    let t = Instant::now();
+    // Number the processes as the merge meets them.
+    accs.sort_by(|a, b| order((&a.first.0, &a.first.1), (&b.first.0, &b.first.1)));
+    let index: HashMap<ProcKey, usize> = accs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.first.0.clone(), i))
+        .collect();
+    let anchors: Vec<i64> = accs.iter().map(|a| a.first.0.anchor_us).collect();
+    let first_ts: Vec<String> = accs.iter().map(|a| a.first.1.ts.clone()).collect();
+    let mut gaps = Vec::new();
+    let mut procs: Vec<Process> = Vec::with_capacity(accs.len());
+    let mut last_free = Vec::with_capacity(accs.len());
+    for (i, mut a) in accs.into_iter().enumerate() {
+        last_free.push(std::mem::take(&mut a.last_free));
+        for (from, to) in a.gaps {
+            gaps.push(Gap {
+                process: i,
+                pid: a.proc.pid,
+                from,
+                to,
+            });
+        }
+        procs.push(a.proc);
+    }
+    gaps.sort_by_key(|g| (g.pid, g.process, g.from));
+    let replaced_by = processes::link_processes(&mut procs, &anchors, &first_ts);
+    let logged = logged_k
+        .into_iter()
+        .map(|(rule, k, fp)| (rule, index[&k], fp))
+        .collect();
+    let logged_free = logged_free_k.into_iter().map(|k| index[&k]).collect();
+    let shared = !ledger_error && recheck::shared_ledger(&procs);
+    let records: usize = procs.iter().map(|p| p.records).sum();
+    tracing::info!(
+        "ordering: {} processes, 0 duplicates dropped, {} gaps in {:.1?}",
+        procs.len(),
+        gaps.len(),
+        t.elapsed()
+    );
+    for p in &procs {
+        tracing::debug!(
+            "process {}: host {}, {} records",
+            p.tag,
+            p.host.as_deref().unwrap_or("?"),
+            p.records
+        );
+    }
+
+    // The merge and the sweep; finished keys go to the spill file.
+    let t = Instant::now();
+    // Until the report is written, any trouble (no temporary file, a full disk) leaves
+    // the job to the in-memory report.
+    let mut spill = io::BufWriter::with_capacity(1 << 16, temp_file().ok()?);
+    let mut heap = BinaryHeap::new();
+    let mut readers = Vec::new();
+    for (fi, log) in logs.iter().enumerate() {
+        let Ok(r) = log.reader() else {
+            readers.push(None);
+            continue;
+        };
+        let mut rd = Reader {
+            lines: Lines::new(r, log.len),
+            fi,
+            ident: Identifier::default(),
+        };
+        if let Some((k, r)) = rd.next() {
+            heap.push(Head(k, r, fi));
+        }
+        readers.push(Some(rd));
+    }
+    let mut sweep = Sweep::with(
+        &procs,
+        replaced_by,
+        (logged, logged_free),
+        shared,
+        Some(pending),
+    );
+    sweep.set_last_free(last_free);
+    let mut written = 0usize;
+    let mut finished_early = 0usize;
+    let mut member = Vec::new();
+    let mut emit = |fp: &str, events: &[_], spill: &mut dyn Write| -> io::Result<()> {
+        member.clear();
+        if json {
+            if written > 0 {
+                member.extend_from_slice(b",\n");
+            }
+            render::key_member(fp, events, &procs, &mut member);
+        } else {
+            member.extend_from_slice(render::key_text(fp, events, &procs).as_bytes());
+        }
+        written += 1;
+        spill.write_all(&member)
+    };
+    while let Some(Head(k, mut r, fi)) = heap.pop() {
+        let Some(&p) = index.get(&k) else {
+            // Not in the census (a file that changed between the readings).
+            return None;
+        };
+        r.proc_idx = p;
+        sweep.record(&r);
+        for (fp, events) in sweep.finished.drain(..) {
+            emit(&fp, &events, &mut spill).ok()?;
+            finished_early += 1;
+        }
+        if let Some((k, r)) = readers[fi].as_mut().and_then(Reader::next) {
+            heap.push(Head(k, r, fi));
+        }
+    }
+    let judged = sweep.into_parts();
+    for (fp, events) in &judged.keys {
+        emit(fp, events, &mut spill).ok()?;
+    }
+    let keys = finished_early + judged.keys.len();
+    tracing::info!(
+        "re-check: {} keys, {} violations in {:.1?} (merged a line at a time; {} keys written out before the logs ended)",
+        keys,
+        judged.violations.len(),
+        t.elapsed(),
+        finished_early
+    );
+    let mut spill = spill.into_inner().ok()?;
+    spill.seek(SeekFrom::Start(0)).ok()?;
+    let report = Report {
+        text_lines: files.iter().map(|f| f.text_lines).sum(),
+        records,
+        duplicates: 0,
+        untracked_keys: untracked.into_iter().collect(),
+        files,
+        skipped,
+        processes: procs,
+        gaps,
+        violations: judged.violations,
+        keys: Default::default(),
+        errors: judged.errors,
+        trace: TraceRecords::default(),
+    };
+    let t = Instant::now();
+    let res = (|| {
+        let mut w = io::BufWriter::new(out);
+        if json {
+            let mut whole = Vec::new();
+            render::write_json(&report, &mut whole)?;
+            const EMPTY: &[u8] = b"\n  \"keys\": {}";
+            let at = whole
+                .windows(EMPTY.len())
+                .position(|x| x == EMPTY)
+                .ok_or_else(|| io::Error::other("no keys member"))?;
+            let open = at + EMPTY.len() - 1;
+            w.write_all(&whole[..open])?;
+            if keys > 0 {
+                w.write_all(b"\n")?;
+                io::copy(&mut spill, &mut w)?;
+                w.write_all(b"\n  ")?;
+            }
+            w.write_all(&whole[open..])?;
+        } else {
+            let (head, tail) = render::render_text_parts(&report);
+            w.write_all(head.as_bytes())?;
+            if keys == 0 {
+                w.write_all(b"  none\n")?;
+            }
+            io::copy(&mut spill, &mut w)?;
+            w.write_all(tail.as_bytes())?;
+        }
+        w.flush()
+    })();
+    tracing::info!("rendering: {:.1?}", t.elapsed());
+    Some((report.exit_status(), res))
+}
+
+impl Log {
+    /// The whole log, for the in-memory report.
+    pub fn input(&self) -> super::model::Input {
+        let content = self.reader().and_then(|mut r| {
+            let mut b = Vec::new();
+            r.read_to_end(&mut b).map(|_| b)
+        });
+        super::model::Input {
+            name: self.name.clone(),
+            content: content.map_err(|e| e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+"""`acl-ipc-guard report` (text and --json) keeps in memory the keys still open and the
+processes, not the logs: exporter/importer pairs under the real shim (the bench's
+`logpair`: rounds of export, whitelist, import, close, close, free) write real logs, once
+of about 6 MiB and once of 4 times that; the report's peak RSS (getrusage of the child)
+stays under a fixed ceiling (24 MiB) and grows by at most a quarter while its input grows
+4x (the in-memory report needed about 5 bytes per byte of log: 30 and 120 MiB here). Its output
+is complete: every key exported is in `keys` once, with its five events, and the text
+names each key's timeline once; the same logs given on standard input give the same."""
+import atexit
+import json
+import os
+import subprocess
+import sys
+from harness import *
+
+PAIRS = 4
+SMALL = 6 << 20
+CEILING = 24 << 20  # bytes of peak RSS, at either size
+BENCH = os.path.join(BUILD, "bench", "bench")
+NULL_RT = os.path.join(BUILD, "bench", "null")
+
+work = Workdir()
+atexit.register(work.cleanup)
+
+
+def make_logs(name, size):
+    d = work.file(name)
+    os.mkdir(d)
+    env = base_env(work, {"ACL_IPC_GUARD_LOG": os.path.join(d, "job.%p.json"), "ACL_IPC_GUARD_LEDGER": "off",
+                          "ACL_IPC_GUARD_FORMAT": "json", "ACL_IPC_GUARD_MODE": "audit"})
+    env["LD_LIBRARY_PATH"] = NULL_RT
+    env["LD_PRELOAD"] = SHIM
+    procs = [subprocess.Popen([BENCH, "logpair", "--bytes", str(size // PAIRS)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(PAIRS)]
+    for p in procs:
+        _, err = p.communicate(timeout=240 * TIMEOUT_SCALE)
+        eq(p.returncode, 0, f"bench logpair ({err.decode()[-300:]})")
+    files = sorted(os.path.join(d, f) for f in os.listdir(d))
+    eq(len(files), 2 * PAIRS, f"{name}: one log per process")
+    return files
+
+
+# A child's peak RSS counts what it had before its exec: a copy of its parent, this
+# script, which grows as it reads the logs. So the report is started by a fresh, small
+# Python that only forks, execs and tells the child's getrusage (its own few MiB are the
+# floor of what is measured).
+RUNNER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write("peak %d\\n" % (usage.ru_maxrss * 1024))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def report(args, stdin=None):
+    """exit status, standard output and peak RSS (bytes) of one report"""
+    out = open(work.file("out"), "w+b")
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", RUNNER, CLI, "report"] + args, stdin=stdin, stdout=out,
+                       stderr=subprocess.PIPE, timeout=300 * TIMEOUT_SCALE)
+    err = p.stderr.decode()
+    out.seek(0)
+    text = out.read().decode()
+    out.close()
+    lines = err.splitlines()
+    check(lines and lines[-1].startswith("peak "), f"the runner's answer: {err!r}")
+    eq(lines[:-1], [], "nothing on standard error")
+    return p.returncode, text, int(lines[-1].split()[1])
+
+
+def exports(files):
+    n = 0
+    for f in files:
+        n += sum(1 for r in read_log(f) if r.get("fn") == "aclrtIpcMemGetExportKey" and r.get("ret") == 0)
+    return n
+
+
+rss = {}
+for name, size in (("small", SMALL), ("large", 4 * SMALL)):
+    files = make_logs(name, size)
+    total = sum(os.path.getsize(f) for f in files)
+    check(total >= size, f"{name}: {total} bytes of logs")
+    code, out, peak = report(["--json"] + files)
+    eq(code, 0, f"{name}: a correct job, exit 0")
+    doc = json.loads(out)
+    n = exports(files)
+    eq(len(doc["keys"]), n, f"{name}: every exported key in `keys`")
+    eq(sorted({len(evs) for evs in doc["keys"].values()}), [5], f"{name}: each key's five events")
+    eq(doc["records"], sum(len(read_log(f)) for f in files), f"{name}: every record counted")
+    check(peak < CEILING, f"{name}: --json peak RSS {peak >> 20} MiB (< {CEILING >> 20} MiB) for {total >> 20} MiB of logs")
+    code, text, peak_text = report(files)
+    eq(code, 0, f"{name}: text, exit 0")
+    eq(text.count("  fp:"), n, f"{name}: a timeline per key in the text")
+    check(peak_text < CEILING, f"{name}: text peak RSS {peak_text >> 20} MiB (< {CEILING >> 20} MiB)")
+    rss[name] = max(peak, peak_text)
+    print(f"{name}: {total / 2**20:.1f} MiB of logs, {n} keys: peak RSS {peak / 2**20:.1f} MiB (--json), "
+          f"{peak_text / 2**20:.1f} MiB (text)")
+    if name == "small":
+        # Standard input is read twice too (spooled to an unlinked file): the same report.
+        with open(files[0], "rb") as f:
+            code, piped, _ = report(["--json", "-"] + files[1:], stdin=f)
+        doc_piped = json.loads(piped)
+        eq(doc_piped["keys"], doc["keys"], "small: a log on standard input, the same keys")
+        eq(sum(p["files"] == ["-"] for p in doc_piped["processes"]), 1, "small: standard input named -")
+check(rss["large"] <= rss["small"] * 1.25 + (1 << 20),
+      f"peak RSS {rss['small'] >> 20} MiB for the small logs, {rss['large'] >> 20} MiB for 4x their size")
+done("report.bounded")
