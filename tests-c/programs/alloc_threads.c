@@ -70,6 +70,7 @@ int main(int argc, char **argv) {
         if (pthread_create(&ids[t], NULL, worker, (void *)t) != 0) return 2;
     }
     for (long t = 0; t < threads; t++) pthread_join(ids[t], NULL);
+    free(ids);
 
     char key[KEY_LEN];
     aclError r;
@@ -103,6 +104,8 @@ int main(int argc, char **argv) {
             calls++;
         }
     }
+    for (long t = 0; t < threads; t++) free(live[t]);
+    free(live);
     printf("calls=%ld\nok\n", calls);
     return 0;
 }
