@@ -96,7 +96,7 @@ impl AllocTable {
     pub(crate) fn floor(&self, addr: usize) -> Option<(usize, usize)> {
         let mut best = self.older.range(..=addr).next_back().map(|(b, s)| (*b, *s));
         for &(b, s) in &self.recent[..self.recent_len] {
-            if b <= addr && best.map_or(true, |(bb, _)| b > bb) {
+            if b <= addr && best.is_none_or(|(bb, _)| b > bb) {
                 best = Some((b, s));
             }
         }

@@ -397,10 +397,7 @@ mod tests {
     /// libc's handle and link_map in this test process.
     fn libc_map() -> (*mut c_void, *const LinkMap) {
         unsafe {
-            let h = libc::dlopen(
-                b"libc.so.6\0".as_ptr() as *const c_char,
-                libc::RTLD_NOW | libc::RTLD_NOLOAD,
-            );
+            let h = libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
             assert!(!h.is_null());
             let mut map: *mut c_void = std::ptr::null_mut();
             assert_eq!(
@@ -450,7 +447,7 @@ mod tests {
 
     #[test]
     fn names_are_compared_whole() {
-        let s = b"aclrtMallocCached\0".as_ptr() as *const c_char;
+        let s = c"aclrtMallocCached".as_ptr();
         unsafe {
             assert!(cstr_starts_with(s, PREFIX));
             assert!(cstr_eq(s, b"aclrtMallocCached"));
@@ -458,9 +455,9 @@ mod tests {
             assert!(!cstr_eq(s, b"aclrtMallocCachedX"));
         }
         assert_eq!(NAMES.iter().position(|n| unsafe { cstr_eq(s, n) }), Some(9));
-        let path = b"/opt/x/libacl_ipc_guard.so.0\0".as_ptr() as *const c_char;
+        let path = c"/opt/x/libacl_ipc_guard.so.0".as_ptr();
         assert!(starts_with(unsafe { basename(path) }, SHIM_NAME));
-        let own = b"libacl_ipc_guard_audit.so\0".as_ptr() as *const c_char;
+        let own = c"libacl_ipc_guard_audit.so".as_ptr();
         assert!(!starts_with(unsafe { basename(own) }, SHIM_NAME));
         assert!(starts_with(unsafe { basename(own) }, SELF_NAME));
     }

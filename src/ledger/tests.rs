@@ -440,7 +440,9 @@ fn eight_processes_export_import_and_close_concurrently() {
                     if l.record_import(k).is_err() {
                         return 5;
                     }
-                    if (i as u64 + j) % 2 == 0 && l.record_close(k) != Ok(CloseRole::Importer) {
+                    if (i as u64 + j).is_multiple_of(2)
+                        && l.record_close(k) != Ok(CloseRole::Importer)
+                    {
                         return 6;
                     }
                 }

@@ -47,7 +47,7 @@ pub(super) fn check(
     if dev_ptr == 0 {
         return;
     }
-    if dev_ptr % PAGE != 0 {
+    if !dev_ptr.is_multiple_of(PAGE) {
         f.add(
             Rule::ExportUnaligned,
             None,
@@ -59,7 +59,7 @@ pub(super) fn check(
             let end = dev_ptr.checked_add(size);
             // `dev_ptr` lies in the allocation, so `end - base` cannot wrap; `base + alloc`
             // could, for an allocation the runtime placed at the top of the address space.
-            if end.map_or(true, |end| end - base > alloc) {
+            if end.is_none_or(|end| end - base > alloc) {
                 f.add(
                     Rule::ExportRange,
                     None,
