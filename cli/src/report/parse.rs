@@ -209,7 +209,7 @@ fn as_str(v: &str) -> Option<String> {
     }
     // The raw text is a valid JSON string already: without a backslash, its content is
     // the text between the quotes.
-    if v.len() >= 2 && !v.as_bytes().contains(&b'\\') {
+    if v.len() >= 2 && !v.as_bytes().contains(&b'\\') && !serde_only() {
         return Some(v[1..v.len() - 1].to_owned());
     }
     serde_json::from_str(v).ok()
@@ -219,7 +219,7 @@ fn as_str(v: &str) -> Option<String> {
 /// exponent): its value, as serde would read it; `None` for serde to decide.
 fn small_uint(v: &str) -> Option<u64> {
     let b = v.as_bytes();
-    if b.is_empty() || b.len() > 18 || !b.iter().all(u8::is_ascii_digit) {
+    if b.is_empty() || b.len() > 18 || !b.iter().all(u8::is_ascii_digit) || serde_only() {
         return None;
     }
     Some(b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
@@ -302,10 +302,27 @@ fn members<'a, const N: usize>(
     text: &'a str,
     names: &'static [&'static str; N],
 ) -> serde_json::Result<Members<'a, N>> {
-    match scan(text, names) {
+    match scan(text, names).filter(|_| !serde_only()) {
         Some(m) => Ok(m),
         None => read_members(text, names),
     }
+}
+
+// The tests read lines with serde alone too, to compare.
+#[cfg(test)]
+thread_local! {
+    static SERDE_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn serde_only() -> bool {
+    SERDE_ONLY.with(std::cell::Cell::get)
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn serde_only() -> bool {
+    false
 }
 
 // ------------------------------------------------------------------ the shim's own lines
@@ -480,7 +497,7 @@ fn pid_list(v: Option<&str>) -> Vec<i64> {
     };
     // `[1,2]` as the shim writes it (a valid array already): split at the commas.
     if let Some(inner) = v.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
-        if inner.bytes().all(|b| b.is_ascii_digit() || b == b',') {
+        if inner.bytes().all(|b| b.is_ascii_digit() || b == b',') && !serde_only() {
             if inner.is_empty() {
                 return Vec::new();
             }
@@ -724,6 +741,75 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Reads `line` both ways: with the scanner where it applies, and with serde alone.
+    fn both_ways(line: &str) -> (String, String) {
+        let fast = format!("{:?}", parse_line(0, line));
+        SERDE_ONLY.with(|c| c.set(true));
+        let slow = format!("{:?}", parse_line(0, line));
+        SERDE_ONLY.with(|c| c.set(false));
+        (fast, slow)
+    }
+
+    #[test]
+    fn the_scanner_reads_what_serde_reads() {
+        let ts = "\"ts\":\"2026-12-01T20:46:41.274307Z\"";
+        // As the shim writes them: the scanner reads these.
+        let canonical = [
+            format!("{{{ts},\"seq\":1,\"pid\":7,\"tid\":7,\"event\":\"start\",\"version\":\"0.1.0\",\"mode\":\"audit\",\"exe\":\"/bin/x\",\"ledger\":\"off\",\"host\":\"vm\",\"bare_tgid\":7}}"),
+            format!("{{{ts},\"seq\":2,\"pid\":7,\"tid\":8,\"event\":\"call\",\"fn\":\"aclrtIpcMemGetExportKey\",\"args\":{{\"devPtr\":\"0x200000000000\",\"size\":4096,\"key\":\"0x7ffd\",\"len\":65,\"flags\":0}},\"out\":{{\"key_fp\":\"fp:bfebf55bd8ad98d0\"}},\"ret\":0,\"forwarded\":true,\"dur_ns\":10330}}"),
+            format!("{{{ts},\"seq\":3,\"pid\":7,\"event\":\"call\",\"fn\":\"aclrtIpcMemSetImportPid\",\"args\":{{\"key_fp\":\"fp:1\",\"pid\":[18383,0,12],\"num\":3}},\"out\":{{}},\"ret\":507899,\"forwarded\":false}}"),
+            format!("{{{ts},\"seq\":4,\"pid\":7,\"event\":\"call\",\"fn\":\"aclrtIpcMemImportPidInterServer\",\"args\":{{\"key_fp\":\"fp:1\",\"serverPids\":[{{\"sdid\":1,\"pid\":[2,3]}},{{\"sdid\":0,\"pid\":[]}}],\"num\":2,\"pid\":null}},\"ret\":0}}"),
+            format!("{{{ts},\"seq\":5,\"pid\":7,\"event\":\"violation\",\"rule\":\"close.exporter_first\",\"severity\":\"error\",\"action\":\"reported\",\"fn\":\"aclrtIpcMemClose\",\"message\":\"é ünicode ✓\",\"key_fp\":\"fp:2\"}}"),
+            format!("{{{ts},\"seq\":6,\"pid\":7,\"event\":\"summary\",\"dropped\":0,\"violations\":{{\"a\":1,\"b\":2}}}}"),
+            // Members in another order, unknown ones, a duplicate (the last wins), a
+            // negative number, null, an empty array, a mistyped member.
+            format!("{{\"event\":\"call\",\"zz\":[[1],{{\"q\":[]}}],\"pid\":7,\"seq\":7,\"fn\":\"a\",\"fn\":\"aclrtFree\",\"args\":{{\"devPtr\":\"0x10\"}},\"ret\":-1,\"tid\":null,{ts}}}"),
+            format!("{{\"pid\":7,\"seq\":8,\"event\":\"call\",\"ret\":\"0\",\"forwarded\":1,\"args\":[],{ts}}}"),
+            format!("{{\"pid\":123456789012345678,\"seq\":9,\"event\":\"x\",{ts}}}"),
+            // Numbers the scanner passes on as they are, for their readers to judge.
+            format!("{{{ts},\"seq\":-0,\"pid\":-0,\"event\":\"call\"}}"),
+            format!("{{{ts},\"seq\":18446744073709551615,\"pid\":9223372036854775808,\"event\":\"call\"}}"),
+            "{}".to_owned(),
+        ];
+        for l in &canonical {
+            assert!(scan(l, RECORD).is_some(), "{l}");
+            let (fast, slow) = both_ways(l);
+            assert_eq!(fast, slow, "{l}");
+        }
+        // Lines that defeat the scanner: serde reads them, the same as before.
+        let defeating = [
+            format!("{{ {ts}, \"seq\":1,\"pid\":7,\"event\":\"call\"}}"),
+            format!("{{{ts},\"seq\" : 1,\"pid\":7,\"event\":\"call\"}}"),
+            format!("{{{ts},\"seq\":1,\"pid\":7,\"event\":\"call\",\"fn\":\"acl\\u0072tFree\",\"args\":{{\"devPtr\":\"0x10\"}}}}"),
+            format!("{{{ts},\"seq\":1,\"pid\":7,\"ev\\u0065nt\":\"call\"}}"),
+            format!("{{{ts},\"seq\":1.0,\"pid\":7,\"event\":\"call\"}}"),
+            format!("{{{ts},\"seq\":1e0,\"pid\":7,\"event\":\"call\"}}"),
+            format!("{{{ts},\"seq\":01,\"pid\":7,\"event\":\"call\"}}"),
+            format!("{{{ts},\"seq\":1,\"pid\":7,\"event\":\"call\"}}x"),
+            format!("{{{ts},\"seq\":1,\"pid\":7,\"event\":\"call\",}}"),
+            format!("{{{ts},\"seq\":1,\"pid\":7,\"event\":\"ca\tll\"}}"),
+            format!("{{{ts},\"seq\":1,\"pid\":7,\"event\":\"call\",\"deep\":[[[[[[[[[[1]]]]]]]]]]}}"),
+            format!("{{{ts},\"seq\":1,\"pid\":7,\"event\":\"call\",\"t\":tru}}"),
+            format!("{{{ts},\"seq\":1,\"pid\":7,\"event\":\"call\""),
+            format!("{{{ts},\"seq\":1,\"pid\":7,\"event\":\"call\",\"args\":{{\"pid\":[1, 2]}}}}"),
+        ];
+        for l in &defeating {
+            assert!(scan(l, RECORD).is_none(), "{l}");
+            let (fast, slow) = both_ways(l);
+            assert_eq!(fast, slow, "{l}");
+        }
+        // Numbers the fast readers leave to serde.
+        assert_eq!(as_i64("-5"), Some(-5));
+        assert_eq!(as_u64("-5"), None);
+        assert_eq!(as_i64("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(as_i64("9223372036854775808"), None);
+        assert_eq!(as_u64("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(as_u64("1.5"), None);
+        assert_eq!(pid_list(Some("[1,2,-3]")), vec![1, 2, -3]);
+        assert_eq!(pid_list(Some("[1,\"a\",2]")), vec![1, 2]);
+        assert_eq!(pid_list(Some("[]")), Vec::<i64>::new());
     }
 
     #[test]
