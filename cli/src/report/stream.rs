@@ -246,7 +246,7 @@ fn census(fi: usize, log: &Log) -> Census {
             c.unordered = true;
         }
         for fp in recheck::named_fps(&r).into_iter().flatten() {
-            *c.pending.entry(recheck::fp_hash(fp)).or_default() += 1;
+            c.pending.add(recheck::fp_hash(fp), 1);
         }
         match &r.body {
             Body::Violation(v) => {
@@ -479,8 +479,8 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         if pending.is_empty() {
             pending = c.pending;
         } else {
-            for (h, n) in c.pending {
-                *pending.entry(h).or_default() += n;
+            for (h, n) in c.pending.iter() {
+                pending.add(h, n);
             }
         }
         ledger_error |= c.ledger_error;
