@@ -904,25 +904,24 @@ mod pending_tests {
         // Hashes that share their low bits (one slot), 0 (counted under 1), and enough of
         // them to grow the table several times.
         let hashes: Vec<u64> = (0..1000u64).map(|i| i << 40).chain([1, 2, 3]).collect();
+        let n = |k: usize| k as u32 % 3 + 1;
         for (k, h) in hashes.iter().enumerate() {
-            m.add(*h, k as u32 % 3 + 1);
+            m.add(*h, n(k));
         }
         m.add(7 << 40, 10);
-        // 0 and 1 are one hash: 1 (k = 0) + 2 (k = 1000).
-        assert_eq!(m.get(0), 3);
-        assert_eq!(m.get(1), 3);
-        assert_eq!(m.get(7 << 40), 7 % 3 + 1 + 10);
-        assert_eq!(m.get(999 << 40), 999 % 3 + 1);
-        assert_eq!(m.get(3), 1002 % 3 + 1);
+        // 0 and 1 are one hash: k = 0 and k = 1000.
+        assert_eq!(m.get(0), n(0) + n(1000));
+        assert_eq!(m.get(1), n(0) + n(1000));
+        assert_eq!(m.get(7 << 40), n(7) + 10);
+        assert_eq!(m.get(999 << 40), n(999));
+        assert_eq!(m.get(3), n(1002));
         assert_eq!(m.get(1000 << 40), 0);
         for _ in 0..20 {
             m.count_down(7 << 40);
         }
         assert_eq!(m.get(7 << 40), 0);
         assert_eq!(m.iter().count(), 1002);
-        assert_eq!(m.iter().map(|(_, n)| u64::from(n)).sum::<u64>(), {
-            let all: u64 = (0..1003u64).map(|k| k % 3 + 1).sum();
-            all - (7 % 3 + 1)
-        });
+        let all: u32 = (0..1003).map(n).sum();
+        assert_eq!(m.iter().map(|(_, c)| c).sum::<u32>(), all - n(7));
     }
 }
