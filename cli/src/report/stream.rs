@@ -723,9 +723,19 @@ fn merge(
                     heap.push(Head(k, r, f.fi));
                 }
             }
+            // Per file, the process of its last record (a file is mostly one process):
+            // comparing keys is cheaper than hashing one.
+            let mut last: Vec<Option<(ProcKey, usize)>> = vec![None; feeds.len()];
             while let Some(Head(k, mut r, fi)) = heap.pop() {
-                // `None`: not in the census (a file that changed between the readings).
-                r.proc_idx = *index.get(&k)?;
+                r.proc_idx = match &last[fi] {
+                    Some((lk, p)) if *lk == k => *p,
+                    _ => {
+                        // `None`: not in the census (a file that changed between the readings).
+                        let p = *index.get(&k)?;
+                        last[fi] = Some((k, p));
+                        p
+                    }
+                };
                 sweep.record(&r);
                 if !sweep.finished.is_empty() {
                     finished_early += sweep.finished.len();
