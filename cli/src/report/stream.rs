@@ -8,6 +8,10 @@
 //!   hands back each key once it is finished ─► its timeline goes to a spill file
 //! ```
 //!
+//! The merge runs on three threads: one parses the files (a bounded queue of records per
+//! file, see [`parse_files`]), this one merges and sweeps, one renders the finished keys
+//! into the spill file (a bounded queue of keys).
+//!
 //! The answer is the one the in-memory report ([`super::analyze`]) gives, but for the order
 //! of the keys, which come in the order they finished. That holds when every file is in
 //! the report's time order and no process's `seq` repeats (no duplicates, every process in
@@ -15,7 +19,7 @@
 //! Otherwise (a shared file whose writers interleaved out of time order, a file given twice,
 //! hand-made logs) [`report`] answers `None` and the caller reads them into memory as before.
 
-use super::model::{FileInfo, Gap, Process, Report, Skipped, TraceRecords};
+use super::model::{Event, FileInfo, Gap, Process, Report, Skipped, TraceRecords};
 use super::parse::{self, Body, Line, Rec};
 use super::processes::{self, Identifier, ProcKey};
 use super::recheck::{self, Sweep};
@@ -26,6 +30,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -241,7 +246,7 @@ fn census(fi: usize, log: &Log) -> Census {
             c.unordered = true;
         }
         for fp in recheck::named_fps(&r).into_iter().flatten() {
-            *c.pending.entry(recheck::fp_hash(fp)).or_default() += 1;
+            c.pending.add(recheck::fp_hash(fp), 1);
         }
         match &r.body {
             Body::Violation(v) => {
@@ -306,6 +311,99 @@ impl Reader {
         }
     }
 }
+
+/// Some records of one file, in its order: what a parser hands the merge at a time.
+type Batch = Vec<(ProcKey, Rec)>;
+
+/// The records of one file for the merge, parsed by another thread ([`parse_files`]).
+struct Feed {
+    fi: usize,
+    rx: Receiver<Batch>,
+    batch: std::vec::IntoIter<(ProcKey, Rec)>,
+    /// Tells the parser that this file's queue has room again.
+    room: Sender<usize>,
+}
+
+impl Feed {
+    fn next(&mut self) -> Option<(ProcKey, Rec)> {
+        loop {
+            if let Some(x) = self.batch.next() {
+                return Some(x);
+            }
+            // The parser has hung up: the file is at its end (or the parser is gone).
+            self.batch = self.rx.recv().ok()?.into_iter();
+            let _ = self.room.send(self.fi);
+        }
+    }
+}
+
+/// One file's parsing in [`parse_files`].
+struct Parsing {
+    rd: Reader,
+    tx: Option<SyncSender<Batch>>,
+    /// A batch the queue had no room for yet.
+    held: Option<Batch>,
+    eof: bool,
+}
+
+/// A parser thread's work: the files of its group, each parsed a batch at a time into its
+/// bounded queue, for as long as a queue has room; when none has, it waits until the
+/// merge takes a batch (`room`). It ends when every file is parsed or the merge is gone.
+/// Memory: at most `QUEUED + 2` batches per file (queued, held, being merged).
+fn parse_files(mut files: Vec<Parsing>, room: Receiver<usize>, batch: usize) {
+    loop {
+        let mut moved = false;
+        let mut live = false;
+        for f in &mut files {
+            let Some(tx) = &f.tx else { continue };
+            live = true;
+            loop {
+                if f.held.is_none() && !f.eof {
+                    let mut b = Vec::with_capacity(batch);
+                    while b.len() < batch {
+                        match f.rd.next() {
+                            Some(x) => b.push(x),
+                            None => {
+                                f.eof = true;
+                                break;
+                            }
+                        }
+                    }
+                    f.held = (!b.is_empty()).then_some(b);
+                }
+                let Some(b) = f.held.take() else {
+                    // Parsed to the end and all handed over: the merge sees the end.
+                    f.tx = None;
+                    moved = true;
+                    break;
+                };
+                match tx.try_send(b) {
+                    Ok(()) => moved = true,
+                    Err(TrySendError::Full(b)) => {
+                        f.held = Some(b);
+                        break;
+                    }
+                    Err(TrySendError::Disconnected(_)) => {
+                        f.tx = None;
+                        break;
+                    }
+                }
+            }
+        }
+        if !live {
+            return;
+        }
+        if !moved {
+            if room.recv().is_err() {
+                return;
+            }
+            while room.try_recv().is_ok() {}
+        }
+    }
+}
+
+/// Batches queued per file, beside the one held and the one being merged.
+const QUEUED: usize = 1;
 
 /// A file's next record in the merge's heap: the earliest comes out first.
 struct Head(ProcKey, Rec, usize);
@@ -381,8 +479,8 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         if pending.is_empty() {
             pending = c.pending;
         } else {
-            for (h, n) in c.pending {
-                *pending.entry(h).or_default() += n;
+            for (h, n) in c.pending.iter() {
+                pending.add(h, n);
             }
         }
         ledger_error |= c.ledger_error;
@@ -459,78 +557,68 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     }
 
     // The merge and the sweep; finished keys go to the spill file.
-    let t = Instant::now();
     // Until the report is written, any trouble (no temporary file, a full disk) leaves
     // the job to the in-memory report.
-    let mut spill = io::BufWriter::with_capacity(1 << 16, temp_file().ok()?);
-    let mut heap = BinaryHeap::new();
-    let mut readers = Vec::new();
+    let spill = io::BufWriter::with_capacity(1 << 16, temp_file().ok()?);
+    // The files are parsed by `PARSERS` threads (a group of files each) while this one
+    // merges; a batch is smaller the more files there are, so that the records queued
+    // stay about `QUEUED_RECORDS` whatever their number.
+    const PARSERS: usize = 1;
+    const QUEUED_RECORDS: usize = 4096;
+    let batch = (QUEUED_RECORDS / logs.len().max(1)).clamp(4, 64);
+    let groups = PARSERS.min(logs.len()).max(1);
+    let mut work: Vec<(Vec<Parsing>, Receiver<usize>)> = Vec::new();
+    let mut rooms = Vec::new();
+    for _ in 0..groups {
+        let (tx, rx) = channel();
+        work.push((Vec::new(), rx));
+        rooms.push(tx);
+    }
+    let mut feeds: Vec<Option<Feed>> = Vec::new();
     for (fi, log) in logs.iter().enumerate() {
         let Ok(r) = log.reader() else {
-            readers.push(None);
+            feeds.push(None);
             continue;
         };
-        let mut rd = Reader {
-            lines: Lines::new(r, log.len),
+        let (tx, rx) = sync_channel(QUEUED);
+        work[fi % groups].0.push(Parsing {
+            rd: Reader {
+                lines: Lines::new(r, log.len),
+                fi,
+                ident: Identifier::default(),
+            },
+            tx: Some(tx),
+            held: None,
+            eof: false,
+        });
+        feeds.push(Some(Feed {
             fi,
-            ident: Identifier::default(),
-        };
-        if let Some((k, r)) = rd.next() {
-            heap.push(Head(k, r, fi));
-        }
-        readers.push(Some(rd));
+            rx,
+            batch: Vec::new().into_iter(),
+            room: rooms[fi % groups].clone(),
+        }));
     }
-    let mut sweep = Sweep::with(
-        &procs,
-        replaced_by,
-        (logged, logged_free),
-        shared,
-        Some(pending),
-    );
-    sweep.set_last_free(last_free);
-    let mut written = 0usize;
-    let mut finished_early = 0usize;
-    let mut member = Vec::new();
-    let mut emit = |fp: &str, events: &[_], spill: &mut dyn Write| -> io::Result<()> {
-        member.clear();
-        if json {
-            if written > 0 {
-                member.extend_from_slice(b",\n");
-            }
-            render::key_member(fp, events, &procs, &mut member);
-        } else {
-            member.extend_from_slice(render::key_text(fp, events, &procs).as_bytes());
+    drop(rooms);
+    let merged = std::thread::scope(|s| {
+        for (files, room) in work {
+            s.spawn(move || parse_files(files, room, batch));
         }
-        written += 1;
-        spill.write_all(&member)
-    };
-    while let Some(Head(k, mut r, fi)) = heap.pop() {
-        let Some(&p) = index.get(&k) else {
-            // Not in the census (a file that changed between the readings).
-            return None;
-        };
-        r.proc_idx = p;
-        sweep.record(&r);
-        for (fp, events) in sweep.finished.drain(..) {
-            emit(&fp, &events, &mut spill).ok()?;
-            finished_early += 1;
-        }
-        if let Some((k, r)) = readers[fi].as_mut().and_then(Reader::next) {
-            heap.push(Head(k, r, fi));
-        }
-    }
-    let judged = sweep.into_parts();
-    for (fp, events) in &judged.keys {
-        emit(fp, events, &mut spill).ok()?;
-    }
-    let keys = finished_early + judged.keys.len();
-    tracing::info!(
-        "re-check: {} keys, {} violations in {:.1?} (merged a line at a time; {} keys written out before the logs ended)",
-        keys,
-        judged.violations.len(),
-        t.elapsed(),
-        finished_early
-    );
+        merge(
+            feeds,
+            &index,
+            &procs,
+            (
+                replaced_by,
+                (logged, logged_free),
+                shared,
+                pending,
+                last_free,
+            ),
+            json,
+            spill,
+        )
+    });
+    let (judged, keys, spill) = merged?;
     let mut spill = spill.into_inner().ok()?;
     spill.seek(SeekFrom::Start(0)).ok()?;
     let report = Report {
@@ -579,6 +667,110 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     })();
     tracing::info!("rendering: {:.1?}", t.elapsed());
     Some((report.exit_status(), res))
+}
+
+/// What the sweep needs besides the processes: see [`Sweep::with`].
+type SweepArgs = (
+    Vec<Option<usize>>,
+    recheck::Logged,
+    bool,
+    recheck::PendingMap,
+    Vec<BTreeMap<u64, u64>>,
+);
+
+/// The merge of the files' records into one time order, through the re-check's sweep;
+/// each finished key written to `spill`. The judged rest, the number of keys written and
+/// the spill file; `None` on trouble (see [`report`]).
+fn merge(
+    mut feeds: Vec<Option<Feed>>,
+    index: &HashMap<ProcKey, usize>,
+    procs: &[Process],
+    (replaced_by, logged, shared, pending, last_free): SweepArgs,
+    json: bool,
+    mut spill: io::BufWriter<File>,
+) -> Option<(recheck::Judged, usize, io::BufWriter<File>)> {
+    let t = Instant::now();
+
+    let mut sweep = Sweep::with(procs, replaced_by, logged, shared, Some(pending));
+    sweep.set_last_free(last_free);
+    let (mut finished_early, mut at_end) = (0usize, 0usize);
+    // Finished keys are written out by a thread of their own (rendering them is a good
+    // part of the work), a bounded queue of them at a time.
+    let (tx, rx) = sync_channel::<Vec<(String, Vec<Event>)>>(64);
+    let (judged, spill) = std::thread::scope(|s| {
+        let writer = s.spawn(move || -> io::Result<io::BufWriter<File>> {
+            let mut member = Vec::new();
+            for (written, (fp, events)) in rx.iter().flatten().enumerate() {
+                member.clear();
+                if json {
+                    if written > 0 {
+                        member.extend_from_slice(b",\n");
+                    }
+                    render::key_member(&fp, &events, procs, &mut member);
+                } else {
+                    member.extend_from_slice(render::key_text(&fp, &events, procs).as_bytes());
+                }
+                spill.write_all(&member)?;
+            }
+            Ok(spill)
+        });
+        let mut judged = (|| {
+            const KEYS_PER_SEND: usize = 32;
+            let mut done = Vec::new();
+            let mut heap = BinaryHeap::new();
+            for f in feeds.iter_mut().flatten() {
+                if let Some((k, r)) = f.next() {
+                    heap.push(Head(k, r, f.fi));
+                }
+            }
+            // Per file, the process of its last record (a file is mostly one process):
+            // comparing keys is cheaper than hashing one.
+            let mut last: Vec<Option<(ProcKey, usize)>> = vec![None; feeds.len()];
+            while let Some(Head(k, mut r, fi)) = heap.pop() {
+                r.proc_idx = match &last[fi] {
+                    Some((lk, p)) if *lk == k => *p,
+                    _ => {
+                        // `None`: not in the census (a file that changed between the readings).
+                        let p = *index.get(&k)?;
+                        last[fi] = Some((k, p));
+                        p
+                    }
+                };
+                sweep.record(&r);
+                if !sweep.finished.is_empty() {
+                    finished_early += sweep.finished.len();
+                    done.append(&mut sweep.finished);
+                    // A few keys at a time: fewer wake-ups of the writer. A writer gone
+                    // (a write failed) tells why below.
+                    if done.len() >= KEYS_PER_SEND && tx.send(std::mem::take(&mut done)).is_err() {
+                        break;
+                    }
+                }
+                if let Some((k, r)) = feeds[fi].as_mut().and_then(Feed::next) {
+                    heap.push(Head(k, r, fi));
+                }
+            }
+            let _ = tx.send(done);
+            Some(sweep.into_parts())
+        })();
+        if let Some(j) = &mut judged {
+            at_end = j.keys.len();
+            let _ = tx.send(std::mem::take(&mut j.keys).into_iter().collect());
+        }
+        drop(tx);
+        let spill = writer.join().ok().and_then(Result::ok);
+        (judged, spill)
+    });
+    let (judged, spill) = (judged?, spill?);
+    let keys = finished_early + at_end;
+    tracing::info!(
+        "re-check: {} keys, {} violations in {:.1?} (merged a line at a time; {} keys written out before the logs ended)",
+        keys,
+        judged.violations.len(),
+        t.elapsed(),
+        finished_early
+    );
+    Some((judged, keys, spill))
 }
 
 impl Log {

@@ -27,23 +27,167 @@ pub fn write_json(r: &Report, w: &mut dyn Write) -> io::Result<()> {
 /// One member of `keys` (`"fp": [events]`) as it stands in the pretty-printed report:
 /// indented for its place, no comma, no newline after it.
 pub fn key_member(fp: &str, events: &[Event], procs: &[Process], out: &mut Vec<u8>) {
-    let mut one = Vec::new();
-    let mut s = serde_json::Serializer::pretty(&mut one);
-    let ok = (|| {
-        let mut m = s.serialize_map(Some(1))?;
-        m.serialize_entry(fp, &Events(events, procs))?;
-        SerializeMap::end(m)
-    })();
-    if ok.is_err() {
+    // Written straight as serde_json's pretty printer lays it out (the streaming report
+    // writes every key this way: serde's generic path cost as much as reading the logs).
+    // The member stands two levels in: `{` of the report, then `"keys": {`.
+    indent(out, 2);
+    pretty_str(fp, out);
+    out.extend_from_slice(b": ");
+    if events.is_empty() {
+        out.extend_from_slice(b"[]");
         return;
     }
-    // `{\n  "fp": [...]\n}`: the member, two more spaces in (strings hold no raw newline).
-    for (i, line) in one[2..one.len() - 2].split(|b| *b == b'\n').enumerate() {
+    out.extend_from_slice(b"[\n");
+    for (i, e) in events.iter().enumerate() {
         if i > 0 {
-            out.push(b'\n');
+            out.extend_from_slice(b",\n");
         }
+        indent(out, 3);
+        pretty_obj(&event_obj(e, procs), 3, out);
+    }
+    out.push(b'\n');
+    indent(out, 2);
+    out.push(b']');
+}
+
+// ------------------------------------------------------------------ pretty, by hand
+//
+// What `serde_json::to_writer_pretty` writes for a value `depth` levels in: two spaces a
+// level, `": "` after a name, `[]`/`{}` when empty, strings escaped as serde escapes them
+// (`\"`, `\\`, the short escapes of \b \t \n \f \r, `\u00xx` for other control
+// characters; everything else as it is).
+
+fn indent(out: &mut Vec<u8>, depth: usize) {
+    for _ in 0..depth {
         out.extend_from_slice(b"  ");
-        out.extend_from_slice(line);
+    }
+}
+
+fn pretty_str(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let b = s.as_bytes();
+    let mut from = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x09 => b"\\t",
+            0x0a => b"\\n",
+            0x0c => b"\\f",
+            0x0d => b"\\r",
+            0..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(c >> 4)],
+                HEX[usize::from(c & 15)],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&b[from..i]);
+        out.extend_from_slice(esc);
+        from = i + 1;
+    }
+    out.extend_from_slice(&b[from..]);
+    out.push(b'"');
+}
+
+fn pretty_u64(mut n: u64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[at..]);
+}
+
+fn pretty_i64(n: i64, out: &mut Vec<u8>) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    pretty_u64(n.unsigned_abs(), out);
+}
+
+/// A sequence: `[]`, or each element on its line.
+fn pretty_seq<T>(
+    items: &[T],
+    depth: usize,
+    out: &mut Vec<u8>,
+    mut one: impl FnMut(&T, &mut Vec<u8>),
+) {
+    if items.is_empty() {
+        out.extend_from_slice(b"[]");
+        return;
+    }
+    out.extend_from_slice(b"[\n");
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b",\n");
+        }
+        indent(out, depth + 1);
+        one(x, out);
+    }
+    out.push(b'\n');
+    indent(out, depth);
+    out.push(b']');
+}
+
+fn pretty_obj(o: &Obj<'_>, depth: usize, out: &mut Vec<u8>) {
+    if o.0.is_empty() {
+        out.extend_from_slice(b"{}");
+        return;
+    }
+    out.extend_from_slice(b"{\n");
+    for (i, (k, v)) in o.0.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b",\n");
+        }
+        indent(out, depth + 1);
+        pretty_str(k, out);
+        out.extend_from_slice(b": ");
+        pretty(v, depth + 1, out);
+    }
+    out.push(b'\n');
+    indent(out, depth);
+    out.push(b'}');
+}
+
+fn pretty(v: &V<'_>, depth: usize, out: &mut Vec<u8>) {
+    match v {
+        V::Null => out.extend_from_slice(b"null"),
+        V::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        V::I64(n) => pretty_i64(*n, out),
+        V::U64(n) => pretty_u64(*n, out),
+        V::Str(t) => pretty_str(t, out),
+        V::String(t) => pretty_str(t, out),
+        V::Ints(a) => pretty_seq(a, depth, out, |n, out| pretty_i64(*n, out)),
+        V::Strs(a) => pretty_seq(a, depth, out, |t, out| pretty_str(t, out)),
+        V::Obj(o) => pretty_obj(o, depth, out),
+        V::ServerPids(es) => pretty_seq(es, depth, out, |(sdid, pids), out| {
+            let o = Obj::new(vec![("pid", V::Ints(pids)), ("sdid", V::U64(*sdid))]);
+            pretty_obj(&o, depth + 1, out);
+        }),
+        // Not in an event: through serde, each line after the first moved in.
+        V::List(_) | V::Keys(_) => {
+            let Ok(text) = serde_json::to_vec_pretty(v) else {
+                return;
+            };
+            for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+                if i > 0 {
+                    out.push(b'\n');
+                    indent(out, depth);
+                }
+                out.extend_from_slice(line);
+            }
+        }
     }
 }
 
@@ -370,6 +514,153 @@ fn event_fields<'a>(e: &'a Event, m: &mut Vec<(&'static str, V<'a>)>) {
             m.push(("source", V::Str(v.source.as_str())));
             m.push(("action", opt_str(v.action.as_deref())));
             m.push(("message", V::Str(&v.message)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::model::{Source, Violation};
+    use super::super::super::parse::PidArg;
+    use super::*;
+
+    /// `key_member` as it was written through serde: what the hand-written one must match.
+    fn by_serde(fp: &str, events: &[Event], procs: &[Process]) -> Vec<u8> {
+        let mut one = Vec::new();
+        let mut s = serde_json::Serializer::pretty(&mut one);
+        let mut m = s.serialize_map(Some(1)).unwrap();
+        m.serialize_entry(fp, &Events(events, procs)).unwrap();
+        SerializeMap::end(m).unwrap();
+        let mut out = Vec::new();
+        for (i, line) in one[2..one.len() - 2].split(|b| *b == b'\n').enumerate() {
+            if i > 0 {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(b"  ");
+            out.extend_from_slice(line);
+        }
+        out
+    }
+
+    #[test]
+    fn key_members_are_written_as_serde_writes_them() {
+        let nasty = "q\"b\\s/ \u{0}\u{1f}\u{7f}\u{8}\t\n\u{c}\r é ✓ \u{2028}";
+        let proc_ = |host: Option<&str>| Process {
+            pid: -3,
+            tag: "t".into(),
+            host: host.map(str::to_owned),
+            start_ts: None,
+            version: None,
+            mode: None,
+            exe: None,
+            ledger: None,
+            bare_tgid: None,
+            parent_pid: None,
+            parent: None,
+            end: End::Unknown,
+            first_seq: 1,
+            last_seq: 2,
+            last_ts: String::new(),
+            records: 0,
+            files: Vec::new(),
+            dropped: None,
+            has_start: false,
+        };
+        let procs = vec![proc_(Some(nasty)), proc_(None)];
+        let details = vec![
+            Detail::Export {
+                dev_ptr: Some(u64::MAX),
+                size: None,
+                flags: Some(0),
+            },
+            Detail::Export {
+                dev_ptr: None,
+                size: Some(1),
+                flags: None,
+            },
+            Detail::Whitelist {
+                pids: PidArg::List(vec![1, -2, i64::MIN, i64::MAX]),
+                num: Some(4),
+            },
+            Detail::Whitelist {
+                pids: PidArg::List(vec![]),
+                num: None,
+            },
+            Detail::Whitelist {
+                pids: PidArg::Unread("{\"a\":1}".into()),
+                num: Some(u64::MAX),
+            },
+            Detail::InterServer {
+                server_pids: Some(vec![(1, vec![2, 3]), (0, vec![])]),
+                num: Some(2),
+            },
+            Detail::InterServer {
+                server_pids: Some(vec![]),
+                num: None,
+            },
+            Detail::InterServer {
+                server_pids: None,
+                num: None,
+            },
+            Detail::SetAttr {
+                attr_type: Some(1),
+                attr: None,
+            },
+            Detail::Import {
+                address: Some(0x1000),
+                flags: Some(7),
+            },
+            Detail::Close { role: "importer" },
+            Detail::Free {
+                dev_ptr: 0,
+                role: "exporter",
+            },
+            Detail::Violation(Box::new(Violation {
+                rule: nasty.into(),
+                severity: "error".into(),
+                process: 1,
+                pid: 5,
+                func: nasty.into(),
+                key_fp: Some(nasty.into()),
+                source: Source::Recheck,
+                ts: nasty.into(),
+                ts_us: 0,
+                seq: 0,
+                message: nasty.into(),
+                action: None,
+            })),
+        ];
+        let events: Vec<Event> = details
+            .into_iter()
+            .enumerate()
+            .map(|(i, detail)| Event {
+                ts: if i % 2 == 0 {
+                    nasty.into()
+                } else {
+                    String::new()
+                },
+                ts_us: -1,
+                process: i % 3,
+                pid: 1 - i as i64,
+                seq: i as u64 * 1_000_000_007,
+                func: if i % 2 == 1 { nasty.into() } else { "f".into() },
+                ret: (i % 3 != 0).then_some(-(i as i64)),
+                status: (i % 4 != 0).then_some("ok"),
+                detail,
+            })
+            .collect();
+        for (fp, evs) in [
+            ("fp:1", &events[..]),
+            (nasty, &events[..1]),
+            ("", &events[..0]),
+        ] {
+            let mut mine = Vec::new();
+            key_member(fp, evs, &procs, &mut mine);
+            let theirs = by_serde(fp, evs, &procs);
+            assert_eq!(
+                String::from_utf8(mine).unwrap(),
+                String::from_utf8(theirs).unwrap()
+            );
         }
     }
 }
