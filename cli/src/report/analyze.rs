@@ -46,21 +46,7 @@ pub fn analyze_ingested(ingested: Ingested, trace: bool) -> Report {
         duplicates,
     } = processes::order(recs, &names);
     let gaps = processes::find_gaps(&recs, &processes);
-    tracing::info!(
-        "ordering: {} processes, {} duplicates dropped, {} gaps in {:.1?}",
-        processes.len(),
-        duplicates,
-        gaps.len(),
-        t.elapsed()
-    );
-    for p in &processes {
-        tracing::debug!(
-            "process {}: host {}, {} records",
-            p.tag,
-            p.host.as_deref().unwrap_or("?"),
-            p.records
-        );
-    }
+    say_ordering(&processes, duplicates, gaps.len(), t);
     let t = Instant::now();
     let trace = if trace {
         trace_records(&recs)
@@ -95,6 +81,31 @@ pub fn analyze_ingested(ingested: Ingested, trace: bool) -> Report {
 }
 
 /// Keys whose successful export says the ledger could not hold them; sorted, once each.
+/// `-v`: the ordering stage, in the same words whichever report (in memory or streamed)
+/// ordered the processes.
+pub(super) fn say_ordering(
+    processes: &[super::model::Process],
+    duplicates: usize,
+    gaps: usize,
+    t: Instant,
+) {
+    tracing::info!(
+        "ordering: {} processes, {} duplicates dropped, {} gaps in {:.1?}",
+        processes.len(),
+        duplicates,
+        gaps,
+        t.elapsed()
+    );
+    for p in processes {
+        tracing::debug!(
+            "process {}: host {}, {} records",
+            p.tag,
+            p.host.as_deref().unwrap_or("?"),
+            p.records
+        );
+    }
+}
+
 fn untracked_keys(recs: &[Rec]) -> Vec<String> {
     let mut keys: Vec<String> = recs
         .iter()

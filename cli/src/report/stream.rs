@@ -541,20 +541,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let logged_free = logged_free_k.into_iter().map(|k| index[&k]).collect();
     let shared = !ledger_error && recheck::shared_ledger(&procs);
     let records: usize = procs.iter().map(|p| p.records).sum();
-    tracing::info!(
-        "ordering: {} processes, 0 duplicates dropped, {} gaps in {:.1?}",
-        procs.len(),
-        gaps.len(),
-        t.elapsed()
-    );
-    for p in &procs {
-        tracing::debug!(
-            "process {}: host {}, {} records",
-            p.tag,
-            p.host.as_deref().unwrap_or("?"),
-            p.records
-        );
-    }
+    super::analyze::say_ordering(&procs, 0, gaps.len(), t);
 
     // The merge and the sweep; finished keys go to the spill file.
     // Until the report is written, any trouble (no temporary file, a full disk) leaves
