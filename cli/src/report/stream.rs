@@ -40,6 +40,10 @@ pub struct Log {
     src: Result<Src, String>,
     /// The bytes the census read: the merge reads no more (a log still being written).
     len: u64,
+    /// How far (µs) a record's time lies behind an earlier line's at most, in this file
+    /// (the census finds it): the merge holds the file's records that long to put them in
+    /// time order.
+    lag_us: i64,
 }
 
 enum Src {
@@ -59,6 +63,7 @@ impl Log {
             name,
             src: src.map_err(|e| e.to_string()),
             len: 0,
+            lag_us: 0,
         }
     }
 
@@ -179,10 +184,18 @@ struct Census {
     untracked: BTreeSet<String>,
     pending: recheck::PendingMap,
     ledger_error: bool,
-    /// The file is not in the report's order, or a process's `seq` repeats: the streaming
-    /// report cannot promise the in-memory one's answer.
+    /// A process's `seq` repeats, or the file's records go back in time further than
+    /// `MAX_LAG_US`: the streaming report cannot promise the in-memory one's answer.
     unordered: bool,
+    /// How far a record's time lies behind the latest time before it in the file, at most.
+    lag_us: i64,
 }
+
+/// How far back in time a record may lie behind an earlier line of its file for the
+/// streaming report (which then holds that much of the file to sort it): a record that a
+/// thread queued after another thread's later one, when the first was preempted for a
+/// while. Further back (a clock set back by hand), the logs are read into memory.
+const MAX_LAG_US: i64 = 2_000_000;
 
 fn census(fi: usize, log: &Log) -> Census {
     let mut c = Census::default();
@@ -203,7 +216,7 @@ fn census(fi: usize, log: &Log) -> Census {
     };
     let mut lines = Lines::new(reader, u64::MAX);
     let mut ident = Identifier::default();
-    let mut prev: Option<(ProcKey, Rec)> = None;
+    let mut latest = i64::MIN;
     // Per pid: the last (ts, seq, not a start) its records had in this file.
     let mut by_pid: HashMap<i64, (i64, u64, bool)> = HashMap::new();
     loop {
@@ -235,16 +248,22 @@ fn census(fi: usize, log: &Log) -> Census {
         };
         info.records += 1;
         let at = (r.ts_us, r.seq, r.event != "start");
-        if by_pid.insert(r.pid, at).is_some_and(|was| was > at) {
-            c.unordered = true;
-        }
-        let key = ident.key(&r);
-        if prev
-            .as_ref()
-            .is_some_and(|(pk, pr)| order((pk, pr), (&key, &r)) == Ordering::Greater)
+        // A pid's records go forward in `seq`; in time they may go back a little (threads
+        // racing to the log's queue), which the merge's window puts right.
+        if by_pid
+            .insert(r.pid, at)
+            .is_some_and(|was| was > at && !(at.1 > was.1 && was.0 - at.0 <= MAX_LAG_US))
         {
             c.unordered = true;
         }
+        let key = ident.key(&r);
+        if r.ts_us < latest {
+            c.lag_us = c.lag_us.max(latest - r.ts_us);
+            if c.lag_us > MAX_LAG_US {
+                c.unordered = true;
+            }
+        }
+        latest = latest.max(r.ts_us);
         for fp in recheck::named_fps(&r).into_iter().flatten() {
             c.pending.add(recheck::fp_hash(fp), 1);
         }
@@ -284,7 +303,6 @@ fn census(fi: usize, log: &Log) -> Census {
             acc.gaps.push((acc.expect, r.seq - 1));
         }
         acc.expect = r.seq.saturating_add(1);
-        prev = Some((key, r));
     }
     c.len = lines.bytes;
     c.info = Some(info);
@@ -296,10 +314,53 @@ struct Reader {
     lines: Lines,
     fi: usize,
     ident: Identifier,
+    /// The file's lag (`Census::lag_us`): records are held until no line still to come
+    /// can go before them, which a file in time order (lag 0) never needs.
+    lag_us: i64,
+    window: BinaryHeap<Head>,
+    latest: i64,
+    eof: bool,
 }
 
 impl Reader {
+    fn new(lines: Lines, fi: usize, lag_us: i64) -> Reader {
+        Reader {
+            lines,
+            fi,
+            ident: Identifier::default(),
+            lag_us,
+            window: BinaryHeap::new(),
+            latest: i64::MIN,
+            eof: false,
+        }
+    }
+
+    /// The file's next record in the report's time order.
     fn next(&mut self) -> Option<(ProcKey, Rec)> {
+        if self.lag_us == 0 && self.window.is_empty() {
+            return self.next_line();
+        }
+        loop {
+            // Every line still to come lies at or after `latest - lag_us`: a held record
+            // before that goes first.
+            if let Some(h) = self.window.peek() {
+                if self.eof || h.1.ts_us < self.latest.saturating_sub(self.lag_us) {
+                    let Head(k, r, _) = self.window.pop()?;
+                    return Some((k, r));
+                }
+            }
+            match self.next_line() {
+                Some((k, r)) => {
+                    self.latest = self.latest.max(r.ts_us);
+                    self.window.push(Head(k, r, self.fi));
+                }
+                None if self.window.is_empty() => return None,
+                None => self.eof = true,
+            }
+        }
+    }
+
+    fn next_line(&mut self) -> Option<(ProcKey, Rec)> {
         loop {
             if !matches!(self.lines.next(), Ok(true)) {
                 return None;
@@ -463,6 +524,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
             return None;
         }
         logs[i].len = c.len;
+        logs[i].lag_us = c.lag_us;
         files.extend(c.info);
         skipped.extend(c.skipped);
         for (k, acc) in c.procs {
@@ -569,11 +631,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         };
         let (tx, rx) = sync_channel(QUEUED);
         work[fi % groups].0.push(Parsing {
-            rd: Reader {
-                lines: Lines::new(r, log.len),
-                fi,
-                ident: Identifier::default(),
-            },
+            rd: Reader::new(Lines::new(r, log.len), fi, log.lag_us),
             tx: Some(tx),
             held: None,
             eof: false,

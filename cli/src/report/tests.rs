@@ -1031,6 +1031,36 @@ fn command_line_with_files() {
     );
 }
 
+/// A record queued after another thread's later one lies a little back in time in its
+/// file (its thread was preempted between its call and the queue): the streaming report
+/// holds that much of the file and answers as the in-memory one, which sorts by time.
+/// Further back than `MAX_LAG_US` (a clock set back), the logs go to the in-memory report.
+#[test]
+fn records_a_little_back_in_time_still_stream() {
+    let job = |back: i64| {
+        let mut j = Job::new();
+        j.start(A).start(B);
+        j.t += 10_000_000;
+        j.malloc(A, 0x10000).malloc(A, 0x20000);
+        // The export was made before the second malloc, but queued after it.
+        j.t -= back;
+        j.export(A, FP, 0x10000, 0);
+        j.t += back;
+        j.tgid(B, 5200).setpid(A, FP, &[5200]);
+        j.import(B, FP, 0x90000).close(B, FP).summary(B);
+        j.close(A, FP).free(A, 0x10000).free(A, 0x20000).summary(A);
+        j
+    };
+    for (back, streams) in [(1_500, true), (400_000, true), (5_000_000, false)] {
+        let j = job(back);
+        let inputs = j.inputs();
+        let r = super::analyze(&inputs);
+        assert_eq!(same_when_streamed(&inputs, &r), streams, "{back} µs back");
+        assert_eq!(found(&r), vec![], "{back} µs back");
+        assert_eq!(r.keys[FP].len(), 6, "{back} µs back");
+    }
+}
+
 /// Logs out of time order (a shared file whose lines are shuffled, given twice) are left
 /// to the in-memory report by the command: the same answer as `analyze`, keys sorted.
 #[test]
