@@ -80,7 +80,6 @@ pub fn analyze_ingested(ingested: Ingested, trace: bool) -> Report {
     }
 }
 
-/// Keys whose successful export says the ledger could not hold them; sorted, once each.
 /// `-v`: the ordering stage, in the same words whichever report (in memory or streamed)
 /// ordered the processes.
 pub(super) fn say_ordering(
@@ -106,6 +105,7 @@ pub(super) fn say_ordering(
     }
 }
 
+/// Keys whose successful export says the ledger could not hold them; sorted, once each.
 fn untracked_keys(recs: &[Rec]) -> Vec<String> {
     let mut keys: Vec<String> = recs
         .iter()

@@ -42,8 +42,8 @@ pub struct Log {
     len: u64,
     /// How far (µs) a record's time lies behind an earlier line's at most, in this file
     /// (the census finds it): the merge holds the file's records that long to put them in
-    /// time order.
-    lag_us: i64,
+    /// its order. `None`: the file is in that order already.
+    lag_us: Option<i64>,
 }
 
 enum Src {
@@ -63,7 +63,7 @@ impl Log {
             name,
             src: src.map_err(|e| e.to_string()),
             len: 0,
-            lag_us: 0,
+            lag_us: None,
         }
     }
 
@@ -189,13 +189,16 @@ struct Census {
     unordered: bool,
     /// How far a record's time lies behind the latest time before it in the file, at most.
     lag_us: i64,
+    /// Some record goes before the line above it in the merge's order (by time, or, at
+    /// the same time, by pid, process or `seq`): the merge must sort the file.
+    unsorted: bool,
 }
 
 /// How far back in time a record may lie behind an earlier line of its file for the
 /// streaming report (which then holds that much of the file to sort it): a record that a
 /// thread queued after another thread's later one, when the first was preempted for a
 /// while. Further back (a clock set back by hand), the logs are read into memory.
-const MAX_LAG_US: i64 = 2_000_000;
+const MAX_LAG_US: i64 = 250_000;
 
 fn census(fi: usize, log: &Log) -> Census {
     let mut c = Census::default();
@@ -217,6 +220,10 @@ fn census(fi: usize, log: &Log) -> Census {
     let mut lines = Lines::new(reader, u64::MAX);
     let mut ident = Identifier::default();
     let mut latest = i64::MIN;
+    let mut prev: Option<(ProcKey, Rec)> = None;
+    // Per pid: the time of the first record of its current process in this file (its
+    // start, or its first line), and the latest time of any of its records.
+    let mut spans: HashMap<i64, (i64, i64)> = HashMap::new();
     // Per pid: the last (ts, seq, not a start) its records had in this file.
     let mut by_pid: HashMap<i64, (i64, u64, bool)> = HashMap::new();
     loop {
@@ -256,7 +263,31 @@ fn census(fi: usize, log: &Log) -> Census {
         {
             c.unordered = true;
         }
+        // The in-memory report tells a pid's processes apart in time order: a record that
+        // goes back before the first of its process, or a start before an earlier
+        // process's last record, would be given to another process there.
+        let is_start = r.event == "start";
+        match spans.get_mut(&r.pid) {
+            Some((first, last)) => {
+                if (is_start && r.ts_us <= *last) || (!is_start && r.ts_us < *first) {
+                    c.unordered = true;
+                }
+                if is_start {
+                    *first = r.ts_us;
+                }
+                *last = (*last).max(r.ts_us);
+            }
+            None => {
+                spans.insert(r.pid, (r.ts_us, r.ts_us));
+            }
+        }
         let key = ident.key(&r);
+        if prev
+            .as_ref()
+            .is_some_and(|(pk, pr)| order((pk, pr), (&key, &r)) == Ordering::Greater)
+        {
+            c.unsorted = true;
+        }
         if r.ts_us < latest {
             c.lag_us = c.lag_us.max(latest - r.ts_us);
             if c.lag_us > MAX_LAG_US {
@@ -303,6 +334,7 @@ fn census(fi: usize, log: &Log) -> Census {
             acc.gaps.push((acc.expect, r.seq - 1));
         }
         acc.expect = r.seq.saturating_add(1);
+        prev = Some((key, r));
     }
     c.len = lines.bytes;
     c.info = Some(info);
@@ -315,15 +347,15 @@ struct Reader {
     fi: usize,
     ident: Identifier,
     /// The file's lag (`Census::lag_us`): records are held until no line still to come
-    /// can go before them, which a file in time order (lag 0) never needs.
-    lag_us: i64,
+    /// can go before them; `None` for a file already in the merge's order.
+    lag_us: Option<i64>,
     window: BinaryHeap<Head>,
     latest: i64,
     eof: bool,
 }
 
 impl Reader {
-    fn new(lines: Lines, fi: usize, lag_us: i64) -> Reader {
+    fn new(lines: Lines, fi: usize, lag_us: Option<i64>) -> Reader {
         Reader {
             lines,
             fi,
@@ -337,14 +369,14 @@ impl Reader {
 
     /// The file's next record in the report's time order.
     fn next(&mut self) -> Option<(ProcKey, Rec)> {
-        if self.lag_us == 0 && self.window.is_empty() {
+        let Some(lag_us) = self.lag_us else {
             return self.next_line();
-        }
+        };
         loop {
             // Every line still to come lies at or after `latest - lag_us`: a held record
             // before that goes first.
             if let Some(h) = self.window.peek() {
-                if self.eof || h.1.ts_us < self.latest.saturating_sub(self.lag_us) {
+                if self.eof || h.1.ts_us < self.latest.saturating_sub(lag_us) {
                     let Head(k, r, _) = self.window.pop()?;
                     return Some((k, r));
                 }
@@ -524,7 +556,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
             return None;
         }
         logs[i].len = c.len;
-        logs[i].lag_us = c.lag_us;
+        logs[i].lag_us = c.unsorted.then_some(c.lag_us);
         files.extend(c.info);
         skipped.extend(c.skipped);
         for (k, acc) in c.procs {
