@@ -28,15 +28,7 @@ pub fn analyze_ingested(ingested: Ingested, trace: bool) -> Report {
         recs,
         skipped,
     } = ingested;
-    for f in &files {
-        tracing::debug!(
-            "{}: {} records, {} text lines, {} malformed lines",
-            f.path,
-            f.records,
-            f.text_lines,
-            f.skipped
-        );
-    }
+    say_files(&files);
     let t = Instant::now();
     let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     let Ordered {
@@ -77,6 +69,19 @@ pub fn analyze_ingested(ingested: Ingested, trace: bool) -> Report {
         keys,
         errors,
         trace,
+    }
+}
+
+/// `-vv`: each file read, in the same words whichever report read it.
+pub(super) fn say_files(files: &[super::model::FileInfo]) {
+    for f in files {
+        tracing::debug!(
+            "{}: {} records, {} text lines, {} malformed lines",
+            f.path,
+            f.records,
+            f.text_lines,
+            f.skipped
+        );
     }
 }
 

@@ -592,15 +592,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         files.len(),
         t.elapsed()
     );
-    for f in &files {
-        tracing::debug!(
-            "{}: {} records, {} text lines, {} malformed lines",
-            f.path,
-            f.records,
-            f.text_lines,
-            f.skipped
-        );
-    }
+    super::analyze::say_files(&files);
     let t = Instant::now();
     // Number the processes as the merge meets them.
     accs.sort_by(|a, b| order((&a.first.0, &a.first.1), (&b.first.0, &b.first.1)));
