@@ -764,8 +764,11 @@ fn merge(
     sweep.set_last_free(last_free);
     let (mut finished_early, mut at_end) = (0usize, 0usize);
     // Finished keys are written out by a thread of their own (rendering them is a good
-    // part of the work), a bounded queue of them at a time.
-    let (tx, rx) = sync_channel::<Vec<(String, Vec<Event>)>>(64);
+    // part of the work), a bounded queue of them at a time: a few batches smooth the
+    // hand-over; more only hold memory while the writer waits on a slow disk (64 batches
+    // held about 3 MiB of keys when each write took 3 ms).
+    const KEY_BATCHES_QUEUED: usize = 4;
+    let (tx, rx) = sync_channel::<Vec<(String, Vec<Event>)>>(KEY_BATCHES_QUEUED);
     let (judged, spill) = std::thread::scope(|s| {
         let writer = s.spawn(move || -> io::Result<io::BufWriter<File>> {
             let mut member = Vec::new();
