@@ -6,7 +6,7 @@
 //! released by the kernel when the process dies, whatever pid namespace it lives in) and
 //! serves to grow the file. Unlinking goes by name, checked against the mapped inode.
 
-use super::format::{Geometry, Header, CHUNK, FILE_NAME, LOCK_BASE, POOL_CHUNK};
+use super::format::{Geometry, Header, IndexEntry, CHUNK, FILE_NAME, LOCK_BASE, POOL_CHUNK};
 use super::proc::errno;
 use super::table::Tables;
 use super::LedgerError;
@@ -471,6 +471,15 @@ impl Map {
         };
         std::mem::forget(fd);
         map
+    }
+
+    /// A prefetch of the index entry where `fp`'s probe starts (see `Ledger::prefetch`).
+    #[inline]
+    pub fn prefetch_index(&self, fp: &[u8; 8]) {
+        let at = self.geo.off_index
+            + super::table::home_in(fp, self.geo.index) * std::mem::size_of::<IndexEntry>();
+        // wrapping_add: only an address, never dereferenced here.
+        super::table::prefetch(self.base.as_ptr().wrapping_add(at));
     }
 
     fn header(&self) -> &Header {
