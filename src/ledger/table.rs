@@ -13,6 +13,32 @@ use super::format::{
 };
 use crate::key::Fp;
 
+/// Where the probe for `fp` starts in an index of `len` entries (a power of two).
+#[inline]
+pub(crate) fn home_in(fp: &[u8; 8], len: usize) -> usize {
+    // Fingerprints are already uniform; the multiply also spreads made-up test ones.
+    let bits = len.trailing_zeros();
+    if bits == 0 {
+        return 0;
+    }
+    (u64::from_le_bytes(*fp).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+}
+
+/// Asks the CPU to start loading the cache line at `p` (nothing elsewhere than x86_64).
+/// Not a read: `p` need not be valid, and nothing is accessed that could race.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and has no effect the program can observe.
+    #[allow(unused_unsafe)]
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// What an export says about its key.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Exported {
@@ -60,9 +86,24 @@ impl<'a> Tables<'a> {
     }
 
     fn home(&self, fp: &[u8; 8]) -> usize {
-        // Fingerprints are already uniform; the multiply also spreads made-up test ones.
-        let bits = self.index.len().trailing_zeros();
-        (u64::from_le_bytes(*fp).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+        home_in(fp, self.index.len())
+    }
+
+    /// Starts loading the index entry of the key the next `reclaim_finished` would take
+    /// (the oldest finished one), so that its cache miss overlaps the new key's instead of
+    /// following it. A hint only.
+    fn prefetch_reclaim(&self) {
+        let cap = self.keys_cap();
+        if self.c.ring_len as usize >= KEEP_FINISHED && cap > 0 {
+            let body = self.ring[self.c.ring_head as usize % cap] as usize;
+            if let Some(e) = self
+                .slots
+                .get(body)
+                .and_then(|s| self.index.get(self.home(&s.fp)))
+            {
+                prefetch(e);
+            }
+        }
     }
 
     fn mask(&self) -> usize {
@@ -206,6 +247,9 @@ impl<'a> Tables<'a> {
     /// Records an export of `fp` by `who`: the slot is started afresh if the key is known.
     /// False when no slot is free (see `alloc_body`).
     pub fn export(&mut self, fp: Fp, who: Who, e: Exported, may_grow: bool) -> bool {
+        if self.c.free_len == 0 {
+            self.prefetch_reclaim();
+        }
         if let Some(body) = self.body(&fp) {
             self.reset_slot(body, fp, who, e);
             return true;

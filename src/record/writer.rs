@@ -23,6 +23,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// How many `call` records may wait for the writer thread.
 pub const QUEUE_CAPACITY: usize = 16 * 1024;
 
+/// How long the writer naps after writing before it looks again (µs): the longest a queued
+/// record waits while records keep coming. A producer that finds the writer napping does
+/// not wake it: each wake is a system call on the calling thread (a futex wake, about a
+/// microsecond on a virtual machine), which a writer that keeps catching up with the
+/// program made nearly every IPC call pay.
+const NAP_US: i64 = 1_000;
+
+/// A napping writer is woken when this many records wait (or an eighth of a smaller
+/// queue): at most one system call per so many records, and a writer that does not idle
+/// while a backlog grows.
+const URGENT_RECORDS: usize = 256;
+
 struct Queue {
     items: VecDeque<Record>,
     next_seq: u64,
@@ -230,11 +242,17 @@ impl Log {
     /// call it is about), else it is read now; it never goes back a little before the last
     /// queued record's (`REORDER_US`), so that time order stays `seq` order.
     pub fn push_at(&'static self, pid: i32, tid: i32, body: Body, ts_us: Option<i64>) {
-        if !self.enqueue(pid, tid, body, true, ts_us) {
+        let Some(queued) = self.enqueue(pid, tid, body, true, ts_us) else {
             return;
-        }
+        };
         if self.writer_running.load(Ordering::Acquire) || self.start_writer() {
-            self.wake.ring();
+            // A writer that naps (it wrote a moment ago) comes back by itself within
+            // NAP_US; it is woken only when the queue fills up meanwhile.
+            if queued >= self.urgent() {
+                self.wake.ring_urgent();
+            } else {
+                self.wake.ring();
+            }
         } else {
             self.flush();
         }
@@ -242,16 +260,24 @@ impl Log {
 
     /// Writes a record, and everything queued before it, before returning.
     pub fn push_through(&self, pid: i32, tid: i32, body: Body) {
-        if self.enqueue(pid, tid, body, false, None) {
+        if self.enqueue(pid, tid, body, false, None).is_some() {
             self.flush();
         }
     }
 
-    /// Gives the record its `seq` and queues it; false when the log is off or, for a
-    /// `bounded` record, the queue is full (the record is then counted as dropped).
-    fn enqueue(&self, pid: i32, tid: i32, body: Body, bounded: bool, ts_us: Option<i64>) -> bool {
+    /// Gives the record its `seq` and queues it; returns how many records the queue then
+    /// holds, or None when the log is off or, for a `bounded` record, the queue is full
+    /// (the record is then counted as dropped).
+    fn enqueue(
+        &self,
+        pid: i32,
+        tid: i32,
+        body: Body,
+        bounded: bool,
+        ts_us: Option<i64>,
+    ) -> Option<usize> {
         if !self.enabled() || self.closed.load(Ordering::Acquire) {
-            return false;
+            return None;
         }
         let mut q = self.queue.lock();
         let seq = q.next_seq;
@@ -259,7 +285,7 @@ impl Log {
         if bounded && q.items.len() >= self.capacity {
             drop(q);
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
+            return None;
         }
         let ts_us = record_time(ts_us, q.last_ts_us, now_us);
         q.last_ts_us = ts_us;
@@ -270,13 +296,18 @@ impl Log {
             tid,
             body,
         });
-        true
+        Some(q.items.len())
     }
 
     /// Writes what is queued and refuses every later record (after the summary at exit).
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.flush();
+    }
+
+    /// Records queued that end the writer's nap.
+    fn urgent(&self) -> usize {
+        URGENT_RECORDS.min(self.capacity / 8)
     }
 
     /// Writes everything queued before this call, in order, from the calling thread. It
@@ -402,10 +433,21 @@ impl Log {
 
     fn writer_loop(&'static self) {
         crate::boundary::mark_internal_thread();
+        let mut seen_seq = 0;
         loop {
             self.flush();
-            self.wake
-                .sleep_unless(|| !self.queue.lock().items.is_empty(), 200);
+            // Records came since the last look: more are likely, so nap (the producers do
+            // not wake a napping writer, see `push_at`); else sleep until rung.
+            let next_seq = self.queue.lock().next_seq;
+            if next_seq != seen_seq {
+                seen_seq = next_seq;
+                let urgent = self.urgent();
+                self.wake
+                    .nap_unless(|| self.queue.lock().items.len() >= urgent, NAP_US);
+            } else {
+                self.wake
+                    .sleep_unless(|| !self.queue.lock().items.is_empty(), 200);
+            }
         }
     }
 

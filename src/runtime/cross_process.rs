@@ -118,6 +118,18 @@ impl Runtime {
         }
     }
 
+    /// Starts loading the ledger's index entry for `fp` (see `Ledger::prefetch`) when the
+    /// ledger is open, so the miss overlaps this process's own bookkeeping that comes
+    /// first. Nothing when it is not open: opening is for the operations themselves.
+    pub(super) fn prefetch_ledger(&self, fp: Fp) {
+        let open = self.ledger_open.load(Ordering::Acquire);
+        if !open.is_null() {
+            crate::valgrind::happens_after(&self.ledger_open);
+            // SAFETY: as in `try_ledger`: the handle of an `Open` link is never freed.
+            unsafe { &*open }.prefetch(lfp(fp));
+        }
+    }
+
     /// Runs one ledger operation; a failure is said once in an `error` record and the
     /// cross-process rules skip this call.
     pub(super) fn with_ledger<T>(

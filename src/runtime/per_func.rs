@@ -93,6 +93,7 @@ fn ledger_facts(rt: &'static Runtime, args: &Args) -> (LedgerFacts, Known) {
             key: KeyArg::Key(k),
             ..
         } => {
+            rt.prefetch_ledger(k.fp);
             if rt.state.lock().export(&k.fp).is_some() {
                 return (LedgerFacts::None, Known::default());
             }
@@ -118,6 +119,7 @@ fn ledger_facts(rt: &'static Runtime, args: &Args) -> (LedgerFacts, Known) {
         Args::Close {
             key: KeyArg::Key(k),
         } => {
+            rt.prefetch_ledger(k.fp);
             {
                 let s = rt.state.lock();
                 if s.export(&k.fp).is_none() || s.import(&k.fp).is_some() {
@@ -249,6 +251,8 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
             ..
         } => {
             let Some(key) = outcome.out.key else { return };
+            // A new key's index entry is a cache miss: start it before our own tables.
+            rt.prefetch_ledger(key.fp);
             {
                 let mut s = rt.state.lock();
                 let alloc_base = match s.region_of(*dev_ptr) {
