@@ -113,6 +113,14 @@ pub fn contain<T>(f: impl FnOnce() -> T) -> Option<T> {
     catch_unwind(AssertUnwindSafe(f)).ok()
 }
 
+/// `contain`, inlined into its caller: for the few instructions of the quiet allocation
+/// path, where the call into an out-of-line `contain` and the copy of the closure's
+/// captures cost more than the work (a panic is contained all the same).
+#[inline(always)]
+pub fn contain_inline<T>(f: impl FnOnce() -> T) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(f)).ok()
+}
+
 /// This thread's kernel thread id, cached.
 pub fn tid() -> i32 {
     TID.with(|c| {

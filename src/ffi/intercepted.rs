@@ -9,7 +9,7 @@ use super::vendor::{aclError, aclrtIpcMemAttrType, aclrtMemMallocPolicy, aclrtSe
 use crate::call::{Args, Out};
 use crate::key::KeyArg;
 use crate::real::{self, MallocFn, Real};
-use crate::runtime::entry::intercept;
+use crate::runtime::entry::{forward_only, intercept, intercept_free, intercept_malloc};
 use std::ffi::c_void;
 use std::os::raw::c_char;
 
@@ -166,18 +166,39 @@ pub unsafe extern "C" fn aclrtDeviceGetBareTgid(pid: *mut i32) -> aclError {
     )
 }
 
-/// The three allocation calls share one signature and one path.
+/// The three allocation calls share one signature and one path: mode `off` forwards at
+/// once; the rest is out of line (`malloc_checked`), so that the forwarding path sets up
+/// nothing for it.
 ///
 /// # Safety
 /// The entry points' own: `devPtr` is what the program passed to the allocation call.
+#[inline(always)]
 unsafe fn malloc_like(
     real: &'static Real<MallocFn>,
     devPtr: *mut *mut c_void,
     size: usize,
     policy: aclrtMemMallocPolicy,
 ) -> aclError {
-    intercept(
+    match forward_only(real) {
+        // SAFETY: the real function, with the program's own arguments.
+        Some(f) => unsafe { f(devPtr, size, policy) },
+        // SAFETY: the caller's.
+        None => unsafe { malloc_checked(real, devPtr, size, policy) },
+    }
+}
+
+/// # Safety
+/// As `malloc_like`.
+#[inline(never)]
+unsafe fn malloc_checked(
+    real: &'static Real<MallocFn>,
+    devPtr: *mut *mut c_void,
+    size: usize,
+    policy: aclrtMemMallocPolicy,
+) -> aclError {
+    intercept_malloc(
         real,
+        size,
         || Args::Malloc {
             out_ptr: devPtr as usize,
             size,
@@ -185,7 +206,7 @@ unsafe fn malloc_like(
         },
         |f| unsafe { f(devPtr, size, policy) },
         // SAFETY: after success the runtime wrote the address through `devPtr`.
-        || out_dev_ptr(unsafe { raw::out_ptr(devPtr) }),
+        || unsafe { raw::out_ptr(devPtr) },
     )
 }
 
@@ -225,13 +246,27 @@ pub unsafe extern "C" fn aclrtMallocCached(
 /// Frees device memory this process allocated (never memory it imported).
 #[no_mangle]
 pub unsafe extern "C" fn aclrtFree(devPtr: *mut c_void) -> aclError {
-    intercept(
+    match forward_only(&real::FREE) {
+        // SAFETY: the real function, with the program's own argument.
+        Some(f) => unsafe { f(devPtr) },
+        // SAFETY: the program's own argument.
+        None => unsafe { free_checked(devPtr) },
+    }
+}
+
+/// `aclrtFree` past mode `off`, out of line as `malloc_checked`.
+///
+/// # Safety
+/// `devPtr` is what the program passed to `aclrtFree`.
+#[inline(never)]
+unsafe fn free_checked(devPtr: *mut c_void) -> aclError {
+    intercept_free(
         &real::FREE,
+        devPtr as usize,
         || Args::Free {
             dev_ptr: devPtr as usize,
         },
         |f| unsafe { f(devPtr) },
-        Out::default,
     )
 }
 

@@ -15,7 +15,7 @@ use crate::call::{codes, Args, Func, Out, Outcome};
 use crate::clock::now_ns;
 use crate::config::{Mode, DEFAULT_REAL_LIB};
 use crate::key::{Key, KeyArg};
-use crate::real::{Real, RealFn};
+use crate::real::{FreeFn, MallocFn, Real, RealFn};
 use crate::record::{Action, Body};
 use crate::rules::{check_after, check_before, Finding, Severity};
 use std::mem::ManuallyDrop;
@@ -35,12 +35,64 @@ pub(crate) fn intercept<F: RealFn>(
     forward: impl Fn(F) -> i32,
     read_out: impl Fn() -> Out,
 ) -> i32 {
-    if only_forwarding() {
-        if let Some(f) = real.cached() {
-            return forward(f);
-        }
+    if let Some(f) = forward_only(real) {
+        return forward(f);
     }
     intercept_full(real, gather, forward, read_out)
+}
+
+/// The real function, when the call is only to be forwarded: mode `off`, the runtime
+/// initialised and the function found. Two relaxed loads, for the entry points to test
+/// before anything else.
+#[inline(always)]
+pub(crate) fn forward_only<F: RealFn>(real: &'static Real<F>) -> Option<F> {
+    if only_forwarding() {
+        real.cached()
+    } else {
+        None
+    }
+}
+
+/// An allocation call (`aclrtMalloc`, `aclrtMallocAlign32`, `aclrtMallocCached`) past
+/// `forward_only`: the quiet path (no record: only the tracking and the count) inlined,
+/// else the whole path. `size` is the call's argument, `dev_ptr` reads the address a
+/// successful call wrote.
+#[inline(always)]
+pub(crate) fn intercept_malloc(
+    real: &'static Real<MallocFn>,
+    size: usize,
+    gather: impl FnOnce() -> Args,
+    forward: impl Fn(MallocFn) -> i32,
+    dev_ptr: impl Fn() -> usize,
+) -> i32 {
+    if let Some((rt, f, _inside)) = quiet_memory_begin(real) {
+        let ret = forward(f);
+        per_func::quiet_malloc_done(rt, ret, size, || Some(dev_ptr()));
+        return ret;
+    }
+    intercept_full(real, gather, forward, || Out {
+        dev_ptr: Some(dev_ptr()),
+        ..Out::default()
+    })
+}
+
+/// `aclrtFree` past `forward_only`: the quiet path inlined, else (also while keys are open
+/// or imports remembered, when a free can break a rule) the whole path.
+#[inline(always)]
+pub(crate) fn intercept_free(
+    real: &'static Real<FreeFn>,
+    dev_ptr: usize,
+    gather: impl FnOnce() -> Args,
+    forward: impl Fn(FreeFn) -> i32,
+) -> i32 {
+    if let Some((rt, f, inside)) = quiet_memory_begin(real) {
+        if let Some(ret) = per_func::quiet_free(rt, dev_ptr, || forward(f)) {
+            return ret;
+        }
+        rt.calls.fetch_add(1, Ordering::Relaxed);
+        return checked_call(rt, real.func(), f, inside, gather(), forward, Out::default);
+    }
+    intercept_full(real, gather, forward, Out::default)
 }
 
 #[inline(never)]
@@ -96,8 +148,8 @@ fn intercept_full<F: RealFn>(
 /// The quiet allocation path's boundary: the runtime, initialised and past this process's
 /// start, calls of `real`'s function get no record, the real function is found, and this
 /// thread is not inside the shim already. `None`: take the generic path (which also
-/// handles every case left out here).
-#[inline]
+/// handles every case left out here). Nothing here can panic: loads and the thread's flag.
+#[inline(always)]
 fn quiet_memory_begin<F: RealFn>(real: &'static Real<F>) -> Option<(&'static Runtime, F, Entered)> {
     let rt = Runtime::try_get()?;
     if !rt.quiet_memory
