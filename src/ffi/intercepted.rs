@@ -9,7 +9,7 @@ use super::vendor::{aclError, aclrtIpcMemAttrType, aclrtMemMallocPolicy, aclrtSe
 use crate::call::{Args, Out};
 use crate::key::KeyArg;
 use crate::real::{self, MallocFn, Real};
-use crate::runtime::entry::{forward_only, intercept, intercept_free, intercept_malloc};
+use crate::runtime::entry::{forward_only, intercept, quiet_free, quiet_malloc};
 use std::ffi::c_void;
 use std::os::raw::c_char;
 
@@ -187,6 +187,9 @@ unsafe fn malloc_like(
     }
 }
 
+/// The quiet path inlined; the rest (`malloc_full`) out of line, so that nothing here is
+/// set up for it.
+///
 /// # Safety
 /// As `malloc_like`.
 #[inline(never)]
@@ -196,9 +199,30 @@ unsafe fn malloc_checked(
     size: usize,
     policy: aclrtMemMallocPolicy,
 ) -> aclError {
-    intercept_malloc(
+    quiet_malloc(
         real,
         size,
+        // SAFETY: the real function, with the program's own arguments.
+        |f| unsafe { f(devPtr, size, policy) },
+        // SAFETY: called after success: the runtime wrote the address through `devPtr`.
+        || unsafe { raw::out_ptr(devPtr) },
+    )
+    // SAFETY: the caller's.
+    .unwrap_or_else(|| unsafe { malloc_full(real, devPtr, size, policy) })
+}
+
+/// # Safety
+/// As `malloc_like`.
+#[cold]
+#[inline(never)]
+unsafe fn malloc_full(
+    real: &'static Real<MallocFn>,
+    devPtr: *mut *mut c_void,
+    size: usize,
+    policy: aclrtMemMallocPolicy,
+) -> aclError {
+    intercept(
+        real,
         || Args::Malloc {
             out_ptr: devPtr as usize,
             size,
@@ -206,7 +230,7 @@ unsafe fn malloc_checked(
         },
         |f| unsafe { f(devPtr, size, policy) },
         // SAFETY: after success the runtime wrote the address through `devPtr`.
-        || unsafe { raw::out_ptr(devPtr) },
+        || out_dev_ptr(unsafe { raw::out_ptr(devPtr) }),
     )
 }
 
@@ -260,13 +284,24 @@ pub unsafe extern "C" fn aclrtFree(devPtr: *mut c_void) -> aclError {
 /// `devPtr` is what the program passed to `aclrtFree`.
 #[inline(never)]
 unsafe fn free_checked(devPtr: *mut c_void) -> aclError {
-    intercept_free(
+    // SAFETY: the real function, with the program's own argument.
+    quiet_free(&real::FREE, devPtr as usize, |f| unsafe { f(devPtr) })
+        // SAFETY: the caller's.
+        .unwrap_or_else(|| unsafe { free_full(devPtr) })
+}
+
+/// # Safety
+/// As `free_checked`.
+#[cold]
+#[inline(never)]
+unsafe fn free_full(devPtr: *mut c_void) -> aclError {
+    intercept(
         &real::FREE,
-        devPtr as usize,
         || Args::Free {
             dev_ptr: devPtr as usize,
         },
         |f| unsafe { f(devPtr) },
+        Out::default,
     )
 }
 

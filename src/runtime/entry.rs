@@ -53,46 +53,33 @@ pub(crate) fn forward_only<F: RealFn>(real: &'static Real<F>) -> Option<F> {
     }
 }
 
-/// An allocation call (`aclrtMalloc`, `aclrtMallocAlign32`, `aclrtMallocCached`) past
-/// `forward_only`: the quiet path (no record: only the tracking and the count) inlined,
-/// else the whole path. `size` is the call's argument, `dev_ptr` reads the address a
-/// successful call wrote.
+/// The quiet path of an allocation call (`aclrtMalloc`, `aclrtMallocAlign32`,
+/// `aclrtMallocCached`), for the entry point to inline: no record, only the tracking and
+/// the count. `None`: nothing done, take `intercept`. `size` is the call's argument,
+/// `dev_ptr` reads the address a successful call wrote.
 #[inline(always)]
-pub(crate) fn intercept_malloc(
+pub(crate) fn quiet_malloc(
     real: &'static Real<MallocFn>,
     size: usize,
-    gather: impl FnOnce() -> Args,
-    forward: impl Fn(MallocFn) -> i32,
-    dev_ptr: impl Fn() -> usize,
-) -> i32 {
-    if let Some((rt, f, _inside)) = quiet_memory_begin(real) {
-        let ret = forward(f);
-        per_func::quiet_malloc_done(rt, ret, size, || Some(dev_ptr()));
-        return ret;
-    }
-    intercept_full(real, gather, forward, || Out {
-        dev_ptr: Some(dev_ptr()),
-        ..Out::default()
-    })
+    forward: impl FnOnce(MallocFn) -> i32,
+    dev_ptr: impl FnOnce() -> usize,
+) -> Option<i32> {
+    let (rt, f, _inside) = quiet_memory_begin(real)?;
+    let ret = forward(f);
+    per_func::quiet_malloc_done(rt, ret, size, || Some(dev_ptr()));
+    Some(ret)
 }
 
-/// `aclrtFree` past `forward_only`: the quiet path inlined, else (also while keys are open
-/// or imports remembered, when a free can break a rule) the whole path.
+/// The quiet path of `aclrtFree`, as `quiet_malloc`; `None` also while keys are open or
+/// imports remembered, when a free can break a rule.
 #[inline(always)]
-pub(crate) fn intercept_free(
+pub(crate) fn quiet_free(
     real: &'static Real<FreeFn>,
     dev_ptr: usize,
-    gather: impl FnOnce() -> Args,
-    forward: impl Fn(FreeFn) -> i32,
-) -> i32 {
-    if let Some((rt, f, inside)) = quiet_memory_begin(real) {
-        if let Some(ret) = per_func::quiet_free(rt, dev_ptr, || forward(f)) {
-            return ret;
-        }
-        rt.calls.fetch_add(1, Ordering::Relaxed);
-        return checked_call(rt, real.func(), f, inside, gather(), forward, Out::default);
-    }
-    intercept_full(real, gather, forward, Out::default)
+    forward: impl FnOnce(FreeFn) -> i32,
+) -> Option<i32> {
+    let (rt, f, _inside) = quiet_memory_begin(real)?;
+    per_func::quiet_free(rt, dev_ptr, || forward(f))
 }
 
 #[inline(never)]
