@@ -12,7 +12,7 @@
 //!   is a logarithmic look-up. Any address pattern (random, reused, huge sizes) stays
 //!   logarithmic.
 
-use crate::sync::Lock;
+use crate::sync::PlainLock;
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,7 +126,7 @@ const SHARDS: usize = 16;
 /// pass a line between them.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Shard(Lock<AllocTable>);
+struct Shard(PlainLock<AllocTable>);
 
 /// Every live allocation of this process, sharded by address.
 #[derive(Debug, Default)]
@@ -143,7 +143,7 @@ impl Allocs {
     /// up through addresses stays in one shard for a while and threads given different
     /// ranges mostly use different shards.
     #[inline]
-    fn shard(&self, base: usize) -> &Lock<AllocTable> {
+    fn shard(&self, base: usize) -> &PlainLock<AllocTable> {
         let granule = (base >> GRANULE) as u64;
         let i = (granule.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize;
         &self.shards[i % SHARDS].0

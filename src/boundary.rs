@@ -8,47 +8,116 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 thread_local! {
     // `const` initialisation with a type that needs no destructor: the access is plain
     // TLS, with no allocation and no destructor registration, safe at any time.
-    static INSIDE: Cell<bool> = const { Cell::new(false) };
     static TID: Cell<i32> = const { Cell::new(0) };
 }
 
+/// The re-entry flag, one byte per thread, in the initial-exec TLS model: its address is
+/// the thread pointer plus an offset the dynamic linker fixes at load time, two
+/// instructions and no call. A `thread_local!` in a shared library is general-dynamic:
+/// every access calls `__tls_get_addr` in the dynamic linker (about 20 instructions),
+/// twice per intercepted call. Rust offers the model only on nightly, so the byte is
+/// declared in assembly. When the shim is `dlopen`ed (Python's ctypes) the byte comes
+/// from the static TLS space glibc keeps spare for such libraries (hundreds of bytes).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod flag {
+    use std::cell::Cell;
+
+    // Zero-initialised (`.tbss`): `false` in every thread, a fork child's included (it
+    // copies its forking thread's, which is inside the shim only during the fork
+    // handlers, themselves outside any intercepted call). Hidden: never exported, and
+    // exports.map makes it local to the library anyway.
+    std::arch::global_asm!(
+        ".pushsection .tbss.acl_ipc_guard_inside,\"awT\",@nobits",
+        ".globl acl_ipc_guard_inside",
+        ".hidden acl_ipc_guard_inside",
+        ".type acl_ipc_guard_inside,@object",
+        ".size acl_ipc_guard_inside,1",
+        "acl_ipc_guard_inside:",
+        ".zero 1",
+        ".popsection",
+    );
+
+    /// This thread's flag (valid for as long as the thread lives).
+    #[inline(always)]
+    pub fn get() -> *const Cell<bool> {
+        let p: *const Cell<bool>;
+        // SAFETY: reads only: fs:0 holds the thread control block's own address (the
+        // x86_64 TLS ABI) and the GOT entry the byte's offset from it, so their sum is
+        // this thread's byte. Only `Cell<bool>` ever writes it, and it starts at 0.
+        unsafe {
+            std::arch::asm!(
+                "mov {p}, qword ptr fs:[0]",
+                "add {p}, qword ptr [rip + acl_ipc_guard_inside@GOTTPOFF]",
+                p = out(reg) p,
+                options(pure, readonly, nostack),
+            );
+        }
+        p
+    }
+}
+
+/// The re-entry flag elsewhere: a plain `thread_local!`.
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+mod flag {
+    use std::cell::Cell;
+
+    thread_local! {
+        static INSIDE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// This thread's flag (valid for as long as the thread lives: a `const`
+    /// thread-local without destructor).
+    #[inline(always)]
+    pub fn get() -> *const Cell<bool> {
+        INSIDE.with(|c| c as *const Cell<bool>)
+    }
+}
+
 /// Held while the shim works on a call in this thread. It keeps the address of the
-/// thread's flag, so that leaving costs no second thread-local look-up (in a shared
-/// library each one is a call into the dynamic linker).
+/// thread's flag, so that leaving costs no second look-up.
 pub struct Entered(*const Cell<bool>);
 
 impl Entered {
     /// `None` when this thread is already inside the shim.
-    #[inline]
+    #[inline(always)]
     pub fn enter() -> Option<Entered> {
-        INSIDE.with(|c| {
-            if c.get() {
-                None
-            } else {
-                c.set(true);
-                Some(Entered(c as *const Cell<bool>))
-            }
-        })
+        let p = flag::get();
+        // SAFETY: this thread's flag, alive as long as the thread.
+        let c = unsafe { &*p };
+        if c.get() {
+            None
+        } else {
+            c.set(true);
+            Some(Entered(p))
+        }
     }
 }
 
 impl Drop for Entered {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: the flag of this thread (an `Entered` is neither Send nor Sync, being a
-        // raw pointer), a plain `const` thread-local without destructor: it lives as long
-        // as the thread.
+        // raw pointer), which lives as long as the thread.
         unsafe { (*self.0).set(false) };
     }
 }
 
 /// Marks a thread the shim started: whatever it calls is only forwarded.
 pub fn mark_internal_thread() {
-    INSIDE.with(|c| c.set(true));
+    // SAFETY: this thread's flag, alive as long as the thread.
+    unsafe { (*flag::get()).set(true) };
 }
 
 /// Runs `f`, turning a panic into `None`.
 pub fn contain<T>(f: impl FnOnce() -> T) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(f)).ok()
+}
+
+/// `contain`, inlined into its caller: for the few instructions of the quiet allocation
+/// path, where the call into an out-of-line `contain` and the copy of the closure's
+/// captures cost more than the work (a panic is contained all the same).
+#[inline(always)]
+pub fn contain_inline<T>(f: impl FnOnce() -> T) -> Option<T> {
     catch_unwind(AssertUnwindSafe(f)).ok()
 }
 
@@ -81,6 +150,21 @@ mod tests {
         assert!(Entered::enter().is_none());
         drop(g);
         assert!(Entered::enter().is_some());
+    }
+
+    /// Each thread has its own flag, clear when the thread starts, also while another
+    /// thread is inside; one marked internal stays inside.
+    #[test]
+    fn the_flag_is_per_thread() {
+        let _g = Entered::enter().expect("first entry");
+        let other = std::thread::spawn(|| {
+            let first = Entered::enter().is_some();
+            let again = Entered::enter().is_some();
+            mark_internal_thread();
+            (first, again, Entered::enter().is_some())
+        });
+        assert_eq!(other.join().unwrap(), (true, true, false));
+        assert!(Entered::enter().is_none(), "this thread is still inside");
     }
 
     #[test]

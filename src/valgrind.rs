@@ -75,7 +75,7 @@ pub fn lock_pre<M>(_m: &M) {
 
 /// Took the lock at `m`, whose guarded data is `data`: the lock's own bytes (everything
 /// of `m` outside `data`) are left untracked, since only atomic instructions touch them.
-// Called by sync::Guard, which exists with the feature only.
+// Called by sync's guards (`Guard` exists with the feature only).
 #[cfg_attr(not(feature = "checker-annotations"), allow(dead_code))]
 #[inline(always)]
 pub fn lock_post<M, T>(_m: &M, _data: &T) {
@@ -94,7 +94,7 @@ pub fn lock_post<M, T>(_m: &M, _data: &T) {
 }
 
 /// About to release the lock at `m`.
-// Called by sync::Guard, which exists with the feature only.
+// Called by sync's guards (`Guard` exists with the feature only).
 #[cfg_attr(not(feature = "checker-annotations"), allow(dead_code))]
 #[inline(always)]
 pub fn unlock_pre<M>(_m: &M) {
@@ -103,7 +103,7 @@ pub fn unlock_pre<M>(_m: &M) {
 }
 
 /// Released the lock at `m`.
-// Called by sync::Guard, which exists with the feature only.
+// Called by sync's guards (`Guard` exists with the feature only).
 #[cfg_attr(not(feature = "checker-annotations"), allow(dead_code))]
 #[inline(always)]
 pub fn unlock_post<M>(_m: &M) {

@@ -9,7 +9,7 @@ use super::vendor::{aclError, aclrtIpcMemAttrType, aclrtMemMallocPolicy, aclrtSe
 use crate::call::{Args, Out};
 use crate::key::KeyArg;
 use crate::real::{self, MallocFn, Real};
-use crate::runtime::entry::intercept;
+use crate::runtime::entry::{forward_only, intercept, quiet_free, quiet_malloc};
 use std::ffi::c_void;
 use std::os::raw::c_char;
 
@@ -166,11 +166,56 @@ pub unsafe extern "C" fn aclrtDeviceGetBareTgid(pid: *mut i32) -> aclError {
     )
 }
 
-/// The three allocation calls share one signature and one path.
+/// The three allocation calls share one signature and one path: mode `off` forwards at
+/// once; the rest is out of line (`malloc_checked`), so that the forwarding path sets up
+/// nothing for it.
 ///
 /// # Safety
 /// The entry points' own: `devPtr` is what the program passed to the allocation call.
+#[inline(always)]
 unsafe fn malloc_like(
+    real: &'static Real<MallocFn>,
+    devPtr: *mut *mut c_void,
+    size: usize,
+    policy: aclrtMemMallocPolicy,
+) -> aclError {
+    match forward_only(real) {
+        // SAFETY: the real function, with the program's own arguments.
+        Some(f) => unsafe { f(devPtr, size, policy) },
+        // SAFETY: the caller's.
+        None => unsafe { malloc_checked(real, devPtr, size, policy) },
+    }
+}
+
+/// The quiet path inlined; the rest (`malloc_full`) out of line, so that nothing here is
+/// set up for it.
+///
+/// # Safety
+/// As `malloc_like`.
+#[inline(never)]
+unsafe fn malloc_checked(
+    real: &'static Real<MallocFn>,
+    devPtr: *mut *mut c_void,
+    size: usize,
+    policy: aclrtMemMallocPolicy,
+) -> aclError {
+    quiet_malloc(
+        real,
+        size,
+        // SAFETY: the real function, with the program's own arguments.
+        |f| unsafe { f(devPtr, size, policy) },
+        // SAFETY: called after success: the runtime wrote the address through `devPtr`.
+        || unsafe { raw::out_ptr(devPtr) },
+    )
+    // SAFETY: the caller's.
+    .unwrap_or_else(|| unsafe { malloc_full(real, devPtr, size, policy) })
+}
+
+/// # Safety
+/// As `malloc_like`.
+#[cold]
+#[inline(never)]
+unsafe fn malloc_full(
     real: &'static Real<MallocFn>,
     devPtr: *mut *mut c_void,
     size: usize,
@@ -225,6 +270,31 @@ pub unsafe extern "C" fn aclrtMallocCached(
 /// Frees device memory this process allocated (never memory it imported).
 #[no_mangle]
 pub unsafe extern "C" fn aclrtFree(devPtr: *mut c_void) -> aclError {
+    match forward_only(&real::FREE) {
+        // SAFETY: the real function, with the program's own argument.
+        Some(f) => unsafe { f(devPtr) },
+        // SAFETY: the program's own argument.
+        None => unsafe { free_checked(devPtr) },
+    }
+}
+
+/// `aclrtFree` past mode `off`, out of line as `malloc_checked`.
+///
+/// # Safety
+/// `devPtr` is what the program passed to `aclrtFree`.
+#[inline(never)]
+unsafe fn free_checked(devPtr: *mut c_void) -> aclError {
+    // SAFETY: the real function, with the program's own argument.
+    quiet_free(&real::FREE, devPtr as usize, |f| unsafe { f(devPtr) })
+        // SAFETY: the caller's.
+        .unwrap_or_else(|| unsafe { free_full(devPtr) })
+}
+
+/// # Safety
+/// As `free_checked`.
+#[cold]
+#[inline(never)]
+unsafe fn free_full(devPtr: *mut c_void) -> aclError {
     intercept(
         &real::FREE,
         || Args::Free {

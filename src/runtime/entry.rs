@@ -15,7 +15,7 @@ use crate::call::{codes, Args, Func, Out, Outcome};
 use crate::clock::now_ns;
 use crate::config::{Mode, DEFAULT_REAL_LIB};
 use crate::key::{Key, KeyArg};
-use crate::real::{Real, RealFn};
+use crate::real::{FreeFn, MallocFn, Real, RealFn};
 use crate::record::{Action, Body};
 use crate::rules::{check_after, check_before, Finding, Severity};
 use std::mem::ManuallyDrop;
@@ -35,12 +35,51 @@ pub(crate) fn intercept<F: RealFn>(
     forward: impl Fn(F) -> i32,
     read_out: impl Fn() -> Out,
 ) -> i32 {
-    if only_forwarding() {
-        if let Some(f) = real.cached() {
-            return forward(f);
-        }
+    if let Some(f) = forward_only(real) {
+        return forward(f);
     }
     intercept_full(real, gather, forward, read_out)
+}
+
+/// The real function, when the call is only to be forwarded: mode `off`, the runtime
+/// initialised and the function found. Two relaxed loads, for the entry points to test
+/// before anything else.
+#[inline(always)]
+pub(crate) fn forward_only<F: RealFn>(real: &'static Real<F>) -> Option<F> {
+    if only_forwarding() {
+        real.cached()
+    } else {
+        None
+    }
+}
+
+/// The quiet path of an allocation call (`aclrtMalloc`, `aclrtMallocAlign32`,
+/// `aclrtMallocCached`), for the entry point to inline: no record, only the tracking and
+/// the count. `None`: nothing done, take `intercept`. `size` is the call's argument,
+/// `dev_ptr` reads the address a successful call wrote.
+#[inline(always)]
+pub(crate) fn quiet_malloc(
+    real: &'static Real<MallocFn>,
+    size: usize,
+    forward: impl FnOnce(MallocFn) -> i32,
+    dev_ptr: impl FnOnce() -> usize,
+) -> Option<i32> {
+    let (rt, f, _inside) = quiet_memory_begin(real)?;
+    let ret = forward(f);
+    per_func::quiet_malloc_done(rt, ret, size, || Some(dev_ptr()));
+    Some(ret)
+}
+
+/// The quiet path of `aclrtFree`, as `quiet_malloc`; `None` also while keys are open or
+/// imports remembered, when a free can break a rule.
+#[inline(always)]
+pub(crate) fn quiet_free(
+    real: &'static Real<FreeFn>,
+    dev_ptr: usize,
+    forward: impl FnOnce(FreeFn) -> i32,
+) -> Option<i32> {
+    let (rt, f, _inside) = quiet_memory_begin(real)?;
+    per_func::quiet_free(rt, dev_ptr, || forward(f))
 }
 
 #[inline(never)]
@@ -96,8 +135,8 @@ fn intercept_full<F: RealFn>(
 /// The quiet allocation path's boundary: the runtime, initialised and past this process's
 /// start, calls of `real`'s function get no record, the real function is found, and this
 /// thread is not inside the shim already. `None`: take the generic path (which also
-/// handles every case left out here).
-#[inline]
+/// handles every case left out here). Nothing here can panic: loads and the thread's flag.
+#[inline(always)]
 fn quiet_memory_begin<F: RealFn>(real: &'static Real<F>) -> Option<(&'static Runtime, F, Entered)> {
     let rt = Runtime::try_get()?;
     if !rt.quiet_memory

@@ -4,7 +4,7 @@
 
 use super::cross_process::lfp;
 use super::Runtime;
-use crate::boundary::contain;
+use crate::boundary::{contain, contain_inline};
 use crate::call::{codes, Args, Func, Out, Outcome, MAX_PIDS};
 use crate::key::{Fp, KeyArg};
 use crate::ledger;
@@ -160,37 +160,56 @@ pub(super) fn short_path(
     match *args {
         Args::Malloc { size, .. } => {
             let ret = forward();
-            // Only its shard's lock (which counts the call), unless the state must see the
-            // address (a closed import's address handed out again).
-            let counted = ret == codes::ACL_SUCCESS
-                && read_out().dev_ptr.is_some_and(|p| {
-                    contain(|| {
-                        rt.allocs.quiet_insert(p, size) || {
-                            rt.state.lock().add_alloc(p, size);
-                            false
-                        }
-                    })
-                    .unwrap_or(false)
-                });
-            if !counted {
-                rt.calls.fetch_add(1, Ordering::Relaxed);
-            }
+            quiet_malloc_done(rt, ret, size, || read_out().dev_ptr);
             Some(ret)
         }
-        Args::Free { dev_ptr } => {
-            // One shard's lock: take the allocation out before the call, put it back if
-            // the call fails. While keys are open or imports remembered, the whole path.
-            let Some(Some(removed)) = contain(|| rt.allocs.quiet_remove(dev_ptr)) else {
-                return None;
-            };
-            let ret = forward();
-            if let (Some(size), true) = (removed, ret != codes::ACL_SUCCESS) {
-                let _ = contain(|| rt.state.lock().add_alloc(dev_ptr, size));
-            }
-            Some(ret)
-        }
+        Args::Free { dev_ptr } => quiet_free(rt, dev_ptr, forward),
         _ => None,
     }
+}
+
+/// A malloc without a record, after the call (`ret`): its tracking, and its count. Only
+/// its shard's lock (which counts the call), unless the state must see the address (a
+/// closed import's address handed out again).
+#[inline(always)]
+pub(super) fn quiet_malloc_done(
+    rt: &'static Runtime,
+    ret: i32,
+    size: usize,
+    dev_ptr: impl FnOnce() -> Option<usize>,
+) {
+    let counted = ret == codes::ACL_SUCCESS
+        && dev_ptr().is_some_and(|p| {
+            contain_inline(|| {
+                rt.allocs.quiet_insert(p, size) || {
+                    rt.state.lock().add_alloc(p, size);
+                    false
+                }
+            })
+            .unwrap_or(false)
+        });
+    if !counted {
+        rt.calls.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A free without a record: one shard's lock, taking the allocation out before the call
+/// and putting it back if the call fails. `None` (nothing done, not counted, not
+/// forwarded) while keys are open or imports remembered: then the whole path.
+#[inline(always)]
+pub(super) fn quiet_free(
+    rt: &'static Runtime,
+    dev_ptr: usize,
+    forward: impl FnOnce() -> i32,
+) -> Option<i32> {
+    let Some(Some(removed)) = contain_inline(|| rt.allocs.quiet_remove(dev_ptr)) else {
+        return None;
+    };
+    let ret = forward();
+    if let (Some(size), true) = (removed, ret != codes::ACL_SUCCESS) {
+        let _ = contain(|| rt.state.lock().add_alloc(dev_ptr, size));
+    }
+    Some(ret)
 }
 
 /// A change to the state made just before a call is forwarded, settled after it.
