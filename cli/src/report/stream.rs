@@ -147,8 +147,8 @@ impl Lines {
 
     fn parse(&self, file: usize) -> Line {
         match std::str::from_utf8(&self.buf) {
-            Ok(t) => parse::parse_line(file, t),
-            Err(_) => parse::parse_line(file, &String::from_utf8_lossy(&self.buf)),
+            Ok(t) => parse::parse_line_hashed(file, t, false),
+            Err(_) => parse::parse_line_hashed(file, &String::from_utf8_lossy(&self.buf), false),
         }
     }
 }

@@ -68,7 +68,9 @@ fn pretty_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let b = s.as_bytes();
     let mut from = 0;
-    for (i, &c) in b.iter().enumerate() {
+    // Most strings need no escape: skip eight bytes at a time while none of them could.
+    let clean = plain_prefix(b);
+    for (i, &c) in b.iter().enumerate().skip(clean) {
         let esc: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -93,6 +95,24 @@ fn pretty_str(s: &str, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(&b[from..]);
     out.push(b'"');
+}
+
+/// How many leading bytes of `b` (a multiple of 8) surely need no escape: no quote, no backslash,
+/// no control character in them (eight bytes tested at once, as a word).
+fn plain_prefix(b: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Some byte of `x` is below `n` (n <= 0x80); exact as a yes/no.
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH != 0;
+    let mut at = 0;
+    for w in b.chunks_exact(8) {
+        let x = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        if below(x, 0x20) || below(x ^ (ONES * 0x22), 1) || below(x ^ (ONES * 0x5c), 1) {
+            break;
+        }
+        at += 8;
+    }
+    at
 }
 
 fn pretty_u64(mut n: u64, out: &mut Vec<u8>) {
@@ -660,6 +680,31 @@ mod tests {
             assert_eq!(
                 String::from_utf8(mine).unwrap(),
                 String::from_utf8(theirs).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_escapes_them_wherever_the_escape_falls() {
+        // The word-at-a-time skip: an escape (or a byte of a multi-byte character) in the
+        // first word, in a later one, in the tail past the last whole word, or none at all.
+        let mut cases = vec![String::new(), "fp:f1a451cb244efbc5".to_owned()];
+        for len in [7, 8, 9, 15, 16, 17, 31, 33] {
+            for at in 0..len {
+                for c in ['"', '\\', '\u{0}', '\u{1f}', '\n', ' ', '\u{7f}', 'é', '✓', '!', '#', '[', ']'] {
+                    let mut t: String = "abcdefghijklmnopqrstuvwxyz0123456789".chars().take(len).collect();
+                    t.insert(at, c);
+                    cases.push(t);
+                }
+            }
+        }
+        for t in &cases {
+            let mut mine = Vec::new();
+            pretty_str(t, &mut mine);
+            assert_eq!(
+                String::from_utf8(mine).unwrap(),
+                serde_json::to_string(t).unwrap(),
+                "{t:?}"
             );
         }
     }
