@@ -137,7 +137,7 @@ pub struct Event {
     pub process: usize,
     pub pid: i64,
     pub seq: u64,
-    pub func: String,
+    pub func: super::parse::Name,
     /// The call's return value; `None` for a violation.
     pub ret: Option<i64>,
     /// ok, failed (ret ≠ 0) or blocked (not forwarded); `None` for a violation.

@@ -9,6 +9,23 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
+/// A name every line repeats (its event, a call's function): one the shim writes is not
+/// copied out of the line, only an unknown one is.
+pub type Name = std::borrow::Cow<'static, str>;
+
+/// The names [`Name`] does not copy.
+fn known_names() -> impl Iterator<Item = &'static str> {
+    [
+        schema::START,
+        schema::CALL,
+        schema::VIOLATION,
+        schema::SUMMARY,
+        schema::ERROR,
+    ]
+    .into_iter()
+    .chain(acl_ipc_guard::call::Func::ALL.into_iter().map(|f| f.name()))
+}
+
 /// A record as read back: the fields every record has, parsed, and what its event carries
 /// that the report uses (logs can be large: nothing else is kept).
 #[derive(Clone, Debug)]
@@ -22,7 +39,7 @@ pub struct Rec {
     pub pid: i64,
     /// The writing thread (`report --trace` draws a track per thread); `None` if absent.
     pub tid: Option<i64>,
-    pub event: String,
+    pub event: Name,
     pub body: Body,
     /// A hash of the line as read: the last tie-breaker of the merge, so that which of two
     /// records with the same ts, pid, seq and event is kept never depends on file order.
@@ -65,7 +82,7 @@ pub struct StartInfo {
 /// looks at (a missing or mistyped field is `None`).
 #[derive(Clone, Debug, Default)]
 pub struct Call {
-    pub func: String,
+    pub func: Name,
     pub ret: Option<i64>,
     /// A missing `forwarded` counts as forwarded.
     pub forwarded: bool,
@@ -178,6 +195,17 @@ impl<'a, const N: usize> Members<'a, N> {
     }
     fn i64(&self, name: &str) -> Option<i64> {
         as_i64(self.get(name)?)
+    }
+    /// A string member as a [`Name`]: borrowed when it is a known one, written plainly.
+    fn name(&self, name: &str) -> Option<Name> {
+        let v = self.get(name)?;
+        if v.len() >= 2 && v.starts_with('"') && !v.as_bytes().contains(&b'\\') && !serde_only() {
+            let inner = &v[1..v.len() - 1];
+            if let Some(k) = known_names().find(|k| same(k, inner)) {
+                return Some(Name::Borrowed(k));
+            }
+        }
+        as_str(v).map(Name::Owned)
     }
     fn u64(&self, name: &str) -> Option<u64> {
         as_u64(self.get(name)?)
@@ -527,7 +555,7 @@ fn body(event: &str, obj: &Members<'_, 25>) -> Body {
         schema::CALL => {
             let (args, out) = (obj.object("args", ARGS), obj.object("out", OUT));
             Body::Call(Box::new(Call {
-                func: obj.str("fn").unwrap_or_else(|| "?".to_owned()),
+                func: obj.name("fn").unwrap_or(Name::Borrowed("?")),
                 ret: obj.i64("ret"),
                 forwarded: obj
                     .get("forwarded")
@@ -625,7 +653,7 @@ pub fn parse_line_hashed(file: usize, text: &str, hashed: bool) -> Line {
         Ok(m) => m,
         Err(e) => return Line::Malformed(format!("invalid JSON: {e}")),
     };
-    let Some(event) = obj.str(schema::EVENT) else {
+    let Some(event) = obj.name(schema::EVENT) else {
         return Line::Malformed("missing or non-string `event`".into());
     };
     let Some(pid) = obj.i64(schema::PID) else {

@@ -561,7 +561,7 @@ impl<'a> Sweep<'a> {
             process: v.process,
             pid: v.pid,
             seq: v.seq,
-            func: v.func.clone(),
+            func: v.func.clone().into(),
             ret: None,
             status: None,
             detail: Detail::Violation(Box::new(v.clone())),
@@ -587,7 +587,7 @@ impl<'a> Sweep<'a> {
             severity: "error".to_owned(),
             process: r.proc_idx,
             pid: r.pid,
-            func: c.func.clone(),
+            func: c.func.to_string(),
             key_fp: fp.map(str::to_owned),
             source: Source::Recheck,
             ts: r.ts.clone(),
@@ -604,7 +604,7 @@ impl<'a> Sweep<'a> {
     }
 
     fn call(&mut self, r: &Rec, c: &Call) {
-        match c.func.as_str() {
+        match &*c.func {
             "aclrtIpcMemGetExportKey" => self.export(r, c),
             "aclrtIpcMemSetImportPid" => self.whitelist(r, c),
             "aclrtIpcMemImportPidInterServer" => self.interserver(r, c),
