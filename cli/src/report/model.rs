@@ -131,7 +131,7 @@ pub struct Violation {
 /// One event of a key's timeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
-    pub ts: String,
+    pub ts: super::parse::Ts,
     pub ts_us: i64,
     /// The process (index into `Report::processes`) and its pid.
     pub process: usize,

@@ -26,13 +26,87 @@ fn known_names() -> impl Iterator<Item = &'static str> {
     .chain(acl_ipc_guard::call::Func::ALL.into_iter().map(|f| f.name()))
 }
 
+/// A record's `ts` as written: the shim's 27 bytes (`2026-12-01T23:08:11.270283Z`) kept
+/// in place, a longer one on the heap. Every record and key event carries one: as a
+/// `String` it was an allocation per record in the parser and another per event in the
+/// re-check, each freed by another thread.
+#[derive(Clone)]
+pub struct Ts(TsRepr);
+
+#[derive(Clone)]
+enum TsRepr {
+    Inline { len: u8, bytes: [u8; TS_INLINE] },
+    Heap(Box<str>),
+}
+
+/// The longest `ts` kept in place.
+const TS_INLINE: usize = 32;
+
+impl Ts {
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Only whole `&str`s are copied in (`From<&str>`): valid UTF-8.
+            TsRepr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            TsRepr::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Ts {
+    fn from(s: &str) -> Ts {
+        if s.len() <= TS_INLINE {
+            let mut bytes = [0u8; TS_INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Ts(TsRepr::Inline {
+                len: s.len() as u8,
+                bytes,
+            })
+        } else {
+            Ts(TsRepr::Heap(s.into()))
+        }
+    }
+}
+
+impl From<String> for Ts {
+    fn from(s: String) -> Ts {
+        Ts::from(s.as_str())
+    }
+}
+
+impl std::ops::Deref for Ts {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Ts {
+    fn eq(&self, o: &Ts) -> bool {
+        self.as_str() == o.as_str()
+    }
+}
+
+impl std::fmt::Debug for Ts {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Ts {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A record as read back: the fields every record has, parsed, and what its event carries
 /// that the report uses (logs can be large: nothing else is kept).
 #[derive(Clone, Debug)]
 pub struct Rec {
     /// Index of the file it came from.
     pub file: usize,
-    pub ts: String,
+    pub ts: Ts,
     /// `ts` as microseconds since the Unix epoch.
     pub ts_us: i64,
     pub seq: u64,
@@ -195,6 +269,14 @@ impl<'a, const N: usize> Members<'a, N> {
     }
     fn i64(&self, name: &str) -> Option<i64> {
         as_i64(self.get(name)?)
+    }
+    /// `ts`, not copied to the heap when written plainly (as the shim does).
+    fn ts(&self) -> Option<Ts> {
+        let v = self.get(schema::TS)?;
+        if v.len() >= 2 && v.starts_with('"') && !v.as_bytes().contains(&b'\\') && !serde_only() {
+            return Some(Ts::from(&v[1..v.len() - 1]));
+        }
+        as_str(v).map(Ts::from)
     }
     /// A string member as a [`Name`]: borrowed when it is a known one, written plainly.
     fn name(&self, name: &str) -> Option<Name> {
@@ -662,7 +744,7 @@ pub fn parse_line_hashed(file: usize, text: &str, hashed: bool) -> Line {
     let Some(seq) = obj.u64(schema::SEQ) else {
         return Line::Malformed("missing or non-integer `seq`".into());
     };
-    let Some(ts) = obj.str(schema::TS) else {
+    let Some(ts) = obj.ts() else {
         return Line::Malformed("missing or non-string `ts`".into());
     };
     let Some(ts_us) = parse_ts(&ts) else {
@@ -851,6 +933,31 @@ mod tests {
         assert_eq!(pid_list(Some("[1,2,-3]")), vec![1, 2, -3]);
         assert_eq!(pid_list(Some("[1,\"a\",2]")), vec![1, 2]);
         assert_eq!(pid_list(Some("[]")), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_ts_reads_back_as_given_in_place_or_not() {
+        for t in [
+            "",
+            "2026-12-01T23:08:11.270283Z",
+            "2026-12-01T23:08:11.270283+01:00",
+            "2026-12-01T23:08:11.270283123+01:00",
+            "é ✓ 2026-12-01T23:08:11.270283Z",
+        ] {
+            let ts = Ts::from(t);
+            assert_eq!(ts.as_str(), t);
+            assert_eq!(&*ts.clone(), t);
+            assert_eq!(format!("{ts}|{ts:>3}|{ts:?}"), format!("{t}|{t:>3}|{t:?}"));
+            assert_eq!(ts, Ts::from(t.to_owned()));
+            assert_ne!(ts, Ts::from(format!("{t}x")));
+        }
+        // A record's `ts` with an escape is read by serde, and the same.
+        let line =
+            "{\"ts\":\"2026-12-01T23:08:11.27028\\u0033Z\",\"seq\":1,\"pid\":7,\"event\":\"call\"}";
+        match parse_line(0, line) {
+            Line::Record(r) => assert_eq!(r.ts.as_str(), "2026-12-01T23:08:11.270283Z"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

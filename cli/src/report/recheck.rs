@@ -454,7 +454,7 @@ impl<'a> Sweep<'a> {
                 self.ended(r.proc_idx);
             }
             Body::Error { message } => self.errors.push(ShimError {
-                ts: r.ts.clone(),
+                ts: r.ts.to_string(),
                 process: r.proc_idx,
                 pid: r.pid,
                 message: message.clone(),
@@ -515,7 +515,7 @@ impl<'a> Sweep<'a> {
                 func: "summary".to_owned(),
                 key_fp: None,
                 source: Source::Log,
-                ts: r.ts.clone(),
+                ts: r.ts.to_string(),
                 ts_us: r.ts_us,
                 seq: r.seq,
                 message: format!(
@@ -541,7 +541,7 @@ impl<'a> Sweep<'a> {
             func: lv.func.clone(),
             key_fp: lv.key_fp.clone(),
             source: Source::Log,
-            ts: r.ts.clone(),
+            ts: r.ts.to_string(),
             ts_us: r.ts_us,
             seq: r.seq,
             message: lv.message.clone(),
@@ -556,7 +556,7 @@ impl<'a> Sweep<'a> {
 
     fn violation_event(v: &Violation) -> Event {
         Event {
-            ts: v.ts.clone(),
+            ts: v.ts.as_str().into(),
             ts_us: v.ts_us,
             process: v.process,
             pid: v.pid,
@@ -590,7 +590,7 @@ impl<'a> Sweep<'a> {
             func: c.func.to_string(),
             key_fp: fp.map(str::to_owned),
             source: Source::Recheck,
-            ts: r.ts.clone(),
+            ts: r.ts.to_string(),
             ts_us: r.ts_us,
             seq: r.seq,
             message,

@@ -674,7 +674,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         .map(|(i, a)| (a.first.0.clone(), i))
         .collect();
     let anchors: Vec<i64> = accs.iter().map(|a| a.first.0.anchor_us).collect();
-    let first_ts: Vec<String> = accs.iter().map(|a| a.first.1.ts.clone()).collect();
+    let first_ts: Vec<String> = accs.iter().map(|a| a.first.1.ts.to_string()).collect();
     let mut gaps = Vec::new();
     let mut procs: Vec<Process> = Vec::with_capacity(accs.len());
     let mut last_free = Vec::with_capacity(accs.len());

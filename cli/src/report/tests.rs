@@ -1216,10 +1216,7 @@ fn start_record_round_trips_through_the_parser() {
     let parse::Line::Record(r) = parse::parse_line(0, &line) else {
         panic!("not a record: {line}");
     };
-    assert_eq!(
-        (r.pid, r.seq, r.ts_us, &*r.event),
-        (13, 1, T0, "start")
-    );
+    assert_eq!((r.pid, r.seq, r.ts_us, &*r.event), (13, 1, T0, "start"));
     let parse::Body::Start(s) = &r.body else {
         panic!("{:?}", r.body);
     };
