@@ -310,7 +310,9 @@ impl<'a, const N: usize> Members<'a, N> {
 
 /// `a == b`, the length and first byte first (most names differ there).
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+    // Compared in place: member names are short, a `memcmp` call cost more than the bytes.
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.first() == b.first() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 fn as_str(v: &str) -> Option<String> {
