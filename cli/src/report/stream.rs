@@ -412,20 +412,42 @@ type Batch = Vec<(ProcKey, Rec)>;
 struct Feed {
     fi: usize,
     rx: Receiver<Batch>,
-    batch: std::vec::IntoIter<(ProcKey, Rec)>,
-    /// Tells the parser that this file's queue has room again.
-    room: Sender<usize>,
+    /// The batch being merged, and where: its records are read where they lie.
+    batch: Batch,
+    pos: usize,
+    /// Tells the parser that this file's queue has room again, handing back the batch
+    /// merged: its records are dropped by the thread that made them (freeing another
+    /// thread's allocations cost both threads dearly in the allocator) and its room reused.
+    room: Sender<(usize, Batch)>,
 }
 
 impl Feed {
-    fn next(&mut self) -> Option<(ProcKey, Rec)> {
-        loop {
-            if let Some(x) = self.batch.next() {
-                return Some(x);
-            }
+    /// The file's next record; `None` at its end.
+    fn peek(&self) -> Option<&(ProcKey, Rec)> {
+        self.batch.get(self.pos)
+    }
+
+    fn head(&mut self) -> Option<&mut (ProcKey, Rec)> {
+        self.batch.get_mut(self.pos)
+    }
+
+    /// On to the file's next record.
+    fn advance(&mut self) {
+        self.pos += 1;
+        self.fill();
+    }
+
+    fn fill(&mut self) {
+        while self.pos >= self.batch.len() {
             // The parser has hung up: the file is at its end (or the parser is gone).
-            self.batch = self.rx.recv().ok()?.into_iter();
-            let _ = self.room.send(self.fi);
+            let Ok(b) = self.rx.recv() else {
+                self.batch.clear();
+                self.pos = 0;
+                return;
+            };
+            let used = std::mem::replace(&mut self.batch, b);
+            self.pos = 0;
+            let _ = self.room.send((self.fi, used));
         }
     }
 }
@@ -443,16 +465,29 @@ struct Parsing {
 /// bounded queue, for as long as a queue has room; when none has, it waits until the
 /// merge takes a batch (`room`). It ends when every file is parsed or the merge is gone.
 /// Memory: at most `QUEUED + 2` batches per file (queued, held, being merged).
-fn parse_files(mut files: Vec<Parsing>, room: Receiver<usize>, batch: usize) {
+fn parse_files(mut files: Vec<Parsing>, room: Receiver<(usize, Batch)>, batch: usize) {
+    // Batches the merge handed back, emptied here: reused for the next ones.
+    let mut spare: Vec<Batch> = Vec::new();
+    let keep = |spare: &mut Vec<Batch>, mut b: Batch| {
+        b.clear();
+        if spare.len() < 4 && b.capacity() >= batch {
+            spare.push(b);
+        }
+    };
     loop {
         let mut moved = false;
         let mut live = false;
+        // Every round takes back what the merge is done with, so that no more than the
+        // batches in flight ever hold records.
+        while let Ok((_, b)) = room.try_recv() {
+            keep(&mut spare, b);
+        }
         for f in &mut files {
             let Some(tx) = &f.tx else { continue };
             live = true;
             loop {
                 if f.held.is_none() && !f.eof {
-                    let mut b = Vec::with_capacity(batch);
+                    let mut b = spare.pop().unwrap_or_else(|| Vec::with_capacity(batch));
                     while b.len() < batch {
                         match f.rd.next() {
                             Some(x) => b.push(x),
@@ -487,10 +522,10 @@ fn parse_files(mut files: Vec<Parsing>, room: Receiver<usize>, batch: usize) {
             return;
         }
         if !moved {
-            if room.recv().is_err() {
-                return;
+            match room.recv() {
+                Ok((_, b)) => keep(&mut spare, b),
+                Err(_) => return,
             }
-            while room.try_recv().is_ok() {}
         }
     }
 }
@@ -523,14 +558,16 @@ impl Ord for Head {
 /// about 200 bytes; moving each through a heap of them cost the merge a fifth of its time).
 struct Files(Vec<usize>);
 
-type Heads = [Option<(ProcKey, Rec)>];
+type Heads = [Option<Feed>];
 
 impl Files {
     fn new(heads: &Heads) -> Files {
         let mut h = Files(Vec::with_capacity(heads.len()));
-        for fi in (0..heads.len()).filter(|&fi| heads[fi].is_some()) {
-            h.0.push(fi);
-            h.up(heads, h.0.len() - 1);
+        for fi in 0..heads.len() {
+            if heads[fi].as_ref().and_then(Feed::peek).is_some() {
+                h.0.push(fi);
+                h.up(heads, h.0.len() - 1);
+            }
         }
         h
     }
@@ -541,7 +578,8 @@ impl Files {
 
     /// File `a`'s record goes before file `b`'s.
     fn before(heads: &Heads, a: usize, b: usize) -> bool {
-        match (&heads[a], &heads[b]) {
+        let head = |i: usize| heads[i].as_ref().and_then(Feed::peek);
+        match (head(a), head(b)) {
             (Some((ka, ra)), Some((kb, rb))) => {
                 order((ka, ra), (kb, rb)).then(a.cmp(&b)) == Ordering::Less
             }
@@ -549,11 +587,11 @@ impl Files {
         }
     }
 
-    /// The first file's record was taken and its slot filled with its next one (or
-    /// emptied at its end): the heap put right.
+    /// The first file's record was taken and the file moved on to its next one (or to its
+    /// end): the heap put right.
     fn next(&mut self, heads: &Heads) {
         let Some(&top) = self.0.first() else { return };
-        if heads[top].is_none() {
+        if heads[top].as_ref().and_then(Feed::peek).is_none() {
             self.0.swap_remove(0);
         }
         self.down(heads, 0);
@@ -712,7 +750,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     const QUEUED_RECORDS: usize = 4096;
     let batch = (QUEUED_RECORDS / logs.len().max(1)).clamp(4, 64);
     let groups = PARSERS.min(logs.len()).max(1);
-    let mut work: Vec<(Vec<Parsing>, Receiver<usize>)> = Vec::new();
+    let mut work: Vec<(Vec<Parsing>, Receiver<(usize, Batch)>)> = Vec::new();
     let mut rooms = Vec::new();
     for _ in 0..groups {
         let (tx, rx) = channel();
@@ -735,7 +773,8 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         feeds.push(Some(Feed {
             fi,
             rx,
-            batch: Vec::new().into_iter(),
+            batch: Vec::new(),
+            pos: 0,
             room: rooms[fi % groups].clone(),
         }));
     }
@@ -861,19 +900,17 @@ fn merge(
         let mut judged = (|| {
             const KEYS_PER_SEND: usize = 32;
             let mut done = Vec::new();
-            // Each file's next record stays in its slot; the heap orders the files' numbers.
-            let mut heads: Vec<Option<(ProcKey, Rec)>> = feeds
-                .iter_mut()
-                .map(|f| f.as_mut().and_then(Feed::next))
-                .collect();
-            let mut heap = Files::new(&heads);
+            // Each file's next record stays in its batch; the heap orders the files' numbers.
+            for f in feeds.iter_mut().flatten() {
+                f.fill();
+            }
+            let mut heap = Files::new(&feeds);
             // Per file, the process of its last record (a file is mostly one process):
             // comparing keys is cheaper than hashing one.
             let mut last: Vec<Option<(ProcKey, usize)>> = vec![None; feeds.len()];
             while let Some(fi) = heap.first() {
-                let Some((k, r)) = heads[fi].as_mut() else {
-                    break;
-                };
+                let Some(f) = feeds[fi].as_mut() else { break };
+                let Some((k, r)) = f.head() else { break };
                 r.proc_idx = match &last[fi] {
                     Some((lk, p)) if lk == k => *p,
                     _ => {
@@ -893,8 +930,8 @@ fn merge(
                         break;
                     }
                 }
-                heads[fi] = feeds[fi].as_mut().and_then(Feed::next);
-                heap.next(&heads);
+                f.advance();
+                heap.next(&feeds);
             }
             let _ = tx.send(done);
             Some(sweep.into_parts())
