@@ -410,7 +410,6 @@ type Batch = Vec<(ProcKey, Rec)>;
 
 /// The records of one file for the merge, parsed by another thread ([`parse_files`]).
 struct Feed {
-    fi: usize,
     rx: Receiver<Batch>,
     /// The batch being merged, and where: its records are read where they lie.
     batch: Batch,
@@ -418,7 +417,7 @@ struct Feed {
     /// Tells the parser that this file's queue has room again, handing back the batch
     /// merged: its records are dropped by the thread that made them (freeing another
     /// thread's allocations cost both threads dearly in the allocator) and its room reused.
-    room: Sender<(usize, Batch)>,
+    room: Sender<Batch>,
 }
 
 impl Feed {
@@ -447,7 +446,7 @@ impl Feed {
             };
             let used = std::mem::replace(&mut self.batch, b);
             self.pos = 0;
-            let _ = self.room.send((self.fi, used));
+            let _ = self.room.send(used);
         }
     }
 }
@@ -463,9 +462,12 @@ struct Parsing {
 
 /// A parser thread's work: the files of its group, each parsed a batch at a time into its
 /// bounded queue, for as long as a queue has room; when none has, it waits until the
-/// merge takes a batch (`room`). It ends when every file is parsed or the merge is gone.
-/// Memory: at most `QUEUED + 2` batches per file (queued, held, being merged).
-fn parse_files(mut files: Vec<Parsing>, room: Receiver<(usize, Batch)>, batch: usize) {
+/// merge takes a batch (`room`, which brings back the batch the merge is done with). It
+/// ends when every file is parsed or the merge is gone. Memory: at most `QUEUED + 2`
+/// batches per file (queued, held, being merged), and those the merge handed back since
+/// the parser's last round (emptied at the start of each round and while it waits), with
+/// four empty ones kept for reuse.
+fn parse_files(mut files: Vec<Parsing>, room: Receiver<Batch>, batch: usize) {
     // Batches the merge handed back, emptied here: reused for the next ones.
     let mut spare: Vec<Batch> = Vec::new();
     let keep = |spare: &mut Vec<Batch>, mut b: Batch| {
@@ -479,7 +481,7 @@ fn parse_files(mut files: Vec<Parsing>, room: Receiver<(usize, Batch)>, batch: u
         let mut live = false;
         // Every round takes back what the merge is done with, so that no more than the
         // batches in flight ever hold records.
-        while let Ok((_, b)) = room.try_recv() {
+        while let Ok(b) = room.try_recv() {
             keep(&mut spare, b);
         }
         for f in &mut files {
@@ -523,7 +525,7 @@ fn parse_files(mut files: Vec<Parsing>, room: Receiver<(usize, Batch)>, batch: u
         }
         if !moved {
             match room.recv() {
-                Ok((_, b)) => keep(&mut spare, b),
+                Ok(b) => keep(&mut spare, b),
                 Err(_) => return,
             }
         }
@@ -750,7 +752,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     const QUEUED_RECORDS: usize = 4096;
     let batch = (QUEUED_RECORDS / logs.len().max(1)).clamp(4, 64);
     let groups = PARSERS.min(logs.len()).max(1);
-    let mut work: Vec<(Vec<Parsing>, Receiver<(usize, Batch)>)> = Vec::new();
+    let mut work: Vec<(Vec<Parsing>, Receiver<Batch>)> = Vec::new();
     let mut rooms = Vec::new();
     for _ in 0..groups {
         let (tx, rx) = channel();
@@ -771,7 +773,6 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
             eof: false,
         });
         feeds.push(Some(Feed {
-            fi,
             rx,
             batch: Vec::new(),
             pos: 0,
