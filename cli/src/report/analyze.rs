@@ -136,7 +136,7 @@ pub fn trace_records(recs: &[Rec]) -> TraceRecords {
                 seq: r.seq,
                 ts_us: r.ts_us,
                 dur_ns: c.dur_ns.unwrap_or(0),
-                func: c.func.clone(),
+                func: c.func.to_string(),
                 ret: c.ret,
                 status: c.status(),
                 key_fp: c.key_fp.clone().or_else(|| c.out_key_fp.clone()),

@@ -131,13 +131,13 @@ pub struct Violation {
 /// One event of a key's timeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
-    pub ts: String,
+    pub ts: super::parse::Ts,
     pub ts_us: i64,
     /// The process (index into `Report::processes`) and its pid.
     pub process: usize,
     pub pid: i64,
     pub seq: u64,
-    pub func: String,
+    pub func: super::parse::Name,
     /// The call's return value; `None` for a violation.
     pub ret: Option<i64>,
     /// ok, failed (ret ≠ 0) or blocked (not forwarded); `None` for a violation.

@@ -9,20 +9,111 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
+/// A name every line repeats (its event, a call's function): one the shim writes is not
+/// copied out of the line, only an unknown one is.
+pub type Name = std::borrow::Cow<'static, str>;
+
+/// The names [`Name`] does not copy.
+fn known_names() -> impl Iterator<Item = &'static str> {
+    [
+        schema::START,
+        schema::CALL,
+        schema::VIOLATION,
+        schema::SUMMARY,
+        schema::ERROR,
+    ]
+    .into_iter()
+    .chain(acl_ipc_guard::call::Func::ALL.into_iter().map(|f| f.name()))
+}
+
+/// A record's `ts` as written: the shim's 27 bytes (`2026-12-01T23:08:11.270283Z`) kept
+/// in place, a longer one on the heap. Every record and key event carries one: as a
+/// `String` it was an allocation per record in the parser and another per event in the
+/// re-check, each freed by another thread.
+#[derive(Clone)]
+pub struct Ts(TsRepr);
+
+#[derive(Clone)]
+enum TsRepr {
+    Inline { len: u8, bytes: [u8; TS_INLINE] },
+    Heap(Box<str>),
+}
+
+/// The longest `ts` kept in place.
+const TS_INLINE: usize = 32;
+
+impl Ts {
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Only whole `&str`s are copied in (`From<&str>`): valid UTF-8.
+            TsRepr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            TsRepr::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Ts {
+    fn from(s: &str) -> Ts {
+        if s.len() <= TS_INLINE {
+            let mut bytes = [0u8; TS_INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Ts(TsRepr::Inline {
+                len: s.len() as u8,
+                bytes,
+            })
+        } else {
+            Ts(TsRepr::Heap(s.into()))
+        }
+    }
+}
+
+impl From<String> for Ts {
+    fn from(s: String) -> Ts {
+        Ts::from(s.as_str())
+    }
+}
+
+impl std::ops::Deref for Ts {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Ts {
+    fn eq(&self, o: &Ts) -> bool {
+        self.as_str() == o.as_str()
+    }
+}
+
+impl std::fmt::Debug for Ts {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Ts {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A record as read back: the fields every record has, parsed, and what its event carries
 /// that the report uses (logs can be large: nothing else is kept).
 #[derive(Clone, Debug)]
 pub struct Rec {
     /// Index of the file it came from.
     pub file: usize,
-    pub ts: String,
+    pub ts: Ts,
     /// `ts` as microseconds since the Unix epoch.
     pub ts_us: i64,
     pub seq: u64,
     pub pid: i64,
     /// The writing thread (`report --trace` draws a track per thread); `None` if absent.
     pub tid: Option<i64>,
-    pub event: String,
+    pub event: Name,
     pub body: Body,
     /// A hash of the line as read: the last tie-breaker of the merge, so that which of two
     /// records with the same ts, pid, seq and event is kept never depends on file order.
@@ -65,7 +156,7 @@ pub struct StartInfo {
 /// looks at (a missing or mistyped field is `None`).
 #[derive(Clone, Debug, Default)]
 pub struct Call {
-    pub func: String,
+    pub func: Name,
     pub ret: Option<i64>,
     /// A missing `forwarded` counts as forwarded.
     pub forwarded: bool,
@@ -179,6 +270,25 @@ impl<'a, const N: usize> Members<'a, N> {
     fn i64(&self, name: &str) -> Option<i64> {
         as_i64(self.get(name)?)
     }
+    /// `ts`, not copied to the heap when written plainly (as the shim does).
+    fn ts(&self) -> Option<Ts> {
+        let v = self.get(schema::TS)?;
+        if v.len() >= 2 && v.starts_with('"') && !v.as_bytes().contains(&b'\\') && !serde_only() {
+            return Some(Ts::from(&v[1..v.len() - 1]));
+        }
+        as_str(v).map(Ts::from)
+    }
+    /// A string member as a [`Name`]: borrowed when it is a known one, written plainly.
+    fn name(&self, name: &str) -> Option<Name> {
+        let v = self.get(name)?;
+        if v.len() >= 2 && v.starts_with('"') && !v.as_bytes().contains(&b'\\') && !serde_only() {
+            let inner = &v[1..v.len() - 1];
+            if let Some(k) = known_names().find(|k| same(k, inner)) {
+                return Some(Name::Borrowed(k));
+            }
+        }
+        as_str(v).map(Name::Owned)
+    }
     fn u64(&self, name: &str) -> Option<u64> {
         as_u64(self.get(name)?)
     }
@@ -200,7 +310,9 @@ impl<'a, const N: usize> Members<'a, N> {
 
 /// `a == b`, the length and first byte first (most names differ there).
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+    // Compared in place: member names are short, a `memcmp` call cost more than the bytes.
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.first() == b.first() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 fn as_str(v: &str) -> Option<String> {
@@ -527,7 +639,7 @@ fn body(event: &str, obj: &Members<'_, 25>) -> Body {
         schema::CALL => {
             let (args, out) = (obj.object("args", ARGS), obj.object("out", OUT));
             Body::Call(Box::new(Call {
-                func: obj.str("fn").unwrap_or_else(|| "?".to_owned()),
+                func: obj.name("fn").unwrap_or(Name::Borrowed("?")),
                 ret: obj.i64("ret"),
                 forwarded: obj
                     .get("forwarded")
@@ -606,6 +718,14 @@ pub enum Line {
 }
 
 pub fn parse_line(file: usize, text: &str) -> Line {
+    parse_line_hashed(file, text, true)
+}
+
+/// [`parse_line`], with the line's `hash` left 0 unless `hashed`: the streaming report
+/// never needs it (it sends any log where two records could tie before the hash, a `seq`
+/// seen twice in a process, to the in-memory report), and hashing each line cost it a
+/// tenth of its reading.
+pub fn parse_line_hashed(file: usize, text: &str, hashed: bool) -> Line {
     let t = text.trim();
     if t.is_empty() {
         return Line::Blank;
@@ -617,7 +737,7 @@ pub fn parse_line(file: usize, text: &str) -> Line {
         Ok(m) => m,
         Err(e) => return Line::Malformed(format!("invalid JSON: {e}")),
     };
-    let Some(event) = obj.str(schema::EVENT) else {
+    let Some(event) = obj.name(schema::EVENT) else {
         return Line::Malformed("missing or non-string `event`".into());
     };
     let Some(pid) = obj.i64(schema::PID) else {
@@ -626,15 +746,20 @@ pub fn parse_line(file: usize, text: &str) -> Line {
     let Some(seq) = obj.u64(schema::SEQ) else {
         return Line::Malformed("missing or non-integer `seq`".into());
     };
-    let Some(ts) = obj.str(schema::TS) else {
+    let Some(ts) = obj.ts() else {
         return Line::Malformed("missing or non-string `ts`".into());
     };
     let Some(ts_us) = parse_ts(&ts) else {
         return Line::Malformed(format!("`ts` is not an RFC 3339 time: {:?}", short(&ts)));
     };
     let body = body(&event, &obj);
-    let mut h = DefaultHasher::new();
-    t.hash(&mut h);
+    let hash = if hashed {
+        let mut h = DefaultHasher::new();
+        t.hash(&mut h);
+        h.finish()
+    } else {
+        0
+    };
     Line::Record(Box::new(Rec {
         file,
         ts,
@@ -643,7 +768,7 @@ pub fn parse_line(file: usize, text: &str) -> Line {
         pid,
         tid: obj.i64(schema::TID),
         event,
-        hash: h.finish(),
+        hash,
         body,
         proc_idx: 0,
     }))
@@ -768,6 +893,10 @@ mod tests {
             format!("{{\"event\":\"call\",\"zz\":[[1],{{\"q\":[]}}],\"pid\":7,\"seq\":7,\"fn\":\"a\",\"fn\":\"aclrtFree\",\"args\":{{\"devPtr\":\"0x10\"}},\"ret\":-1,\"tid\":null,{ts}}}"),
             format!("{{\"pid\":7,\"seq\":8,\"event\":\"call\",\"ret\":\"0\",\"forwarded\":1,\"args\":[],{ts}}}"),
             format!("{{\"pid\":123456789012345678,\"seq\":9,\"event\":\"x\",{ts}}}"),
+            // A function and an event the report does not know (copied, not borrowed),
+            // and a `ts` too long to be kept in place.
+            format!("{{{ts},\"seq\":10,\"pid\":7,\"event\":\"call\",\"fn\":\"aclrtSomethingNew\"}}"),
+            format!("{{\"ts\":\"2026-12-01T21:46:41.274307123+01:00\",\"seq\":11,\"pid\":7,\"event\":\"call\",\"fn\":\"aclrtFree\"}}"),
             // Numbers the scanner passes on as they are, for their readers to judge.
             format!("{{{ts},\"seq\":-0,\"pid\":-0,\"event\":\"call\"}}"),
             format!("{{{ts},\"seq\":18446744073709551615,\"pid\":9223372036854775808,\"event\":\"call\"}}"),
@@ -784,6 +913,9 @@ mod tests {
             format!("{{{ts},\"seq\" : 1,\"pid\":7,\"event\":\"call\"}}"),
             format!("{{{ts},\"seq\":1,\"pid\":7,\"event\":\"call\",\"fn\":\"acl\\u0072tFree\",\"args\":{{\"devPtr\":\"0x10\"}}}}"),
             format!("{{{ts},\"seq\":1,\"pid\":7,\"ev\\u0065nt\":\"call\"}}"),
+            // Escaped values of the names and the time kept without a copy: serde's.
+            format!("{{{ts},\"seq\":1,\"pid\":7,\"event\":\"c\\u0061ll\",\"fn\":\"aclrtFree\"}}"),
+            format!("{{\"ts\":\"2026-12-01T20:46:41.27430\\u0037Z\",\"seq\":1,\"pid\":7,\"event\":\"call\"}}"),
             format!("{{{ts},\"seq\":1.0,\"pid\":7,\"event\":\"call\"}}"),
             format!("{{{ts},\"seq\":1e0,\"pid\":7,\"event\":\"call\"}}"),
             format!("{{{ts},\"seq\":01,\"pid\":7,\"event\":\"call\"}}"),
@@ -810,6 +942,31 @@ mod tests {
         assert_eq!(pid_list(Some("[1,2,-3]")), vec![1, 2, -3]);
         assert_eq!(pid_list(Some("[1,\"a\",2]")), vec![1, 2]);
         assert_eq!(pid_list(Some("[]")), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_ts_reads_back_as_given_in_place_or_not() {
+        for t in [
+            "",
+            "2026-12-01T23:08:11.270283Z",
+            "2026-12-01T23:08:11.270283+01:00",
+            "2026-12-01T23:08:11.270283123+01:00",
+            "é ✓ 2026-12-01T23:08:11.270283Z",
+        ] {
+            let ts = Ts::from(t);
+            assert_eq!(ts.as_str(), t);
+            assert_eq!(&*ts.clone(), t);
+            assert_eq!(format!("{ts}|{ts:>3}|{ts:?}"), format!("{t}|{t:>3}|{t:?}"));
+            assert_eq!(ts, Ts::from(t.to_owned()));
+            assert_ne!(ts, Ts::from(format!("{t}x")));
+        }
+        // A record's `ts` with an escape is read by serde, and the same.
+        let line =
+            "{\"ts\":\"2026-12-01T23:08:11.27028\\u0033Z\",\"seq\":1,\"pid\":7,\"event\":\"call\"}";
+        match parse_line(0, line) {
+            Line::Record(r) => assert_eq!(r.ts.as_str(), "2026-12-01T23:08:11.270283Z"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

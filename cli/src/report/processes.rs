@@ -166,7 +166,7 @@ fn assign_processes(
     let mut first_ts: Vec<String> = Vec::new();
     for (key, mut r) in recs {
         let idx = *index.entry(key.clone()).or_insert_with(|| {
-            first_ts.push(r.ts.clone());
+            first_ts.push(r.ts.to_string());
             procs.push(new_process(&key, &r));
             procs.len() - 1
         });
@@ -203,7 +203,7 @@ pub fn new_process(key: &ProcKey, r: &Rec) -> Process {
         end: End::Unknown,
         first_seq: r.seq,
         last_seq: r.seq,
-        last_ts: r.ts.clone(),
+        last_ts: r.ts.to_string(),
         records: 0,
         files: Vec::new(),
         dropped: None,
@@ -216,7 +216,8 @@ pub fn account(p: &mut Process, r: &Rec, file: &str) {
     p.records += 1;
     p.first_seq = p.first_seq.min(r.seq);
     p.last_seq = p.last_seq.max(r.seq);
-    p.last_ts.clone_from(&r.ts);
+    p.last_ts.clear();
+    p.last_ts.push_str(&r.ts);
     if !p.files.iter().any(|f| f == file) {
         p.files.push(file.to_owned());
     }
@@ -232,7 +233,7 @@ pub fn account(p: &mut Process, r: &Rec, file: &str) {
                 parent,
             } = &**s;
             p.has_start = true;
-            p.start_ts = Some(r.ts.clone());
+            p.start_ts = Some(r.ts.to_string());
             p.version.clone_from(version);
             p.mode.clone_from(mode);
             p.exe.clone_from(exe);
@@ -241,7 +242,7 @@ pub fn account(p: &mut Process, r: &Rec, file: &str) {
             p.parent_pid = *parent;
         }
         Body::Summary { dropped, .. } => {
-            p.end = End::Exited(r.ts.clone());
+            p.end = End::Exited(r.ts.to_string());
             p.dropped = *dropped;
         }
         _ => {}

@@ -454,7 +454,7 @@ impl<'a> Sweep<'a> {
                 self.ended(r.proc_idx);
             }
             Body::Error { message } => self.errors.push(ShimError {
-                ts: r.ts.clone(),
+                ts: r.ts.to_string(),
                 process: r.proc_idx,
                 pid: r.pid,
                 message: message.clone(),
@@ -515,7 +515,7 @@ impl<'a> Sweep<'a> {
                 func: "summary".to_owned(),
                 key_fp: None,
                 source: Source::Log,
-                ts: r.ts.clone(),
+                ts: r.ts.to_string(),
                 ts_us: r.ts_us,
                 seq: r.seq,
                 message: format!(
@@ -541,7 +541,7 @@ impl<'a> Sweep<'a> {
             func: lv.func.clone(),
             key_fp: lv.key_fp.clone(),
             source: Source::Log,
-            ts: r.ts.clone(),
+            ts: r.ts.to_string(),
             ts_us: r.ts_us,
             seq: r.seq,
             message: lv.message.clone(),
@@ -556,12 +556,12 @@ impl<'a> Sweep<'a> {
 
     fn violation_event(v: &Violation) -> Event {
         Event {
-            ts: v.ts.clone(),
+            ts: v.ts.as_str().into(),
             ts_us: v.ts_us,
             process: v.process,
             pid: v.pid,
             seq: v.seq,
-            func: v.func.clone(),
+            func: v.func.clone().into(),
             ret: None,
             status: None,
             detail: Detail::Violation(Box::new(v.clone())),
@@ -587,10 +587,10 @@ impl<'a> Sweep<'a> {
             severity: "error".to_owned(),
             process: r.proc_idx,
             pid: r.pid,
-            func: c.func.clone(),
+            func: c.func.to_string(),
             key_fp: fp.map(str::to_owned),
             source: Source::Recheck,
-            ts: r.ts.clone(),
+            ts: r.ts.to_string(),
             ts_us: r.ts_us,
             seq: r.seq,
             message,
@@ -604,7 +604,7 @@ impl<'a> Sweep<'a> {
     }
 
     fn call(&mut self, r: &Rec, c: &Call) {
-        match c.func.as_str() {
+        match &*c.func {
             "aclrtIpcMemGetExportKey" => self.export(r, c),
             "aclrtIpcMemSetImportPid" => self.whitelist(r, c),
             "aclrtIpcMemImportPidInterServer" => self.interserver(r, c),

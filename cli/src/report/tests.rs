@@ -1216,10 +1216,7 @@ fn start_record_round_trips_through_the_parser() {
     let parse::Line::Record(r) = parse::parse_line(0, &line) else {
         panic!("not a record: {line}");
     };
-    assert_eq!(
-        (r.pid, r.seq, r.ts_us, r.event.as_str()),
-        (13, 1, T0, "start")
-    );
+    assert_eq!((r.pid, r.seq, r.ts_us, &*r.event), (13, 1, T0, "start"));
     let parse::Body::Start(s) = &r.body else {
         panic!("{:?}", r.body);
     };
@@ -1630,7 +1627,7 @@ fn every_record_the_shim_writes_reads_back_the_same() {
         let c = call_of(&r);
         seen.push(func);
         assert_eq!(
-            (c.func.as_str(), c.ret, c.forwarded),
+            (&*c.func, c.ret, c.forwarded),
             (func.name(), Some(0), true),
             "{line}"
         );
