@@ -260,7 +260,12 @@ impl Log {
 
     /// Writes a record, and everything queued before it, before returning.
     pub fn push_through(&self, pid: i32, tid: i32, body: Body) {
-        if self.enqueue(pid, tid, body, false, None).is_some() {
+        self.push_through_at(pid, tid, body, None);
+    }
+
+    /// [`Log::push_through`] with the record's time given (`None`: now).
+    pub fn push_through_at(&self, pid: i32, tid: i32, body: Body, ts_us: Option<i64>) {
+        if self.enqueue(pid, tid, body, false, ts_us).is_some() {
             self.flush();
         }
     }

@@ -115,6 +115,8 @@ pub(super) extern "C" fn after_fork_child() {
         rt.pid.store(pid, Ordering::Relaxed);
         rt.bare_tgid.store(0, Ordering::Relaxed);
         rt.start_ns.store(own_start_ns(pid), Ordering::Relaxed);
+        rt.began_us
+            .store(crate::clock::now_ns() / 1000, Ordering::Relaxed);
         sync::release_fork_locks();
         rt.log.after_fork_child(pid);
         // The child owns none of its parent's keys or device memory.

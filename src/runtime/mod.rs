@@ -14,7 +14,7 @@ use crate::record::{Action, Body, KeyRef, Log, Start, Violation};
 use crate::rules::{Rule, Severity};
 use crate::state::ProcessState;
 use crate::sync::{self, Lock, Published};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 
 mod cross_process;
 pub(crate) mod entry;
@@ -85,6 +85,10 @@ pub(crate) struct Runtime {
     /// 0 until known: from the program's own aclrtDeviceGetBareTgid, or asked when needed.
     bare_tgid: AtomicI32,
     start_ns: AtomicU64,
+    /// When the shim began in this process (its runtime was made, or the fork), in
+    /// microseconds of the records' clock: the `start` record's time, so that it is never
+    /// later than a record after it, however long its writing waits.
+    began_us: AtomicI64,
     calls: AtomicU64,
     violations: AtomicU64,
     error_violations: AtomicU64,
@@ -159,6 +163,7 @@ impl Runtime {
         benign_atomic(&self.pid);
         benign_atomic(&self.bare_tgid);
         benign_atomic(&self.start_ns);
+        benign_atomic(&self.began_us);
         benign_atomic(&self.started);
         benign_atomic(&self.parent);
         benign_atomic(&self.finished);
@@ -210,6 +215,7 @@ impl Runtime {
             pid: AtomicI32::new(pid),
             bare_tgid: AtomicI32::new(0),
             start_ns: AtomicU64::new(own_start_ns(pid)),
+            began_us: AtomicI64::new(crate::clock::now_ns() / 1000),
             calls: AtomicU64::new(0),
             violations: AtomicU64::new(0),
             error_violations: AtomicU64::new(0),
@@ -266,8 +272,18 @@ impl Runtime {
         }
         if self.log.enabled() {
             let start = self.start_body(ask);
-            self.log
-                .push_through(self.pid(), boundary::tid(), Body::Start(Box::new(start)));
+            // Its time is when the shim began, not now: the call whose record made it
+            // (the program's own first bare-tgid question) ended before it is written, and
+            // writing it (the host name, the executable's path, the runtime's answer) may
+            // wait on a loaded machine for longer than the log puts right (1 ms); a call
+            // record earlier than its process's start would not be its process's.
+            let began = self.began_us.load(Ordering::Relaxed);
+            self.log.push_through_at(
+                self.pid(),
+                boundary::tid(),
+                Body::Start(Box::new(start)),
+                Some(began),
+            );
         }
         self.started.store(true, Ordering::Release);
     }
