@@ -106,4 +106,42 @@ for name, size in (("small", SMALL), ("large", 4 * SMALL)):
         eq(sum(p["files"] == ["-"] for p in doc_piped["processes"]), 1, "small: standard input named -")
 check(rss["large"] <= rss["small"] * 1.25 + (1 << 20),
       f"peak RSS {rss['small'] >> 20} MiB for the small logs, {rss['large'] >> 20} MiB for 4x their size")
+
+
+def one_file(path, pairs):
+    """One process's log of `pairs` malloc+free call records, each carrying a long
+    member the report ignores: a file the merge takes faster than the parser reads it."""
+    pad = "[" + ",".join(['{"a":[1,2,{"b":3}]}'] * 500) + "]"
+    with open(path, "w") as out:
+        out.write('{"ts":"2026-12-01T20:00:00.000000Z","seq":1,"pid":500,"tid":500,"event":"start",'
+                  '"version":"0.1.0","mode":"audit","exe":"/x","ledger":"off","host":"vm","bare_tgid":500}\n')
+        for i in range(pairs):
+            for j, call in enumerate(('"fn":"aclrtMalloc","args":{"size":4096,"policy":0},'
+                                      '"out":{"devPtr":"0x200000000000"}',
+                                      '"fn":"aclrtFree","args":{"devPtr":"0x200000000000"}')):
+                seq = 2 + 2 * i + j
+                out.write('{"ts":"2026-12-01T20:%02d:%02d.%06dZ","seq":%d,"pid":500,"tid":500,"event":"call",%s,'
+                          '"ret":0,"forwarded":true,"dur_ns":100,"pad":%s}\n'
+                          % (seq // 60_000_000, seq // 1_000_000 % 60, seq % 1_000_000, seq, call, pad))
+        seq = 2 + 2 * pairs
+        out.write('{"ts":"2026-12-01T20:%02d:%02d.%06dZ","seq":%d,"pid":500,"tid":500,"event":"summary","calls":%d,'
+                  '"violations":{},"blocked":0,"leaks":0,"dropped":0}\n'
+                  % (seq // 60_000_000, seq // 1_000_000 % 60, seq % 1_000_000, seq, 2 * pairs))
+
+
+# One file alone (the merge never waits for another): the batches the merge hands back
+# must not pile up while the parser reads on (they once did: 5 MiB for 24 MB, 24 MiB for
+# 781 MB of such a file).
+single = {}
+for name, pairs in (("one small", 1000), ("one large", 8000)):
+    path = work.file(name.replace(" ", "_") + ".json")
+    one_file(path, pairs)
+    code, out, peak = report(["--json", path])
+    eq(code, 0, f"{name}: exit 0")
+    eq(json.loads(out)["records"], 2 * pairs + 2, f"{name}: every record counted")
+    single[name] = peak
+    print(f"{name}: {os.path.getsize(path) / 2**20:.0f} MiB in one file: peak RSS {peak / 2**20:.1f} MiB")
+    os.unlink(path)
+check(single["one large"] <= single["one small"] * 1.25 + (1 << 20),
+      f"peak RSS {single['one small'] >> 20} MiB for one file, {single['one large'] >> 20} MiB for 8x its size")
 done("report.bounded")

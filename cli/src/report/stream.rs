@@ -465,8 +465,8 @@ struct Parsing {
 /// merge takes a batch (`room`, which brings back the batch the merge is done with). It
 /// ends when every file is parsed or the merge is gone. Memory: at most `QUEUED + 2`
 /// batches per file (queued, held, being merged), and those the merge handed back since
-/// the parser's last round (emptied at the start of each round and while it waits), with
-/// four empty ones kept for reuse.
+/// the parser last looked (it looks before each batch it parses), with four empty ones
+/// kept for reuse.
 fn parse_files(mut files: Vec<Parsing>, room: Receiver<Batch>, batch: usize) {
     // Batches the merge handed back, emptied here: reused for the next ones.
     let mut spare: Vec<Batch> = Vec::new();
@@ -479,15 +479,17 @@ fn parse_files(mut files: Vec<Parsing>, room: Receiver<Batch>, batch: usize) {
     loop {
         let mut moved = false;
         let mut live = false;
-        // Every round takes back what the merge is done with, so that no more than the
-        // batches in flight ever hold records.
-        while let Ok(b) = room.try_recv() {
-            keep(&mut spare, b);
-        }
         for f in &mut files {
             let Some(tx) = &f.tx else { continue };
             live = true;
             loop {
+                // What the merge is done with is taken back before each new batch, so
+                // that no more than the batches in flight ever hold records, even
+                // while one file keeps this loop (a merge faster than the parser always
+                // has room for it: one file, or files whose times do not overlap).
+                while let Ok(b) = room.try_recv() {
+                    keep(&mut spare, b);
+                }
                 if f.held.is_none() && !f.eof {
                     let mut b = spare.pop().unwrap_or_else(|| Vec::with_capacity(batch));
                     while b.len() < batch {
