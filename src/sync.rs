@@ -311,20 +311,18 @@ pub fn release_fork_locks() {
     });
 }
 
-/// Wakes one sleeping thread without a syscall when nobody sleeps. The sleeper either
-/// sleeps (`sleep_unless`: every `ring` wakes it) or naps (`nap_unless`: only
-/// `ring_urgent` wakes it, else its short timeout does), so that a busy producer does not
-/// pay a system call each time the consumer has caught up with it.
+/// Wakes one sleeping thread without a syscall when nobody sleeps. Only the ring that
+/// marks the sleeper awake makes the system call, so the producers that come before the
+/// woken thread runs again do not each make one.
 #[derive(Debug, Default)]
 pub struct Doorbell {
     rings: AtomicU32,
-    /// AWAKE, NAPPING or SLEEPING.
+    /// AWAKE or SLEEPING.
     state: AtomicU32,
 }
 
 const AWAKE: u32 = 0;
-const NAPPING: u32 = 1;
-const SLEEPING: u32 = 2;
+const SLEEPING: u32 = 1;
 
 impl Doorbell {
     pub const fn new() -> Doorbell {
@@ -334,64 +332,37 @@ impl Doorbell {
         }
     }
 
-    /// Wakes the sleeper, if there is one (not one that naps).
+    /// Wakes the sleeper, if there is one.
     pub fn ring(&self) {
-        if self.state.load(Ordering::SeqCst) == SLEEPING {
-            self.wake(SLEEPING);
-        }
-    }
-
-    /// Wakes the sleeper, also one that naps.
-    pub fn ring_urgent(&self) {
-        match self.state.load(Ordering::SeqCst) {
-            AWAKE => {}
-            s => self.wake(s),
-        }
-    }
-
-    /// Wakes the sleeper found in `state`, unless another ring did since: only the ring
-    /// that marks it awake makes the system call, so the producers that come before the
-    /// woken thread runs again do not each make one.
-    fn wake(&self, state: u32) {
-        if self
-            .state
-            .compare_exchange(state, AWAKE, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
+        if self.state.load(Ordering::SeqCst) == SLEEPING
+            && self
+                .state
+                .compare_exchange(SLEEPING, AWAKE, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
         {
-            return;
-        }
-        self.rings.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: a futex wake on a valid, aligned u32.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                self.rings.as_ptr(),
-                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-                1,
-            );
+            self.rings.fetch_add(1, Ordering::SeqCst);
+            // SAFETY: a futex wake on a valid, aligned u32.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.rings.as_ptr(),
+                    libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                    1,
+                );
+            }
         }
     }
 
     /// Sleeps until rung (or `timeout_ms` passes) unless `has_work()` says there is work.
     pub fn sleep_unless(&self, has_work: impl Fn() -> bool, timeout_ms: i64) {
-        self.wait_unless(SLEEPING, has_work, timeout_ms * 1000);
-    }
-
-    /// Sleeps until `timeout_us` passes or `ring_urgent` is called, unless `has_work()`
-    /// says there is urgent work.
-    pub fn nap_unless(&self, has_work: impl Fn() -> bool, timeout_us: i64) {
-        self.wait_unless(NAPPING, has_work, timeout_us);
-    }
-
-    fn wait_unless(&self, state: u32, has_work: impl Fn() -> bool, timeout_us: i64) {
         let seen = self.rings.load(Ordering::SeqCst);
         // Stored before `has_work` looks, and a producer looks at it after it queued:
         // (SeqCst) one of the two sees the other, so no work is left asleep.
-        self.state.store(state, Ordering::SeqCst);
+        self.state.store(SLEEPING, Ordering::SeqCst);
         if !has_work() {
             let ts = libc::timespec {
-                tv_sec: (timeout_us / 1_000_000) as libc::time_t,
-                tv_nsec: ((timeout_us % 1_000_000) * 1000) as _,
+                tv_sec: (timeout_ms / 1000) as libc::time_t,
+                tv_nsec: ((timeout_ms % 1000) * 1_000_000) as _,
             };
             // SAFETY: a futex wait on a valid, aligned u32 with a valid timeout.
             unsafe {
@@ -443,28 +414,29 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_ring_leaves_a_napper_but_an_urgent_one_wakes_it() {
+    fn many_rings_before_the_sleeper_runs_make_one_wake() {
         let bell = Arc::new(Doorbell::new());
         let b = bell.clone();
-        // A nap of 30 s: only the urgent ring can end it in time.
+        // A sleep of 30 s: only a ring ends it in time.
         let t = std::thread::spawn(move || {
             let start = Instant::now();
-            b.nap_unless(|| false, 30_000_000);
+            b.sleep_unless(|| false, 30_000);
             start.elapsed()
         });
-        while bell.state.load(Ordering::SeqCst) != NAPPING {
+        while bell.state.load(Ordering::SeqCst) != SLEEPING {
             std::thread::yield_now();
         }
         let rings = bell.rings.load(Ordering::SeqCst);
-        bell.ring();
+        for _ in 0..100 {
+            bell.ring();
+        }
         assert_eq!(
             bell.rings.load(Ordering::SeqCst),
-            rings,
-            "a napper is not rung"
+            rings + 1,
+            "one wake (one system call) for a hundred rings"
         );
-        bell.ring_urgent();
-        let napped = t.join().unwrap();
-        assert!(napped < Duration::from_secs(20), "woken by the urgent ring");
+        let slept = t.join().unwrap();
+        assert!(slept < Duration::from_secs(20), "woken by the ring");
         assert_eq!(bell.state.load(Ordering::SeqCst), AWAKE);
     }
 

@@ -23,17 +23,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// How many `call` records may wait for the writer thread.
 pub const QUEUE_CAPACITY: usize = 16 * 1024;
 
-/// How long the writer naps after writing before it looks again (µs): the longest a queued
-/// record waits while records keep coming. A producer that finds the writer napping does
-/// not wake it: each wake is a system call on the calling thread (a futex wake, about a
-/// microsecond on a virtual machine), which a writer that keeps catching up with the
-/// program made nearly every IPC call pay.
-const NAP_US: i64 = 1_000;
-
-/// A napping writer is woken when this many records wait (or an eighth of a smaller
-/// queue): at most one system call per so many records, and a writer that does not idle
-/// while a backlog grows.
-const URGENT_RECORDS: usize = 256;
+/// How long the writer keeps looking for more records after writing, before it sleeps
+/// (µs). A producer rings only a sleeping writer, and each ring is a system call on the
+/// calling thread (a futex wake, about a microsecond on a virtual machine): a writer that
+/// slept as soon as it had caught up made nearly every IPC call of a busy program pay
+/// one. While it looks it is awake, so a record waits no longer than when it is rung,
+/// and nothing queued waits for a timeout: a process that ends with `_exit()` (Python's
+/// `multiprocessing` children do) right after its last call loses no more than before.
+/// An earlier version let the writer nap for 1 ms unrung instead, which lost such a
+/// child's last records.
+const LOOK_US: i64 = 50;
 
 struct Queue {
     items: VecDeque<Record>,
@@ -71,6 +70,9 @@ pub struct Log {
     host: String,
     capacity: usize,
     queue: Lock<Queue>,
+    /// The `seq` of the last record queued, which the writer watches while it looks for
+    /// more, without the queue's lock (the records themselves pass under the lock).
+    queued: AtomicU64,
     wake: Doorbell,
     sink: Lock<Sink>,
     dropped: AtomicU64,
@@ -195,6 +197,7 @@ impl Log {
                 next_seq: 1,
                 last_ts_us: 0,
             }),
+            queued: AtomicU64::new(0),
             wake: Doorbell::new(),
             sink: Lock::new(Sink {
                 fd,
@@ -222,6 +225,7 @@ impl Log {
     /// pthread_create, which helgrind sees).
     pub fn benign_for_checker(&self) {
         crate::valgrind::benign_atomic(&self.dropped);
+        crate::valgrind::benign_atomic(&self.queued);
         crate::valgrind::benign_atomic(&self.writer_running);
         crate::valgrind::benign_atomic(&self.closed);
     }
@@ -242,17 +246,13 @@ impl Log {
     /// call it is about), else it is read now; it never goes back a little before the last
     /// queued record's (`REORDER_US`), so that time order stays `seq` order.
     pub fn push_at(&'static self, pid: i32, tid: i32, body: Body, ts_us: Option<i64>) {
-        let Some(queued) = self.enqueue(pid, tid, body, true, ts_us) else {
+        if self.enqueue(pid, tid, body, true, ts_us).is_none() {
             return;
-        };
+        }
         if self.writer_running.load(Ordering::Acquire) || self.start_writer() {
-            // A writer that naps (it wrote a moment ago) comes back by itself within
-            // NAP_US; it is woken only when the queue fills up meanwhile.
-            if queued >= self.urgent() {
-                self.wake.ring_urgent();
-            } else {
-                self.wake.ring();
-            }
+            // Only a sleeping writer is woken; one that is writing or looking for more
+            // (`LOOK_US`) takes the record without a system call here.
+            self.wake.ring();
         } else {
             self.flush();
         }
@@ -301,6 +301,8 @@ impl Log {
             tid,
             body,
         });
+        // Under the queue's lock: a plain store, no read-modify-write.
+        self.queued.store(seq, Ordering::Relaxed);
         Some(q.items.len())
     }
 
@@ -308,11 +310,6 @@ impl Log {
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.flush();
-    }
-
-    /// Records queued that end the writer's nap.
-    fn urgent(&self) -> usize {
-        URGENT_RECORDS.min(self.capacity / 8)
     }
 
     /// Writes everything queued before this call, in order, from the calling thread. It
@@ -438,20 +435,29 @@ impl Log {
 
     fn writer_loop(&'static self) {
         crate::boundary::mark_internal_thread();
-        let mut seen_seq = 0;
         loop {
+            let seen = self.queued.load(Ordering::Relaxed);
             self.flush();
-            // Records came since the last look: more are likely, so nap (the producers do
-            // not wake a napping writer, see `push_at`); else sleep until rung.
-            let next_seq = self.queue.lock().next_seq;
-            if next_seq != seen_seq {
-                seen_seq = next_seq;
-                let urgent = self.urgent();
-                self.wake
-                    .nap_unless(|| self.queue.lock().items.len() >= urgent, NAP_US);
-            } else {
+            if !self.more_within(seen, LOOK_US) {
                 self.wake
                     .sleep_unless(|| !self.queue.lock().items.is_empty(), 200);
+            }
+        }
+    }
+
+    /// Whether a record is queued beyond the `seen` count within `us` microseconds,
+    /// looked for without sleeping (the writer stays awake: producers do not ring it).
+    fn more_within(&self, seen: u64, us: i64) -> bool {
+        let until = now_ns() + us * 1000;
+        loop {
+            for _ in 0..32 {
+                if self.queued.load(Ordering::Relaxed) != seen {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if now_ns() >= until {
+                return false;
             }
         }
     }

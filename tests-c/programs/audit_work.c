@@ -14,7 +14,10 @@
  *   audit_work fork                 3 calls, fork: the child makes 2 and exits; the parent
  *                                   makes 1, then forks a child that execs "exec-child"
  *   audit_work forks N              N fork children, each making 2 calls; says how many failed
- *   audit_work flood N MARKER       N calls, then writes the counters to MARKER (atomically)
+ *   audit_work flood N MARKER [GAP_US]
+ *                                   N calls (GAP_US microseconds apart, busy-waiting: the
+ *                                   pace of a program doing work between calls), then
+ *                                   writes the counters to MARKER (atomically)
  *   audit_work capi LOG             the shim's own API: version, stats along a known
  *                                   sequence (importing from "export-child", started with
  *                                   fork + exec), flush (LOG: the log path, %p allowed)
@@ -93,6 +96,23 @@ static void print_stats(const char *label) {
 static void tgid_calls(long n) {
     int32_t p = 0;
     for (long i = 0; i < n; i++) expect("GetBareTgid", aclrtDeviceGetBareTgid(&p), 0);
+}
+
+static long now_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000L + t.tv_nsec / 1000;
+}
+
+/* n calls, each gap_us after the one before (busy-waiting, no system call between) */
+static void paced_tgid_calls(long n, long gap_us) {
+    int32_t p = 0;
+    for (long i = 0; i < n; i++) {
+        long until = now_us() + gap_us;
+        expect("GetBareTgid", aclrtDeviceGetBareTgid(&p), 0);
+        while (now_us() < until) {
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- mix */
@@ -270,8 +290,11 @@ static int forks(int n) {
 
 /* ---------------------------------------------------------------- flood */
 
-static int flood(long n, const char *marker) {
-    tgid_calls(n);
+static int flood(long n, const char *marker, long gap_us) {
+    if (gap_us > 0)
+        paced_tgid_calls(n, gap_us);
+    else
+        tgid_calls(n);
     AclIpcGuardStats s;
     memset(&s, 0, sizeof s);
     if (!get_stats || get_stats(&s) != 0) die("no stats", 0);
@@ -429,10 +452,11 @@ int main(int argc, char **argv) {
         tgid_calls(1);
         return 0;
     }
-    if (strcmp(cmd, "flood") == 0 && argc == 4) return flood(atol(argv[2]), argv[3]);
+    if (strcmp(cmd, "flood") == 0 && (argc == 4 || argc == 5))
+        return flood(atol(argv[2]), argv[3], argc == 5 ? atol(argv[4]) : 0);
     if (strcmp(cmd, "capi") == 0 && argc == 3) return capi(argv[2]);
     if (strcmp(cmd, "export-child") == 0 && argc == 4) return export_child(atoi(argv[2]), atoi(argv[3]));
     if (strcmp(cmd, "repeat") == 0 && argc == 3) return repeat(atol(argv[2]));
-    fprintf(stderr, "usage: audit_work mix|threads T N|exit-thread N busy|idle|abort N|fork|forks N|flood N MARKER|capi LOG|repeat N\n");
+    fprintf(stderr, "usage: audit_work mix|threads T N|exit-thread N busy|idle|abort N|fork|forks N|flood N MARKER [GAP_US]|capi LOG|repeat N\n");
     return 2;
 }
