@@ -896,7 +896,7 @@ mod tests {
             // A function and an event the report does not know (copied, not borrowed),
             // and a `ts` too long to be kept in place.
             format!("{{{ts},\"seq\":10,\"pid\":7,\"event\":\"call\",\"fn\":\"aclrtSomethingNew\"}}"),
-            format!("{{\"ts\":\"2026-12-01T21:46:41.274307123+01:00\",\"seq\":11,\"pid\":7,\"event\":\"call\",\"fn\":\"aclrtFree\"}}"),
+            r#"{"ts":"2026-12-01T21:46:41.274307123+01:00","seq":11,"pid":7,"event":"call","fn":"aclrtFree"}"#.to_string(),
             // Numbers the scanner passes on as they are, for their readers to judge.
             format!("{{{ts},\"seq\":-0,\"pid\":-0,\"event\":\"call\"}}"),
             format!("{{{ts},\"seq\":18446744073709551615,\"pid\":9223372036854775808,\"event\":\"call\"}}"),
@@ -915,7 +915,7 @@ mod tests {
             format!("{{{ts},\"seq\":1,\"pid\":7,\"ev\\u0065nt\":\"call\"}}"),
             // Escaped values of the names and the time kept without a copy: serde's.
             format!("{{{ts},\"seq\":1,\"pid\":7,\"event\":\"c\\u0061ll\",\"fn\":\"aclrtFree\"}}"),
-            format!("{{\"ts\":\"2026-12-01T20:46:41.27430\\u0037Z\",\"seq\":1,\"pid\":7,\"event\":\"call\"}}"),
+            r#"{"ts":"2026-12-01T20:46:41.27430\u0037Z","seq":1,"pid":7,"event":"call"}"#.to_string(),
             format!("{{{ts},\"seq\":1.0,\"pid\":7,\"event\":\"call\"}}"),
             format!("{{{ts},\"seq\":1e0,\"pid\":7,\"event\":\"call\"}}"),
             format!("{{{ts},\"seq\":01,\"pid\":7,\"event\":\"call\"}}"),
