@@ -487,8 +487,12 @@ fn parse_files(mut files: Vec<Parsing>, room: Receiver<Batch>, batch: usize) {
                 // that no more than the batches in flight ever hold records, even
                 // while one file keeps this loop (a merge faster than the parser always
                 // has room for it: one file, or files whose times do not overlap).
+                // Each one taken back says the merge took a batch from some queue,
+                // perhaps one already found full this round: another round looks again
+                // (waiting on `room` now would miss that word).
                 while let Ok(b) = room.try_recv() {
                     keep(&mut spare, b);
+                    moved = true;
                 }
                 if f.held.is_none() && !f.eof {
                     let mut b = spare.pop().unwrap_or_else(|| Vec::with_capacity(batch));
