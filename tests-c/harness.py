@@ -276,6 +276,16 @@ def namespaces_usable():
     return _NS_PROBE or None
 
 
+def require_tool(name):
+    """The path of the tool `name`; the test is skipped (77, a failure with CI=true) when
+    the machine lacks it (scripts/setup.sh installs the tests' tools as root)."""
+    path = shutil.which(name)
+    if not path:
+        print(f"{name} missing: skipped (scripts/setup.sh installs it as root)")
+        sys.exit(SKIP)
+    return path
+
+
 def require_namespaces(name):
     """Skips the test (exit SKIP, CTest reports it skipped) when peers cannot run in their own
     pid namespaces here; with CI=true that is a failure instead."""

@@ -7,15 +7,10 @@ first, read the whole job into memory. Here strace holds the shim's readlink of
 /proc/self/exe (made only while writing the start) for 30 ms: the start's time must still
 be at or before the first call's, the file in time order, and the report must stream it."""
 import atexit
-import shutil
 import subprocess
-import sys
 from harness import *
 
-strace = shutil.which("strace")
-if not strace:
-    print("strace missing: skipped (scripts/setup.sh installs it as root)")
-    sys.exit(77)
+strace = require_tool("strace")
 
 work = Workdir()
 atexit.register(work.cleanup)

@@ -8,17 +8,12 @@ records (the writer keeps looking for more for 50 us after writing), and every r
 must still be written, in order, none dropped."""
 import atexit
 import re
-import shutil
 import subprocess
-import sys
 from harness import *
 
 CALLS = 20000
 
-strace = shutil.which("strace")
-if not strace:
-    print("strace missing: skipped (scripts/setup.sh installs it as root)")
-    sys.exit(77)
+strace = require_tool("strace")
 
 work = Workdir()
 atexit.register(work.cleanup)
