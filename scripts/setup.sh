@@ -19,7 +19,7 @@ command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || optional+=(r
 command -v chromium >/dev/null 2>&1 || optional+=(chromium)
 # valgrind: tests/checkers_memcheck.py and tests/checkers_helgrind.py.
 command -v valgrind >/dev/null 2>&1 || optional+=(valgrind)
-# strace: tests/audit_writer_wakeups.py counts the program's futex wakes.
+# strace: tests/audit_start_time.py holds the shim's readlink while it writes the start.
 command -v strace >/dev/null 2>&1 || optional+=(strace)
 if [ ${#optional[@]} -gt 0 ] && [ "$(id -u)" != 0 ]; then
   echo "note: ${optional[*]} missing (the tests that need them will be skipped): 'apt-get install -y ${optional[*]}' as root" >&2

@@ -17,7 +17,8 @@
  *   audit_work flood N MARKER [GAP_US]
  *                                   N calls (GAP_US microseconds apart, busy-waiting: the
  *                                   pace of a program doing work between calls), then
- *                                   writes the counters to MARKER (atomically)
+ *                                   writes the counters to MARKER (atomically), with how
+ *                                   often the other threads (the log writer) slept
  *   audit_work capi LOG             the shim's own API: version, stats along a known
  *                                   sequence (importing from "export-child", started with
  *                                   fork + exec), flush (LOG: the log path, %p allowed)
@@ -27,6 +28,7 @@
 #include <acl_ipc_guard.h>
 
 #include <dlfcn.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -290,6 +292,38 @@ static int forks(int n) {
 
 /* ---------------------------------------------------------------- flood */
 
+/* Context switches from /proc/self/task: `mine`, this thread's (voluntary and not: how
+   often it stopped running), and the return value, the voluntary ones of the process's
+   other threads (the shim's log writer): how often they went to sleep. */
+static long other_threads_sleeps(long *mine) {
+    long me = (long)syscall(SYS_gettid), total = 0;
+    *mine = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d) die("/proc/self/task", errno);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        int own = atol(e->d_name) == me;
+        char path[512], line[256];
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue; /* a thread that ended meanwhile */
+        long v;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1) {
+                if (own)
+                    *mine += v;
+                else
+                    total += v;
+            } else if (own && sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1) {
+                *mine += v;
+            }
+        fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+
 static int flood(long n, const char *marker, long gap_us) {
     if (gap_us > 0)
         paced_tgid_calls(n, gap_us);
@@ -302,7 +336,9 @@ static int flood(long n, const char *marker, long gap_us) {
     snprintf(tmp, sizeof tmp, "%s.tmp", marker);
     FILE *f = fopen(tmp, "w");
     if (!f) die("marker", errno);
-    fprintf(f, "calls=%llu dropped=%llu\n", (unsigned long long)s.calls, (unsigned long long)s.dropped);
+    long stops = 0, sleeps = other_threads_sleeps(&stops);
+    fprintf(f, "calls=%llu dropped=%llu writer_sleeps=%ld caller_stops=%ld\n", (unsigned long long)s.calls,
+            (unsigned long long)s.dropped, sleeps, stops);
     if (fclose(f) != 0 || rename(tmp, marker) != 0) die("marker", errno);
     return 0;
 }
