@@ -18,7 +18,6 @@ use crate::key::{Key, KeyArg};
 use crate::real::{FreeFn, MallocFn, Real, RealFn};
 use crate::record::{Action, Body};
 use crate::rules::{check_after, check_before, Finding, Severity};
-use std::mem::ManuallyDrop;
 use std::sync::atomic::Ordering;
 
 /// Handles one call of an intercepted function. `gather` reads the arguments at the
@@ -91,25 +90,8 @@ fn intercept_full<F: RealFn>(
 ) -> i32 {
     let func = real.func();
 
-    // The allocation calls that get no record, in a process past its start: only the
-    // tracking (`per_func::short_path`), without the generic path's set-up.
-    if func.is_memory() {
-        if let Some((rt, f, inside)) = quiet_memory_begin(real) {
-            // Plain data, no read of the caller's memory: it cannot fail. Not dropped
-            // where the short path takes it: an allocation call's arguments own nothing
-            // (this saves the drop's out-of-line look at the variant).
-            let args = ManuallyDrop::new(gather());
-            // The short path counts its calls itself.
-            if let Some(ret) = per_func::short_path(rt, &args, || forward(f), &read_out) {
-                return ret;
-            }
-            rt.calls.fetch_add(1, Ordering::Relaxed);
-            let args = ManuallyDrop::into_inner(args);
-            return checked_call(rt, func, f, inside, args, forward, read_out);
-        }
-    }
-
-    // The boundary: the runtime (initialised on first use), the re-entry guard, the real
+    // (The allocation calls tried their quiet path, `quiet_malloc` / `quiet_free`, before
+    // coming here.) The boundary: the runtime (initialised on first use), the re-entry guard, the real
     // function. A panic in any of them only forwards.
     let (rt, f, _inside) = match contain(|| begin(real)) {
         Some(Begin::Check(rt, f, inside)) => (rt, f, inside),
