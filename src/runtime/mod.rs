@@ -355,6 +355,14 @@ impl Runtime {
 
     // ------------------------------------------------------------ records
 
+    /// Whether the state keeps the raw bytes of open keys: only records written with
+    /// `ACL_IPC_GUARD_SHOW_KEYS=1` name them. Otherwise an export would pay for a second
+    /// hash table entry (insert and remove) that nothing reads, a cache miss or two per
+    /// call once thousands of keys are open.
+    pub(crate) fn keeps_raw_keys(&self) -> bool {
+        self.config.show_keys && self.log.enabled()
+    }
+
     /// A record's reference to a key: with its raw bytes where the shim has them.
     fn key_ref(&self, fp: Fp, arg: Option<Key>) -> KeyRef {
         match arg {

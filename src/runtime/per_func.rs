@@ -278,7 +278,9 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
                     Region::Allocated { base, .. } => Some(base),
                     _ => None,
                 };
-                s.remember_key(key);
+                if rt.keeps_raw_keys() {
+                    s.remember_key(key);
+                }
                 s.add_export(
                     key.fp,
                     Export {
@@ -315,7 +317,9 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
                     .or_else(|| rt.with_ledger(|l| l.export_size(lfp(k.fp))).flatten())
                     .map(|s| s as usize);
                 let mut s = rt.state.lock();
-                s.remember_key(*k);
+                if rt.keeps_raw_keys() {
+                    s.remember_key(*k);
+                }
                 s.add_import(k.fp, addr, size);
                 drop(s);
                 rt.with_ledger(|l| l.record_import(lfp(k.fp)));
