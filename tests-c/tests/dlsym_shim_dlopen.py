@@ -8,7 +8,7 @@ import os
 from harness import *
 
 PROGRAM = r'''
-import ctypes, os, sys, threading
+import ctypes, os, sys, threading, time
 from ctypes import POINTER, byref, c_int, c_size_t, c_void_p, c_char_p, c_int32
 
 class Stats(ctypes.Structure):
@@ -55,6 +55,16 @@ pid = os.fork()
 if pid == 0:
     pairs(3, "child")
     print("child calls", calls(), flush=True)
+    # os._exit skips atexit, so what is still queued at that moment is lost (README,
+    # "The log"); wait until the child's own writer thread has written its call records
+    # (no flush: that would write them on this thread), as a child that lives on would.
+    log = os.environ["ACL_IPC_GUARD_LOG"].replace("%p", str(os.getpid()))
+    want = int(sys.argv[2])
+    for _ in range(2000):
+        with open(log) as f:
+            if sum('"event":"call"' in l for l in f) >= want:
+                break
+        time.sleep(0.005)
     os._exit(0)
 _, status = os.waitpid(pid, 0)
 assert status == 0, status
@@ -66,7 +76,8 @@ try:
     for calls_switch in ("all", "ipc"):
         log = work.file(f"{calls_switch}.%p.json")
         env = base_env(work, {"ACL_IPC_GUARD_LOG": log, "ACL_IPC_GUARD_CALLS": calls_switch})
-        p = run([sys.executable, "-c", PROGRAM, SHIM], env, preload=False, check_rc=0)
+        p = run([sys.executable, "-c", PROGRAM, SHIM, "6" if calls_switch == "all" else "0"], env,
+                preload=False, check_rc=0)
         lines = dict(l.rsplit(" ", 1) for l in p.stdout_text.splitlines())
         what = f"ACL_IPC_GUARD_CALLS={calls_switch}"
         # 5 pairs in the main thread, 25 in each of 4 threads; 3 in the child.
