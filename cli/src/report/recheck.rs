@@ -2,6 +2,7 @@
 //! judged again from the records alone (a job that ran without a shared ledger is still
 //! judged; a violation the logs already hold is not repeated).
 
+use super::fasthash::FastMap;
 use super::model::{pids_text, Detail, End, Event, Process, ShimError, Source, Violation};
 use super::parse::{Body, Call, LogViolation, Rec};
 use acl_ipc_guard::rules::{exporter_close_rule, import_rules, ImportFacts, Rule};
@@ -78,7 +79,7 @@ pub struct Sweep<'a> {
     /// Processes whose first record has been seen.
     begun: Vec<bool>,
     /// By fingerprint (sorted when the sweep ends).
-    keys: HashMap<String, KeyState>,
+    keys: FastMap<String, KeyState>,
     violations: Vec<Violation>,
     errors: Vec<ShimError>,
     /// (rule, process, key_fp) of every log violation, and the process for
@@ -219,7 +220,7 @@ pub type Logged = (HashSet<(String, usize, Option<String>)>, HashSet<usize>);
 /// logs cannot show for a killed process: with a shared ledger the shim's live verdict
 /// stands. The other ledger rules are judged from the records alone either way.
 /// The state of key `fp`, made when it is new (without copying `fp` when it is not).
-fn key_entry<'k>(keys: &'k mut HashMap<String, KeyState>, fp: &str) -> &'k mut KeyState {
+fn key_entry<'k>(keys: &'k mut FastMap<String, KeyState>, fp: &str) -> &'k mut KeyState {
     if !keys.contains_key(fp) {
         keys.insert(fp.to_owned(), KeyState::default());
     }
@@ -299,7 +300,7 @@ impl<'a> Sweep<'a> {
                 }
                 r
             },
-            keys: HashMap::new(),
+            keys: FastMap::default(),
             violations: Vec::new(),
             errors: Vec::new(),
             logged,

@@ -19,13 +19,14 @@
 //! Otherwise (a shared file whose writers interleaved out of time order, a file given twice,
 //! hand-made logs) [`report`] answers `None` and the caller reads them into memory as before.
 
+use super::fasthash::FastMap;
 use super::model::{Event, FileInfo, Gap, Process, Report, Skipped, TraceRecords};
 use super::parse::{self, Body, Line, Rec};
 use super::processes::{self, Identifier, ProcKey};
 use super::recheck::{self, Sweep};
 use super::render;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -178,7 +179,7 @@ struct Census {
     info: Option<FileInfo>,
     skipped: Vec<Skipped>,
     len: u64,
-    procs: HashMap<ProcKey, Acc>,
+    procs: FastMap<ProcKey, Acc>,
     logged: HashSet<(String, ProcKey, Option<String>)>,
     logged_free: HashSet<ProcKey>,
     untracked: BTreeSet<String>,
@@ -223,9 +224,9 @@ fn census(fi: usize, log: &Log) -> Census {
     let mut prev: Option<(ProcKey, Rec)> = None;
     // Per pid: the time of the first record of its current process in this file (its
     // start, or its first line), and the latest time of any of its records.
-    let mut spans: HashMap<i64, (i64, i64)> = HashMap::new();
+    let mut spans: FastMap<i64, (i64, i64)> = FastMap::default();
     // Per pid: the last (ts, seq, not a start) its records had in this file.
-    let mut by_pid: HashMap<i64, (i64, u64, bool)> = HashMap::new();
+    let mut by_pid: FastMap<i64, (i64, u64, bool)> = FastMap::default();
     loop {
         match lines.next() {
             Ok(true) => {}
@@ -714,7 +715,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let t = Instant::now();
     // Number the processes as the merge meets them.
     accs.sort_by(|a, b| order((&a.first.0, &a.first.1), (&b.first.0, &b.first.1)));
-    let index: HashMap<ProcKey, usize> = accs
+    let index: FastMap<ProcKey, usize> = accs
         .iter()
         .enumerate()
         .map(|(i, a)| (a.first.0.clone(), i))
@@ -870,7 +871,7 @@ type SweepArgs = (
 /// the spill file; `None` on trouble (see [`report`]).
 fn merge(
     mut feeds: Vec<Option<Feed>>,
-    index: &HashMap<ProcKey, usize>,
+    index: &FastMap<ProcKey, usize>,
     procs: &[Process],
     (replaced_by, logged, shared, pending, last_free): SweepArgs,
     json: bool,
