@@ -261,8 +261,7 @@ struct Members<'a, const N: usize> {
 
 impl<'a, const N: usize> Members<'a, N> {
     fn get(&self, name: &str) -> Option<&'a str> {
-        let i = self.names.iter().position(|n| same(n, name))?;
-        self.raw[i]
+        self.raw[find(self.names, name)?]
     }
     fn str(&self, name: &str) -> Option<String> {
         as_str(self.get(name)?)
@@ -306,6 +305,71 @@ impl<'a, const N: usize> Members<'a, N> {
                 raw: [None; M],
             })
     }
+}
+
+/// Where `name` is in `names`: for the record's and a call's `args` names (a member of
+/// every line and a name asked for a dozen times a line) by a `match`, which tells names
+/// apart by length and a few bytes, not one by one.
+#[inline]
+fn find<const N: usize>(names: &'static [&'static str; N], name: &str) -> Option<usize> {
+    let at = names.as_ptr().cast::<()>();
+    if std::ptr::eq(at, RECORD_NAMES.as_ptr().cast()) {
+        return record_slot(name);
+    }
+    if std::ptr::eq(at, ARGS_NAMES.as_ptr().cast()) {
+        return args_slot(name);
+    }
+    names.iter().position(|n| same(n, name))
+}
+
+/// `RECORD`'s place of `name` (a test checks the two agree).
+#[inline]
+fn record_slot(name: &str) -> Option<usize> {
+    Some(match name {
+        "ts" => 0,
+        "seq" => 1,
+        "pid" => 2,
+        "tid" => 3,
+        "dur_ns" => 4,
+        "event" => 5,
+        "version" => 6,
+        "mode" => 7,
+        "exe" => 8,
+        "ledger" => 9,
+        "host" => 10,
+        "bare_tgid" => 11,
+        "parent" => 12,
+        "fn" => 13,
+        "ret" => 14,
+        "forwarded" => 15,
+        "args" => 16,
+        "out" => 17,
+        "rule" => 18,
+        "severity" => 19,
+        "action" => 20,
+        "message" => 21,
+        "key_fp" => 22,
+        "dropped" => 23,
+        "violations" => 24,
+        _ => return None,
+    })
+}
+
+/// `ARGS`'s place of `name`.
+#[inline]
+fn args_slot(name: &str) -> Option<usize> {
+    Some(match name {
+        "key_fp" => 0,
+        "devPtr" => 1,
+        "size" => 2,
+        "flags" => 3,
+        "num" => 4,
+        "pid" => 5,
+        "serverPids" => 6,
+        "type" => 7,
+        "attr" => 8,
+        _ => return None,
+    })
 }
 
 /// `a == b`, the length and first byte first (most names differ there).
@@ -472,7 +536,7 @@ fn scan<'a, const N: usize>(
             let v1 = scan_value(b, v0, 0)?;
             // Both ends are ASCII bytes of `text`: character boundaries.
             let name = &text[k0 + 1..k1 - 1];
-            if let Some(at) = names.iter().position(|n| same(n, name)) {
+            if let Some(at) = find(names, name) {
                 raw[at] = Some(&text[v0..v1]);
             }
             match b.get(v1) {
@@ -552,7 +616,7 @@ fn scan_value(b: &[u8], at: usize, depth: u32) -> Option<usize> {
     }
 }
 
-const RECORD: &[&str; 25] = &[
+static RECORD_NAMES: [&str; 25] = [
     schema::TS,
     schema::SEQ,
     schema::PID,
@@ -579,7 +643,10 @@ const RECORD: &[&str; 25] = &[
     "dropped",
     "violations",
 ];
-const ARGS: &[&str; 9] = &[
+// Statics, so that [`find`] knows them by their address.
+const RECORD: &[&str; 25] = &RECORD_NAMES;
+const ARGS: &[&str; 9] = &ARGS_NAMES;
+static ARGS_NAMES: [&str; 9] = [
     "key_fp",
     "devPtr",
     "size",
@@ -713,7 +780,9 @@ pub enum Line {
     Blank,
     /// A text-format record or other noise.
     Text,
-    Record(Box<Rec>),
+    /// Not boxed: every reader moves it on at once (a box was an allocation a line).
+    #[allow(clippy::large_enum_variant)]
+    Record(Rec),
     Malformed(String),
 }
 
@@ -760,7 +829,7 @@ pub fn parse_line_hashed(file: usize, text: &str, hashed: bool) -> Line {
     } else {
         0
     };
-    Line::Record(Box::new(Rec {
+    Line::Record(Rec {
         file,
         ts,
         ts_us,
@@ -771,7 +840,7 @@ pub fn parse_line_hashed(file: usize, text: &str, hashed: bool) -> Line {
         hash,
         body,
         proc_idx: 0,
-    }))
+    })
 }
 
 fn short(s: &str) -> String {
@@ -966,6 +1035,25 @@ mod tests {
         match parse_line(0, line) {
             Line::Record(r) => assert_eq!(r.ts.as_str(), "2026-12-01T23:08:11.270283Z"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_name_tables_agree_with_their_lists() {
+        for (i, n) in RECORD.iter().enumerate() {
+            assert_eq!(find(RECORD, n), Some(i), "{n}");
+            assert_eq!(record_slot(n), Some(i), "{n}");
+        }
+        for (i, n) in ARGS.iter().enumerate() {
+            assert_eq!(find(ARGS, n), Some(i), "{n}");
+            assert_eq!(args_slot(n), Some(i), "{n}");
+        }
+        for (i, n) in OUT.iter().enumerate() {
+            assert_eq!(find(OUT, n), Some(i), "{n}");
+        }
+        for other in ["", "t", "tsx", "Ts", "key", "event ", "devptr", "args\0"] {
+            assert_eq!(find(RECORD, other), None, "{other}");
+            assert_eq!(find(ARGS, other), None, "{other}");
         }
     }
 

@@ -252,7 +252,7 @@ fn census(fi: usize, log: &Log) -> Census {
                 });
                 continue;
             }
-            Line::Record(r) => *r,
+            Line::Record(r) => r,
         };
         info.records += 1;
         let at = (r.ts_us, r.seq, r.event != "start");
@@ -400,7 +400,7 @@ impl Reader {
             }
             if let Line::Record(r) = self.lines.parse(self.fi) {
                 let key = self.ident.key(&r);
-                return Some((key, *r));
+                return Some((key, r));
             }
         }
     }
