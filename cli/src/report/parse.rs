@@ -33,6 +33,10 @@ fn known_names() -> impl Iterator<Item = &'static str> {
 #[derive(Clone)]
 pub struct Ts(TsRepr);
 
+/// A call's key fingerprint, kept in place like a [`Ts`] (the shim's are 19 bytes): as a
+/// `String` it was an allocation per call record in each reading.
+pub type Fp = Ts;
+
 #[derive(Clone)]
 enum TsRepr {
     Inline { len: u8, bytes: [u8; TS_INLINE] },
@@ -160,8 +164,8 @@ pub struct Call {
     pub ret: Option<i64>,
     /// A missing `forwarded` counts as forwarded.
     pub forwarded: bool,
-    /// `args.key_fp`.
-    pub key_fp: Option<String>,
+    /// `args.key_fp` (a fingerprint, `fp:` and 16 hex digits, is kept in place: see [`Ts`]).
+    pub key_fp: Option<Fp>,
     /// `args.devPtr`: the memory (export, free) or the out-pointer (import, malloc).
     pub dev_ptr: Option<u64>,
     pub size: Option<u64>,
@@ -174,7 +178,7 @@ pub struct Call {
     pub attr_type: Option<u64>,
     pub attr: Option<u64>,
     pub out_dev_ptr: Option<u64>,
-    pub out_key_fp: Option<String>,
+    pub out_key_fp: Option<Fp>,
     pub out_pid: Option<i64>,
     /// `"ledger":"untracked"`: an export the ledger could not hold.
     pub untracked: bool,
@@ -271,7 +275,12 @@ impl<'a, const N: usize> Members<'a, N> {
     }
     /// `ts`, not copied to the heap when written plainly (as the shim does).
     fn ts(&self) -> Option<Ts> {
-        let v = self.get(schema::TS)?;
+        self.short(schema::TS)
+    }
+    /// A string member that is short as a [`Ts`]: not copied to the heap when written
+    /// plainly and short.
+    fn short(&self, name: &str) -> Option<Ts> {
+        let v = self.get(name)?;
         if v.len() >= 2 && v.starts_with('"') && !v.as_bytes().contains(&b'\\') && !serde_only() {
             return Some(Ts::from(&v[1..v.len() - 1]));
         }
@@ -716,7 +725,7 @@ fn body(event: &str, obj: &Members<'_, 25>) -> Body {
                         _ => None,
                     })
                     .unwrap_or(true),
-                key_fp: args.str("key_fp"),
+                key_fp: args.short("key_fp"),
                 dev_ptr: addr(args.get("devPtr")),
                 size: args.u64("size"),
                 flags: args.u64("flags"),
@@ -740,7 +749,7 @@ fn body(event: &str, obj: &Members<'_, 25>) -> Body {
                 attr_type: args.u64("type"),
                 attr: args.u64("attr"),
                 out_dev_ptr: addr(out.get("devPtr")),
-                out_key_fp: out.str("key_fp"),
+                out_key_fp: out.short("key_fp"),
                 out_pid: out.i64("pid"),
                 untracked: obj.str("ledger").as_deref() == Some("untracked"),
                 dur_ns: obj.u64("dur_ns"),

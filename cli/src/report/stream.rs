@@ -364,7 +364,7 @@ fn census(fi: usize, log: &Log) -> Census {
             }
             Body::Call(call) if call.untracked && call.ok() => {
                 if let Some(fp) = &call.out_key_fp {
-                    c.untracked.insert(fp.clone());
+                    c.untracked.insert(fp.to_string());
                 }
             }
             _ => {}
