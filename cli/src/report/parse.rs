@@ -92,6 +92,21 @@ impl PartialEq for Ts {
     }
 }
 
+impl Eq for Ts {}
+
+// Hashed and borrowed as its text, so that a map keyed by it is looked up by a `&str`.
+impl std::hash::Hash for Ts {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+impl std::borrow::Borrow<str> for Ts {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl std::fmt::Debug for Ts {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         std::fmt::Debug::fmt(self.as_str(), f)
