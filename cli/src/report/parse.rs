@@ -716,7 +716,7 @@ fn pid_list(v: Option<&str>) -> Vec<i64> {
     elements(v).into_iter().filter_map(as_i64).collect()
 }
 
-fn body(event: &str, obj: &Members<'_, 25>) -> Body {
+fn body(event: &str, obj: &Members<'_, 25>, lean: bool) -> Body {
     match event {
         schema::START => Body::Start(Box::new(StartInfo {
             version: obj.str("version"),
@@ -729,7 +729,7 @@ fn body(event: &str, obj: &Members<'_, 25>) -> Body {
         })),
         schema::CALL => {
             let (args, out) = (obj.object("args", ARGS), obj.object("out", OUT));
-            Body::Call(Box::new(Call {
+            let mut call = Call {
                 func: obj.name("fn").unwrap_or(Name::Borrowed("?")),
                 ret: obj.i64("ret"),
                 forwarded: obj
@@ -742,11 +742,16 @@ fn body(event: &str, obj: &Members<'_, 25>) -> Body {
                     .unwrap_or(true),
                 key_fp: args.short("key_fp"),
                 dev_ptr: addr(args.get("devPtr")),
-                size: args.u64("size"),
-                flags: args.u64("flags"),
-                num: args.u64("num"),
-                pids: PidArg::from(args.get("pid")),
-                server_pids: args
+                out_key_fp: out.short("key_fp"),
+                untracked: obj.str("ledger").as_deref() == Some("untracked"),
+                ..Call::default()
+            };
+            if !lean {
+                call.size = args.u64("size");
+                call.flags = args.u64("flags");
+                call.num = args.u64("num");
+                call.pids = PidArg::from(args.get("pid"));
+                call.server_pids = args
                     .get("serverPids")
                     .filter(|v| v.starts_with('['))
                     .map(|a| {
@@ -760,15 +765,14 @@ fn body(event: &str, obj: &Members<'_, 25>) -> Body {
                                 (e.u64("sdid").unwrap_or(0), pid_list(e.get("pid")))
                             })
                             .collect()
-                    }),
-                attr_type: args.u64("type"),
-                attr: args.u64("attr"),
-                out_dev_ptr: addr(out.get("devPtr")),
-                out_key_fp: out.short("key_fp"),
-                out_pid: out.i64("pid"),
-                untracked: obj.str("ledger").as_deref() == Some("untracked"),
-                dur_ns: obj.u64("dur_ns"),
-            }))
+                    });
+                call.attr_type = args.u64("type");
+                call.attr = args.u64("attr");
+                call.out_dev_ptr = addr(out.get("devPtr"));
+                call.out_pid = out.i64("pid");
+                call.dur_ns = obj.u64("dur_ns");
+            }
+            Body::Call(Box::new(call))
         }
         schema::VIOLATION => Body::Violation(Box::new(LogViolation {
             rule: obj.str("rule").unwrap_or_else(|| "?".to_owned()),
@@ -819,6 +823,17 @@ pub fn parse_line(file: usize, text: &str) -> Line {
 /// seen twice in a process, to the in-memory report), and hashing each line cost it a
 /// tenth of its reading.
 pub fn parse_line_hashed(file: usize, text: &str, hashed: bool) -> Line {
+    parse_line_as(file, text, hashed, false)
+}
+
+/// The line as the streaming report's first reading needs it: a call's arguments it never
+/// looks at (the pid lists, sizes, flags, attributes, out-pointers, `dur_ns`) are left
+/// unread, `None`/absent; all else is as [`parse_line_hashed`] reads it, unhashed.
+pub fn parse_line_census(file: usize, text: &str) -> Line {
+    parse_line_as(file, text, false, true)
+}
+
+fn parse_line_as(file: usize, text: &str, hashed: bool, lean: bool) -> Line {
     let t = text.trim();
     if t.is_empty() {
         return Line::Blank;
@@ -845,7 +860,7 @@ pub fn parse_line_hashed(file: usize, text: &str, hashed: bool) -> Line {
     let Some(ts_us) = parse_ts(&ts) else {
         return Line::Malformed(format!("`ts` is not an RFC 3339 time: {:?}", short(&ts)));
     };
-    let body = body(&event, &obj);
+    let body = body(&event, &obj, lean);
     let hash = if hashed {
         let mut h = DefaultHasher::new();
         t.hash(&mut h);
@@ -1059,6 +1074,44 @@ mod tests {
         match parse_line(0, line) {
             Line::Record(r) => assert_eq!(r.ts.as_str(), "2026-12-01T23:08:11.270283Z"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_census_reads_what_it_uses_as_the_full_reading_does() {
+        let ts = "\"ts\":\"2026-12-01T20:46:41.274307Z\"";
+        let lines = [
+            format!("{{{ts},\"seq\":2,\"pid\":7,\"tid\":8,\"event\":\"call\",\"fn\":\"aclrtIpcMemGetExportKey\",\"args\":{{\"devPtr\":\"0x200000000000\",\"size\":4096,\"key\":\"0x7ffd\",\"len\":65,\"flags\":0}},\"out\":{{\"key_fp\":\"fp:bfebf55bd8ad98d0\"}},\"ret\":0,\"forwarded\":true,\"ledger\":\"untracked\",\"dur_ns\":10330}}"),
+            format!("{{{ts},\"seq\":3,\"pid\":7,\"event\":\"call\",\"fn\":\"aclrtIpcMemSetImportPid\",\"args\":{{\"key_fp\":\"fp:1\",\"pid\":[18383,0,12],\"num\":3}},\"out\":{{}},\"ret\":507899,\"forwarded\":false}}"),
+            format!("{{{ts},\"seq\":4,\"pid\":7,\"event\":\"call\",\"fn\":\"aclrtFree\",\"args\":{{\"devPtr\":\"0x10\"}},\"ret\":0}}"),
+            // Escaped, reordered, spaced: serde reads them, the census the same.
+            format!("{{ \"args\" : {{\"key_fp\":\"fp:\\u0031\"}}, {ts},\"seq\":5,\"pid\":7,\"event\":\"call\",\"fn\":\"aclrtIpcMemClose\",\"zz\":[1]}}"),
+            format!("{{{ts},\"seq\":6,\"pid\":7,\"event\":\"violation\",\"rule\":\"r\",\"severity\":\"error\",\"fn\":\"aclrtFree\",\"message\":\"m\",\"key_fp\":\"fp:2\"}}"),
+            format!("{{{ts},\"seq\":1,\"pid\":7,\"event\":\"start\",\"host\":\"vm\",\"ledger\":\"off\"}}"),
+        ];
+        for l in &lines {
+            let (Line::Record(full), Line::Record(lean)) =
+                (parse_line_hashed(0, l, false), parse_line_census(0, l))
+            else {
+                panic!("{l}");
+            };
+            assert_eq!(
+                (full.ts_us, full.seq, full.pid, full.tid, &full.event),
+                (lean.ts_us, lean.seq, lean.pid, lean.tid, &lean.event),
+                "{l}"
+            );
+            match (&full.body, &lean.body) {
+                (Body::Call(f), Body::Call(c)) => {
+                    assert_eq!(
+                        (&f.func, f.ret, f.forwarded, &f.key_fp, f.dev_ptr),
+                        (&c.func, c.ret, c.forwarded, &c.key_fp, c.dev_ptr),
+                        "{l}"
+                    );
+                    assert_eq!((&f.out_key_fp, f.untracked), (&c.out_key_fp, c.untracked));
+                    assert!(f.key_fp.is_some() || f.out_key_fp.is_some() || f.dev_ptr.is_some());
+                }
+                (f, c) => assert_eq!(format!("{f:?}"), format!("{c:?}"), "{l}"),
+            }
         }
     }
 

@@ -202,6 +202,14 @@ impl Lines {
             Err(_) => parse::parse_line_hashed(file, &String::from_utf8_lossy(self.text()), false),
         }
     }
+
+    /// [`Lines::parse`] for the census: what it uses only ([`parse::parse_line_census`]).
+    fn parse_census(&self, file: usize) -> Line {
+        match std::str::from_utf8(self.text()) {
+            Ok(t) => parse::parse_line_census(file, t),
+            Err(_) => parse::parse_line_census(file, &String::from_utf8_lossy(self.text())),
+        }
+    }
 }
 
 /// The census reads two files at a time, in large reads; the merge reads all of them at
@@ -292,7 +300,7 @@ fn census(fi: usize, log: &Log) -> Census {
                 break;
             }
         }
-        let r = match lines.parse(fi) {
+        let r = match lines.parse_census(fi) {
             Line::Blank => continue,
             Line::Text => {
                 info.text_lines += 1;
