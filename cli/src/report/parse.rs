@@ -276,6 +276,8 @@ pub struct LogViolation {
 struct Members<'a, const N: usize> {
     names: &'static [&'static str; N],
     raw: [Option<&'a str>; N],
+    /// Read by [`scan`], which gives up on any backslash: no string in `raw` has an escape.
+    plain: bool,
 }
 
 impl<'a, const N: usize> Members<'a, N> {
@@ -283,7 +285,11 @@ impl<'a, const N: usize> Members<'a, N> {
         self.raw[find(self.names, name)?]
     }
     fn str(&self, name: &str) -> Option<String> {
-        as_str(self.get(name)?)
+        let v = self.get(name)?;
+        if self.plain && v.len() >= 2 && v.starts_with('"') && !serde_only() {
+            return Some(v[1..v.len() - 1].to_owned());
+        }
+        as_str(v)
     }
     fn i64(&self, name: &str) -> Option<i64> {
         as_i64(self.get(name)?)
@@ -296,7 +302,7 @@ impl<'a, const N: usize> Members<'a, N> {
     /// plainly and short.
     fn short(&self, name: &str) -> Option<Ts> {
         let v = self.get(name)?;
-        if v.len() >= 2 && v.starts_with('"') && !v.as_bytes().contains(&b'\\') && !serde_only() {
+        if v.len() >= 2 && v.starts_with('"') && self.unescaped(v) && !serde_only() {
             return Some(Ts::from(&v[1..v.len() - 1]));
         }
         as_str(v).map(Ts::from)
@@ -304,7 +310,7 @@ impl<'a, const N: usize> Members<'a, N> {
     /// A string member as a [`Name`]: borrowed when it is a known one, written plainly.
     fn name(&self, name: &str) -> Option<Name> {
         let v = self.get(name)?;
-        if v.len() >= 2 && v.starts_with('"') && !v.as_bytes().contains(&b'\\') && !serde_only() {
+        if v.len() >= 2 && v.starts_with('"') && self.unescaped(v) && !serde_only() {
             let inner = &v[1..v.len() - 1];
             if let Some(k) = known_names().find(|k| same(k, inner)) {
                 return Some(Name::Borrowed(k));
@@ -314,6 +320,10 @@ impl<'a, const N: usize> Members<'a, N> {
     }
     fn u64(&self, name: &str) -> Option<u64> {
         as_u64(self.get(name)?)
+    }
+    /// The raw string `v` has no escape in it.
+    fn unescaped(&self, v: &str) -> bool {
+        self.plain || !v.as_bytes().contains(&b'\\')
     }
     /// A member that is an object: its members; an empty set when missing or not an object.
     fn object<const M: usize>(
@@ -327,6 +337,7 @@ impl<'a, const N: usize> Members<'a, N> {
             .unwrap_or(Members {
                 names,
                 raw: [None; M],
+                plain: false,
             })
     }
 }
@@ -460,7 +471,11 @@ impl<'de, const N: usize> Visitor<'de> for MembersSeed<N> {
                 }
             }
         }
-        Ok(Members { names: self.0, raw })
+        Ok(Members {
+            names: self.0,
+            raw,
+            plain: false,
+        })
     }
 }
 
@@ -573,7 +588,11 @@ fn scan<'a, const N: usize>(
             }
         }
     }
-    (i == b.len()).then_some(Members { names, raw })
+    (i == b.len()).then_some(Members {
+        names,
+        raw,
+        plain: true,
+    })
 }
 
 /// A string starting at `at`: its end (past the closing quote), with `at`.
@@ -761,6 +780,7 @@ fn body(event: &str, obj: &Members<'_, 25>, lean: bool) -> Body {
                                 let e = members(e, SERVER).unwrap_or(Members {
                                     names: SERVER,
                                     raw: [None; 2],
+                                    plain: false,
                                 });
                                 (e.u64("sdid").unwrap_or(0), pid_list(e.get("pid")))
                             })
