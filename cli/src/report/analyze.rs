@@ -115,7 +115,7 @@ fn untracked_keys(recs: &[Rec]) -> Vec<String> {
     let mut keys: Vec<String> = recs
         .iter()
         .filter_map(|r| match &r.body {
-            Body::Call(c) if c.untracked && c.ok() => c.out_key_fp.clone(),
+            Body::Call(c) if c.untracked && c.ok() => c.out_key_fp.as_deref().map(str::to_owned),
             _ => None,
         })
         .collect();
@@ -139,7 +139,11 @@ pub fn trace_records(recs: &[Rec]) -> TraceRecords {
                 func: c.func.to_string(),
                 ret: c.ret,
                 status: c.status(),
-                key_fp: c.key_fp.clone().or_else(|| c.out_key_fp.clone()),
+                key_fp: c
+                    .key_fp
+                    .as_deref()
+                    .or(c.out_key_fp.as_deref())
+                    .map(str::to_owned),
             }),
             Body::Violation(_) | Body::Summary { .. } => {
                 if let Some(tid) = r.tid {

@@ -45,7 +45,7 @@ impl Ingested {
                         Line::Text => info.text_lines += 1,
                         Line::Record(r) => {
                             info.records += 1;
-                            self.recs.push(*r);
+                            self.recs.push(r);
                         }
                         Line::Malformed(reason) => {
                             info.skipped += 1;

@@ -17,6 +17,7 @@
 //! them.
 
 mod analyze;
+mod fasthash;
 mod ingest;
 mod model;
 pub mod parse;

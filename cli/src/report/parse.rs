@@ -33,6 +33,10 @@ fn known_names() -> impl Iterator<Item = &'static str> {
 #[derive(Clone)]
 pub struct Ts(TsRepr);
 
+/// A call's key fingerprint, kept in place like a [`Ts`] (the shim's are 19 bytes): as a
+/// `String` it was an allocation per call record in each reading.
+pub type Fp = Ts;
+
 #[derive(Clone)]
 enum TsRepr {
     Inline { len: u8, bytes: [u8; TS_INLINE] },
@@ -85,6 +89,21 @@ impl std::ops::Deref for Ts {
 impl PartialEq for Ts {
     fn eq(&self, o: &Ts) -> bool {
         self.as_str() == o.as_str()
+    }
+}
+
+impl Eq for Ts {}
+
+// Hashed and borrowed as its text, so that a map keyed by it is looked up by a `&str`.
+impl std::hash::Hash for Ts {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+impl std::borrow::Borrow<str> for Ts {
+    fn borrow(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -160,8 +179,8 @@ pub struct Call {
     pub ret: Option<i64>,
     /// A missing `forwarded` counts as forwarded.
     pub forwarded: bool,
-    /// `args.key_fp`.
-    pub key_fp: Option<String>,
+    /// `args.key_fp` (a fingerprint, `fp:` and 16 hex digits, is kept in place: see [`Ts`]).
+    pub key_fp: Option<Fp>,
     /// `args.devPtr`: the memory (export, free) or the out-pointer (import, malloc).
     pub dev_ptr: Option<u64>,
     pub size: Option<u64>,
@@ -174,7 +193,7 @@ pub struct Call {
     pub attr_type: Option<u64>,
     pub attr: Option<u64>,
     pub out_dev_ptr: Option<u64>,
-    pub out_key_fp: Option<String>,
+    pub out_key_fp: Option<Fp>,
     pub out_pid: Option<i64>,
     /// `"ledger":"untracked"`: an export the ledger could not hold.
     pub untracked: bool,
@@ -257,23 +276,33 @@ pub struct LogViolation {
 struct Members<'a, const N: usize> {
     names: &'static [&'static str; N],
     raw: [Option<&'a str>; N],
+    /// Read by [`scan`], which gives up on any backslash: no string in `raw` has an escape.
+    plain: bool,
 }
 
 impl<'a, const N: usize> Members<'a, N> {
     fn get(&self, name: &str) -> Option<&'a str> {
-        let i = self.names.iter().position(|n| same(n, name))?;
-        self.raw[i]
+        self.raw[find(self.names, name)?]
     }
     fn str(&self, name: &str) -> Option<String> {
-        as_str(self.get(name)?)
+        let v = self.get(name)?;
+        if self.plain && v.len() >= 2 && v.starts_with('"') && !serde_only() {
+            return Some(v[1..v.len() - 1].to_owned());
+        }
+        as_str(v)
     }
     fn i64(&self, name: &str) -> Option<i64> {
         as_i64(self.get(name)?)
     }
     /// `ts`, not copied to the heap when written plainly (as the shim does).
     fn ts(&self) -> Option<Ts> {
-        let v = self.get(schema::TS)?;
-        if v.len() >= 2 && v.starts_with('"') && !v.as_bytes().contains(&b'\\') && !serde_only() {
+        self.short(schema::TS)
+    }
+    /// A string member that is short as a [`Ts`]: not copied to the heap when written
+    /// plainly and short.
+    fn short(&self, name: &str) -> Option<Ts> {
+        let v = self.get(name)?;
+        if v.len() >= 2 && v.starts_with('"') && self.unescaped(v) && !serde_only() {
             return Some(Ts::from(&v[1..v.len() - 1]));
         }
         as_str(v).map(Ts::from)
@@ -281,7 +310,7 @@ impl<'a, const N: usize> Members<'a, N> {
     /// A string member as a [`Name`]: borrowed when it is a known one, written plainly.
     fn name(&self, name: &str) -> Option<Name> {
         let v = self.get(name)?;
-        if v.len() >= 2 && v.starts_with('"') && !v.as_bytes().contains(&b'\\') && !serde_only() {
+        if v.len() >= 2 && v.starts_with('"') && self.unescaped(v) && !serde_only() {
             let inner = &v[1..v.len() - 1];
             if let Some(k) = known_names().find(|k| same(k, inner)) {
                 return Some(Name::Borrowed(k));
@@ -291,6 +320,10 @@ impl<'a, const N: usize> Members<'a, N> {
     }
     fn u64(&self, name: &str) -> Option<u64> {
         as_u64(self.get(name)?)
+    }
+    /// The raw string `v` has no escape in it.
+    fn unescaped(&self, v: &str) -> bool {
+        self.plain || !v.as_bytes().contains(&b'\\')
     }
     /// A member that is an object: its members; an empty set when missing or not an object.
     fn object<const M: usize>(
@@ -304,8 +337,74 @@ impl<'a, const N: usize> Members<'a, N> {
             .unwrap_or(Members {
                 names,
                 raw: [None; M],
+                plain: false,
             })
     }
+}
+
+/// Where `name` is in `names`: for the record's and a call's `args` names (a member of
+/// every line and a name asked for a dozen times a line) by a `match`, which tells names
+/// apart by length and a few bytes, not one by one.
+#[inline]
+fn find<const N: usize>(names: &'static [&'static str; N], name: &str) -> Option<usize> {
+    let at = names.as_ptr().cast::<()>();
+    if std::ptr::eq(at, RECORD_NAMES.as_ptr().cast()) {
+        return record_slot(name);
+    }
+    if std::ptr::eq(at, ARGS_NAMES.as_ptr().cast()) {
+        return args_slot(name);
+    }
+    names.iter().position(|n| same(n, name))
+}
+
+/// `RECORD`'s place of `name` (a test checks the two agree).
+#[inline]
+fn record_slot(name: &str) -> Option<usize> {
+    Some(match name {
+        "ts" => 0,
+        "seq" => 1,
+        "pid" => 2,
+        "tid" => 3,
+        "dur_ns" => 4,
+        "event" => 5,
+        "version" => 6,
+        "mode" => 7,
+        "exe" => 8,
+        "ledger" => 9,
+        "host" => 10,
+        "bare_tgid" => 11,
+        "parent" => 12,
+        "fn" => 13,
+        "ret" => 14,
+        "forwarded" => 15,
+        "args" => 16,
+        "out" => 17,
+        "rule" => 18,
+        "severity" => 19,
+        "action" => 20,
+        "message" => 21,
+        "key_fp" => 22,
+        "dropped" => 23,
+        "violations" => 24,
+        _ => return None,
+    })
+}
+
+/// `ARGS`'s place of `name`.
+#[inline]
+fn args_slot(name: &str) -> Option<usize> {
+    Some(match name {
+        "key_fp" => 0,
+        "devPtr" => 1,
+        "size" => 2,
+        "flags" => 3,
+        "num" => 4,
+        "pid" => 5,
+        "serverPids" => 6,
+        "type" => 7,
+        "attr" => 8,
+        _ => return None,
+    })
 }
 
 /// `a == b`, the length and first byte first (most names differ there).
@@ -372,7 +471,11 @@ impl<'de, const N: usize> Visitor<'de> for MembersSeed<N> {
                 }
             }
         }
-        Ok(Members { names: self.0, raw })
+        Ok(Members {
+            names: self.0,
+            raw,
+            plain: false,
+        })
     }
 }
 
@@ -472,7 +575,7 @@ fn scan<'a, const N: usize>(
             let v1 = scan_value(b, v0, 0)?;
             // Both ends are ASCII bytes of `text`: character boundaries.
             let name = &text[k0 + 1..k1 - 1];
-            if let Some(at) = names.iter().position(|n| same(n, name)) {
+            if let Some(at) = find(names, name) {
                 raw[at] = Some(&text[v0..v1]);
             }
             match b.get(v1) {
@@ -485,7 +588,11 @@ fn scan<'a, const N: usize>(
             }
         }
     }
-    (i == b.len()).then_some(Members { names, raw })
+    (i == b.len()).then_some(Members {
+        names,
+        raw,
+        plain: true,
+    })
 }
 
 /// A string starting at `at`: its end (past the closing quote), with `at`.
@@ -552,7 +659,7 @@ fn scan_value(b: &[u8], at: usize, depth: u32) -> Option<usize> {
     }
 }
 
-const RECORD: &[&str; 25] = &[
+static RECORD_NAMES: [&str; 25] = [
     schema::TS,
     schema::SEQ,
     schema::PID,
@@ -579,7 +686,10 @@ const RECORD: &[&str; 25] = &[
     "dropped",
     "violations",
 ];
-const ARGS: &[&str; 9] = &[
+// Statics, so that [`find`] knows them by their address.
+const RECORD: &[&str; 25] = &RECORD_NAMES;
+const ARGS: &[&str; 9] = &ARGS_NAMES;
+static ARGS_NAMES: [&str; 9] = [
     "key_fp",
     "devPtr",
     "size",
@@ -625,7 +735,7 @@ fn pid_list(v: Option<&str>) -> Vec<i64> {
     elements(v).into_iter().filter_map(as_i64).collect()
 }
 
-fn body(event: &str, obj: &Members<'_, 25>) -> Body {
+fn body(event: &str, obj: &Members<'_, 25>, lean: bool) -> Body {
     match event {
         schema::START => Body::Start(Box::new(StartInfo {
             version: obj.str("version"),
@@ -638,7 +748,7 @@ fn body(event: &str, obj: &Members<'_, 25>) -> Body {
         })),
         schema::CALL => {
             let (args, out) = (obj.object("args", ARGS), obj.object("out", OUT));
-            Body::Call(Box::new(Call {
+            let mut call = Call {
                 func: obj.name("fn").unwrap_or(Name::Borrowed("?")),
                 ret: obj.i64("ret"),
                 forwarded: obj
@@ -649,13 +759,18 @@ fn body(event: &str, obj: &Members<'_, 25>) -> Body {
                         _ => None,
                     })
                     .unwrap_or(true),
-                key_fp: args.str("key_fp"),
+                key_fp: args.short("key_fp"),
                 dev_ptr: addr(args.get("devPtr")),
-                size: args.u64("size"),
-                flags: args.u64("flags"),
-                num: args.u64("num"),
-                pids: PidArg::from(args.get("pid")),
-                server_pids: args
+                out_key_fp: out.short("key_fp"),
+                untracked: obj.str("ledger").as_deref() == Some("untracked"),
+                ..Call::default()
+            };
+            if !lean {
+                call.size = args.u64("size");
+                call.flags = args.u64("flags");
+                call.num = args.u64("num");
+                call.pids = PidArg::from(args.get("pid"));
+                call.server_pids = args
                     .get("serverPids")
                     .filter(|v| v.starts_with('['))
                     .map(|a| {
@@ -665,19 +780,19 @@ fn body(event: &str, obj: &Members<'_, 25>) -> Body {
                                 let e = members(e, SERVER).unwrap_or(Members {
                                     names: SERVER,
                                     raw: [None; 2],
+                                    plain: false,
                                 });
                                 (e.u64("sdid").unwrap_or(0), pid_list(e.get("pid")))
                             })
                             .collect()
-                    }),
-                attr_type: args.u64("type"),
-                attr: args.u64("attr"),
-                out_dev_ptr: addr(out.get("devPtr")),
-                out_key_fp: out.str("key_fp"),
-                out_pid: out.i64("pid"),
-                untracked: obj.str("ledger").as_deref() == Some("untracked"),
-                dur_ns: obj.u64("dur_ns"),
-            }))
+                    });
+                call.attr_type = args.u64("type");
+                call.attr = args.u64("attr");
+                call.out_dev_ptr = addr(out.get("devPtr"));
+                call.out_pid = out.i64("pid");
+                call.dur_ns = obj.u64("dur_ns");
+            }
+            Body::Call(Box::new(call))
         }
         schema::VIOLATION => Body::Violation(Box::new(LogViolation {
             rule: obj.str("rule").unwrap_or_else(|| "?".to_owned()),
@@ -713,7 +828,9 @@ pub enum Line {
     Blank,
     /// A text-format record or other noise.
     Text,
-    Record(Box<Rec>),
+    /// Not boxed: every reader moves it on at once (a box was an allocation a line).
+    #[allow(clippy::large_enum_variant)]
+    Record(Rec),
     Malformed(String),
 }
 
@@ -726,6 +843,17 @@ pub fn parse_line(file: usize, text: &str) -> Line {
 /// seen twice in a process, to the in-memory report), and hashing each line cost it a
 /// tenth of its reading.
 pub fn parse_line_hashed(file: usize, text: &str, hashed: bool) -> Line {
+    parse_line_as(file, text, hashed, false)
+}
+
+/// The line as the streaming report's first reading needs it: a call's arguments it never
+/// looks at (the pid lists, sizes, flags, attributes, out-pointers, `dur_ns`) are left
+/// unread, `None`/absent; all else is as [`parse_line_hashed`] reads it, unhashed.
+pub fn parse_line_census(file: usize, text: &str) -> Line {
+    parse_line_as(file, text, false, true)
+}
+
+fn parse_line_as(file: usize, text: &str, hashed: bool, lean: bool) -> Line {
     let t = text.trim();
     if t.is_empty() {
         return Line::Blank;
@@ -752,7 +880,7 @@ pub fn parse_line_hashed(file: usize, text: &str, hashed: bool) -> Line {
     let Some(ts_us) = parse_ts(&ts) else {
         return Line::Malformed(format!("`ts` is not an RFC 3339 time: {:?}", short(&ts)));
     };
-    let body = body(&event, &obj);
+    let body = body(&event, &obj, lean);
     let hash = if hashed {
         let mut h = DefaultHasher::new();
         t.hash(&mut h);
@@ -760,7 +888,7 @@ pub fn parse_line_hashed(file: usize, text: &str, hashed: bool) -> Line {
     } else {
         0
     };
-    Line::Record(Box::new(Rec {
+    Line::Record(Rec {
         file,
         ts,
         ts_us,
@@ -771,7 +899,7 @@ pub fn parse_line_hashed(file: usize, text: &str, hashed: bool) -> Line {
         hash,
         body,
         proc_idx: 0,
-    }))
+    })
 }
 
 fn short(s: &str) -> String {
@@ -966,6 +1094,63 @@ mod tests {
         match parse_line(0, line) {
             Line::Record(r) => assert_eq!(r.ts.as_str(), "2026-12-01T23:08:11.270283Z"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_census_reads_what_it_uses_as_the_full_reading_does() {
+        let ts = "\"ts\":\"2026-12-01T20:46:41.274307Z\"";
+        let lines = [
+            format!("{{{ts},\"seq\":2,\"pid\":7,\"tid\":8,\"event\":\"call\",\"fn\":\"aclrtIpcMemGetExportKey\",\"args\":{{\"devPtr\":\"0x200000000000\",\"size\":4096,\"key\":\"0x7ffd\",\"len\":65,\"flags\":0}},\"out\":{{\"key_fp\":\"fp:bfebf55bd8ad98d0\"}},\"ret\":0,\"forwarded\":true,\"ledger\":\"untracked\",\"dur_ns\":10330}}"),
+            format!("{{{ts},\"seq\":3,\"pid\":7,\"event\":\"call\",\"fn\":\"aclrtIpcMemSetImportPid\",\"args\":{{\"key_fp\":\"fp:1\",\"pid\":[18383,0,12],\"num\":3}},\"out\":{{}},\"ret\":507899,\"forwarded\":false}}"),
+            format!("{{{ts},\"seq\":4,\"pid\":7,\"event\":\"call\",\"fn\":\"aclrtFree\",\"args\":{{\"devPtr\":\"0x10\"}},\"ret\":0}}"),
+            // Escaped, reordered, spaced: serde reads them, the census the same.
+            format!("{{ \"args\" : {{\"key_fp\":\"fp:\\u0031\"}}, {ts},\"seq\":5,\"pid\":7,\"event\":\"call\",\"fn\":\"aclrtIpcMemClose\",\"zz\":[1]}}"),
+            format!("{{{ts},\"seq\":6,\"pid\":7,\"event\":\"violation\",\"rule\":\"r\",\"severity\":\"error\",\"fn\":\"aclrtFree\",\"message\":\"m\",\"key_fp\":\"fp:2\"}}"),
+            format!("{{{ts},\"seq\":1,\"pid\":7,\"event\":\"start\",\"host\":\"vm\",\"ledger\":\"off\"}}"),
+        ];
+        for l in &lines {
+            let (Line::Record(full), Line::Record(lean)) =
+                (parse_line_hashed(0, l, false), parse_line_census(0, l))
+            else {
+                panic!("{l}");
+            };
+            assert_eq!(
+                (full.ts_us, full.seq, full.pid, full.tid, &full.event),
+                (lean.ts_us, lean.seq, lean.pid, lean.tid, &lean.event),
+                "{l}"
+            );
+            match (&full.body, &lean.body) {
+                (Body::Call(f), Body::Call(c)) => {
+                    assert_eq!(
+                        (&f.func, f.ret, f.forwarded, &f.key_fp, f.dev_ptr),
+                        (&c.func, c.ret, c.forwarded, &c.key_fp, c.dev_ptr),
+                        "{l}"
+                    );
+                    assert_eq!((&f.out_key_fp, f.untracked), (&c.out_key_fp, c.untracked));
+                    assert!(f.key_fp.is_some() || f.out_key_fp.is_some() || f.dev_ptr.is_some());
+                }
+                (f, c) => assert_eq!(format!("{f:?}"), format!("{c:?}"), "{l}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_name_tables_agree_with_their_lists() {
+        for (i, n) in RECORD.iter().enumerate() {
+            assert_eq!(find(RECORD, n), Some(i), "{n}");
+            assert_eq!(record_slot(n), Some(i), "{n}");
+        }
+        for (i, n) in ARGS.iter().enumerate() {
+            assert_eq!(find(ARGS, n), Some(i), "{n}");
+            assert_eq!(args_slot(n), Some(i), "{n}");
+        }
+        for (i, n) in OUT.iter().enumerate() {
+            assert_eq!(find(OUT, n), Some(i), "{n}");
+        }
+        for other in ["", "t", "tsx", "Ts", "key", "event ", "devptr", "args\0"] {
+            assert_eq!(find(RECORD, other), None, "{other}");
+            assert_eq!(find(ARGS, other), None, "{other}");
         }
     }
 

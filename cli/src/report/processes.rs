@@ -138,7 +138,7 @@ fn next_image(images: &mut Vec<Image>, pid: i64, r: &Rec) -> ProcKey {
 /// each pid's records come in time order in the file, which the streaming report checks.
 #[derive(Default)]
 pub struct Identifier {
-    images: HashMap<i64, Vec<Image>>,
+    images: super::fasthash::FastMap<i64, Vec<Image>>,
 }
 
 impl Identifier {

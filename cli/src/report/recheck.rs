@@ -2,8 +2,9 @@
 //! judged again from the records alone (a job that ran without a shared ledger is still
 //! judged; a violation the logs already hold is not repeated).
 
+use super::fasthash::FastMap;
 use super::model::{pids_text, Detail, End, Event, Process, ShimError, Source, Violation};
-use super::parse::{Body, Call, LogViolation, Rec};
+use super::parse::{Body, Call, Fp, LogViolation, Rec};
 use acl_ipc_guard::rules::{exporter_close_rule, import_rules, ImportFacts, Rule};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -78,7 +79,8 @@ pub struct Sweep<'a> {
     /// Processes whose first record has been seen.
     begun: Vec<bool>,
     /// By fingerprint (sorted when the sweep ends).
-    keys: HashMap<String, KeyState>,
+    /// (A fingerprint kept in place: a new key's entry is made without a copy on the heap.)
+    keys: FastMap<Fp, KeyState>,
     violations: Vec<Violation>,
     errors: Vec<ShimError>,
     /// (rule, process, key_fp) of every log violation, and the process for
@@ -218,12 +220,9 @@ pub type Logged = (HashSet<(String, usize, Option<String>)>, HashSet<usize>);
 /// The ledger rule whose re-check needs to know whether a process was alive, which the
 /// logs cannot show for a killed process: with a shared ledger the shim's live verdict
 /// stands. The other ledger rules are judged from the records alone either way.
-/// The state of key `fp`, made when it is new (without copying `fp` when it is not).
-fn key_entry<'k>(keys: &'k mut HashMap<String, KeyState>, fp: &str) -> &'k mut KeyState {
-    if !keys.contains_key(fp) {
-        keys.insert(fp.to_owned(), KeyState::default());
-    }
-    keys.get_mut(fp).expect("just inserted")
+/// The state of key `fp`, made when it is new (one lookup; `fp` is kept in place).
+fn key_entry<'k>(keys: &'k mut FastMap<Fp, KeyState>, fp: &str) -> &'k mut KeyState {
+    keys.entry(Fp::from(fp)).or_default()
 }
 
 const LIVENESS_RULES: [&str; 1] = ["close.exporter-before-importers"];
@@ -299,7 +298,7 @@ impl<'a> Sweep<'a> {
                 }
                 r
             },
-            keys: HashMap::new(),
+            keys: FastMap::default(),
             violations: Vec::new(),
             errors: Vec::new(),
             logged,
@@ -342,7 +341,7 @@ impl<'a> Sweep<'a> {
             keys: self
                 .keys
                 .into_iter()
-                .map(|(fp, k)| (fp, k.events))
+                .map(|(fp, k)| (fp.to_string(), k.events))
                 .collect(),
             violations,
             errors: self.errors,
@@ -422,7 +421,7 @@ impl<'a> Sweep<'a> {
             if let Some(dev) = ex.dev {
                 let exports = &mut self.ps[ex.proc_idx].exports;
                 if let Some(at) = exports.get_mut(&dev) {
-                    at.remove(&fp);
+                    at.remove(fp.as_str());
                     if at.is_empty() {
                         exports.remove(&dev);
                     }
@@ -431,11 +430,11 @@ impl<'a> Sweep<'a> {
         }
         for &(p, a) in &key.import_addrs {
             let imported = &mut self.ps[p].imported;
-            if imported.get(&a).is_some_and(|f| *f == fp) {
+            if imported.get(&a).is_some_and(|f| f.as_str() == fp.as_str()) {
                 imported.remove(&a);
             }
         }
-        self.finished.push((fp, key.events));
+        self.finished.push((fp.to_string(), key.events));
     }
 
     pub fn record(&mut self, r: &Rec) {
@@ -850,7 +849,7 @@ impl<'a> Sweep<'a> {
         };
         let mut freed = Vec::new();
         for fp in near.clone() {
-            let Some(key) = self.keys.get_mut(&fp) else {
+            let Some(key) = self.keys.get_mut(fp.as_str()) else {
                 continue;
             };
             let Some(ex) = key.export.as_ref() else {
@@ -877,7 +876,7 @@ impl<'a> Sweep<'a> {
         let keys = &self.keys;
         if let Some(at) = self.ps[me].exports.get_mut(&start) {
             at.retain(|fp| {
-                keys.get(fp)
+                keys.get(fp.as_str())
                     .and_then(|k| k.export.as_ref().map(|ex| (k, ex)))
                     .is_some_and(|(k, ex)| ex.proc_idx == me && !k.freed)
             });

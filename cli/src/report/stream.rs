@@ -19,15 +19,16 @@
 //! Otherwise (a shared file whose writers interleaved out of time order, a file given twice,
 //! hand-made logs) [`report`] answers `None` and the caller reads them into memory as before.
 
+use super::fasthash::FastMap;
 use super::model::{Event, FileInfo, Gap, Process, Report, Skipped, TraceRecords};
 use super::parse::{self, Body, Line, Rec};
 use super::processes::{self, Identifier, ProcKey};
 use super::recheck::{self, Sweep};
 use super::render;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TrySendError};
@@ -113,18 +114,36 @@ fn spool(input: &mut dyn Read) -> io::Result<File> {
 }
 
 /// Reads a log a line at a time: each line's number and text (lossy UTF-8, as before).
+/// A line is parsed where it lies in the buffer: copying each line out (`read_until`)
+/// cost a pass over every byte of the logs, in both readings.
 struct Lines {
-    r: BufReader<io::Take<Box<dyn Read + Send>>>,
+    r: io::Take<Box<dyn Read + Send>>,
     buf: Vec<u8>,
+    /// The current line: `buf[at..end]` (without its newline).
+    at: usize,
+    end: usize,
+    /// Where the next line starts; how far it was searched for its newline; the bytes read.
+    next: usize,
+    searched: usize,
+    filled: usize,
+    eof: bool,
     line: usize,
     bytes: u64,
 }
 
 impl Lines {
-    fn new(r: Box<dyn Read + Send>, limit: u64) -> Self {
+    /// A reader of at most `limit` bytes of `r`, `cap` bytes at a time (more for a longer
+    /// line).
+    fn new(r: Box<dyn Read + Send>, limit: u64, cap: usize) -> Self {
         Lines {
-            r: BufReader::with_capacity(1 << 16, r.take(limit)),
-            buf: Vec::new(),
+            r: r.take(limit),
+            buf: vec![0; cap.max(16)],
+            at: 0,
+            end: 0,
+            next: 0,
+            searched: 0,
+            filled: 0,
+            eof: false,
             line: 0,
             bytes: 0,
         }
@@ -132,26 +151,71 @@ impl Lines {
 
     /// The next line (without its newline); `Ok(false)` at the end.
     fn next(&mut self) -> io::Result<bool> {
-        self.buf.clear();
-        let n = self.r.read_until(b'\n', &mut self.buf)?;
-        if n == 0 {
-            return Ok(false);
+        loop {
+            let from = self.searched.max(self.next);
+            if let Some(n) = memchr::memchr(b'\n', &self.buf[from..self.filled]) {
+                return Ok(self.take_line(from + n, from + n + 1));
+            }
+            self.searched = self.filled;
+            if self.eof {
+                if self.next == self.filled {
+                    return Ok(false);
+                }
+                return Ok(self.take_line(self.filled, self.filled));
+            }
+            // The part line to the front; a line longer than the buffer doubles it.
+            if self.next > 0 {
+                self.buf.copy_within(self.next..self.filled, 0);
+                self.filled -= self.next;
+                self.searched -= self.next;
+                self.next = 0;
+            }
+            if self.filled == self.buf.len() {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+            match self.r.read(&mut self.buf[self.filled..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-        self.bytes += n as u64;
+    }
+
+    /// The line from `next` to `end`, the next one from `after`.
+    fn take_line(&mut self, end: usize, after: usize) -> bool {
+        self.at = self.next;
+        self.end = end;
+        self.bytes += (after - self.next) as u64;
+        self.next = after;
         self.line += 1;
-        if self.buf.last() == Some(&b'\n') {
-            self.buf.pop();
-        }
-        Ok(true)
+        true
+    }
+
+    fn text(&self) -> &[u8] {
+        &self.buf[self.at..self.end]
     }
 
     fn parse(&self, file: usize) -> Line {
-        match std::str::from_utf8(&self.buf) {
+        match std::str::from_utf8(self.text()) {
             Ok(t) => parse::parse_line_hashed(file, t, false),
-            Err(_) => parse::parse_line_hashed(file, &String::from_utf8_lossy(&self.buf), false),
+            Err(_) => parse::parse_line_hashed(file, &String::from_utf8_lossy(self.text()), false),
+        }
+    }
+
+    /// [`Lines::parse`] for the census: what it uses only ([`parse::parse_line_census`]).
+    fn parse_census(&self, file: usize) -> Line {
+        match std::str::from_utf8(self.text()) {
+            Ok(t) => parse::parse_line_census(file, t),
+            Err(_) => parse::parse_line_census(file, &String::from_utf8_lossy(self.text())),
         }
     }
 }
+
+/// The census reads two files at a time, in large reads; the merge reads all of them at
+/// once, with a buffer each.
+const CENSUS_BUFFER: usize = 1 << 18;
+const MERGE_BUFFER: usize = 1 << 16;
 
 /// The order of the whole report: ts, pid, process, seq, event, the line's hash.
 fn order(a: (&ProcKey, &Rec), b: (&ProcKey, &Rec)) -> Ordering {
@@ -178,7 +242,7 @@ struct Census {
     info: Option<FileInfo>,
     skipped: Vec<Skipped>,
     len: u64,
-    procs: HashMap<ProcKey, Acc>,
+    procs: FastMap<ProcKey, Acc>,
     logged: HashSet<(String, ProcKey, Option<String>)>,
     logged_free: HashSet<ProcKey>,
     untracked: BTreeSet<String>,
@@ -217,15 +281,15 @@ fn census(fi: usize, log: &Log) -> Census {
             return c;
         }
     };
-    let mut lines = Lines::new(reader, u64::MAX);
+    let mut lines = Lines::new(reader, u64::MAX, CENSUS_BUFFER);
     let mut ident = Identifier::default();
     let mut latest = i64::MIN;
     let mut prev: Option<(ProcKey, Rec)> = None;
     // Per pid: the time of the first record of its current process in this file (its
     // start, or its first line), and the latest time of any of its records.
-    let mut spans: HashMap<i64, (i64, i64)> = HashMap::new();
+    let mut spans: FastMap<i64, (i64, i64)> = FastMap::default();
     // Per pid: the last (ts, seq, not a start) its records had in this file.
-    let mut by_pid: HashMap<i64, (i64, u64, bool)> = HashMap::new();
+    let mut by_pid: FastMap<i64, (i64, u64, bool)> = FastMap::default();
     loop {
         match lines.next() {
             Ok(true) => {}
@@ -236,7 +300,7 @@ fn census(fi: usize, log: &Log) -> Census {
                 break;
             }
         }
-        let r = match lines.parse(fi) {
+        let r = match lines.parse_census(fi) {
             Line::Blank => continue,
             Line::Text => {
                 info.text_lines += 1;
@@ -251,7 +315,7 @@ fn census(fi: usize, log: &Log) -> Census {
                 });
                 continue;
             }
-            Line::Record(r) => *r,
+            Line::Record(r) => r,
         };
         info.records += 1;
         let at = (r.ts_us, r.seq, r.event != "start");
@@ -308,7 +372,7 @@ fn census(fi: usize, log: &Log) -> Census {
             }
             Body::Call(call) if call.untracked && call.ok() => {
                 if let Some(fp) = &call.out_key_fp {
-                    c.untracked.insert(fp.clone());
+                    c.untracked.insert(fp.to_string());
                 }
             }
             _ => {}
@@ -399,7 +463,7 @@ impl Reader {
             }
             if let Line::Record(r) = self.lines.parse(self.fi) {
                 let key = self.ident.key(&r);
-                return Some((key, *r));
+                return Some((key, r));
             }
         }
     }
@@ -714,7 +778,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let t = Instant::now();
     // Number the processes as the merge meets them.
     accs.sort_by(|a, b| order((&a.first.0, &a.first.1), (&b.first.0, &b.first.1)));
-    let index: HashMap<ProcKey, usize> = accs
+    let index: FastMap<ProcKey, usize> = accs
         .iter()
         .enumerate()
         .map(|(i, a)| (a.first.0.clone(), i))
@@ -773,7 +837,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         };
         let (tx, rx) = sync_channel(QUEUED);
         work[fi % groups].0.push(Parsing {
-            rd: Reader::new(Lines::new(r, log.len), fi, log.lag_us),
+            rd: Reader::new(Lines::new(r, log.len, MERGE_BUFFER), fi, log.lag_us),
             tx: Some(tx),
             held: None,
             eof: false,
@@ -870,7 +934,7 @@ type SweepArgs = (
 /// the spill file; `None` on trouble (see [`report`]).
 fn merge(
     mut feeds: Vec<Option<Feed>>,
-    index: &HashMap<ProcKey, usize>,
+    index: &FastMap<ProcKey, usize>,
     procs: &[Process],
     (replaced_by, logged, shared, pending, last_free): SweepArgs,
     json: bool,
@@ -974,5 +1038,51 @@ impl Log {
             name: self.name.clone(),
             content: content.map_err(|e| e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod lines_tests {
+    use super::*;
+
+    /// Every line of `text` as `Lines` gives them, read `cap` bytes at a time, with the
+    /// bytes it counted.
+    fn read(text: &[u8], cap: usize, limit: u64) -> (Vec<Vec<u8>>, u64) {
+        let mut l = Lines::new(Box::new(io::Cursor::new(text.to_vec())), limit, cap);
+        let mut out = Vec::new();
+        while l.next().expect("a cursor reads") {
+            out.push(l.text().to_vec());
+            assert_eq!(l.line, out.len());
+        }
+        (out, l.bytes)
+    }
+
+    #[test]
+    fn lines_split_as_read_until_did_at_any_buffer_size() {
+        let long = "x".repeat(100);
+        let texts = [
+            String::new(),
+            "\n".into(),
+            "a".into(),
+            "a\n".into(),
+            "a\r\nbb\n\nccc".into(),
+            format!("{long}\n{long}{long}\nshort\n{long}"),
+            format!("\n\n{long}\n\n"),
+        ];
+        for text in &texts {
+            let mut want: Vec<Vec<u8>> = text.split('\n').map(|l| l.as_bytes().to_vec()).collect();
+            if text.ends_with('\n') || text.is_empty() {
+                want.pop();
+            }
+            for cap in [1, 16, 17, 64, 1 << 16] {
+                let (got, bytes) = read(text.as_bytes(), cap, u64::MAX);
+                assert_eq!(got, want, "{text:?} at {cap}");
+                assert_eq!(bytes, text.len() as u64, "{text:?} at {cap}");
+            }
+        }
+        // A limit (what the census read) ends the last line where it falls.
+        let (got, bytes) = read(b"abc\ndef\nghi\n", 16, 6);
+        assert_eq!(got, vec![b"abc".to_vec(), b"de".to_vec()]);
+        assert_eq!(bytes, 6);
     }
 }

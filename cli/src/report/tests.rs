@@ -1798,3 +1798,56 @@ fn every_record_the_shim_writes_reads_back_the_same() {
     );
     assert!(matches!(&r.body, parse::Body::Error { message } if message == "ledger full"));
 }
+
+/// The parser's fast paths (names found by a `match`, fingerprints and times kept in place,
+/// the census's lean reading of a call) meet lines they do not expect: escaped strings,
+/// whitespace, unknown members, a fingerprint too long to be kept in place. Each variant
+/// must stream, and read as the plain job does.
+#[test]
+fn hand_written_lines_read_as_the_shims_own() {
+    let plain = good_pair();
+    let base = analyze(&plain.inputs());
+    type Edit = fn(&str) -> String;
+    let same: [(&str, Edit); 3] = [
+        ("escaped fingerprints", |l| {
+            l.replace("\"fp:", "\"fp\\u003a")
+        }),
+        ("whitespace", |l| {
+            l.replace("\":", "\" :\t").replace(",\"", " ,  \"")
+        }),
+        ("unknown members", |l| {
+            l.replacen(
+                '{',
+                "{\"zz\":{\"key_fp\":\"fp:x\",\"args\":[1]},\"args2\":{},",
+                1,
+            )
+        }),
+    ];
+    for (what, edit) in same {
+        let mut j = good_pair();
+        for (_, l) in &mut j.lines {
+            *l = edit(l);
+        }
+        let inputs = j.inputs();
+        let r = analyze(&inputs);
+        assert!(same_when_streamed(&inputs, &r), "{what}");
+        assert_eq!(render_json(&r), render_json(&base), "{what}");
+    }
+    // A fingerprint longer than the 32 bytes kept in place: the same timeline under it.
+    let long = format!("{FP}-{}", "0123456789".repeat(4));
+    let mut j = good_pair();
+    for (_, l) in &mut j.lines {
+        *l = l.replace(FP, &long);
+    }
+    let inputs = j.inputs();
+    let r = analyze(&inputs);
+    assert!(same_when_streamed(&inputs, &r));
+    let kinds = |r: &Report, fp: &str| -> Vec<(&'static str, i64)> {
+        r.keys[fp].iter().map(|e| (e.kind(), e.pid)).collect()
+    };
+    assert_eq!(kinds(&r, &long), kinds(&base, FP));
+    assert_eq!(
+        (found(&r), r.exit_status()),
+        (found(&base), base.exit_status())
+    );
+}
