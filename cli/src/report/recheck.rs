@@ -60,8 +60,10 @@ struct Export {
 #[derive(Default)]
 struct ProcState {
     bare_tgid: Option<i64>,
-    /// Addresses this process got from a successful import, and of which key.
-    imported: HashMap<u64, String>,
+    /// Addresses this process got from a successful import, and of which key (ordered:
+    /// when the process ends, the keys it still holds may finish together, and the order
+    /// they are written in must not change from run to run).
+    imported: BTreeMap<u64, String>,
     /// Keys this process exported, by the address their range starts at: a free is matched
     /// against the nearest export at or below its address, in logarithmic time. A set, since
     /// one buffer may be exported many times over (a new key each time).
