@@ -8,7 +8,7 @@
 //!
 //! # Storage
 //!
-//! One file, `<dir>/ledger.v2` (mode 0600), mapped shared by every process and opened once
+//! One file, `<dir>/ledger.v3` (mode 0600), mapped shared by every process and opened once
 //! per process; see `format.rs` for what is in it (and `table.rs` for the algorithms on it). Its capacity in keys is set by the
 //! process that creates it ([`DEFAULT_KEYS`], 65,536, unless `ACL_IPC_GUARD_LEDGER_KEYS`
 //! says otherwise). Whitelists (up to the vendor's 32,768 pids per key) and importers live
@@ -259,12 +259,13 @@ fn alive_by_tables(d: &Tables, me: &Who, w: &Who) -> Option<bool> {
     None
 }
 
-/// Whether someone holds the liveness lock of `w`'s attach entry (true when it cannot be
-/// told). Asked after the ledger's lock is released, a process that died meanwhile and
-/// whose entry was taken by a new one at once passes for alive: that can hide a verdict,
-/// never invent one, as the answer could change a moment later anyway.
+/// Whether `w` is alive by its attach entry: its liveness word when a thread of it holds
+/// the word (no system call), else whether someone holds its liveness lock (true when it
+/// cannot be told). Asked after the ledger's lock is released, a process that died
+/// meanwhile and whose entry was taken by a new one at once passes for alive: that can
+/// hide a verdict, never invent one, as the answer could change a moment later anyway.
 fn alive_by_lock(map: &Map, w: &Who) -> bool {
-    map.liveness_held(w.slot) != Some(false)
+    map.alive_by_word(w.slot, w.ticket) || map.liveness_held(w.slot) != Some(false)
 }
 
 impl Ledger {
@@ -331,9 +332,11 @@ impl Ledger {
     /// allocation; safe in a `pthread_atfork` child handler.
     pub fn forget_after_fork(&self) {
         self.map().close_fd();
+        self.map().forget_armed();
         if let Some(old) = self.old.try_lock() {
             for m in old.iter() {
                 m.close_fd();
+                m.forget_armed();
             }
         }
     }
@@ -680,6 +683,12 @@ impl Ledger {
                     let who = register(&mut g, w.pid, w.bare_tgid, Some(w.ticket));
                     self.set_who(&who);
                 }
+                // The liveness word: still held (a few loads), or taken again by this
+                // thread when its holder thread exited.
+                let (slot, ticket) = (self.slot.load(Relaxed), self.ticket.load(Relaxed));
+                if g.data().attach_ticket(slot) == ticket {
+                    g.map().arm(slot, ticket);
+                }
                 return Ok(g);
             }
             drop(g);
@@ -751,6 +760,7 @@ fn register(g: &mut Guard<'_>, pid: i32, bare_tgid: i32, ticket: Option<u64>) ->
         if map.take_liveness(i as u32) {
             let who = Who::new(ticket, pid, bare_tgid, i as u32);
             d.register_at(i, &who);
+            map.arm(i as u32, ticket);
             return who;
         }
     }
