@@ -51,10 +51,10 @@ DAMAGED = {
     # Counters no ledger of 64 keys can hold.
     "counter out of range": real[:CTL + 8] + struct.pack("<I", 1000) + real[CTL + 12:],
 }
-# The index follows the counters (128 bytes) and the attach table (4096 entries of 24
-# bytes): its first empty entry (fingerprint 8 bytes, slot + 1 as u32, padding) is made
-# to name slot 65 of 64.
-INDEX = CTL + 128 + 4096 * 24
+# The index follows the counters (128 bytes), the attach table (4096 entries of 24
+# bytes) and the attach entries' liveness words (4096 of 64 bytes): its first empty entry
+# (fingerprint 8 bytes, slot + 1 as u32, padding) is made to name slot 65 of 64.
+INDEX = CTL + 128 + 4096 * 24 + 4096 * 64
 pos = next(INDEX + 16 * i for i in range(128) if real[INDEX + 16 * i + 8:INDEX + 16 * i + 12] == bytes(4))
 DAMAGED["index entry out of range"] = real[:pos] + b"\x01" * 8 + struct.pack("<I", 66) + real[pos + 12:]
 cases = [(name, data, "unusable") for name, data in UNUSABLE.items()]
