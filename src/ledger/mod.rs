@@ -13,7 +13,7 @@
 //! process that creates it ([`DEFAULT_KEYS`], 65,536, unless `ACL_IPC_GUARD_LEDGER_KEYS`
 //! says otherwise). Whitelists (up to the vendor's 32,768 pids per key) and importers live
 //! in a shared pool of entries chained per key. The fixed tables and the first 64 slots and
-//! 1,024 pool entries get file space up front (about 2.7 MiB at the default capacity);
+//! 1,024 pool entries get file space up front (about 3 MiB at the default capacity);
 //! more is allocated in chunks as keys accumulate, so that a full `/dev/shm` makes an
 //! export fail with an error instead of killing the program with SIGBUS when it touches a
 //! page of a sparse file.
@@ -32,6 +32,12 @@
 //! holds its ticket and its lock is held: one `fcntl(F_OFD_GETLK)`, no `/proc`. Its bare
 //! tgid (the host pid, what whitelists hold) and its own pid are labels for people.
 //!
+//! Most questions are answered before that system call, by the entry's liveness word: a
+//! robust mutex a thread of the process keeps locked, which the kernel marks when that
+//! thread exits or dies (see `file.rs`, `Map::alive_by_word`). A thread id in it means
+//! "alive" for sure; anything else is asked of the lock. Each ledger operation makes sure
+//! a live thread of this process holds its own word (`Map::arm`, a few loads when it does).
+//!
 //! A process that closes the ledger's descriptor behind the shim's back (a daemon closing
 //! every descriptor, say) gives up its lock and is taken for gone from then on; that can
 //! hide an ordering mistake, never invent one.
@@ -40,7 +46,8 @@
 //!
 //! Recording an export, a whitelist, an import, a close or a free is one uncontended lock,
 //! a hash probe and a few stores: no allocation. `import_view` and `open_importers` add
-//! one `fcntl` per process whose liveness they report. Growing the file and collecting
+//! a few loads per process whose liveness they report, and one `fcntl` for each whose
+//! liveness word does not say "alive". Growing the file and collecting
 //! garbage (table full) are the only slow paths.
 //!
 //! # Lifetime of a key's record
@@ -478,7 +485,7 @@ impl Ledger {
     }
 
     /// What the ledger knows about `fp` for an import by this process; None when the key
-    /// is unknown. One `fcntl` for the exporter's liveness.
+    /// is unknown. The exporter's liveness: its liveness word, else one `fcntl`.
     pub fn import_view(&self, fp: Fp) -> Result<Option<ImportView>, LedgerError> {
         let me = self.who();
         let target = me.host_pid();
@@ -551,7 +558,8 @@ impl Ledger {
     }
 
     /// Importers of `fp` other than this process that have not closed it and are alive.
-    /// One `fcntl` per such importer; no allocation when there is none.
+    /// One `fcntl` per such importer whose liveness word does not say "alive"; no
+    /// allocation when there is none.
     pub fn open_importers(&self, fp: Fp) -> Result<OpenImporters, LedgerError> {
         let who = self.who();
         let mut g = self.lock()?;
