@@ -425,9 +425,18 @@ const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
 /// `__lock`, `__count`, `__owner`, `__nusers`).
 const KIND_OFFSET: usize = 16;
 
-/// Whether liveness words can be used in this process, and the `__kind` glibc writes for
-/// the ledger's mutexes: 0 not yet known, 1 unusable, else 1 << 32 | kind.
+/// What this process learnt of glibc's robust mutexes (`probe_words`): 0 not yet, 1 the
+/// liveness words cannot be used here, else 1 << 63 | list offset << 32 | kind.
 static WORDS: AtomicU64 = AtomicU64::new(0);
+
+/// How glibc lays out the ledger's mutexes, as learnt by `probe_words`.
+#[derive(Clone, Copy)]
+struct Words {
+    /// The `__kind` glibc writes for them (process-shared, robust, error-checking).
+    kind: i32,
+    /// Where in a mutex the entry of a thread's robust list is (what the list points to).
+    list_off: usize,
+}
 
 /// The first word (`__lock`) of a mutex, as the kernel's robust-futex code sees it.
 fn word_of(m: *mut libc::pthread_mutex_t) -> &'static AtomicU32 {
@@ -446,52 +455,73 @@ fn gettid() -> u32 {
     unsafe { libc::syscall(libc::SYS_gettid) as u32 }
 }
 
-/// The `__kind` of the ledger's mutexes when liveness words hold here: glibc keeps the
-/// owner's thread id in the mutex's first word (checked on a private mutex locked and
-/// unlocked once per process) and the kernel has this thread's robust list (without one
-/// glibc could not hand a dead thread's mutexes to the kernel). None: every liveness
-/// question goes to the liveness lock, as before liveness words existed.
-fn usable_kind() -> Option<i32> {
-    let mut w = WORDS.load(Ordering::Relaxed);
-    if w == 0 {
-        w = match probe_words() {
-            Some(kind) => 1 << 32 | u64::from(kind as u32),
-            None => 1,
-        };
-        WORDS.store(w, Ordering::Relaxed);
-    }
-    (w >> 32 == 1).then_some(w as u32 as i32)
-}
-
-fn probe_words() -> Option<i32> {
-    // SAFETY (all): a zeroed mutex initialised, locked, unlocked and destroyed in place;
-    // the robust-list query writes to the two locals only.
-    unsafe {
-        let mut head: *mut libc::c_void = ptr::null_mut();
-        let mut len: libc::size_t = 0;
-        let r = libc::syscall(
+/// The first entry of the robust list the kernel has for the calling thread (what it
+/// walks when the thread exits); None when the thread has none.
+fn kernel_list_first() -> Option<usize> {
+    let mut head: *mut libc::c_void = ptr::null_mut();
+    let mut len: libc::size_t = 0;
+    // SAFETY: the query writes to the two locals only.
+    let r = unsafe {
+        libc::syscall(
             libc::SYS_get_robust_list,
             0,
             ptr::addr_of_mut!(head),
             ptr::addr_of_mut!(len),
-        );
-        if r != 0 || head.is_null() {
-            return None;
-        }
+        )
+    };
+    if r != 0 || head.is_null() {
+        return None;
+    }
+    // SAFETY: the head is this thread's `struct robust_list_head` (in glibc's thread
+    // descriptor), whose first field is the pointer to the first entry.
+    Some(unsafe { ptr::read_volatile(head.cast::<usize>()) })
+}
+
+/// How the ledger's mutexes are laid out, when liveness words hold here: glibc keeps the
+/// owner's thread id in the mutex's first word, and a mutex this thread locks is first on
+/// the robust list the kernel has for the thread (both checked on a private mutex locked
+/// and unlocked once per process). None: every liveness question goes to the liveness
+/// lock, as before liveness words existed.
+fn words() -> Option<Words> {
+    let mut w = WORDS.load(Ordering::Relaxed);
+    if w == 0 {
+        w = match probe_words() {
+            Some(p) => 1 << 63 | (p.list_off as u64) << 32 | u64::from(p.kind as u32),
+            None => 1,
+        };
+        WORDS.store(w, Ordering::Relaxed);
+    }
+    (w >> 63 == 1).then(|| Words {
+        kind: w as u32 as i32,
+        list_off: (w >> 32 & 0xff) as usize,
+    })
+}
+
+fn probe_words() -> Option<Words> {
+    // SAFETY (all): a zeroed mutex initialised, locked, unlocked and destroyed in place.
+    unsafe {
         let mut m: libc::pthread_mutex_t = std::mem::zeroed();
         let mp = ptr::addr_of_mut!(m);
         if init_robust_mutex(mp) != 0 {
             return None;
         }
         let kind = kind_of(mp);
-        let mut ok = false;
+        let mut found = None;
         if libc::pthread_mutex_trylock(mp) == 0 {
-            ok = word_of(mp).load(Ordering::Relaxed) & FUTEX_TID_MASK == gettid();
+            let off = kernel_list_first().map(|first| first.wrapping_sub(mp as usize));
+            let own = word_of(mp).load(Ordering::Relaxed) & FUTEX_TID_MASK == gettid();
             libc::pthread_mutex_unlock(mp);
-            ok &= word_of(mp).load(Ordering::Relaxed) == 0;
+            let freed = word_of(mp).load(Ordering::Relaxed) == 0;
+            let size = std::mem::size_of::<libc::pthread_mutex_t>();
+            if let Some(off) = off.filter(|&o| o < size && own && freed) {
+                found = Some(Words {
+                    kind,
+                    list_off: off,
+                });
+            }
         }
         libc::pthread_mutex_destroy(mp);
-        ok.then_some(kind)
+        found
     }
 }
 
@@ -573,7 +603,7 @@ impl Map {
         };
         std::mem::forget(fd);
         // Learnt once per process, before the first question that needs it.
-        usable_kind();
+        words();
         map
     }
 
@@ -687,7 +717,7 @@ impl Map {
     /// it before taking the mutex (`arm`), so a word taken by another process is never
     /// read together with the ticket asked about.
     pub fn alive_by_word(&self, slot: u32, ticket: u64) -> bool {
-        if ticket == 0 || usable_kind().is_none() {
+        if ticket == 0 || words().is_none() {
             return false;
         }
         let Some(l) = self.live(slot) else {
@@ -707,7 +737,7 @@ impl Map {
     /// anything else (another process's thread, waiters, a foreign layout) is left alone,
     /// and this process's liveness is then told by its liveness lock only.
     pub fn arm(&self, slot: u32, ticket: u64) {
-        let Some(kind) = usable_kind() else {
+        let Some(layout) = words() else {
             return;
         };
         let Some(l) = self.live(slot) else {
@@ -736,7 +766,7 @@ impl Map {
             l.ticket.store(0, Ordering::Relaxed);
         }
         fence(Ordering::Release);
-        if kind_of(m) != kind {
+        if kind_of(m) != layout.kind {
             return;
         }
         // A holder that died left OWNER_DIED and no thread id: give the word back its free
@@ -760,6 +790,13 @@ impl Map {
         if r == libc::EOWNERDEAD {
             // SAFETY: we own the mutex in the owner-died state.
             unsafe { libc::pthread_mutex_consistent(m) };
+        }
+        if kernel_list_first() != Some(m as usize + layout.list_off) {
+            // Not on the list the kernel walks when this thread exits (a thread whose
+            // robust list is not glibc's): its word could outlive it. Not taken.
+            // SAFETY: this thread holds the mutex.
+            unsafe { libc::pthread_mutex_unlock(m) };
+            return;
         }
         crate::valgrind::lock_left_to_kernel(l);
         let tid = w.load(Ordering::Relaxed) & FUTEX_TID_MASK;
