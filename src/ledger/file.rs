@@ -491,7 +491,7 @@ fn words() -> Option<Words> {
         };
         WORDS.store(w, Ordering::Relaxed);
     }
-    (w >> 63 == 1).then(|| Words {
+    (w >> 63 == 1).then_some(Words {
         kind: w as u32 as i32,
         list_off: (w >> 32 & 0xff) as usize,
     })
