@@ -3,8 +3,8 @@ ledger and real processes: the liveness word (a robust mutex a thread of the exp
 keeps locked; no system call) and the liveness lock behind it (one fcntl F_OFD_GETLK).
 
 The importer B runs under strace (its main thread), which counts its F_OFD_GETLK calls
-between markers (a `sleep 0` command: one clock_nanosleep each), so that each verdict is checked together with the way it
-was reached:
+between markers (a `sleep 0` command: one clock_nanosleep each), so that each verdict is
+checked together with the way it was reached:
   - exporter A exports from a thread that then exits; A lives: B's import is no
     `import.source-gone`, told by the lock (the word went with its thread);
   - A exports again from its main thread, which takes the word: B's import is told
