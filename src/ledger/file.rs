@@ -5,8 +5,14 @@
 //! liveness lock (an open-file-description lock on one byte past the end of the file,
 //! released by the kernel when the process dies, whatever pid namespace it lives in) and
 //! serves to grow the file. Unlinking goes by name, checked against the mapped inode.
+//!
+//! The liveness lock answers "is it alive?" exactly but costs a system call per question.
+//! The liveness words (`Live` in format.rs) answer "alive" without one: a thread of the
+//! process keeps the entry's robust mutex locked, and a thread id in the mutex's word
+//! means that thread, hence its process, has not exited (see `Map::alive_by_word`). Any
+//! other word (holder gone, never armed, another owner) sends the question to the lock.
 
-use super::format::{Geometry, Header, IndexEntry, CHUNK, FILE_NAME, LOCK_BASE, POOL_CHUNK};
+use super::format::{Geometry, Header, IndexEntry, Live, CHUNK, FILE_NAME, LOCK_BASE, POOL_CHUNK};
 use super::proc::errno;
 use super::table::Tables;
 use super::LedgerError;
@@ -15,7 +21,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How long a locker waits for a holder before giving up on the call (a holder keeps the
@@ -152,6 +158,13 @@ pub(crate) struct Map {
     /// The descriptor holding this process's liveness lock; -1 once given up (a fork
     /// child gives up its parent's).
     fd: AtomicI32,
+    /// The liveness word this process holds in this file: attach entry << 32 | the
+    /// holder's thread id; 0 when none.
+    armed: AtomicU64,
+    /// A thread of this process may still hold a liveness mutex of this file that it
+    /// could not give back: the mapping is then never unmapped (glibc's robust list of
+    /// that thread runs through the mutex, and so does the kernel's walk of it at exit).
+    stranded: AtomicBool,
 }
 
 // SAFETY: the mapping is shared memory; all access to the tables goes through the mutex,
@@ -161,8 +174,11 @@ unsafe impl Sync for Map {}
 
 impl Drop for Map {
     fn drop(&mut self) {
-        // SAFETY: base/file_size is exactly the mapping made in map_fd.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.geo.file_size) };
+        self.disarm();
+        if !self.stranded.load(Ordering::Relaxed) {
+            // SAFETY: base/file_size is exactly the mapping made in map_fd.
+            unsafe { libc::munmap(self.base.as_ptr().cast(), self.geo.file_size) };
+        }
         self.close_fd();
     }
 }
@@ -352,6 +368,12 @@ fn create(dfd: &Fd, dir: &Path, name: &CString, keys: usize) -> Result<Option<Ma
         if r != 0 {
             return Err(io(&file, "initialise the lock of", r));
         }
+        for slot in 0..geo.attach as u32 {
+            if let Some(l) = map.live(slot) {
+                // A failure leaves a word this version never arms (see `arm`).
+                init_robust_mutex(l.mutex.get());
+            }
+        }
         let t = Tables::at(map.base.as_ptr(), &geo);
         t.c.backed = CHUNK as u32;
         t.c.pool_backed = POOL_CHUNK as u32;
@@ -392,6 +414,114 @@ unsafe fn init_robust_mutex(m: *mut libc::pthread_mutex_t) -> i32 {
         }
         libc::pthread_mutexattr_destroy(&mut attr);
         r
+    }
+}
+
+/// The kernel's robust-futex bits in a mutex word (linux/futex.h).
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+
+/// Byte offset of glibc's `__kind` in `pthread_mutex_t` (x86_64 and aarch64: after
+/// `__lock`, `__count`, `__owner`, `__nusers`).
+const KIND_OFFSET: usize = 16;
+
+/// What this process learnt of glibc's robust mutexes (`probe_words`): 0 not yet, 1 the
+/// liveness words cannot be used here, else 1 << 63 | list offset << 32 | kind.
+static WORDS: AtomicU64 = AtomicU64::new(0);
+
+/// How glibc lays out the ledger's mutexes, as learnt by `probe_words`.
+#[derive(Clone, Copy)]
+struct Words {
+    /// The `__kind` glibc writes for them (process-shared, robust, error-checking).
+    kind: i32,
+    /// Where in a mutex the entry of a thread's robust list is (what the list points to).
+    list_off: usize,
+}
+
+/// The first word (`__lock`) of a mutex, as the kernel's robust-futex code sees it.
+fn word_of(m: *mut libc::pthread_mutex_t) -> &'static AtomicU32 {
+    // SAFETY: a pthread_mutex_t is at least 4-aligned and 40 bytes long; the word is only
+    // read and compare-exchanged atomically here (glibc and the kernel do the same).
+    unsafe { &*m.cast::<AtomicU32>() }
+}
+
+fn kind_of(m: *mut libc::pthread_mutex_t) -> i32 {
+    // SAFETY: in bounds of the mutex, 4-aligned; read atomically as above.
+    unsafe { (*m.cast::<u8>().add(KIND_OFFSET).cast::<AtomicI32>()).load(Ordering::Relaxed) }
+}
+
+fn gettid() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+/// The first entry of the robust list the kernel has for the calling thread (what it
+/// walks when the thread exits); None when the thread has none.
+fn kernel_list_first() -> Option<usize> {
+    let mut head: *mut libc::c_void = ptr::null_mut();
+    let mut len: libc::size_t = 0;
+    // SAFETY: the query writes to the two locals only.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_get_robust_list,
+            0,
+            ptr::addr_of_mut!(head),
+            ptr::addr_of_mut!(len),
+        )
+    };
+    if r != 0 || head.is_null() {
+        return None;
+    }
+    // SAFETY: the head is this thread's `struct robust_list_head` (in glibc's thread
+    // descriptor), whose first field is the pointer to the first entry.
+    Some(unsafe { ptr::read_volatile(head.cast::<usize>()) })
+}
+
+/// How the ledger's mutexes are laid out, when liveness words hold here: glibc keeps the
+/// owner's thread id in the mutex's first word, and a mutex this thread locks is first on
+/// the robust list the kernel has for the thread (both checked on a private mutex locked
+/// and unlocked once per process). None: every liveness question goes to the liveness
+/// lock, as before liveness words existed.
+fn words() -> Option<Words> {
+    let mut w = WORDS.load(Ordering::Relaxed);
+    if w == 0 {
+        w = match probe_words() {
+            Some(p) => 1 << 63 | (p.list_off as u64) << 32 | u64::from(p.kind as u32),
+            None => 1,
+        };
+        WORDS.store(w, Ordering::Relaxed);
+    }
+    (w >> 63 == 1).then_some(Words {
+        kind: w as u32 as i32,
+        list_off: (w >> 32 & 0xff) as usize,
+    })
+}
+
+fn probe_words() -> Option<Words> {
+    // SAFETY (all): a zeroed mutex initialised, locked, unlocked and destroyed in place.
+    unsafe {
+        let mut m: libc::pthread_mutex_t = std::mem::zeroed();
+        let mp = ptr::addr_of_mut!(m);
+        if init_robust_mutex(mp) != 0 {
+            return None;
+        }
+        let kind = kind_of(mp);
+        let mut found = None;
+        if libc::pthread_mutex_trylock(mp) == 0 {
+            let off = kernel_list_first().map(|first| first.wrapping_sub(mp as usize));
+            let own = word_of(mp).load(Ordering::Relaxed) & FUTEX_TID_MASK == gettid();
+            libc::pthread_mutex_unlock(mp);
+            let freed = word_of(mp).load(Ordering::Relaxed) == 0;
+            let size = std::mem::size_of::<libc::pthread_mutex_t>();
+            if let Some(off) = off.filter(|&o| o < size && own && freed) {
+                found = Some(Words {
+                    kind,
+                    list_off: off,
+                });
+            }
+        }
+        libc::pthread_mutex_destroy(mp);
+        found
     }
 }
 
@@ -468,8 +598,12 @@ impl Map {
             dev,
             ino,
             fd: AtomicI32::new(fd.0),
+            armed: AtomicU64::new(0),
+            stranded: AtomicBool::new(false),
         };
         std::mem::forget(fd);
+        // Learnt once per process, before the first question that needs it.
+        words();
         map
     }
 
@@ -541,6 +675,7 @@ impl Map {
     }
 
     pub fn drop_liveness(&self, slot: u32) {
+        self.disarm();
         let mut l = lock_req(libc::F_UNLCK, slot);
         if self.fd() >= 0 {
             // SAFETY: a valid flock request on our descriptor.
@@ -560,6 +695,152 @@ impl Map {
             return None;
         }
         Some(i32::from(l.l_type) != libc::F_UNLCK)
+    }
+
+    /// The liveness word of attach entry `slot`.
+    fn live(&self, slot: u32) -> Option<&Live> {
+        if slot as usize >= self.geo.attach {
+            return None;
+        }
+        let at = self.geo.off_live + slot as usize * std::mem::size_of::<Live>();
+        // SAFETY: in bounds of the mapping (the geometry puts attach entries' words there)
+        // and 64-aligned; its fields are only accessed atomically or through glibc.
+        Some(unsafe { &*self.base.as_ptr().add(at).cast::<Live>() })
+    }
+
+    /// Whether the liveness word of `slot` says that the process with `ticket` is alive:
+    /// a thread of it holds the mutex. True is exact (the kernel takes the holder's thread
+    /// id out of the word before the process's descriptors, hence its liveness lock, are
+    /// released); false means "ask the liveness lock". No system call, no lock.
+    ///
+    /// The ticket is read before and after the word: whoever takes over the entry clears
+    /// it before taking the mutex (`arm`), so a word taken by another process is never
+    /// read together with the ticket asked about.
+    pub fn alive_by_word(&self, slot: u32, ticket: u64) -> bool {
+        if ticket == 0 || words().is_none() {
+            return false;
+        }
+        let Some(l) = self.live(slot) else {
+            return false;
+        };
+        if l.ticket.load(Ordering::Acquire) != ticket {
+            return false;
+        }
+        let held = word_of(l.mutex.get()).load(Ordering::Acquire) & FUTEX_TID_MASK != 0;
+        held && l.ticket.load(Ordering::Relaxed) == ticket
+    }
+
+    /// Makes sure a live thread of this process holds the liveness word of `slot`, which
+    /// this process (`ticket`) has just registered or owns: with the ledger lock held. A
+    /// few loads when the word is already held; else the calling thread takes the mutex
+    /// and keeps it (the previous holder exited: the word said so). A word that holds
+    /// anything else (another process's thread, waiters, a foreign layout) is left alone,
+    /// and this process's liveness is then told by its liveness lock only.
+    pub fn arm(&self, slot: u32, ticket: u64) {
+        let Some(layout) = words() else {
+            return;
+        };
+        let Some(l) = self.live(slot) else {
+            return;
+        };
+        let m = l.mutex.get();
+        let w = word_of(m);
+        let mine = self.armed.load(Ordering::Relaxed);
+        let now = w.load(Ordering::Acquire);
+        if mine >> 32 == u64::from(slot) && mine as u32 != 0 {
+            if now & FUTEX_TID_MASK == mine as u32 {
+                if l.ticket.load(Ordering::Relaxed) != ticket {
+                    l.ticket.store(ticket, Ordering::Release);
+                }
+                return;
+            }
+            // The holder exited (the kernel released the mutex).
+            self.armed.store(0, Ordering::Relaxed);
+        } else if mine != 0 {
+            self.disarm();
+        }
+        if l.ticket.load(Ordering::Relaxed) != ticket {
+            // Taken over from another process: readers of its ticket must not see this
+            // process's holder as its own (the fence orders this store before the word's
+            // change below, for whoever reads the word with Acquire).
+            l.ticket.store(0, Ordering::Relaxed);
+        }
+        fence(Ordering::Release);
+        if kind_of(m) != layout.kind {
+            return;
+        }
+        // A holder that died left OWNER_DIED and no thread id: give the word back its free
+        // state, so that the mutex is taken without the EOWNERDEAD round (nothing it
+        // guards needs repair).
+        if now == FUTEX_OWNER_DIED
+            && w.compare_exchange(FUTEX_OWNER_DIED, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        if now != 0 && now != FUTEX_OWNER_DIED {
+            return;
+        }
+        // SAFETY: an initialised process-shared robust mutex in our mapping (its kind
+        // checked above).
+        let r = unsafe { libc::pthread_mutex_trylock(m) };
+        if r != 0 && r != libc::EOWNERDEAD {
+            return;
+        }
+        if r == libc::EOWNERDEAD {
+            // SAFETY: we own the mutex in the owner-died state.
+            unsafe { libc::pthread_mutex_consistent(m) };
+        }
+        if kernel_list_first() != Some(m as usize + layout.list_off) {
+            // Not on the list the kernel walks when this thread exits (a thread whose
+            // robust list is not glibc's): its word could outlive it. Not taken.
+            // SAFETY: this thread holds the mutex.
+            unsafe { libc::pthread_mutex_unlock(m) };
+            return;
+        }
+        crate::valgrind::lock_left_to_kernel(l);
+        let tid = w.load(Ordering::Relaxed) & FUTEX_TID_MASK;
+        if tid == 0 {
+            self.stranded.store(true, Ordering::Relaxed);
+            return;
+        }
+        l.ticket.store(ticket, Ordering::Release);
+        self.armed
+            .store(u64::from(slot) << 32 | u64::from(tid), Ordering::Relaxed);
+    }
+
+    /// Stops the liveness word this process holds from speaking for it (at detach, and
+    /// before the mapping goes): its ticket is cleared and, when the calling thread is the
+    /// holder, the mutex is unlocked; a mutex held by another live thread stays held (and
+    /// the mapping stays: see `stranded`).
+    pub fn disarm(&self) {
+        let mine = self.armed.swap(0, Ordering::Relaxed);
+        if mine == 0 {
+            return;
+        }
+        let Some(l) = self.live((mine >> 32) as u32) else {
+            return;
+        };
+        l.ticket.store(0, Ordering::Release);
+        let m = l.mutex.get();
+        let holder = mine as u32;
+        if word_of(m).load(Ordering::Acquire) & FUTEX_TID_MASK != holder {
+            return; // The holder exited: the kernel released it.
+        }
+        if gettid() == holder {
+            crate::valgrind::lock_taken_back(l);
+            // SAFETY: this thread holds the mutex.
+            unsafe { libc::pthread_mutex_unlock(m) };
+        } else {
+            self.stranded.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// In a fork child: the liveness word the parent holds is not the child's (glibc
+    /// empties the child's robust list), nothing to give back. No allocation.
+    pub fn forget_armed(&self) {
+        self.armed.store(0, Ordering::Relaxed);
+        self.stranded.store(false, Ordering::Relaxed);
     }
 
     /// Takes the lock. A holder that died is recovered from (the mutex is made consistent

@@ -8,12 +8,12 @@
 //!
 //! # Storage
 //!
-//! One file, `<dir>/ledger.v2` (mode 0600), mapped shared by every process and opened once
+//! One file, `<dir>/ledger.v3` (mode 0600), mapped shared by every process and opened once
 //! per process; see `format.rs` for what is in it (and `table.rs` for the algorithms on it). Its capacity in keys is set by the
 //! process that creates it ([`DEFAULT_KEYS`], 65,536, unless `ACL_IPC_GUARD_LEDGER_KEYS`
 //! says otherwise). Whitelists (up to the vendor's 32,768 pids per key) and importers live
 //! in a shared pool of entries chained per key. The fixed tables and the first 64 slots and
-//! 1,024 pool entries get file space up front (about 2.7 MiB at the default capacity);
+//! 1,024 pool entries get file space up front (about 3 MiB at the default capacity);
 //! more is allocated in chunks as keys accumulate, so that a full `/dev/shm` makes an
 //! export fail with an error instead of killing the program with SIGBUS when it touches a
 //! page of a sparse file.
@@ -32,6 +32,12 @@
 //! holds its ticket and its lock is held: one `fcntl(F_OFD_GETLK)`, no `/proc`. Its bare
 //! tgid (the host pid, what whitelists hold) and its own pid are labels for people.
 //!
+//! Most questions are answered before that system call, by the entry's liveness word: a
+//! robust mutex a thread of the process keeps locked, which the kernel marks when that
+//! thread exits or dies (see `file.rs`, `Map::alive_by_word`). A thread id in it means
+//! "alive" for sure; anything else is asked of the lock. Each ledger operation makes sure
+//! a live thread of this process holds its own word (`Map::arm`, a few loads when it does).
+//!
 //! A process that closes the ledger's descriptor behind the shim's back (a daemon closing
 //! every descriptor, say) gives up its lock and is taken for gone from then on; that can
 //! hide an ordering mistake, never invent one.
@@ -40,7 +46,8 @@
 //!
 //! Recording an export, a whitelist, an import, a close or a free is one uncontended lock,
 //! a hash probe and a few stores: no allocation. `import_view` and `open_importers` add
-//! one `fcntl` per process whose liveness they report. Growing the file and collecting
+//! a few loads per process whose liveness they report, and one `fcntl` for each whose
+//! liveness word does not say "alive". Growing the file and collecting
 //! garbage (table full) are the only slow paths.
 //!
 //! # Lifetime of a key's record
@@ -259,12 +266,13 @@ fn alive_by_tables(d: &Tables, me: &Who, w: &Who) -> Option<bool> {
     None
 }
 
-/// Whether someone holds the liveness lock of `w`'s attach entry (true when it cannot be
-/// told). Asked after the ledger's lock is released, a process that died meanwhile and
-/// whose entry was taken by a new one at once passes for alive: that can hide a verdict,
-/// never invent one, as the answer could change a moment later anyway.
+/// Whether `w` is alive by its attach entry: its liveness word when a thread of it holds
+/// the word (no system call), else whether someone holds its liveness lock (true when it
+/// cannot be told). Asked after the ledger's lock is released, a process that died
+/// meanwhile and whose entry was taken by a new one at once passes for alive: that can
+/// hide a verdict, never invent one, as the answer could change a moment later anyway.
 fn alive_by_lock(map: &Map, w: &Who) -> bool {
-    map.liveness_held(w.slot) != Some(false)
+    map.alive_by_word(w.slot, w.ticket) || map.liveness_held(w.slot) != Some(false)
 }
 
 impl Ledger {
@@ -331,9 +339,11 @@ impl Ledger {
     /// allocation; safe in a `pthread_atfork` child handler.
     pub fn forget_after_fork(&self) {
         self.map().close_fd();
+        self.map().forget_armed();
         if let Some(old) = self.old.try_lock() {
             for m in old.iter() {
                 m.close_fd();
+                m.forget_armed();
             }
         }
     }
@@ -475,7 +485,7 @@ impl Ledger {
     }
 
     /// What the ledger knows about `fp` for an import by this process; None when the key
-    /// is unknown. One `fcntl` for the exporter's liveness.
+    /// is unknown. The exporter's liveness: its liveness word, else one `fcntl`.
     pub fn import_view(&self, fp: Fp) -> Result<Option<ImportView>, LedgerError> {
         let me = self.who();
         let target = me.host_pid();
@@ -548,7 +558,8 @@ impl Ledger {
     }
 
     /// Importers of `fp` other than this process that have not closed it and are alive.
-    /// One `fcntl` per such importer; no allocation when there is none.
+    /// One `fcntl` per such importer whose liveness word does not say "alive"; no
+    /// allocation when there is none.
     pub fn open_importers(&self, fp: Fp) -> Result<OpenImporters, LedgerError> {
         let who = self.who();
         let mut g = self.lock()?;
@@ -680,6 +691,12 @@ impl Ledger {
                     let who = register(&mut g, w.pid, w.bare_tgid, Some(w.ticket));
                     self.set_who(&who);
                 }
+                // The liveness word: still held (a few loads), or taken again by this
+                // thread when its holder thread exited.
+                let (slot, ticket) = (self.slot.load(Relaxed), self.ticket.load(Relaxed));
+                if g.data().attach_ticket(slot) == ticket {
+                    g.map().arm(slot, ticket);
+                }
                 return Ok(g);
             }
             drop(g);
@@ -751,6 +768,7 @@ fn register(g: &mut Guard<'_>, pid: i32, bare_tgid: i32, ticket: Option<u64>) ->
         if map.take_liveness(i as u32) {
             let who = Who::new(ticket, pid, bare_tgid, i as u32);
             d.register_at(i, &who);
+            map.arm(i as u32, ticket);
             return who;
         }
     }

@@ -953,3 +953,68 @@ fn a_retired_file_left_linked_is_replaced() {
     fresh.record_export(key(8), false, 4096).unwrap();
     assert!(fresh.import_view(key(8)).unwrap().is_some());
 }
+
+#[test]
+fn liveness_word_follows_its_holder_thread() {
+    let (_t, dir) = tmp();
+    let in_thread = dir.clone();
+    // Opened (its word taken) by a thread that then exits: the kernel releases the word.
+    let exp = std::thread::spawn(move || Ledger::open(&in_thread, me(), K).unwrap())
+        .join()
+        .unwrap();
+    let imp = Ledger::open(&dir, me(), K).unwrap();
+    let w = exp.who();
+    assert!(!imp.map().alive_by_word(w.slot, w.ticket));
+    // The liveness lock still tells the truth.
+    assert!(alive_by_lock(imp.map(), &w));
+    // The next operation, from a live thread, takes the word again.
+    exp.record_export(key(40), false, 4096).unwrap();
+    assert!(imp.map().alive_by_word(w.slot, w.ticket));
+    assert!(alive_by_lock(imp.map(), &w));
+    // Another ticket is never told alive by this entry's word.
+    assert!(!imp.map().alive_by_word(w.slot, w.ticket + 1));
+    assert!(!imp.map().alive_by_word(w.slot, 0));
+    // Detached: the word no longer speaks for it, nor does the lock.
+    exp.detach().unwrap();
+    assert!(!imp.map().alive_by_word(w.slot, w.ticket));
+    assert!(!alive_by_lock(imp.map(), &w));
+}
+
+#[test]
+fn liveness_word_of_a_killed_process_says_nothing() {
+    let (_t, dir) = tmp();
+    let exp = Ledger::open(&dir, me(), K).unwrap();
+    let ready = Pipe::new();
+    let child = fork(|| {
+        if exp.after_fork_child(me()).is_err() || exp.record_export(key(41), false, 64).is_err() {
+            return 1;
+        }
+        ready.put();
+        loop {
+            // SAFETY: waits for the signal that kills us.
+            unsafe { libc::pause() };
+        }
+    });
+    assert_eq!(ready.take(1), 1);
+    let w = exp.import_view(key(41)).unwrap().unwrap().exporter;
+    let w = Who::new(
+        w.ticket,
+        w.pid,
+        w.bare_tgid,
+        exp.with_data(|d| {
+            (0..d.attach.len() as u32)
+                .find(|&i| d.attach_ticket(i) == w.ticket)
+                .unwrap()
+        }),
+    );
+    assert!(exp.map().alive_by_word(w.slot, w.ticket));
+    // The parent's own word is its own: the child does not hold it.
+    let me = exp.who();
+    assert!(exp.map().alive_by_word(me.slot, me.ticket));
+    // SAFETY: our own child.
+    unsafe { libc::kill(child, libc::SIGKILL) };
+    assert_eq!(wait(child), -libc::SIGKILL);
+    assert!(!exp.map().alive_by_word(w.slot, w.ticket));
+    assert!(!alive_by_lock(exp.map(), &w));
+    assert!(!exp.import_view(key(41)).unwrap().unwrap().exporter_alive);
+}

@@ -7,7 +7,9 @@
  *   scenario actor    reads commands on stdin, answers each with one line (for scenarios
  *                     that need several processes, driven from Python); `fork IN OUT`
  *                     forks a child that goes on as an actor reading the FIFO IN and
- *                     answering on the FIFO OUT, `reap` waits for such children
+ *                     answering on the FIFO OUT, `reap` waits for such children;
+ *                     `thread CMD...` runs one command in a new thread that then exits,
+ *                     `exec` starts the actor afresh in this process (execv of itself)
  *
  * Every line has the form
  *
@@ -24,6 +26,7 @@
 #include <ascend_emu.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -618,6 +621,18 @@ static void cleanup(void) {
 }
 
 static int actor(void);
+static void actor_command(char **w, int n);
+
+struct thread_cmd {
+    char **w;
+    int n;
+};
+
+static void *thread_cmd_main(void *arg) {
+    struct thread_cmd *c = arg;
+    actor_command(c->w, c->n);
+    return NULL;
+}
 
 __attribute__((noinline)) static void actor_command(char **w, int n) {
     const char *verb = w[0];
@@ -733,6 +748,19 @@ __attribute__((noinline)) static void actor_command(char **w, int n) {
             else n_bad++;
         }
         answer("reap", "ok=%d bad=%d last=%#x", n_ok, n_bad, (unsigned)status);
+    } else if (strcmp(verb, "thread") == 0 && n >= 2) { /* thread CMD...: in a thread that exits */
+        struct thread_cmd c = {w + 1, n - 1};
+        pthread_t t;
+        fflush(stdout);
+        if (pthread_create(&t, NULL, thread_cmd_main, &c) != 0) die("pthread_create");
+        pthread_join(t, NULL);
+    } else if (strcmp(verb, "exec") == 0) { /* the actor again, in this process, from scratch */
+        answer("exec", "pid=%d", (int)getpid());
+        printf(".\n");
+        fflush(stdout);
+        char *argv[] = {"scenario", "actor", NULL};
+        execv("/proc/self/exe", argv);
+        answer("exec.failed", "errno=%d", errno);
     } else if (strcmp(verb, "cleanup") == 0) {
         cleanup();
     } else if (strcmp(verb, "exit") == 0) {

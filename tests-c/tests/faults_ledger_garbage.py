@@ -1,4 +1,4 @@
-"""Arbitrary bytes as the ledger file (`ledger.v2` in a private 0700 directory, 0600): each
+"""Arbitrary bytes as the ledger file (`ledger.v3` in a private 0700 directory, 0600): each
 process of a two-process play (the exporter closes while its importer still has the key
 open, which only the ledger can see) carries on with every call returning what the
 runtime says, the damage is said once per process in one `error` record naming the file,
@@ -24,7 +24,7 @@ real_dir = work.file("real")
 os.mkdir(real_dir, 0o700)
 env = base_env(work, {"ACL_IPC_GUARD_LEDGER": real_dir, "ACL_IPC_GUARD_LEDGER_KEYS": "64", "ACL_IPC_GUARD_LOG": "off"})
 run([CLI, "run", "--", prog("scenario"), "exit.leak"], env, preload=False, check_rc=0)
-with open(os.path.join(real_dir, "ledger.v2"), "rb") as f:
+with open(os.path.join(real_dir, "ledger.v3"), "rb") as f:
     real = f.read()
 check(len(real) > 8192, f"a real ledger file was left: {len(real)} bytes")
 
@@ -51,10 +51,10 @@ DAMAGED = {
     # Counters no ledger of 64 keys can hold.
     "counter out of range": real[:CTL + 8] + struct.pack("<I", 1000) + real[CTL + 12:],
 }
-# The index follows the counters (128 bytes) and the attach table (4096 entries of 24
-# bytes): its first empty entry (fingerprint 8 bytes, slot + 1 as u32, padding) is made
-# to name slot 65 of 64.
-INDEX = CTL + 128 + 4096 * 24
+# The index follows the counters (128 bytes), the attach table (4096 entries of 24
+# bytes) and the attach entries' liveness words (4096 of 64 bytes): its first empty entry
+# (fingerprint 8 bytes, slot + 1 as u32, padding) is made to name slot 65 of 64.
+INDEX = CTL + 128 + 4096 * 24 + 4096 * 64
 pos = next(INDEX + 16 * i for i in range(128) if real[INDEX + 16 * i + 8:INDEX + 16 * i + 12] == bytes(4))
 DAMAGED["index entry out of range"] = real[:pos] + b"\x01" * 8 + struct.pack("<I", 66) + real[pos + 12:]
 cases = [(name, data, "unusable") for name, data in UNUSABLE.items()]
@@ -63,7 +63,7 @@ cases += [(name, data, "damaged") for name, data in DAMAGED.items()]
 for name, data, unusable in cases:
     d = tempfile.mkdtemp(prefix="ledger-", dir=work.path)
     os.chmod(d, 0o700)
-    path = os.path.join(d, "ledger.v2")
+    path = os.path.join(d, "ledger.v3")
     with open(path, "wb") as f:
         f.write(data)
     os.chmod(path, 0o600)
