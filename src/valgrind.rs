@@ -150,14 +150,3 @@ pub fn lock_left_to_kernel<M>(_m: &M) {
         request(MUTEX_UNLOCK_POST, addr(_m), 0);
     }
 }
-
-/// The mutex `lock_left_to_kernel` was said of is about to be unlocked by its holder after
-/// all: helgrind is told that this thread holds it again, so that the unlock it sees matches.
-#[inline(always)]
-pub fn lock_taken_back<M>(_m: &M) {
-    #[cfg(feature = "checker-annotations")]
-    {
-        request(MUTEX_LOCK_PRE, addr(_m), 0);
-        request(MUTEX_LOCK_POST, addr(_m), 1);
-    }
-}

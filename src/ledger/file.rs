@@ -9,8 +9,11 @@
 //! The liveness lock answers "is it alive?" exactly but costs a system call per question.
 //! The liveness words (`Live` in format.rs) answer "alive" without one: a thread of the
 //! process keeps the entry's robust mutex locked, and a thread id in the mutex's word
-//! means that thread, hence its process, has not exited (see `Map::alive_by_word`). Any
-//! other word (holder gone, never armed, another owner) sends the question to the lock.
+//! means that thread, hence its process, has not exited (see `Map::alive_by_word`), as
+//! long as the thread keeps glibc's robust list: one that replaces it later (its own
+//! `set_robust_list`) leaves its id in the word after it dies. So the word is asked only
+//! where a wrong "alive" can hide a verdict, never invent one (ledger/mod.rs). Any other
+//! word (holder gone, never armed, another owner) sends the question to the lock.
 
 use super::format::{Geometry, Header, IndexEntry, Live, CHUNK, FILE_NAME, LOCK_BASE, POOL_CHUNK};
 use super::proc::errno;
@@ -161,9 +164,12 @@ pub(crate) struct Map {
     /// The liveness word this process holds in this file: attach entry << 32 | the
     /// holder's thread id; 0 when none.
     armed: AtomicU64,
-    /// A thread of this process may still hold a liveness mutex of this file that it
-    /// could not give back: the mapping is then never unmapped (glibc's robust list of
-    /// that thread runs through the mutex, and so does the kernel's walk of it at exit).
+    /// The process that took `armed` (a fork child inherits the value, not the word).
+    armed_pid: AtomicI32,
+    /// A thread of this process took a liveness mutex of this file: the mapping is then
+    /// never unmapped, since that thread's robust list (glibc's, and the kernel's walk of
+    /// it when the thread exits) may run through the mutex for as long as it lives. The
+    /// mutex is never given back from user space (`disarm`).
     stranded: AtomicBool,
 }
 
@@ -483,6 +489,10 @@ fn kernel_list_first() -> Option<usize> {
 /// and unlocked once per process). None: every liveness question goes to the liveness
 /// lock, as before liveness words existed.
 fn words() -> Option<Words> {
+    if cfg!(not(target_pointer_width = "64")) {
+        // KIND_OFFSET is the 64-bit layout's.
+        return None;
+    }
     let mut w = WORDS.load(Ordering::Relaxed);
     if w == 0 {
         w = match probe_words() {
@@ -599,6 +609,7 @@ impl Map {
             ino,
             fd: AtomicI32::new(fd.0),
             armed: AtomicU64::new(0),
+            armed_pid: AtomicI32::new(0),
             stranded: AtomicBool::new(false),
         };
         std::mem::forget(fd);
@@ -709,9 +720,11 @@ impl Map {
     }
 
     /// Whether the liveness word of `slot` says that the process with `ticket` is alive:
-    /// a thread of it holds the mutex. True is exact (the kernel takes the holder's thread
-    /// id out of the word before the process's descriptors, hence its liveness lock, are
-    /// released); false means "ask the liveness lock". No system call, no lock.
+    /// a thread of it holds the mutex. True is exact while the holder keeps glibc's robust
+    /// list (the kernel takes the holder's thread id out of the word before the process's
+    /// descriptors, hence its liveness lock, are released), which was checked when the word
+    /// was taken but cannot be afterwards (module doc); false means "ask the liveness
+    /// lock". No system call, no lock.
     ///
     /// The ticket is read before and after the word: whoever takes over the entry clears
     /// it before taking the mutex (`arm`), so a word taken by another process is never
@@ -793,46 +806,42 @@ impl Map {
         }
         if kernel_list_first() != Some(m as usize + layout.list_off) {
             // Not on the list the kernel walks when this thread exits (a thread whose
-            // robust list is not glibc's): its word could outlive it. Not taken.
+            // robust list is not glibc's): its word could outlive it. Not taken. (Just
+            // locked by this thread, its list links are glibc's own.)
             // SAFETY: this thread holds the mutex.
             unsafe { libc::pthread_mutex_unlock(m) };
             return;
         }
+        self.stranded.store(true, Ordering::Relaxed);
         crate::valgrind::lock_left_to_kernel(l);
         let tid = w.load(Ordering::Relaxed) & FUTEX_TID_MASK;
-        if tid == 0 {
-            self.stranded.store(true, Ordering::Relaxed);
+        if tid == 0 || tid != gettid() {
+            // Not this thread's id (a stale cached one?): the kernel would not clear it.
             return;
         }
         l.ticket.store(ticket, Ordering::Release);
+        // SAFETY: no preconditions.
+        self.armed_pid
+            .store(unsafe { libc::getpid() }, Ordering::Relaxed);
         self.armed
             .store(u64::from(slot) << 32 | u64::from(tid), Ordering::Relaxed);
     }
 
     /// Stops the liveness word this process holds from speaking for it (at detach, and
-    /// before the mapping goes): its ticket is cleared and, when the calling thread is the
-    /// holder, the mutex is unlocked; a mutex held by another live thread stays held (and
-    /// the mapping stays: see `stranded`).
+    /// before the mapping goes): its ticket is cleared, so readers ask the liveness lock.
+    /// The mutex itself stays held until its thread exits and the kernel releases it: it
+    /// is never unlocked from user space, as glibc would then follow the links it keeps
+    /// in the shared file, which any process of the user can overwrite (a crash of the
+    /// host); the mapping stays (`stranded`). A fork child that inherited the value of
+    /// `armed` (a map `forget_after_fork` could not reach) leaves the parent's word alone.
     pub fn disarm(&self) {
         let mine = self.armed.swap(0, Ordering::Relaxed);
-        if mine == 0 {
+        // SAFETY: no preconditions.
+        if mine == 0 || self.armed_pid.load(Ordering::Relaxed) != unsafe { libc::getpid() } {
             return;
         }
-        let Some(l) = self.live((mine >> 32) as u32) else {
-            return;
-        };
-        l.ticket.store(0, Ordering::Release);
-        let m = l.mutex.get();
-        let holder = mine as u32;
-        if word_of(m).load(Ordering::Acquire) & FUTEX_TID_MASK != holder {
-            return; // The holder exited: the kernel released it.
-        }
-        if gettid() == holder {
-            crate::valgrind::lock_taken_back(l);
-            // SAFETY: this thread holds the mutex.
-            unsafe { libc::pthread_mutex_unlock(m) };
-        } else {
-            self.stranded.store(true, Ordering::Relaxed);
+        if let Some(l) = self.live((mine >> 32) as u32) {
+            l.ticket.store(0, Ordering::Release);
         }
     }
 

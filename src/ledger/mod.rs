@@ -32,11 +32,14 @@
 //! holds its ticket and its lock is held: one `fcntl(F_OFD_GETLK)`, no `/proc`. Its bare
 //! tgid (the host pid, what whitelists hold) and its own pid are labels for people.
 //!
-//! Most questions are answered before that system call, by the entry's liveness word: a
-//! robust mutex a thread of the process keeps locked, which the kernel marks when that
-//! thread exits or dies (see `file.rs`, `Map::alive_by_word`). A thread id in it means
-//! "alive" for sure; anything else is asked of the lock. Each ledger operation makes sure
-//! a live thread of this process holds its own word (`Map::arm`, a few loads when it does).
+//! The question an import asks (is the exporter gone?) is answered before that system
+//! call, by the entry's liveness word: a robust mutex a thread of the process keeps
+//! locked, which the kernel marks when that thread exits or dies (see `file.rs`,
+//! `Map::alive_by_word`). A thread id in it means "alive" (but for a holder that replaced
+//! its robust list, so the word is asked only where a wrong "alive" hides a verdict:
+//! `alive_hiding_only`); anything else is asked of the lock. Each ledger operation makes
+//! sure a live thread of this process holds its own word (`Map::arm`, a few loads when
+//! it does).
 //!
 //! A process that closes the ledger's descriptor behind the shim's back (a daemon closing
 //! every descriptor, say) gives up its lock and is taken for gone from then on; that can
@@ -46,8 +49,9 @@
 //!
 //! Recording an export, a whitelist, an import, a close or a free is one uncontended lock,
 //! a hash probe and a few stores: no allocation. `import_view` and `open_importers` add
-//! a few loads per process whose liveness they report, and one `fcntl` for each whose
-//! liveness word does not say "alive". Growing the file and collecting
+//! a few loads per process whose liveness they report, and one `fcntl` for each (for
+//! `import_view`: for an exporter whose liveness word does not say "alive"). Growing
+//! the file and collecting
 //! garbage (table full) are the only slow paths.
 //!
 //! # Lifetime of a key's record
@@ -266,13 +270,22 @@ fn alive_by_tables(d: &Tables, me: &Who, w: &Who) -> Option<bool> {
     None
 }
 
-/// Whether `w` is alive by its attach entry: its liveness word when a thread of it holds
-/// the word (no system call), else whether someone holds its liveness lock (true when it
-/// cannot be told). Asked after the ledger's lock is released, a process that died
-/// meanwhile and whose entry was taken by a new one at once passes for alive: that can
-/// hide a verdict, never invent one, as the answer could change a moment later anyway.
+/// Whether someone holds the liveness lock of `w`'s attach entry (true when it cannot be
+/// told). Asked after the ledger's lock is released, a process that died meanwhile and
+/// whose entry was taken by a new one at once passes for alive: that can hide a verdict,
+/// never invent one, as the answer could change a moment later anyway.
 fn alive_by_lock(map: &Map, w: &Who) -> bool {
-    map.alive_by_word(w.slot, w.ticket) || map.liveness_held(w.slot) != Some(false)
+    map.liveness_held(w.slot) != Some(false)
+}
+
+/// `alive_by_lock`, first asking `w`'s liveness word (no system call when a thread of it
+/// holds the word). Only for questions where a wrong "alive" can only hide a verdict (is
+/// an importer's source gone?): a holder thread that replaced its robust list after it
+/// took the word leaves its id there when it dies (file.rs), and answering "alive" for
+/// it where "alive" makes a violation (an importer still open when its exporter closes)
+/// would invent one.
+fn alive_hiding_only(map: &Map, w: &Who) -> bool {
+    map.alive_by_word(w.slot, w.ticket) || alive_by_lock(map, w)
 }
 
 impl Ledger {
@@ -510,7 +523,7 @@ impl Ledger {
         };
         drop(g);
         if known_alive.is_none() {
-            view.exporter_alive = alive_by_lock(m, &exporter);
+            view.exporter_alive = alive_hiding_only(m, &exporter);
         }
         Ok(Some(view))
     }
@@ -558,8 +571,8 @@ impl Ledger {
     }
 
     /// Importers of `fp` other than this process that have not closed it and are alive.
-    /// One `fcntl` per such importer whose liveness word does not say "alive"; no
-    /// allocation when there is none.
+    /// One `fcntl` per such importer (not its liveness word: a wrong "alive" here would
+    /// make a violation); no allocation when there is none.
     pub fn open_importers(&self, fp: Fp) -> Result<OpenImporters, LedgerError> {
         let who = self.who();
         let mut g = self.lock()?;

@@ -9,7 +9,9 @@
  *                     forks a child that goes on as an actor reading the FIFO IN and
  *                     answering on the FIFO OUT, `reap` waits for such children;
  *                     `thread CMD...` runs one command in a new thread that then exits,
- *                     `exec` starts the actor afresh in this process (execv of itself)
+ *                     `exec` starts the actor afresh in this process (execv of itself),
+ *                     `own-robust-list` gives the calling thread a robust list of the
+ *                     program's own (set_robust_list), as some runtimes do
  *
  * Every line has the form
  *
@@ -33,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -761,6 +764,15 @@ __attribute__((noinline)) static void actor_command(char **w, int n) {
         char *argv[] = {"scenario", "actor", NULL};
         execv("/proc/self/exe", argv);
         answer("exec.failed", "errno=%d", errno);
+    } else if (strcmp(verb, "own-robust-list") == 0) {
+        /* An empty list of this program's own: glibc's, with whatever it held, is no
+         * longer the one the kernel walks when this thread dies. */
+        static struct { void *next; long offset; void *pending; } own;
+        own.next = &own;
+        own.offset = 0;
+        own.pending = NULL;
+        long r = syscall(SYS_set_robust_list, &own, sizeof own);
+        answer("own-robust-list", "r=%ld", r);
     } else if (strcmp(verb, "cleanup") == 0) {
         cleanup();
     } else if (strcmp(verb, "exit") == 0) {
