@@ -91,9 +91,27 @@ pub struct ReportArgs {
 
 /// The `report` command. Returns the exit status.
 pub fn main(args: &ReportArgs) -> i32 {
+    few_malloc_arenas();
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     run(args, &mut stdout.lock(), &mut stderr.lock())
+}
+
+/// glibc gives each thread that allocates a heap ("arena") of its own, up to 8 per core;
+/// the report's threads (census, parser, writer) then each hold their own free memory:
+/// 33-34 MiB peak on 261 MiB of logs where two arenas peak at 27 MiB, for the same CPU.
+/// Two, not one: the parser and the merge allocate at once. `MALLOC_ARENA_MAX` set by the
+/// user wins (glibc reads it at the first allocation; this call is made later, so it is
+/// skipped when the variable is there).
+fn few_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a tunable of the allocator; it is called before this
+        // command starts any thread of its own, and its result (0 on failure) is advice.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
 }
 
 /// [`main`] with its output streams given. Write errors (a closed pipe) are ignored: the

@@ -25,6 +25,7 @@ use super::parse::{self, Body, Line, Rec};
 use super::processes::{self, Identifier, ProcKey};
 use super::recheck::{self, Sweep};
 use super::render;
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
 use std::fs::File;
@@ -126,6 +127,9 @@ struct Lines {
     next: usize,
     searched: usize,
     filled: usize,
+    /// `buf[..ascii]` is known to be ASCII: its lines need no UTF-8 check of their own (one
+    /// `is_ascii` per read instead of a `from_utf8` per line, in both readings).
+    ascii: usize,
     eof: bool,
     line: usize,
     bytes: u64,
@@ -143,6 +147,7 @@ impl Lines {
             next: 0,
             searched: 0,
             filled: 0,
+            ascii: 0,
             eof: false,
             line: 0,
             bytes: 0,
@@ -168,6 +173,12 @@ impl Lines {
                 self.buf.copy_within(self.next..self.filled, 0);
                 self.filled -= self.next;
                 self.searched -= self.next;
+                // A non-ASCII byte before the part line kept stops counting no longer.
+                self.ascii = match self.ascii.checked_sub(self.next) {
+                    Some(a) => a,
+                    None if self.buf[..self.filled].is_ascii() => self.filled,
+                    None => 0,
+                };
                 self.next = 0;
             }
             if self.filled == self.buf.len() {
@@ -175,7 +186,13 @@ impl Lines {
             }
             match self.r.read(&mut self.buf[self.filled..]) {
                 Ok(0) => self.eof = true,
-                Ok(n) => self.filled += n,
+                Ok(n) => {
+                    let read = self.filled..self.filled + n;
+                    if self.ascii == self.filled && self.buf[read].is_ascii() {
+                        self.ascii += n;
+                    }
+                    self.filled += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -196,19 +213,29 @@ impl Lines {
         &self.buf[self.at..self.end]
     }
 
-    fn parse(&self, file: usize) -> Line {
-        match std::str::from_utf8(self.text()) {
-            Ok(t) => parse::parse_line_hashed(file, t, false),
-            Err(_) => parse::parse_line_hashed(file, &String::from_utf8_lossy(self.text()), false),
+    /// The current line as text: as it lies when it is valid UTF-8, else a lossy copy.
+    fn text_str(&self) -> Cow<'_, str> {
+        let t = self.text();
+        if self.end <= self.ascii {
+            // SAFETY: `buf[..ascii]` was checked ASCII when read (`next`) and `buf` was not
+            // written since (a read writes only into `buf[filled..]`, `filled` >= `ascii`; the shift to the
+            // front recomputes `ascii`); this line lies inside it, and ASCII is UTF-8.
+            debug_assert!(t.is_ascii());
+            return Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(t) });
         }
+        match std::str::from_utf8(t) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(t),
+        }
+    }
+
+    fn parse(&self, file: usize) -> Line {
+        parse::parse_line_hashed(file, &self.text_str(), false)
     }
 
     /// [`Lines::parse`] for the census: what it uses only ([`parse::parse_line_census`]).
     fn parse_census(&self, file: usize) -> Line {
-        match std::str::from_utf8(self.text()) {
-            Ok(t) => parse::parse_line_census(file, t),
-            Err(_) => parse::parse_line_census(file, &String::from_utf8_lossy(self.text())),
-        }
+        parse::parse_line_census(file, &self.text_str())
     }
 }
 
@@ -1084,5 +1111,50 @@ mod lines_tests {
         let (got, bytes) = read(b"abc\ndef\nghi\n", 16, 6);
         assert_eq!(got, vec![b"abc".to_vec(), b"de".to_vec()]);
         assert_eq!(bytes, 6);
+    }
+
+    /// Every line's text as `Lines` gives it to the parser, read `cap` bytes at a time, and
+    /// whether it came by the ASCII path (checked once per read, not per line).
+    fn texts(text: &[u8], cap: usize) -> Vec<(String, bool)> {
+        let mut l = Lines::new(Box::new(io::Cursor::new(text.to_vec())), u64::MAX, cap);
+        let mut out = Vec::new();
+        while l.next().expect("a cursor reads") {
+            out.push((l.text_str().into_owned(), l.end <= l.ascii));
+        }
+        out
+    }
+
+    #[test]
+    fn a_line_is_text_as_before_whether_or_not_its_buffer_is_ascii() {
+        let long = "y".repeat(40);
+        // Non-ASCII that is UTF-8, bytes that are not, a sequence cut by the line's end,
+        // lines after them (the ASCII path must not take those), and plain lines.
+        let mut text: Vec<u8> = Vec::new();
+        text.extend_from_slice(format!("plain\n{long}\n").as_bytes());
+        text.extend_from_slice("caf\u{e9} \u{6f22}\n".as_bytes());
+        text.extend_from_slice(b"bad \xff byte\n");
+        text.extend_from_slice(b"cut \xe6\xbc\n\xa2 rest\n");
+        text.extend_from_slice(format!("{long}\nlast {long}\n").as_bytes());
+        let want: Vec<String> = text
+            .split(|&b| b == b'\n')
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .take(8)
+            .collect();
+        for cap in [1, 7, 16, 64, 1 << 16] {
+            let got = texts(&text, cap);
+            let lines: Vec<String> = got.iter().map(|(t, _)| t.clone()).collect();
+            assert_eq!(lines, want, "at {cap}");
+            for (t, fast) in &got {
+                assert!(!fast || t.is_ascii(), "{t:?} took the ASCII path at {cap}");
+            }
+        }
+        // One read of it all: a non-ASCII byte in a read keeps all of it off the ASCII path.
+        assert!(texts(&text, 1 << 16).iter().all(|(_, f)| !f));
+        // Small reads: the lines after the non-ASCII ones take it again.
+        let got = texts(&text, 16);
+        assert!(got[0].1 && got[7].1, "{got:?}");
+        // All ASCII: every line by the ASCII path.
+        let plain = format!("a\n{long}\n\nb");
+        assert!(texts(plain.as_bytes(), 16).iter().all(|(_, f)| *f));
     }
 }
