@@ -647,6 +647,31 @@ impl Ledger {
         Ok(())
     }
 
+    /// For a thread that outlives the process's other threads (the log writer): takes this
+    /// process's liveness word again when the thread that held it has exited, so that
+    /// importers are told "alive" without a system call even when this process makes no
+    /// further ledger call. A few loads while the word is held; otherwise one lock of the
+    /// ledger. Never attaches or reopens: nothing is done after `detach`, on a retired
+    /// file, or when the lock cannot be had.
+    pub fn keep_liveness(&self) {
+        let (slot, ticket) = (self.slot.load(Relaxed), self.ticket.load(Relaxed));
+        let map = self.map();
+        if map.alive_by_word(slot, ticket) || self.detached.load(Acquire) {
+            return;
+        }
+        let Ok(mut g) = map.lock() else {
+            return;
+        };
+        finish_retire(&mut g, &self.dir);
+        // `detach` sets the flag under this lock: read under it, it cannot be missed.
+        if g.data().c.retired != 0 || self.detached.load(Acquire) {
+            return;
+        }
+        if g.data().attach_ticket(slot) == ticket {
+            g.map().arm(slot, ticket);
+        }
+    }
+
     fn who(&self) -> Who {
         Who::new(
             self.ticket.load(Relaxed),

@@ -34,6 +34,11 @@ pub const QUEUE_CAPACITY: usize = 16 * 1024;
 /// child's last records.
 const LOOK_US: i64 = 50;
 
+/// How often at most the writer runs its `idle` work (it also wakes for it: its sleeps
+/// end after `SLEEP_MS` unrung).
+const IDLE_EVERY_NS: i64 = 50_000_000;
+const SLEEP_MS: i64 = 200;
+
 struct Queue {
     items: VecDeque<Record>,
     next_seq: u64,
@@ -79,6 +84,9 @@ pub struct Log {
     writer_running: AtomicBool,
     /// Set once the summary is written: later records are refused.
     closed: AtomicBool,
+    /// Run by the writer thread now and then (`IDLE_EVERY_NS`): work for a thread that
+    /// lives as long as the process (the runtime keeps the ledger's liveness word held).
+    idle: Option<fn()>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -215,7 +223,15 @@ impl Log {
             dropped: AtomicU64::new(0),
             writer_running: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            idle: None,
         }
+    }
+
+    /// Gives the writer thread `f` to run now and then (`IDLE_EVERY_NS`), also when no
+    /// record comes; a panic in it is contained (the writer carries on).
+    pub fn with_idle(mut self, f: fn()) -> Log {
+        self.idle = Some(f);
+        self
     }
 
     /// Tells helgrind (feature `checker-annotations`) which atomics are read and written
@@ -435,12 +451,20 @@ impl Log {
 
     fn writer_loop(&'static self) {
         crate::boundary::mark_internal_thread();
+        let mut idle_at = 0;
         loop {
             let seen = self.queued.load(Ordering::Relaxed);
             self.flush();
             if !self.more_within(seen, LOOK_US) {
                 self.wake
-                    .sleep_unless(|| !self.queue.lock().items.is_empty(), 200);
+                    .sleep_unless(|| !self.queue.lock().items.is_empty(), SLEEP_MS);
+            }
+            if let Some(f) = self.idle {
+                let now = now_ns();
+                if now >= idle_at {
+                    idle_at = now + IDLE_EVERY_NS;
+                    let _ = std::panic::catch_unwind(f);
+                }
             }
         }
     }

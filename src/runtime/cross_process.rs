@@ -190,3 +190,21 @@ impl Runtime {
 pub(super) fn lfp(fp: Fp) -> ledger::Fp {
     ledger::Fp(fp.0)
 }
+
+/// The log writer's idle work (`Log::with_idle`): once the ledger is open, keeps this
+/// process's liveness word held by a live thread (`Ledger::keep_liveness`), so that a
+/// program whose exporting thread has exited still answers importers without their
+/// `fcntl`, within about `SLEEP_MS` of that thread's exit. Never opens the ledger.
+pub(super) fn keep_liveness() {
+    let Some(rt) = Runtime::try_get() else {
+        return;
+    };
+    let open = rt.ledger_open.load(Ordering::Acquire);
+    if open.is_null() {
+        return;
+    }
+    crate::valgrind::happens_after(&rt.ledger_open);
+    // SAFETY: as in `try_ledger`: the handle of an `Open` link is never freed while
+    // another thread may use it.
+    unsafe { &*open }.keep_liveness();
+}

@@ -201,6 +201,9 @@ impl Runtime {
             let mut quiet = config.clone();
             quiet.log = crate::config::LogTarget::Off;
             Log::new(&quiet, pid)
+        } else if matches!(config.ledger, crate::config::LedgerSetting::Dir(_)) {
+            // The writer lives as long as the process: it keeps the liveness word held.
+            Log::new(&config, pid).with_idle(cross_process::keep_liveness)
         } else {
             Log::new(&config, pid)
         };

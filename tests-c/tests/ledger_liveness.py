@@ -5,8 +5,9 @@ keeps locked; no system call) and the liveness lock behind it (one fcntl F_OFD_G
 The importer B runs under strace (its main thread), which counts its F_OFD_GETLK calls
 between markers (a `sleep 0` command: one clock_nanosleep each), so that each verdict is
 checked together with the way it was reached:
-  - exporter A exports from a thread that then exits; A lives: B's import is no
-    `import.source-gone`, told by the lock (the word went with its thread);
+  - exporter A (log off: no writer thread) exports from a thread that then exits; A
+    lives: B's import is no `import.source-gone`, told by the lock (the word went with its
+    thread);
   - A exports again from its main thread, which takes the word: B's import is told
     "alive" without a system call;
   - A is SIGKILLed: B's import of another of its keys IS `import.source-gone` (the word
@@ -16,6 +17,10 @@ checked together with the way it was reached:
     SIGKILLed while the child of a second fork lives: A's key is gone;
   - A execs itself (same pid, new program): its key exported before the exec is gone, the
     one exported after is alive.
+  - A with a log exports from a thread that then exits and makes no further call: within
+    about 250 ms its log writer thread (which lives as long as A) takes the word again,
+    so B's import, two seconds later, is told "alive" without a system call; once A is
+    SIGKILLed the word says nothing and B's next import is `import.source-gone`.
 The same first three steps run with A in its own pid namespace in
 ledger_liveness_pidns.py."""
 import os
@@ -23,6 +28,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import time
 from ruleslib import *
 
 NAME = "ledger.liveness"
@@ -81,9 +87,10 @@ class Case:
         self.imports = []  # (key, expected gone, expected F_OFD_GETLK calls or None)
         self.b = None
 
-    def env(self, name):
+    def env(self, name, log=True):
         self.logs[name] = self.work.file(f"log.{name}.json")
-        return base_env(self.work, {"ACL_IPC_GUARD_LOG": self.logs[name], "ACL_IPC_GUARD_MODE": "audit"})
+        return base_env(self.work, {"ACL_IPC_GUARD_LOG": self.logs[name] if log else "off",
+                                    "ACL_IPC_GUARD_MODE": "audit"})
 
     def importer(self):
         self.b = Traced("B", self.env("B"), self.work, errfile=self.work.file("err.B"))
@@ -123,7 +130,8 @@ class Case:
 
 def thread_exit_then_kill(what, ns):
     c = Case(what)
-    a = start(c.env, "A", ns, c.work)
+    # No log: no writer thread that would take the word again (writer_holds_word).
+    a = start(lambda n: c.env(n, log=False), "A", ns, c.work)
     # Every ledger operation of A in a thread that exits: nobody holds A's word after it.
     k1 = export(a, what, "k1", thread=True)
     b = c.importer()
@@ -134,6 +142,21 @@ def thread_exit_then_kill(what, ns):
     c.expect_import(k2, gone=False, getlk=0)
     a.kill()
     c.expect_import(k3, gone=True, getlk=1)
+    c.finish([a])
+
+
+def writer_holds_word(what):
+    c = Case(what)
+    a = start(c.env, "A", None, c.work)
+    k1 = export(a, what, "k1", thread=True)
+    k2 = export(a, what, "k2", thread=True)
+    c.importer()
+    # A makes no call from here on; its writer wakes at least every 200 ms and takes the
+    # word when it finds nobody holding it (50 ms apart at most): 2 s leave it ample room.
+    time.sleep(2)
+    c.expect_import(k1, gone=False, getlk=0)
+    a.kill()
+    c.expect_import(k2, gone=True, getlk=1)
     c.finish([a])
 
 
@@ -223,6 +246,7 @@ def exec_case(what):
 
 if __name__ == "__main__":
     thread_exit_then_kill("thread exit, then SIGKILL", ns=False)
+    writer_holds_word("thread exit, the writer takes the word")
     fork_cases("fork")
     exec_case("exec")
     done(NAME)
