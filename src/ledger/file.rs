@@ -164,8 +164,9 @@ pub(crate) struct Map {
     /// The liveness word this process holds in this file: attach entry << 32 | the
     /// holder's thread id; 0 when none.
     armed: AtomicU64,
-    /// The process that took `armed` (a fork child inherits the value, not the word).
-    armed_pid: AtomicI32,
+    /// The process that mapped the file (a fork child inherits the mapping and the values
+    /// of `armed` and `fd`, not the word or the right to give up the lock).
+    owner_pid: i32,
     /// A thread of this process took a liveness mutex of this file: the mapping is then
     /// never unmapped, since that thread's robust list (glibc's, and the kernel's walk of
     /// it when the thread exits) may run through the mutex for as long as it lives. The
@@ -181,7 +182,16 @@ unsafe impl Sync for Map {}
 impl Drop for Map {
     fn drop(&mut self) {
         self.disarm();
-        if !self.stranded.load(Ordering::Relaxed) {
+        if self.stranded.load(Ordering::Relaxed) {
+            // The mapping stays, and with it a reference to the descriptor's open file
+            // description, which would keep this process's liveness lock: give it up.
+            if self.mine() && self.fd() >= 0 {
+                let mut l = lock_req(libc::F_UNLCK, 0);
+                l.l_len = 0; // every entry's byte, to the end
+                             // SAFETY: a valid flock request on our descriptor.
+                unsafe { libc::fcntl(self.fd(), libc::F_OFD_SETLK, &mut l) };
+            }
+        } else {
             // SAFETY: base/file_size is exactly the mapping made in map_fd.
             unsafe { libc::munmap(self.base.as_ptr().cast(), self.geo.file_size) };
         }
@@ -609,7 +619,8 @@ impl Map {
             ino,
             fd: AtomicI32::new(fd.0),
             armed: AtomicU64::new(0),
-            armed_pid: AtomicI32::new(0),
+            // SAFETY: no preconditions.
+            owner_pid: unsafe { libc::getpid() },
             stranded: AtomicBool::new(false),
         };
         std::mem::forget(fd);
@@ -708,6 +719,12 @@ impl Map {
         Some(i32::from(l.l_type) != libc::F_UNLCK)
     }
 
+    /// Whether this process mapped the file (not a fork child that inherited the map).
+    fn mine(&self) -> bool {
+        // SAFETY: no preconditions.
+        self.owner_pid == unsafe { libc::getpid() }
+    }
+
     /// The liveness word of attach entry `slot`.
     fn live(&self, slot: u32) -> Option<&Live> {
         if slot as usize >= self.geo.attach {
@@ -716,7 +733,11 @@ impl Map {
         let at = self.geo.off_live + slot as usize * std::mem::size_of::<Live>();
         // SAFETY: in bounds of the mapping (the geometry puts attach entries' words there)
         // and 64-aligned; its fields are only accessed atomically or through glibc.
-        Some(unsafe { &*self.base.as_ptr().add(at).cast::<Live>() })
+        let l = unsafe { &*self.base.as_ptr().add(at).cast::<Live>() };
+        // Read without the ledger's lock (`alive_by_word`, by importers and by this
+        // process's log writer) and changed under it: atomics helgrind cannot see as such.
+        crate::valgrind::benign_atomic(l);
+        Some(l)
     }
 
     /// Whether the liveness word of `slot` says that the process with `ticket` is alive:
@@ -820,9 +841,6 @@ impl Map {
             return;
         }
         l.ticket.store(ticket, Ordering::Release);
-        // SAFETY: no preconditions.
-        self.armed_pid
-            .store(unsafe { libc::getpid() }, Ordering::Relaxed);
         self.armed
             .store(u64::from(slot) << 32 | u64::from(tid), Ordering::Relaxed);
     }
@@ -837,7 +855,7 @@ impl Map {
     pub fn disarm(&self) {
         let mine = self.armed.swap(0, Ordering::Relaxed);
         // SAFETY: no preconditions.
-        if mine == 0 || self.armed_pid.load(Ordering::Relaxed) != unsafe { libc::getpid() } {
+        if mine == 0 || !self.mine() {
             return;
         }
         if let Some(l) = self.live((mine >> 32) as u32) {
