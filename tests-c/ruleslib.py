@@ -409,6 +409,31 @@ class Actor:
         return self.finish()
 
 
+class ForkChild(Actor):
+    """A fork child of a `scenario actor` (its `fork IN OUT` command), talking through the
+    FIFOs IN and OUT. How it ends (finish, kill) is the test's."""
+
+    def __init__(self, parent, work, tag):
+        fin, fout = work.file(f"in.{tag}"), work.file(f"out.{tag}")
+        os.mkfifo(fin, 0o600)
+        os.mkfifo(fout, 0o600)
+        r = parent.do(f"fork {fin} {fout}")
+        check(r.complete and r.vals.get("child", "").isdigit(), f"{tag}: fork answered: {r}")
+        self.name, self.parent, self.pid = tag, parent, int(r.vals["child"])
+        # The child opens IN, then OUT: the same order here, so neither open waits forever.
+        self.stdin = open(fin, "wb")
+        self.stdout = open(fout, "rb")
+        self.dead = False
+        self.returncode = None
+
+    def do(self, cmd):
+        self.stdin.write((cmd + "\n").encode())
+        self.stdin.flush()
+        r = read_answer(self.stdout)
+        self.dead = not r.complete
+        return r
+
+
 class NsActor(Actor):
     """An actor running as pid 1 of its own pid namespace, with its own /proc (see
     harness.NsPeer). self.pid is its host pid (its bare tgid with host_proc=True);

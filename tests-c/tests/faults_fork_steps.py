@@ -37,30 +37,8 @@ CASES = [("A", "malloc m 8192", None), ("A", "export k m 0 8192 0", ("m", A_TEXT
          ("B", "import q k 0", ("q", A_TEXT)), ("B", "close k", None)]
 
 
-class Child(Actor):
-    """A fork child of a `scenario actor`, talking through the FIFOs IN and OUT."""
-
-    def __init__(self, parent, work, tag):
-        fin, fout = work.file(f"in.{tag}"), work.file(f"out.{tag}")
-        os.mkfifo(fin, 0o600)
-        os.mkfifo(fout, 0o600)
-        r = parent.do(f"fork {fin} {fout}")
-        check(r.complete and "child" in r.vals and r.vals["child"].isdigit(), f"{tag}: fork answered: {r}")
-        self.name = tag
-        self.pid = int(r.vals["child"])
-        self.parent = parent
-        # The child opens IN, then OUT: the same order here, so neither open waits forever.
-        self.stdin = open(fin, "wb")
-        self.stdout = open(fout, "rb")
-        self.dead = False
-        self.returncode = None
-
-    def do(self, cmd):
-        self.stdin.write((cmd + "\n").encode())
-        self.stdin.flush()
-        r = read_answer(self.stdout)
-        self.dead = not r.complete
-        return r
+class Child(ForkChild):
+    """A fork child that ends at the end of its input, reaped by its parent."""
 
     def finish(self, timeout=30):
         """End of input: the child exits; its parent reaps it and says how it ended."""

@@ -160,28 +160,8 @@ def writer_holds_word(what):
     c.finish([a])
 
 
-class Child(Actor):
-    """A fork child of a `scenario actor` (`fork IN OUT`), talking through two FIFOs."""
-
-    def __init__(self, parent, work, tag):
-        fin, fout = work.file(f"in.{tag}"), work.file(f"out.{tag}")
-        os.mkfifo(fin, 0o600)
-        os.mkfifo(fout, 0o600)
-        r = parent.do(f"fork {fin} {fout}")
-        check(r.complete and r.vals.get("child", "").isdigit(), f"{tag}: fork answered: {r}")
-        self.name, self.parent, self.pid = tag, parent, int(r.vals["child"])
-        # The child opens IN, then OUT: the same order here.
-        self.stdin = open(fin, "wb")
-        self.stdout = open(fout, "rb")
-        self.dead = False
-        self.returncode = None
-
-    def do(self, cmd):
-        self.stdin.write((cmd + "\n").encode())
-        self.stdin.flush()
-        r = read_answer(self.stdout)
-        self.dead = not r.complete
-        return r
+class Child(ForkChild):
+    """A fork child that the tests kill (its parent reaps it) or leave to end with it."""
 
     def kill(self):
         """SIGKILL; its parent reaps it (a zombie has already let go of everything)."""
@@ -235,6 +215,9 @@ def exec_case(what):
     c.importer()
     r = a.do("exec")
     check(r.complete and r.vals.get("pid") == str(a.pid), f"{what}: A execs itself: {r}")
+    # It answers before execv: wait for the new program's first answer.
+    r = a.do("pid")
+    check(r.complete, f"{what}: A's new program answers: {r}")
     # The same pid, a new program: the process that exported k1 is gone.
     c.expect_import(k1, gone=True, getlk=1)
     eq(a.do("dev").ret, 0, f"{what}: A after exec: set device")
