@@ -100,10 +100,7 @@ impl ExportTable {
     }
 
     fn get_mut(&mut self, fp: &Fp) -> Option<&mut Export> {
-        match self.index.get(fp) {
-            Some(&i) => Some(&mut self.slots[i as usize]),
-            None => None,
-        }
+        self.index.get(fp).map(|&i| &mut self.slots[i as usize])
     }
 
     fn contains_key(&self, fp: &Fp) -> bool {

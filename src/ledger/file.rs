@@ -836,7 +836,7 @@ impl Map {
         self.stranded.store(true, Ordering::Relaxed);
         crate::valgrind::lock_left_to_kernel(l);
         let tid = w.load(Ordering::Relaxed) & FUTEX_TID_MASK;
-        if tid == 0 || tid != gettid() {
+        if tid != gettid() {
             // Not this thread's id (a stale cached one?): the kernel would not clear it.
             return;
         }
@@ -854,7 +854,6 @@ impl Map {
     /// `armed` (a map `forget_after_fork` could not reach) leaves the parent's word alone.
     pub fn disarm(&self) {
         let mine = self.armed.swap(0, Ordering::Relaxed);
-        // SAFETY: no preconditions.
         if mine == 0 || !self.mine() {
             return;
         }
