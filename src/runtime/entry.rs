@@ -213,9 +213,11 @@ fn checked_call<F: RealFn>(
         if outcome.forwarded && outcome.ret == codes::ACL_SUCCESS {
             per_func::update(rt, &args, &mut outcome, known);
         }
-        // Record.
+        // Record: none built when the log is off (it would only be dropped).
         if record_call {
             rt.ensure_started(false);
+        }
+        if record_call && rt.log.enabled() {
             rt.log.push_at(
                 rt.pid(),
                 boundary::tid(),
