@@ -63,6 +63,9 @@ pub struct Export {
     /// The start of the allocation the range lies in, when the shim saw it.
     pub alloc_base: Option<usize>,
     pub whitelist: Vec<i32>,
+    /// Where the ledger recorded it, once it did: the exporter's close asks there,
+    /// without the ledger's lock, whether any importer ever came.
+    pub ledger_at: Option<crate::ledger::ExportAt>,
 }
 
 impl Export {
@@ -73,6 +76,7 @@ impl Export {
         flags: 0,
         alloc_base: None,
         whitelist: Vec::new(),
+        ledger_at: None,
     };
 
     pub fn validation_disabled(&self) -> bool {
@@ -263,6 +267,13 @@ impl ProcessState {
     pub fn add_export(&mut self, fp: Fp, export: Export) {
         self.exports.insert(fp, export);
         self.keys_changed();
+    }
+
+    /// Notes where the ledger recorded the open export `fp`.
+    pub fn set_ledger_at(&mut self, fp: &Fp, at: crate::ledger::ExportAt) {
+        if let Some(e) = self.exports.get_mut(fp) {
+            e.ledger_at = Some(at);
+        }
     }
 
     pub fn add_whitelist(&mut self, fp: &Fp, pids: &[i32]) {
@@ -487,6 +498,7 @@ mod tests {
             flags: 0,
             alloc_base: Some(p),
             whitelist: vec![],
+            ledger_at: None,
         };
         let mut s = ProcessState::new();
         for n in 0..100u8 {
@@ -536,6 +548,7 @@ mod tests {
                 flags: 0,
                 alloc_base: Some(0x10000),
                 whitelist: vec![],
+                ledger_at: None,
             },
         );
         s.add_export(
@@ -546,6 +559,7 @@ mod tests {
                 flags: 1,
                 alloc_base: None,
                 whitelist: vec![],
+                ledger_at: None,
             },
         );
         assert_eq!(s.open_exports_of(0x10000).count(), 1);

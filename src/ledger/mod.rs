@@ -195,6 +195,15 @@ pub struct OpenImporters {
     pub untracked: u32,
 }
 
+/// Where this process recorded an export: the file's mapping (a replaced one is kept
+/// until the `Ledger` is dropped, so its address names no other while the handle lives)
+/// and the key's slot in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExportAt {
+    map: usize,
+    body: u32,
+}
+
 /// A process's handle on the ledger. `Send + Sync`; one per process is enough.
 ///
 /// Failures: opening fails on a directory or file that is not safe to use, on a file of
@@ -361,15 +370,26 @@ impl Ledger {
         }
     }
 
-    /// Records that this process exported `fp` (flags 0 = whitelist mode) for `size`
-    /// bytes. A key known to the ledger (the same key exported again after it closed)
-    /// starts afresh.
+    /// `record_export_at` without the place (tests, fuzzing).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn record_export(
         &self,
         fp: Fp,
         whitelist_mode: bool,
         size: u64,
     ) -> Result<(), LedgerError> {
+        self.record_export_at(fp, whitelist_mode, size).map(|_| ())
+    }
+
+    /// Records that this process exported `fp` (flags 0 = whitelist mode) for `size`
+    /// bytes, and says where, for [`Ledger::no_importer_yet`]. A key known to the ledger
+    /// (the same key exported again after it closed) starts afresh.
+    pub fn record_export_at(
+        &self,
+        fp: Fp,
+        whitelist_mode: bool,
+        size: u64,
+    ) -> Result<ExportAt, LedgerError> {
         let who = self.who();
         let exported = Exported {
             whitelist_mode,
@@ -386,8 +406,11 @@ impl Ledger {
                 // some 25 ns on this project's VM.
                 let fail = d.c.last_space_fail_ns;
                 let may_grow = fail == 0 || !recent(fail, now_boot_ns(), RETRY_WINDOW_NS);
-                if d.export(fp, who, exported, may_grow) {
-                    return Ok(());
+                if let Some(body) = d.export_at(fp, who, exported, may_grow) {
+                    return Ok(ExportAt {
+                        map: m as *const Map as usize,
+                        body: body as u32,
+                    });
                 }
                 let next = if may_grow && d.needs_backing() {
                     Next::Grow(d.c.backed as usize + CHUNK)
@@ -597,6 +620,17 @@ impl Ledger {
             .map(|(w, _)| w.proc_id())
             .collect();
         Ok(OpenImporters { procs, untracked })
+    }
+
+    /// True when `open_importers(fp)` can only answer "none", told without the lock: the
+    /// key is still where this process recorded its export (`at`, in the file in use) and
+    /// no importer was ever recorded for it, nor dropped for want of room. An import
+    /// recorded while this runs is either seen (false) or ordered after this question, as
+    /// it would be after a locked one (see `Map::slot_never_imported`). False says
+    /// nothing: ask `open_importers`.
+    pub fn no_importer_yet(&self, fp: Fp, at: ExportAt) -> bool {
+        let map = self.map();
+        ptr::eq(map, at.map as *const Map) && map.slot_never_imported(at.body, &fp.0)
     }
 
     /// Records that the exporter freed the memory behind `fp`.
