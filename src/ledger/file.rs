@@ -803,9 +803,6 @@ impl Map {
     /// anything else (another process's thread, waiters, a foreign layout) is left alone,
     /// and this process's liveness is then told by its liveness lock only.
     pub fn arm(&self, slot: u32, ticket: u64) {
-        let Some(layout) = words() else {
-            return;
-        };
         let Some(l) = self.live(slot) else {
             return;
         };
@@ -825,6 +822,11 @@ impl Map {
         } else if mine != 0 {
             self.disarm();
         }
+        // Asked only here: a word this process holds (above) was taken with the layout
+        // known.
+        let Some(layout) = words() else {
+            return;
+        };
         if l.ticket.load(Ordering::Relaxed) != ticket {
             // Taken over from another process: readers of its ticket must not see this
             // process's holder as its own (the fence orders this store before the word's

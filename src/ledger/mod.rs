@@ -748,13 +748,18 @@ impl Ledger {
             let map = self.map();
             let mut g = map.lock().map_err(|e| self.lock_err(e))?;
             finish_retire(&mut g, &self.dir);
-            if g.data().c.retired == 0 {
-                if let Some(reason) = g.data().counters_damage() {
+            let d = g.data();
+            if d.c.retired == 0 {
+                if let Some(reason) = d.counters_damage() {
                     return Err(LedgerError::Damaged {
                         path: self.path(),
                         reason,
                     });
                 }
+                // The liveness word: still held (a few loads), or taken again by this
+                // thread when its holder thread exited.
+                let (slot, ticket) = (self.slot.load(Relaxed), self.ticket.load(Relaxed));
+                let attached = d.attach_ticket(slot) == ticket;
                 // Read before it is swapped: a swap on every lock would be a write to a
                 // line every thread of the process shares.
                 if self.detached.load(Relaxed) && self.detached.swap(false, AcqRel) {
@@ -762,12 +767,12 @@ impl Ledger {
                     let w = self.who();
                     let who = register(&mut g, w.pid, w.bare_tgid, Some(w.ticket));
                     self.set_who(&who);
-                }
-                // The liveness word: still held (a few loads), or taken again by this
-                // thread when its holder thread exited.
-                let (slot, ticket) = (self.slot.load(Relaxed), self.ticket.load(Relaxed));
-                if g.data().attach_ticket(slot) == ticket {
-                    g.map().arm(slot, ticket);
+                    let (slot, ticket) = (self.slot.load(Relaxed), self.ticket.load(Relaxed));
+                    if g.data().attach_ticket(slot) == ticket {
+                        g.map().arm(slot, ticket);
+                    }
+                } else if attached {
+                    map.arm(slot, ticket);
                 }
                 return Ok(g);
             }

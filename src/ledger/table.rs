@@ -628,6 +628,7 @@ impl<'a> Tables<'a> {
 
     /// Why the counters cannot have been written by this code (the file is damaged), or
     /// None. A few comparisons, cheap enough for every lock.
+    #[inline]
     pub fn counters_damage(&self) -> Option<String> {
         let (keys, pool) = (self.keys_cap() as u64, self.pool.len() as u64);
         let c = &*self.c;
@@ -646,6 +647,15 @@ impl<'a> Tables<'a> {
         if fine {
             return None;
         }
+        self.broken_counter()
+    }
+
+    /// The first counter above its bound, named (`counters_damage` found one).
+    #[cold]
+    #[inline(never)]
+    fn broken_counter(&self) -> Option<String> {
+        let (keys, pool) = (self.keys_cap() as u64, self.pool.len() as u64);
+        let c = &*self.c;
         let bounds: [(&str, u32, u64); 10] = [
             ("retired", c.retired, 2),
             ("used", c.used, keys),
