@@ -299,6 +299,10 @@ impl ProcessState {
     }
 
     fn forget_key_if_closed(&mut self, fp: &Fp) {
+        // Raw keys are kept only with ACL_IPC_GUARD_SHOW_KEYS=1 and a log.
+        if self.raw_keys.is_empty() {
+            return;
+        }
         if !self.exports.contains_key(fp) && !self.imports.contains_key(fp) {
             self.raw_keys.remove(fp);
         }
@@ -324,7 +328,9 @@ impl ProcessState {
 
     /// Records a successful import; repeated imports of one key count references.
     pub fn add_import(&mut self, fp: Fp, addr: usize, size: Option<usize>) {
-        self.closed_imports.remove(&addr);
+        if !self.closed_imports.is_empty() {
+            self.closed_imports.remove(&addr);
+        }
         self.imports
             .entry(fp)
             .and_modify(|i| i.refs += 1)
@@ -338,20 +344,19 @@ impl ProcessState {
 
     /// Drops one reference; returns true when this closed the import for good.
     pub fn close_import(&mut self, fp: &Fp) -> bool {
-        let Some(imp) = self.imports.get_mut(fp) else {
+        use std::collections::hash_map::Entry;
+        let Entry::Occupied(mut o) = self.imports.entry(*fp) else {
             return false;
         };
-        imp.refs -= 1;
-        if imp.refs == 0 {
-            let addr = imp.addr;
-            self.imports.remove(fp);
-            self.closed_imports.insert(addr);
-            self.forget_key_if_closed(fp);
-            self.keys_changed();
-            true
-        } else {
-            false
+        o.get_mut().refs -= 1;
+        if o.get().refs != 0 {
+            return false;
         }
+        let addr = o.remove().addr;
+        self.closed_imports.insert(addr);
+        self.forget_key_if_closed(fp);
+        self.keys_changed();
+        true
     }
 
     /// True when `addr` was returned by an import, open or closed since (until the address
