@@ -344,9 +344,21 @@ impl ProcessState {
 
     /// Drops one reference; returns true when this closed the import for good.
     pub fn close_import(&mut self, fp: &Fp) -> bool {
+        self.close_import_or(fp, |_| false)
+    }
+
+    /// A successful close of `fp`, as the runtime does it: a process that imported its own
+    /// key closes the import first (one reference), the export with its next close. True
+    /// when this closed the import or the export for good.
+    pub fn close_key(&mut self, fp: &Fp) -> bool {
+        self.close_import_or(fp, |s| s.remove_export(fp).is_some())
+    }
+
+    /// `close_import`, or `otherwise` when `fp` is not imported.
+    fn close_import_or(&mut self, fp: &Fp, otherwise: impl FnOnce(&mut Self) -> bool) -> bool {
         use std::collections::hash_map::Entry;
         let Entry::Occupied(mut o) = self.imports.entry(*fp) else {
-            return false;
+            return otherwise(self);
         };
         o.get_mut().refs -= 1;
         if o.get().refs != 0 {
@@ -540,6 +552,34 @@ mod tests {
         assert_eq!(s.export(&fp(149)).unwrap().whitelist, vec![7]);
         assert_eq!(s.open_exports_of(0x7777_0000).count(), 1);
         assert_eq!(s.open_exports_of(0).count(), 0, "key 0 was closed");
+    }
+
+    /// A key this process exported and imported: the first close takes the import (one
+    /// reference at a time), the next the export; then nothing is left to close.
+    #[test]
+    fn close_key_takes_the_import_first() {
+        let mut s = ProcessState::new();
+        s.add_export(
+            fp(3),
+            Export {
+                dev_ptr: 0x30000,
+                size: 0x1000,
+                flags: 0,
+                alloc_base: None,
+                whitelist: vec![],
+                ledger_at: None,
+            },
+        );
+        s.add_import(fp(3), 0x70000, None);
+        s.add_import(fp(3), 0x70000, None);
+        assert!(!s.close_key(&fp(3)), "one of two references");
+        assert!(s.export(&fp(3)).is_some() && s.import(&fp(3)).is_some());
+        assert!(s.close_key(&fp(3)), "the import, for good");
+        assert!(s.import(&fp(3)).is_none() && s.export(&fp(3)).is_some());
+        assert!(s.is_imported_addr(0x70000));
+        assert!(s.close_key(&fp(3)), "then the export");
+        assert!(s.export(&fp(3)).is_none());
+        assert!(!s.close_key(&fp(3)));
     }
 
     #[test]

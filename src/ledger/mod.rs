@@ -589,7 +589,7 @@ impl Ledger {
         } else {
             return Ok(CloseRole::Unknown);
         };
-        d.maybe_finish(&fp);
+        d.maybe_finish_at(b);
         Ok(role)
     }
 

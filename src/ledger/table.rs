@@ -336,12 +336,18 @@ impl<'a> Tables<'a> {
     }
 
     /// Marks the slot finished (and queues it) if the exporter and all importers closed.
+    #[cfg(test)]
     pub fn maybe_finish(&mut self, fp: &Fp) {
         if let Some(body) = self.body(fp) {
-            if self.slots[body].finished == 0 && self.is_finished_now(body) {
-                self.slots[body].finished = 1;
-                self.push_finished(body);
-            }
+            self.maybe_finish_at(body);
+        }
+    }
+
+    /// `maybe_finish` of the key in slot `body`.
+    pub fn maybe_finish_at(&mut self, body: usize) {
+        if self.slots[body].finished == 0 && self.is_finished_now(body) {
+            self.slots[body].finished = 1;
+            self.push_finished(body);
         }
     }
 

@@ -341,14 +341,7 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
         } => {
             // As the runtime does: a process that imported its own key closes the import
             // first, the export with its next close.
-            let closed = {
-                let mut s = rt.state.lock();
-                if s.import(&k.fp).is_some() {
-                    s.close_import(&k.fp)
-                } else {
-                    s.remove_export(&k.fp).is_some()
-                }
-            };
+            let closed = rt.state.lock().close_key(&k.fp);
             if closed {
                 rt.with_ledger(|l| l.record_close(lfp(k.fp)));
             }
