@@ -161,7 +161,6 @@ fn checked_call<F: RealFn>(
     read_out: impl Fn() -> Out,
 ) -> i32 {
     let record_call = rt.records_calls_of(func);
-    let key = args.key().and_then(KeyArg::key).copied();
 
     // Rules and decision, before the call.
     let facts = per_func::facts_before(rt, func, &mut args);
@@ -169,7 +168,9 @@ fn checked_call<F: RealFn>(
         let state = rt.state.lock();
         check_before(&args, &state, &facts.me, &facts.ledger)
     };
-    let block = !findings.is_empty() && rt.judge(func, findings, key);
+    // The key (copied for the records) only when there is something to report.
+    let block =
+        !findings.is_empty() && rt.judge(func, findings, args.key().and_then(KeyArg::key).copied());
     let known = facts.known;
 
     // Forward, or not.
@@ -186,7 +187,10 @@ fn checked_call<F: RealFn>(
             None,
         )
     } else {
-        let pending = per_func::before_forward(rt, &args);
+        let pending = match args {
+            Args::Free { .. } => per_func::before_forward(rt, &args),
+            _ => None,
+        };
         // The call's start and end, read once each: the end is also the record's time.
         // Not read when no record can be written (`ACL_IPC_GUARD_LOG=off`): two clock
         // reads are some 50 ns of an IPC call on a virtual machine.
