@@ -336,7 +336,7 @@ mod tests {
                         // Half the questions at a base exactly (the exact look-up
                         // `holding` tries first), half anywhere near one.
                         let r = rng.next();
-                        let probe = if r % 2 == 0 {
+                        let probe = if r.is_multiple_of(2) {
                             base
                         } else {
                             base.wrapping_add((r % 0x3000) as usize)
