@@ -63,6 +63,9 @@ pub struct Export {
     /// The start of the allocation the range lies in, when the shim saw it.
     pub alloc_base: Option<usize>,
     pub whitelist: Vec<i32>,
+    /// Where the ledger recorded it, once it did: the exporter's close asks there,
+    /// without the ledger's lock, whether any importer ever came.
+    pub ledger_at: Option<crate::ledger::ExportAt>,
 }
 
 impl Export {
@@ -73,6 +76,7 @@ impl Export {
         flags: 0,
         alloc_base: None,
         whitelist: Vec::new(),
+        ledger_at: None,
     };
 
     pub fn validation_disabled(&self) -> bool {
@@ -265,6 +269,13 @@ impl ProcessState {
         self.keys_changed();
     }
 
+    /// Notes where the ledger recorded the open export `fp`.
+    pub fn set_ledger_at(&mut self, fp: &Fp, at: crate::ledger::ExportAt) {
+        if let Some(e) = self.exports.get_mut(fp) {
+            e.ledger_at = Some(at);
+        }
+    }
+
     pub fn add_whitelist(&mut self, fp: &Fp, pids: &[i32]) {
         if let Some(e) = self.exports.get_mut(fp) {
             e.whitelist.extend_from_slice(pids);
@@ -288,6 +299,10 @@ impl ProcessState {
     }
 
     fn forget_key_if_closed(&mut self, fp: &Fp) {
+        // Raw keys are kept only with ACL_IPC_GUARD_SHOW_KEYS=1 and a log.
+        if self.raw_keys.is_empty() {
+            return;
+        }
         if !self.exports.contains_key(fp) && !self.imports.contains_key(fp) {
             self.raw_keys.remove(fp);
         }
@@ -313,7 +328,9 @@ impl ProcessState {
 
     /// Records a successful import; repeated imports of one key count references.
     pub fn add_import(&mut self, fp: Fp, addr: usize, size: Option<usize>) {
-        self.closed_imports.remove(&addr);
+        if !self.closed_imports.is_empty() {
+            self.closed_imports.remove(&addr);
+        }
         self.imports
             .entry(fp)
             .and_modify(|i| i.refs += 1)
@@ -327,20 +344,31 @@ impl ProcessState {
 
     /// Drops one reference; returns true when this closed the import for good.
     pub fn close_import(&mut self, fp: &Fp) -> bool {
-        let Some(imp) = self.imports.get_mut(fp) else {
-            return false;
+        self.close_import_or(fp, |_| false)
+    }
+
+    /// A successful close of `fp`, as the runtime does it: a process that imported its own
+    /// key closes the import first (one reference), the export with its next close. True
+    /// when this closed the import or the export for good.
+    pub fn close_key(&mut self, fp: &Fp) -> bool {
+        self.close_import_or(fp, |s| s.remove_export(fp).is_some())
+    }
+
+    /// `close_import`, or `otherwise` when `fp` is not imported.
+    fn close_import_or(&mut self, fp: &Fp, otherwise: impl FnOnce(&mut Self) -> bool) -> bool {
+        use std::collections::hash_map::Entry;
+        let Entry::Occupied(mut o) = self.imports.entry(*fp) else {
+            return otherwise(self);
         };
-        imp.refs -= 1;
-        if imp.refs == 0 {
-            let addr = imp.addr;
-            self.imports.remove(fp);
-            self.closed_imports.insert(addr);
-            self.forget_key_if_closed(fp);
-            self.keys_changed();
-            true
-        } else {
-            false
+        o.get_mut().refs -= 1;
+        if o.get().refs != 0 {
+            return false;
         }
+        let addr = o.remove().addr;
+        self.closed_imports.insert(addr);
+        self.forget_key_if_closed(fp);
+        self.keys_changed();
+        true
     }
 
     /// True when `addr` was returned by an import, open or closed since (until the address
@@ -487,6 +515,7 @@ mod tests {
             flags: 0,
             alloc_base: Some(p),
             whitelist: vec![],
+            ledger_at: None,
         };
         let mut s = ProcessState::new();
         for n in 0..100u8 {
@@ -525,6 +554,34 @@ mod tests {
         assert_eq!(s.open_exports_of(0).count(), 0, "key 0 was closed");
     }
 
+    /// A key this process exported and imported: the first close takes the import (one
+    /// reference at a time), the next the export; then nothing is left to close.
+    #[test]
+    fn close_key_takes_the_import_first() {
+        let mut s = ProcessState::new();
+        s.add_export(
+            fp(3),
+            Export {
+                dev_ptr: 0x30000,
+                size: 0x1000,
+                flags: 0,
+                alloc_base: None,
+                whitelist: vec![],
+                ledger_at: None,
+            },
+        );
+        s.add_import(fp(3), 0x70000, None);
+        s.add_import(fp(3), 0x70000, None);
+        assert!(!s.close_key(&fp(3)), "one of two references");
+        assert!(s.export(&fp(3)).is_some() && s.import(&fp(3)).is_some());
+        assert!(s.close_key(&fp(3)), "the import, for good");
+        assert!(s.import(&fp(3)).is_none() && s.export(&fp(3)).is_some());
+        assert!(s.is_imported_addr(0x70000));
+        assert!(s.close_key(&fp(3)), "then the export");
+        assert!(s.export(&fp(3)).is_none());
+        assert!(!s.close_key(&fp(3)));
+    }
+
     #[test]
     fn exports_by_allocation() {
         let mut s = ProcessState::new();
@@ -536,6 +593,7 @@ mod tests {
                 flags: 0,
                 alloc_base: Some(0x10000),
                 whitelist: vec![],
+                ledger_at: None,
             },
         );
         s.add_export(
@@ -546,6 +604,7 @@ mod tests {
                 flags: 1,
                 alloc_base: None,
                 whitelist: vec![],
+                ledger_at: None,
             },
         );
         assert_eq!(s.open_exports_of(0x10000).count(), 1);

@@ -643,6 +643,38 @@ impl Map {
         unsafe { &*self.base.as_ptr().cast::<Header>() }
     }
 
+    /// Whether key slot `body` holds `fp` and no importer was ever recorded in it (none in
+    /// its chain, none dropped for want of room), read without the ledger's lock: then an
+    /// `open_importers` question about it can only answer "none". The two words are
+    /// stored with Release by `Tables::add_importer` (under the lock) and read here with
+    /// Acquire; an import recorded after the read is one the locked question, asked at
+    /// that moment, would not have seen either. False: ask under the lock.
+    pub fn slot_never_imported(&self, body: u32, fp: &[u8; 8]) -> bool {
+        use super::format::Slot;
+        use std::mem::{offset_of, size_of};
+        if body as usize >= self.geo.keys {
+            return false;
+        }
+        let at = self.geo.off_slots + body as usize * size_of::<Slot>();
+        // SAFETY: a slot of the mapping (`body` is below the capacity, and a slot this
+        // process recorded an export in has file space); its words are naturally aligned
+        // (slots are 8-aligned, `Slot` is `repr(C)`), and the three read here are only
+        // read atomically without the lock. Nothing is written.
+        unsafe {
+            let slot = self.base.as_ptr().add(at);
+            let word = |off: usize| AtomicU32::from_ptr(slot.add(off).cast::<u32>());
+            let imp_head = word(offset_of!(Slot, imp_head));
+            let imp_dropped = word(offset_of!(Slot, imp_dropped));
+            let key = AtomicU64::from_ptr(slot.add(offset_of!(Slot, fp)).cast::<u64>());
+            crate::valgrind::benign_atomic(imp_head);
+            crate::valgrind::benign_atomic(imp_dropped);
+            crate::valgrind::benign_atomic(key);
+            imp_head.load(Ordering::Acquire) == 0
+                && imp_dropped.load(Ordering::Acquire) == 0
+                && key.load(Ordering::Relaxed) == u64::from_ne_bytes(*fp)
+        }
+    }
+
     fn mutex(&self) -> *mut libc::pthread_mutex_t {
         self.header().mutex.get()
     }
@@ -771,9 +803,6 @@ impl Map {
     /// anything else (another process's thread, waiters, a foreign layout) is left alone,
     /// and this process's liveness is then told by its liveness lock only.
     pub fn arm(&self, slot: u32, ticket: u64) {
-        let Some(layout) = words() else {
-            return;
-        };
         let Some(l) = self.live(slot) else {
             return;
         };
@@ -793,6 +822,11 @@ impl Map {
         } else if mine != 0 {
             self.disarm();
         }
+        // Asked only here: a word this process holds (above) was taken with the layout
+        // known.
+        let Some(layout) = words() else {
+            return;
+        };
         if l.ticket.load(Ordering::Relaxed) != ticket {
             // Taken over from another process: readers of its ticket must not see this
             // process's holder as its own (the fence orders this store before the word's

@@ -195,6 +195,15 @@ pub struct OpenImporters {
     pub untracked: u32,
 }
 
+/// Where this process recorded an export: the file's mapping (a replaced one is kept
+/// until the `Ledger` is dropped, so its address names no other while the handle lives)
+/// and the key's slot in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExportAt {
+    map: usize,
+    body: u32,
+}
+
 /// A process's handle on the ledger. `Send + Sync`; one per process is enough.
 ///
 /// Failures: opening fails on a directory or file that is not safe to use, on a file of
@@ -361,15 +370,26 @@ impl Ledger {
         }
     }
 
-    /// Records that this process exported `fp` (flags 0 = whitelist mode) for `size`
-    /// bytes. A key known to the ledger (the same key exported again after it closed)
-    /// starts afresh.
+    /// `record_export_at` without the place (tests, fuzzing).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn record_export(
         &self,
         fp: Fp,
         whitelist_mode: bool,
         size: u64,
     ) -> Result<(), LedgerError> {
+        self.record_export_at(fp, whitelist_mode, size).map(|_| ())
+    }
+
+    /// Records that this process exported `fp` (flags 0 = whitelist mode) for `size`
+    /// bytes, and says where, for [`Ledger::no_importer_yet`]. A key known to the ledger
+    /// (the same key exported again after it closed) starts afresh.
+    pub fn record_export_at(
+        &self,
+        fp: Fp,
+        whitelist_mode: bool,
+        size: u64,
+    ) -> Result<ExportAt, LedgerError> {
         let who = self.who();
         let exported = Exported {
             whitelist_mode,
@@ -386,8 +406,11 @@ impl Ledger {
                 // some 25 ns on this project's VM.
                 let fail = d.c.last_space_fail_ns;
                 let may_grow = fail == 0 || !recent(fail, now_boot_ns(), RETRY_WINDOW_NS);
-                if d.export(fp, who, exported, may_grow) {
-                    return Ok(());
+                if let Some(body) = d.export_at(fp, who, exported, may_grow) {
+                    return Ok(ExportAt {
+                        map: m as *const Map as usize,
+                        body: body as u32,
+                    });
                 }
                 let next = if may_grow && d.needs_backing() {
                     Next::Grow(d.c.backed as usize + CHUNK)
@@ -566,7 +589,7 @@ impl Ledger {
         } else {
             return Ok(CloseRole::Unknown);
         };
-        d.maybe_finish(&fp);
+        d.maybe_finish_at(b);
         Ok(role)
     }
 
@@ -597,6 +620,17 @@ impl Ledger {
             .map(|(w, _)| w.proc_id())
             .collect();
         Ok(OpenImporters { procs, untracked })
+    }
+
+    /// True when `open_importers(fp)` can only answer "none", told without the lock: the
+    /// key is still where this process recorded its export (`at`, in the file in use) and
+    /// no importer was ever recorded for it, nor dropped for want of room. An import
+    /// recorded while this runs is either seen (false) or ordered after this question, as
+    /// it would be after a locked one (see `Map::slot_never_imported`). False says
+    /// nothing: ask `open_importers`.
+    pub fn no_importer_yet(&self, fp: Fp, at: ExportAt) -> bool {
+        let map = self.map();
+        ptr::eq(map, at.map as *const Map) && map.slot_never_imported(at.body, &fp.0)
     }
 
     /// Records that the exporter freed the memory behind `fp`.
@@ -714,13 +748,18 @@ impl Ledger {
             let map = self.map();
             let mut g = map.lock().map_err(|e| self.lock_err(e))?;
             finish_retire(&mut g, &self.dir);
-            if g.data().c.retired == 0 {
-                if let Some(reason) = g.data().counters_damage() {
+            let d = g.data();
+            if d.c.retired == 0 {
+                if let Some(reason) = d.counters_damage() {
                     return Err(LedgerError::Damaged {
                         path: self.path(),
                         reason,
                     });
                 }
+                // The liveness word: still held (a few loads), or taken again by this
+                // thread when its holder thread exited.
+                let (slot, ticket) = (self.slot.load(Relaxed), self.ticket.load(Relaxed));
+                let attached = d.attach_ticket(slot) == ticket;
                 // Read before it is swapped: a swap on every lock would be a write to a
                 // line every thread of the process shares.
                 if self.detached.load(Relaxed) && self.detached.swap(false, AcqRel) {
@@ -728,12 +767,12 @@ impl Ledger {
                     let w = self.who();
                     let who = register(&mut g, w.pid, w.bare_tgid, Some(w.ticket));
                     self.set_who(&who);
-                }
-                // The liveness word: still held (a few loads), or taken again by this
-                // thread when its holder thread exited.
-                let (slot, ticket) = (self.slot.load(Relaxed), self.ticket.load(Relaxed));
-                if g.data().attach_ticket(slot) == ticket {
-                    g.map().arm(slot, ticket);
+                    let (slot, ticket) = (self.slot.load(Relaxed), self.ticket.load(Relaxed));
+                    if g.data().attach_ticket(slot) == ticket {
+                        g.map().arm(slot, ticket);
+                    }
+                } else if attached {
+                    map.arm(slot, ticket);
                 }
                 return Ok(g);
             }

@@ -12,6 +12,7 @@ use super::format::{
     WHITELIST_MAX,
 };
 use crate::key::Fp;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Where the probe for `fp` starts in an index of `len` entries (a power of two).
 #[inline]
@@ -37,6 +38,15 @@ pub(crate) fn prefetch<T>(p: *const T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// Stores a slot's word that `Map::slot_never_imported` reads without the lock (the
+/// lock is held here), with Release: a reader that sees it sees the entry it names.
+fn store_shared(w: &mut u32, v: u32) {
+    // SAFETY: `w` is a valid, aligned, exclusively borrowed u32.
+    let a = unsafe { AtomicU32::from_ptr(w) };
+    crate::valgrind::benign_atomic(a);
+    a.store(v, Ordering::Release);
 }
 
 /// What an export says about its key.
@@ -246,25 +256,29 @@ impl<'a> Tables<'a> {
 
     /// Records an export of `fp` by `who`: the slot is started afresh if the key is known.
     /// False when no slot is free (see `alloc_body`).
+    #[cfg(test)]
     pub fn export(&mut self, fp: Fp, who: Who, e: Exported, may_grow: bool) -> bool {
+        self.export_at(fp, who, e, may_grow).is_some()
+    }
+
+    /// `export`, saying which slot the key is in.
+    pub fn export_at(&mut self, fp: Fp, who: Who, e: Exported, may_grow: bool) -> Option<usize> {
         if self.c.free_len == 0 {
             self.prefetch_reclaim();
         }
         if let Some(body) = self.body(&fp) {
             self.reset_slot(body, fp, who, e);
-            return true;
+            return Some(body);
         }
-        let Some(body) = self.alloc_body(may_grow) else {
-            return false;
-        };
+        let body = self.alloc_body(may_grow)?;
         // A reclaimed or reused slot may still hold chains.
         self.reset_slot(body, fp, who, e);
         if self.insert(fp.0, body) {
             self.c.used = self.c.used.saturating_add(1);
-            true
+            Some(body)
         } else {
             self.push_free(body);
-            false
+            None
         }
     }
 
@@ -322,12 +336,18 @@ impl<'a> Tables<'a> {
     }
 
     /// Marks the slot finished (and queues it) if the exporter and all importers closed.
+    #[cfg(test)]
     pub fn maybe_finish(&mut self, fp: &Fp) {
         if let Some(body) = self.body(fp) {
-            if self.slots[body].finished == 0 && self.is_finished_now(body) {
-                self.slots[body].finished = 1;
-                self.push_finished(body);
-            }
+            self.maybe_finish_at(body);
+        }
+    }
+
+    /// `maybe_finish` of the key in slot `body`.
+    pub fn maybe_finish_at(&mut self, body: usize) {
+        if self.slots[body].finished == 0 && self.is_finished_now(body) {
+            self.slots[body].finished = 1;
+            self.push_finished(body);
         }
     }
 
@@ -487,7 +507,7 @@ impl<'a> Tables<'a> {
                 who: *who,
             };
             let s = &mut self.slots[body];
-            s.imp_head = i as u32 + 1;
+            store_shared(&mut s.imp_head, i as u32 + 1);
             s.imp_len += 1;
         } else {
             let closed = self.chain(head).find(|&i| self.pool[i].closed != 0);
@@ -498,7 +518,8 @@ impl<'a> Tables<'a> {
                 }
                 None => {
                     let s = &mut self.slots[body];
-                    s.imp_dropped = s.imp_dropped.saturating_add(1);
+                    let dropped = s.imp_dropped.saturating_add(1);
+                    store_shared(&mut s.imp_dropped, dropped);
                 }
             }
         }
@@ -613,6 +634,7 @@ impl<'a> Tables<'a> {
 
     /// Why the counters cannot have been written by this code (the file is damaged), or
     /// None. A few comparisons, cheap enough for every lock.
+    #[inline]
     pub fn counters_damage(&self) -> Option<String> {
         let (keys, pool) = (self.keys_cap() as u64, self.pool.len() as u64);
         let c = &*self.c;
@@ -631,6 +653,15 @@ impl<'a> Tables<'a> {
         if fine {
             return None;
         }
+        self.broken_counter()
+    }
+
+    /// The first counter above its bound, named (`counters_damage` found one).
+    #[cold]
+    #[inline(never)]
+    fn broken_counter(&self) -> Option<String> {
+        let (keys, pool) = (self.keys_cap() as u64, self.pool.len() as u64);
+        let c = &*self.c;
         let bounds: [(&str, u32, u64); 10] = [
             ("retired", c.retired, 2),
             ("used", c.used, keys),

@@ -310,6 +310,43 @@ fn exporter_closing_first_sees_the_open_importer() {
     assert!(exp.with_data(|d| d.slot(&k).unwrap().finished == 1));
 }
 
+/// `no_importer_yet` says "none" without the lock only while no importer was ever
+/// recorded for the key, nor dropped for want of room, and only in the file the export
+/// was recorded in; `open_importers` then says "none" too.
+#[test]
+fn no_importer_yet_only_before_any_importer_came() {
+    let (_t, dir) = tmp();
+    let exp = Ledger::open(&dir, me(), K).unwrap();
+    let imp = Ledger::open(&dir, other_live(0), K).unwrap();
+    let (a, b, c) = (key(20), key(21), key(22));
+    let at_a = exp.record_export_at(a, false, 4096).unwrap();
+    let at_b = exp.record_export_at(b, true, 4096).unwrap();
+    let at_c = exp.record_export_at(c, false, 4096).unwrap();
+    assert!(exp.no_importer_yet(a, at_a) && exp.no_importer_yet(b, at_b));
+    assert!(exp.open_importers(a).unwrap().procs.is_empty());
+    assert!(!exp.no_importer_yet(b, at_a), "another key's place");
+
+    imp.record_import(a).unwrap();
+    assert!(!exp.no_importer_yet(a, at_a));
+    assert!(exp.no_importer_yet(b, at_b), "only the imported key");
+    assert_eq!(imp.record_close(a).unwrap(), CloseRole::Importer);
+    assert!(
+        !exp.no_importer_yet(a, at_a),
+        "an importer came once: the lock is asked"
+    );
+
+    // An importer the ledger had no room for.
+    exp.with_data(|d| d.slot_mut(&c).unwrap().imp_dropped = 1);
+    assert!(!exp.no_importer_yet(c, at_c));
+
+    // A place in another file (the first was removed and a fresh one made) says nothing.
+    let (_t2, dir2) = tmp();
+    let other = Ledger::open(&dir2, me(), K).unwrap();
+    let at_other = other.record_export_at(b, false, 4096).unwrap();
+    assert!(other.no_importer_yet(b, at_other));
+    assert!(!exp.no_importer_yet(b, at_other));
+}
+
 #[test]
 fn importer_killed_with_sigkill_is_not_open() {
     let (_t, dir) = tmp();

@@ -145,6 +145,7 @@ fn exported(flags: u64) -> ProcessState {
             flags,
             alloc_base: Some(0x100000),
             whitelist: vec![],
+            ledger_at: None,
         },
     );
     s

@@ -130,6 +130,18 @@ impl Runtime {
         }
     }
 
+    /// The ledger when it is open (never opens it).
+    pub(super) fn ledger_if_open(&self) -> Option<&Ledger> {
+        let open = self.ledger_open.load(Ordering::Acquire);
+        if open.is_null() {
+            return None;
+        }
+        crate::valgrind::happens_after(&self.ledger_open);
+        // SAFETY: as in `try_ledger`: the handle of an `Open` link is never freed while
+        // another thread may use it.
+        Some(unsafe { &*open })
+    }
+
     /// Runs one ledger operation; a failure is said once in an `error` record and the
     /// cross-process rules skip this call.
     pub(super) fn with_ledger<T>(

@@ -6,8 +6,9 @@
 //!
 //! Everything here is generic: what a particular function adds (the facts its rules need,
 //! what its success changes, the allocation calls' short path) is in `per_func`. The whole
-//! path runs inside the panic boundary except the call of the real function itself; where
-//! the shim fails, the call is forwarded as if the shim were not there.
+//! path runs inside one panic boundary per call; where the shim fails (panics), the call
+//! is forwarded as if the shim were not there, or, when the real function has been called
+//! already, what it returned is returned.
 
 use super::{only_forwarding, per_func, Runtime, Trouble};
 use crate::boundary::{self, contain, Entered};
@@ -18,6 +19,7 @@ use crate::key::{Key, KeyArg};
 use crate::real::{FreeFn, MallocFn, Real, RealFn};
 use crate::record::{Action, Body};
 use crate::rules::{check_after, check_before, Finding, Severity};
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
 /// Handles one call of an intercepted function. `gather` reads the arguments at the
@@ -88,30 +90,45 @@ fn intercept_full<F: RealFn>(
     forward: impl Fn(F) -> i32,
     read_out: impl Fn() -> Out,
 ) -> i32 {
-    let func = real.func();
-
-    // (The allocation calls tried their quiet path, `quiet_malloc` / `quiet_free`, before
-    // coming here.) The boundary: the runtime (initialised on first use), the re-entry guard, the real
-    // function. A panic in any of them only forwards.
-    let (rt, f, _inside) = match contain(|| begin(real)) {
-        Some(Begin::Check(rt, f, inside)) => (rt, f, inside),
-        Some(Begin::Forward(f)) => return forward(f),
-        Some(Begin::Missing) => return codes::ACL_ERROR_API_NOT_SUPPORT,
-        None => return forward_after_failure(real, forward),
+    // The whole path runs inside one panic boundary. What it has got to is kept outside:
+    // the real function once found, and its return value once called, so that a panic
+    // anywhere only forwards the call (or, after the call, returns what it returned).
+    let found: Cell<Option<F>> = Cell::new(None);
+    let returned: Cell<Option<i32>> = Cell::new(None);
+    let call = |f: F| {
+        let ret = forward(f);
+        returned.set(Some(ret));
+        ret
     };
-
-    // Facts: the arguments as read at the boundary.
-    let Some(args) = contain(gather) else {
-        return forward(f);
-    };
-    let record_call = rt.records_calls_of(func);
-    if !record_call {
-        if let Some(ret) = per_func::short_path(rt, &args, || forward(f), &read_out) {
-            return ret;
+    let r = contain(|| {
+        // (The allocation calls tried their quiet path, `quiet_malloc` / `quiet_free`,
+        // before coming here.) The boundary: the runtime (initialised on first use), the
+        // re-entry guard, the real function.
+        let (rt, f, inside) = match begin(real) {
+            Begin::Check(rt, f, inside) => (rt, f, inside),
+            Begin::Forward(f) => {
+                found.set(Some(f));
+                return call(f);
+            }
+            Begin::Missing => return codes::ACL_ERROR_API_NOT_SUPPORT,
+        };
+        found.set(Some(f));
+        // Facts: the arguments as read at the boundary.
+        let args = gather();
+        if !rt.records_calls_of(real.func()) {
+            if let Some(ret) = per_func::short_path(rt, &args, || call(f), &read_out) {
+                return ret;
+            }
         }
+        rt.calls.fetch_add(1, Ordering::Relaxed);
+        checked_call(rt, real.func(), f, inside, args, call, read_out)
+    });
+    match (r, returned.get(), found.get()) {
+        (Some(ret), _, _) => ret,
+        (None, Some(ret), _) => ret,
+        (None, None, Some(f)) => forward(f),
+        (None, None, None) => forward_after_failure(real, forward),
     }
-    rt.calls.fetch_add(1, Ordering::Relaxed);
-    checked_call(rt, func, f, _inside, args, forward, read_out)
 }
 
 /// The quiet allocation path's boundary: the runtime, initialised and past this process's
@@ -133,7 +150,7 @@ fn quiet_memory_begin<F: RealFn>(real: &'static Real<F>) -> Option<(&'static Run
 }
 
 /// Rules, decision, forwarding, state and ledger, record: the path of a call past its
-/// boundary (`inside` is held until it returns).
+/// boundary (`inside` is held until it returns), inside the caller's panic boundary.
 fn checked_call<F: RealFn>(
     rt: &'static Runtime,
     func: Func,
@@ -144,18 +161,17 @@ fn checked_call<F: RealFn>(
     read_out: impl Fn() -> Out,
 ) -> i32 {
     let record_call = rt.records_calls_of(func);
-    let key = args.key().and_then(KeyArg::key).copied();
 
     // Rules and decision, before the call.
-    let (block, known) = contain(|| {
-        let facts = per_func::facts_before(rt, func, &mut args);
+    let facts = per_func::facts_before(rt, func, &mut args);
+    let findings = {
         let state = rt.state.lock();
-        let findings = check_before(&args, &state, &facts.me, &facts.ledger);
-        drop(state);
-        let block = !findings.is_empty() && rt.judge(func, findings, key);
-        (block, facts.known)
-    })
-    .unwrap_or_default();
+        check_before(&args, &state, &facts.me, &facts.ledger)
+    };
+    // The key (copied for the records) only when there is something to report.
+    let block =
+        !findings.is_empty() && rt.judge(func, findings, args.key().and_then(KeyArg::key).copied());
+    let known = facts.known;
 
     // Forward, or not.
     let (mut outcome, ended_us) = if block {
@@ -171,14 +187,17 @@ fn checked_call<F: RealFn>(
             None,
         )
     } else {
-        let pending = contain(|| per_func::before_forward(rt, &args)).flatten();
+        let pending = match args {
+            Args::Free { .. } => per_func::before_forward(rt, &args),
+            _ => None,
+        };
         // The call's start and end, read once each: the end is also the record's time.
         // Not read when no record can be written (`ACL_IPC_GUARD_LOG=off`): two clock
         // reads are some 50 ns of an IPC call on a virtual machine.
         let t0 = (record_call && rt.log.enabled()).then(now_ns);
         let ret = forward(f);
         if let Some(p) = pending {
-            let _ = contain(|| per_func::after_forward(rt, p, ret));
+            per_func::after_forward(rt, p, ret);
         }
         let t1 = t0.map(|t0| (t0, now_ns()));
         let dur_ns = t1.map_or(0, |(t0, t1)| t1.saturating_sub(t0) as u64);
@@ -201,33 +220,33 @@ fn checked_call<F: RealFn>(
         )
     };
 
-    let _ = contain(|| {
-        // Rules that need the outcome, and their decision.
-        let after = check_after(&args, &outcome);
-        if !after.is_empty() && rt.judge(func, after, None) {
-            // Judged after the call: the program must not trust the value.
-            rt.blocked.fetch_add(1, Ordering::Relaxed);
-            outcome.ret = codes::ACL_ERROR_INVALID_PARAM;
-        }
-        // State and ledger.
-        if outcome.forwarded && outcome.ret == codes::ACL_SUCCESS {
-            per_func::update(rt, &args, &mut outcome, known);
-        }
-        // Record.
-        if record_call {
-            rt.ensure_started(false);
-            rt.log.push_at(
-                rt.pid(),
-                boundary::tid(),
-                Body::Call {
-                    func,
-                    args,
-                    outcome,
-                },
-                ended_us,
-            );
-        }
-    });
+    // Rules that need the outcome, and their decision.
+    let after = check_after(&args, &outcome);
+    if !after.is_empty() && rt.judge(func, after, None) {
+        // Judged after the call: the program must not trust the value.
+        rt.blocked.fetch_add(1, Ordering::Relaxed);
+        outcome.ret = codes::ACL_ERROR_INVALID_PARAM;
+    }
+    // State and ledger.
+    if outcome.forwarded && outcome.ret == codes::ACL_SUCCESS {
+        per_func::update(rt, &args, &mut outcome, known);
+    }
+    // Record: none built when the log is off (it would only be dropped).
+    if record_call {
+        rt.ensure_started(false);
+    }
+    if record_call && rt.log.enabled() {
+        rt.log.push_at(
+            rt.pid(),
+            boundary::tid(),
+            Body::Call {
+                func,
+                args,
+                outcome,
+            },
+            ended_us,
+        );
+    }
     outcome.ret
 }
 
@@ -242,6 +261,7 @@ enum Begin<F> {
     Missing,
 }
 
+/// Runs inside the caller's panic boundary.
 fn begin<F: RealFn>(real: &'static Real<F>) -> Begin<F> {
     let rt = Runtime::get();
     let func = real.func();
@@ -257,7 +277,7 @@ fn begin<F: RealFn>(real: &'static Real<F>) -> Begin<F> {
         Err(missing) => {
             if entered.is_some() {
                 // say_trouble writes the start record first.
-                let _ = contain(|| rt.say_trouble(Trouble::RealMissing(func), missing.0));
+                rt.say_trouble(Trouble::RealMissing(func), missing.0);
             }
             return Begin::Missing;
         }
@@ -269,7 +289,7 @@ fn begin<F: RealFn>(real: &'static Real<F>) -> Begin<F> {
     // itself, the runtime is not asked twice: the start is written with the call's record,
     // naming the program's own answer.
     if !func.answers_bare_tgid() {
-        let _ = contain(|| rt.ensure_started(true));
+        rt.ensure_started(true);
     }
     Begin::Check(rt, f, inside)
 }

@@ -265,10 +265,17 @@ impl Runtime {
     /// `start_lock` until it is written, so nothing comes before it. `ask`: the runtime
     /// may be asked for the bare tgid; otherwise the start names it only if the program
     /// asked already.
+    #[inline]
     fn ensure_started(&'static self, ask: bool) {
-        if self.started.load(Ordering::Acquire) {
-            return;
+        if !self.started.load(Ordering::Acquire) {
+            self.write_start(ask);
         }
+    }
+
+    /// `ensure_started` once it found the start not written yet.
+    #[cold]
+    #[inline(never)]
+    fn write_start(&'static self, ask: bool) {
         let _g = self.start_lock.lock();
         if self.started.load(Ordering::Acquire) {
             return;

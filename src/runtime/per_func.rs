@@ -119,13 +119,21 @@ fn ledger_facts(rt: &'static Runtime, args: &Args) -> (LedgerFacts, Known) {
         Args::Close {
             key: KeyArg::Key(k),
         } => {
-            rt.prefetch_ledger(k.fp);
-            {
+            let at = {
                 let s = rt.state.lock();
-                if s.export(&k.fp).is_none() || s.import(&k.fp).is_some() {
-                    return (LedgerFacts::None, Known::default());
+                match (s.export(&k.fp), s.import(&k.fp)) {
+                    (Some(e), None) => e.ledger_at,
+                    _ => return (LedgerFacts::None, Known::default()),
                 }
+            };
+            // No importer ever recorded for the key: "none", without the ledger's lock.
+            if at.is_some_and(|at| {
+                rt.ledger_if_open()
+                    .is_some_and(|l| l.no_importer_yet(lfp(k.fp), at))
+            }) {
+                return (LedgerFacts::None, Known::default());
             }
+            rt.prefetch_ledger(k.fp);
             let open: Vec<i32> = rt
                 .with_ledger(|l| l.open_importers(lfp(k.fp)))
                 .map(|o| o.procs.iter().map(|p| p.host_pid()).collect())
@@ -289,12 +297,15 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
                         flags: *flags,
                         alloc_base,
                         whitelist: Vec::new(),
+                        ledger_at: None,
                     },
                 );
             }
-            outcome.untracked = rt
-                .try_ledger(|l| l.record_export(lfp(key.fp), *flags == 0, *size as u64))
-                .is_err();
+            match rt.try_ledger(|l| l.record_export_at(lfp(key.fp), *flags == 0, *size as u64)) {
+                Ok(Some(at)) => rt.state.lock().set_ledger_at(&key.fp, at),
+                Ok(None) => {}
+                Err(()) => outcome.untracked = true,
+            }
         }
         Args::SetImportPid {
             key: KeyArg::Key(k),
@@ -330,14 +341,7 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
         } => {
             // As the runtime does: a process that imported its own key closes the import
             // first, the export with its next close.
-            let closed = {
-                let mut s = rt.state.lock();
-                if s.import(&k.fp).is_some() {
-                    s.close_import(&k.fp)
-                } else {
-                    s.remove_export(&k.fp).is_some()
-                }
-            };
+            let closed = rt.state.lock().close_key(&k.fp);
             if closed {
                 rt.with_ledger(|l| l.record_close(lfp(k.fp)));
             }
