@@ -132,10 +132,9 @@ fn state(u: &mut Unstructured) -> Result<ProcessState> {
             }
             2 => {
                 let k = key(u)?;
-                s.remember_key(k);
                 let dev_ptr = addr(u)?;
-                s.add_export(
-                    k.fp,
+                s.add_export_key(
+                    k,
                     Export {
                         dev_ptr,
                         size: size(u)?,
@@ -154,10 +153,9 @@ fn state(u: &mut Unstructured) -> Result<ProcessState> {
             }
             5 => {
                 let k = key(u)?;
-                s.remember_key(k);
                 let a = addr(u)?;
                 let sz = if u.arbitrary()? { Some(size(u)?) } else { None };
-                s.add_import(k.fp, a, sz);
+                s.add_import_key(k, a, sz);
             }
             6 => {
                 s.close_import(&key(u)?.fp);

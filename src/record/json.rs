@@ -72,8 +72,13 @@ impl<'a> Obj<'a> {
 
     /// `key_fp` (and `key` with show_keys) for a key reference.
     fn key_ref(&mut self, k: &KeyRef, show_keys: bool) {
-        let fp = k.fp().to_buf();
-        self.str("key_fp", std::str::from_utf8(&fp).unwrap_or_default());
+        match k.key_fp() {
+            Some(fp) => self.str(
+                "key_fp",
+                std::str::from_utf8(&fp.to_buf()).unwrap_or_default(),
+            ),
+            None => self.null("key_fp"),
+        }
         if let (true, KeyRef::Key(key)) = (show_keys, k) {
             self.str("key", &String::from_utf8_lossy(key.bytes()));
         }

@@ -115,6 +115,51 @@ fn show_keys_adds_the_raw_key() {
     assert_eq!(v["args"]["key"], "abc");
 }
 
+/// A violation whose message names `key` by identity, as the rules write it.
+fn key_violation(key: KeyRef) -> Record {
+    let id = match key {
+        KeyRef::Id(fp) => fp,
+        KeyRef::Key(k) => k.fp,
+    };
+    rec(Body::Violation(Box::new(Violation {
+        rule: Rule::ExitLeak,
+        severity: Severity::Warning,
+        action: Action::Reported,
+        func: None,
+        message: format!("key {id} was exported and never closed"),
+        key: Some(key),
+        backtrace: None,
+    })))
+}
+
+#[test]
+fn violation_names_its_key_by_fingerprint_in_field_and_message() {
+    let key = Key::from_bytes(b"abc");
+    let v = json(key_violation(KeyRef::Key(key)), false);
+    assert_eq!(v["key_fp"], "fp:ba7816bf8f01cfea");
+    assert_eq!(
+        v["message"],
+        "key fp:ba7816bf8f01cfea was exported and never closed"
+    );
+    let mut out = Vec::new();
+    encode(
+        &mut key_violation(KeyRef::Key(key)),
+        Format::Text,
+        true,
+        &mut out,
+    );
+    let line = String::from_utf8(out).unwrap();
+    assert!(
+        line.contains(": key fp:ba7816bf8f01cfea was exported")
+            && line.contains(" key_fp=fp:ba7816bf8f01cfea key=abc"),
+        "{line}"
+    );
+    // Only the identity left: no fingerprint can be made, and none is made up.
+    let v = json(key_violation(KeyRef::Id(key.fp)), true);
+    assert!(v["key_fp"].is_null(), "{v}");
+    assert!(v.get("key").is_none());
+}
+
 #[test]
 fn violation_and_summary() {
     let v = json(

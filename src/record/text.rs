@@ -66,7 +66,10 @@ pub(super) fn record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
                 v.message
             );
             if let Some(k) = &v.key {
-                s.push_str(&format!(" key_fp={}", k.fp()));
+                match k.key_fp() {
+                    Some(fp) => s.push_str(&format!(" key_fp={fp}")),
+                    None => s.push_str(" key_fp=null"),
+                }
                 if let (true, KeyRef::Key(key)) = (show_keys, k) {
                     s.push_str(&format!(" key={}", String::from_utf8_lossy(key.bytes())));
                 }

@@ -1470,7 +1470,7 @@ fn every_record_the_shim_writes_reads_back_the_same() {
     use acl_ipc_guard::rules::{Rule, Severity};
 
     let key = Key::from_bytes(b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
-    let fp = key.fp.to_string();
+    let fp = key.key_fp().to_string();
     let karg = KeyArg::Key(key);
     let ok = |out: Out| Outcome {
         ret: 0,
