@@ -68,6 +68,7 @@ fn args(u: &mut Unstructured) -> Result<Args> {
             key_buf: addr(u)?,
             len: u.arbitrary()?,
             flags: u.int_in_range(0u64..=3)?,
+            key: if u.arbitrary()? { Some(key(u)?) } else { None },
         },
         1 => Args::SetImportPid {
             key: key_arg(u)?,
@@ -204,11 +205,6 @@ fn run(data: &[u8]) -> Result<()> {
             forwarded: u.arbitrary()?,
             out: Out {
                 dev_ptr: u.arbitrary()?,
-                key: if u.arbitrary()? {
-                    Some(key(&mut u)?)
-                } else {
-                    None
-                },
                 pid: u.arbitrary()?,
             },
             dur_ns: u.arbitrary()?,

@@ -36,7 +36,7 @@ pub(super) fn record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
             let mut a = Vec::new();
             json::call_args(args, show_keys, &mut a);
             let mut o = Vec::new();
-            json::call_out(*func, outcome, show_keys, &mut o);
+            json::call_out(args, outcome, show_keys, &mut o);
             format!(
                 "call {} args={} out={} ret={} {} dur_ns={}{}",
                 func.name(),

@@ -267,9 +267,10 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
             dev_ptr,
             size,
             flags,
+            key: Some(key),
             ..
         } => {
-            let Some(key) = outcome.out.key else { return };
+            let key = *key;
             // A new key's index entry is a cache miss: start it before our own tables.
             rt.prefetch_ledger(key.fp);
             {
