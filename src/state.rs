@@ -94,6 +94,10 @@ impl Export {
 struct ExportTable {
     index: FpMap<u32>,
     slots: Vec<Export>,
+    /// Beside each place, the export's key when the caller gave it: records name keys by
+    /// a fingerprint made from the key's bytes, and a violation or `exit.leak` may name
+    /// an open key that is not its call's argument.
+    keys: Vec<Option<Key>>,
     /// Places of closed exports, the last closed on top.
     free: Vec<u32>,
 }
@@ -107,22 +111,24 @@ impl ExportTable {
         self.index.get(fp).map(|&i| &mut self.slots[i as usize])
     }
 
-    fn contains_key(&self, fp: &Fp) -> bool {
-        self.index.contains_key(fp)
-    }
-
-    fn insert(&mut self, fp: Fp, export: Export) {
+    fn insert(&mut self, fp: Fp, export: Export, key: Option<Key>) {
         use std::collections::hash_map::Entry;
         match self.index.entry(fp) {
-            Entry::Occupied(o) => self.slots[*o.get() as usize] = export,
+            Entry::Occupied(o) => {
+                let i = *o.get() as usize;
+                self.slots[i] = export;
+                self.keys[i] = key;
+            }
             Entry::Vacant(v) => {
                 let i = match self.free.pop() {
                     Some(i) => {
                         self.slots[i as usize] = export;
+                        self.keys[i as usize] = key;
                         i
                     }
                     None => {
                         self.slots.push(export);
+                        self.keys.push(key);
                         (self.slots.len() - 1) as u32
                     }
                 };
@@ -134,8 +140,13 @@ impl ExportTable {
     fn remove(&mut self, fp: &Fp) -> Option<Export> {
         let i = self.index.remove(fp)?;
         let e = std::mem::replace(&mut self.slots[i as usize], Export::CLOSED);
+        self.keys[i as usize] = None;
         self.free.push(i);
         Some(e)
+    }
+
+    fn key(&self, fp: &Fp) -> Option<Key> {
+        self.index.get(fp).and_then(|&i| self.keys[i as usize])
     }
 
     fn is_empty(&self) -> bool {
@@ -164,6 +175,8 @@ pub struct Import {
     /// Size of the shared range when the ledger knew it.
     pub size: Option<usize>,
     pub refs: u32,
+    /// The key, when the caller gave it (as `ExportTable::keys`).
+    pub key: Option<Key>,
 }
 
 /// Where an address lies.
@@ -193,8 +206,6 @@ pub struct ProcessState {
     // Spelled out, not as a type alias: cbindgen (the header's generator, which reads every
     // item of the crate) fails on an alias of a two-parameter HashSet.
     closed_imports: HashSet<usize, BuildHasherDefault<AddrHasher>>,
-    /// Raw keys of open exports and imports, for records with `ACL_IPC_GUARD_SHOW_KEYS=1`.
-    raw_keys: FpMap<Key>,
 }
 
 impl ProcessState {
@@ -264,8 +275,16 @@ impl ProcessState {
         self.exports.get(fp)
     }
 
+    /// An export whose key is known by its identity only (records naming it give no
+    /// fingerprint).
     pub fn add_export(&mut self, fp: Fp, export: Export) {
-        self.exports.insert(fp, export);
+        self.exports.insert(fp, export, None);
+        self.keys_changed();
+    }
+
+    /// An export, with its key kept for the records that name it.
+    pub fn add_export_key(&mut self, key: Key, export: Export) {
+        self.exports.insert(key.fp, export, Some(key));
         self.keys_changed();
     }
 
@@ -284,28 +303,15 @@ impl ProcessState {
 
     pub fn remove_export(&mut self, fp: &Fp) -> Option<Export> {
         let e = self.exports.remove(fp);
-        self.forget_key_if_closed(fp);
         self.keys_changed();
         e
     }
 
-    /// Keeps the raw key of an open export or import (records name it with SHOW_KEYS).
-    pub fn remember_key(&mut self, key: Key) {
-        self.raw_keys.insert(key.fp, key);
-    }
-
+    /// The key of an open export or import with identity `fp`, when it was given.
     pub fn raw_key(&self, fp: &Fp) -> Option<Key> {
-        self.raw_keys.get(fp).copied()
-    }
-
-    fn forget_key_if_closed(&mut self, fp: &Fp) {
-        // Raw keys are kept only with ACL_IPC_GUARD_SHOW_KEYS=1 and a log.
-        if self.raw_keys.is_empty() {
-            return;
-        }
-        if !self.exports.contains_key(fp) && !self.imports.contains_key(fp) {
-            self.raw_keys.remove(fp);
-        }
+        self.exports
+            .key(fp)
+            .or_else(|| self.imports.get(fp).and_then(|i| i.key))
     }
 
     /// Open exports whose memory is the allocation starting at `base` (or, for memory the
@@ -326,18 +332,32 @@ impl ProcessState {
         self.imports.get(fp)
     }
 
-    /// Records a successful import; repeated imports of one key count references.
+    /// Records a successful import of a key known by its identity only; repeated imports
+    /// of one key count references.
     pub fn add_import(&mut self, fp: Fp, addr: usize, size: Option<usize>) {
+        self.import_of(fp, None, addr, size);
+    }
+
+    /// Records a successful import, with its key kept for the records that name it.
+    pub fn add_import_key(&mut self, key: Key, addr: usize, size: Option<usize>) {
+        self.import_of(key.fp, Some(key), addr, size);
+    }
+
+    fn import_of(&mut self, fp: Fp, key: Option<Key>, addr: usize, size: Option<usize>) {
         if !self.closed_imports.is_empty() {
             self.closed_imports.remove(&addr);
         }
         self.imports
             .entry(fp)
-            .and_modify(|i| i.refs += 1)
+            .and_modify(|i| {
+                i.refs += 1;
+                i.key = i.key.or(key);
+            })
             .or_insert(Import {
                 addr,
                 size,
                 refs: 1,
+                key,
             });
         self.keys_changed();
     }
@@ -366,7 +386,6 @@ impl ProcessState {
         }
         let addr = o.remove().addr;
         self.closed_imports.insert(addr);
-        self.forget_key_if_closed(fp);
         self.keys_changed();
         true
     }
@@ -616,10 +635,17 @@ mod tests {
         assert!(s.remove_export(&fp(1)).is_some());
         assert_eq!(s.live_exports(), 1);
         let k = Key::from_bytes(b"k");
-        s.remember_key(k);
-        s.add_import(k.fp, 0x5000, None);
+        s.add_import_key(k, 0x5000, None);
         assert_eq!(s.raw_key(&k.fp), Some(k));
         assert!(s.close_import(&k.fp));
         assert_eq!(s.raw_key(&k.fp), None, "forgotten once closed");
+        // An open export's key, until it is closed.
+        let e = Key::from_bytes(b"e");
+        let export = s.export(&fp(2)).cloned().unwrap();
+        s.add_export_key(e, export);
+        assert_eq!(s.raw_key(&e.fp), Some(e));
+        assert_eq!(s.raw_key(&fp(2)), None, "added by identity only");
+        assert!(s.remove_export(&e.fp).is_some());
+        assert_eq!(s.raw_key(&e.fp), None, "forgotten once closed");
     }
 }

@@ -68,6 +68,7 @@ fn args(u: &mut Unstructured) -> Result<Args> {
             key_buf: addr(u)?,
             len: u.arbitrary()?,
             flags: u.int_in_range(0u64..=3)?,
+            key: if u.arbitrary()? { Some(key(u)?) } else { None },
         },
         1 => Args::SetImportPid {
             key: key_arg(u)?,
@@ -132,10 +133,9 @@ fn state(u: &mut Unstructured) -> Result<ProcessState> {
             }
             2 => {
                 let k = key(u)?;
-                s.remember_key(k);
                 let dev_ptr = addr(u)?;
-                s.add_export(
-                    k.fp,
+                s.add_export_key(
+                    k,
                     Export {
                         dev_ptr,
                         size: size(u)?,
@@ -154,10 +154,9 @@ fn state(u: &mut Unstructured) -> Result<ProcessState> {
             }
             5 => {
                 let k = key(u)?;
-                s.remember_key(k);
                 let a = addr(u)?;
                 let sz = if u.arbitrary()? { Some(size(u)?) } else { None };
-                s.add_import(k.fp, a, sz);
+                s.add_import_key(k, a, sz);
             }
             6 => {
                 s.close_import(&key(u)?.fp);
@@ -206,11 +205,6 @@ fn run(data: &[u8]) -> Result<()> {
             forwarded: u.arbitrary()?,
             out: Out {
                 dev_ptr: u.arbitrary()?,
-                key: if u.arbitrary()? {
-                    Some(key(&mut u)?)
-                } else {
-                    None
-                },
                 pid: u.arbitrary()?,
             },
             dur_ns: u.arbitrary()?,

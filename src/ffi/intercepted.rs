@@ -33,15 +33,13 @@ pub unsafe extern "C" fn aclrtIpcMemGetExportKey(
             key_buf: key as usize,
             len,
             flags,
+            // Read after success (`Args::read_export_key`).
+            key: None,
         },
         // SAFETY (each `f(..)` below): the real function, called with the program's own
         // arguments, unchanged.
         |f| unsafe { f(devPtr, size, key, len, flags) },
-        // SAFETY: after success the runtime wrote a NUL-terminated key into `key`.
-        || Out {
-            key: unsafe { raw::key(key) }.key().copied(),
-            ..Out::default()
-        },
+        Out::default,
     )
 }
 

@@ -16,7 +16,7 @@
 //!            its process holds an OFD lock on byte LOCK_BASE + i of the file
 //! live[A]    per attach entry, a robust mutex one thread of its process keeps locked and
 //!            the ticket it speaks for: a fast "alive" without a system call (file.rs)
-//! index[2K]  open addressing by fingerprint, linear probing, no tombstones
+//! index[2K]  open addressing by key identity, linear probing, no tombstones
 //!            (backward-shift deletion); each entry names a slot
 //! free[K]    stack of slots free for reuse
 //! ring[K]    FIFO of finished slots, reclaimed oldest first when needed
@@ -25,10 +25,12 @@
 //! ```
 
 /// The file's name inside the ledger directory (the number is the layout version, so a
-/// job mixing versions keeps two ledgers instead of refusing each other's).
-pub const FILE_NAME: &str = "ledger.v3";
+/// job mixing versions keeps two ledgers instead of refusing each other's). Version 4:
+/// keys are indexed by the shim's own 64-bit identity of a key (`key::Fp`), no longer by
+/// the SHA-256 prefix records show, so a process of an older version must not share it.
+pub const FILE_NAME: &str = "ledger.v4";
 pub const MAGIC: [u8; 8] = *b"AIGLEDGR";
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Keys the ledger holds by default (`ACL_IPC_GUARD_LEDGER_KEYS` changes it for a new
 /// ledger file).
 pub const DEFAULT_KEYS: usize = 65_536;

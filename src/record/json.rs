@@ -72,8 +72,13 @@ impl<'a> Obj<'a> {
 
     /// `key_fp` (and `key` with show_keys) for a key reference.
     fn key_ref(&mut self, k: &KeyRef, show_keys: bool) {
-        let fp = k.fp().to_buf();
-        self.str("key_fp", std::str::from_utf8(&fp).unwrap_or_default());
+        match k.key_fp() {
+            Some(fp) => self.str(
+                "key_fp",
+                std::str::from_utf8(&fp.to_buf()).unwrap_or_default(),
+            ),
+            None => self.null("key_fp"),
+        }
         if let (true, KeyRef::Key(key)) = (show_keys, k) {
             self.str("key", &String::from_utf8_lossy(key.bytes()));
         }
@@ -161,7 +166,7 @@ pub(super) fn record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
         } => {
             o.str("fn", func.name());
             o.raw("args", |b| call_args(args, show_keys, b));
-            o.raw("out", |b| call_out(*func, outcome, show_keys, b));
+            o.raw("out", |b| call_out(args, outcome, show_keys, b));
             o.int("ret", outcome.ret);
             o.bool("forwarded", outcome.forwarded);
             o.int("dur_ns", outcome.dur_ns);
@@ -226,6 +231,7 @@ pub(super) fn call_args(args: &Args, show_keys: bool, out: &mut Vec<u8>) {
             key_buf,
             len,
             flags,
+            key: _,
         } => {
             o.ptr("devPtr", *dev_ptr);
             o.int("size", *size);
@@ -312,13 +318,14 @@ pub(super) fn call_args(args: &Args, show_keys: bool, out: &mut Vec<u8>) {
     o.close();
 }
 
-pub(super) fn call_out(_func: Func, outcome: &Outcome, show_keys: bool, out: &mut Vec<u8>) {
+/// `out`: the values a successful call wrote (an export's key from its arguments).
+pub(super) fn call_out(args: &Args, outcome: &Outcome, show_keys: bool, out: &mut Vec<u8>) {
     let mut o = Obj::open(out);
     if outcome.ret == 0 {
         if let Some(p) = outcome.out.dev_ptr {
             o.ptr("devPtr", p);
         }
-        if let Some(k) = &outcome.out.key {
+        if let Args::GetExportKey { key: Some(k), .. } = args {
             o.key_ref(&KeyRef::Key(*k), show_keys);
         }
         if let Some(p) = outcome.out.pid {

@@ -18,7 +18,7 @@ pub(crate) use writer::{stderr_line, Log};
 
 use crate::call::{Args, Func, Outcome};
 use crate::config::{Format, Mode};
-use crate::key::{Fp, Key};
+use crate::key::{Fp, Key, KeyFp};
 use crate::rules::{Rule, Severity};
 
 /// What was done about a violation.
@@ -56,19 +56,23 @@ impl Action {
     }
 }
 
-/// A key as a record names it: always by fingerprint, with the raw bytes kept only where
-/// the shim has them (written only with `ACL_IPC_GUARD_SHOW_KEYS=1`).
+/// A key as a record names it: by its fingerprint, which the encoder computes from the
+/// key's bytes (the raw bytes are written too only with `ACL_IPC_GUARD_SHOW_KEYS=1`).
+/// `Id`: only the key's identity was left (another thread closed the key between the
+/// check that found it and the record), from which no fingerprint can be made: `key_fp`
+/// is then null.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyRef {
-    Fp(Fp),
+    Id(Fp),
     Key(Key),
 }
 
 impl KeyRef {
-    pub fn fp(&self) -> Fp {
+    /// The recorded fingerprint (a SHA-256 prefix, computed here: for encoders only).
+    pub fn key_fp(&self) -> Option<KeyFp> {
         match self {
-            KeyRef::Fp(fp) => *fp,
-            KeyRef::Key(k) => k.fp,
+            KeyRef::Id(_) => None,
+            KeyRef::Key(k) => Some(k.key_fp()),
         }
     }
 }
@@ -148,6 +152,13 @@ pub struct Record {
 /// Appends `rec` as one line (ending in `\n`) to `out`: JSON (one object per line, fixed
 /// field order) or text (one line for people); both carry the same facts.
 pub fn encode(rec: &mut Record, format: Format, show_keys: bool, out: &mut Vec<u8>) {
+    // A violation's message names keys by identity (made on the calling thread, where no
+    // fingerprint is computed): the key's fingerprint goes in its place here.
+    if let Body::Violation(v) = &mut rec.body {
+        if let Some(KeyRef::Key(k)) = v.key {
+            k.name_in(&mut v.message);
+        }
+    }
     match format {
         Format::Json => json::record(rec, show_keys, out),
         Format::Text => text::record(rec, show_keys, out),

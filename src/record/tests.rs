@@ -61,14 +61,12 @@ fn call_record_fields() {
                 key_buf: 0x2000,
                 len: 65,
                 flags: 1,
+                key: Some(key),
             },
             outcome: Outcome {
                 ret: 0,
                 forwarded: true,
-                out: Out {
-                    key: Some(key),
-                    ..Out::default()
-                },
+                out: Out::default(),
                 dur_ns: 77,
                 untracked: false,
             },
@@ -87,6 +85,10 @@ fn call_record_fields() {
     assert_eq!(v["args"]["flags"], 1);
     assert_eq!(v["out"]["key_fp"], "fp:ba7816bf8f01cfea");
     assert!(v["out"].get("key").is_none(), "raw keys only when asked");
+    assert!(
+        v["args"].get("key_fp").is_none(),
+        "the written key is an out-value"
+    );
     assert_eq!(v["ret"], 0);
     assert_eq!(v["forwarded"], true);
     assert_eq!(v["dur_ns"], 77);
@@ -113,6 +115,51 @@ fn show_keys_adds_the_raw_key() {
     );
     assert_eq!(v["args"]["key_fp"], "fp:ba7816bf8f01cfea");
     assert_eq!(v["args"]["key"], "abc");
+}
+
+/// A violation whose message names `key` by identity, as the rules write it.
+fn key_violation(key: KeyRef) -> Record {
+    let id = match key {
+        KeyRef::Id(fp) => fp,
+        KeyRef::Key(k) => k.fp,
+    };
+    rec(Body::Violation(Box::new(Violation {
+        rule: Rule::ExitLeak,
+        severity: Severity::Warning,
+        action: Action::Reported,
+        func: None,
+        message: format!("key {id} was exported and never closed"),
+        key: Some(key),
+        backtrace: None,
+    })))
+}
+
+#[test]
+fn violation_names_its_key_by_fingerprint_in_field_and_message() {
+    let key = Key::from_bytes(b"abc");
+    let v = json(key_violation(KeyRef::Key(key)), false);
+    assert_eq!(v["key_fp"], "fp:ba7816bf8f01cfea");
+    assert_eq!(
+        v["message"],
+        "key fp:ba7816bf8f01cfea was exported and never closed"
+    );
+    let mut out = Vec::new();
+    encode(
+        &mut key_violation(KeyRef::Key(key)),
+        Format::Text,
+        true,
+        &mut out,
+    );
+    let line = String::from_utf8(out).unwrap();
+    assert!(
+        line.contains(": key fp:ba7816bf8f01cfea was exported")
+            && line.contains(" key_fp=fp:ba7816bf8f01cfea key=abc"),
+        "{line}"
+    );
+    // Only the identity left: no fingerprint can be made, and none is made up.
+    let v = json(key_violation(KeyRef::Id(key.fp)), true);
+    assert!(v["key_fp"].is_null(), "{v}");
+    assert!(v.get("key").is_none());
 }
 
 #[test]
@@ -259,4 +306,15 @@ fn text_is_one_line() {
     assert!(s.starts_with(
         "[acl-ipc-guard] 2026-11-23T21:07:05.123456Z pid=42 tid=43 seq=3 ERROR two lines"
     ));
+}
+
+#[test]
+fn a_queued_record_stays_within_three_cache_lines() {
+    // The calling thread takes back each line of a queued record from the writer thread
+    // that last read it: the export's key lives in its arguments, not in the out-values.
+    assert!(
+        std::mem::size_of::<Record>() <= 192,
+        "{} bytes",
+        std::mem::size_of::<Record>()
+    );
 }

@@ -36,7 +36,7 @@ pub(super) fn record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
             let mut a = Vec::new();
             json::call_args(args, show_keys, &mut a);
             let mut o = Vec::new();
-            json::call_out(*func, outcome, show_keys, &mut o);
+            json::call_out(args, outcome, show_keys, &mut o);
             format!(
                 "call {} args={} out={} ret={} {} dur_ns={}{}",
                 func.name(),
@@ -66,7 +66,10 @@ pub(super) fn record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
                 v.message
             );
             if let Some(k) = &v.key {
-                s.push_str(&format!(" key_fp={}", k.fp()));
+                match k.key_fp() {
+                    Some(fp) => s.push_str(&format!(" key_fp={fp}")),
+                    None => s.push_str(" key_fp=null"),
+                }
                 if let (true, KeyRef::Key(key)) = (show_keys, k) {
                     s.push_str(&format!(" key={}", String::from_utf8_lossy(key.bytes())));
                 }

@@ -83,6 +83,7 @@ pub fn check_before(
             key_buf,
             len,
             flags,
+            ..
         } => export::check(&mut f, state, *dev_ptr, *size, *key_buf, *len, *flags),
         Args::SetImportPid {
             key,

@@ -29,6 +29,7 @@ fn exp(dev_ptr: usize, size: usize, len: usize, flags: u64) -> Args {
         key_buf: 0x5000,
         len,
         flags,
+        key: None,
     }
 }
 
@@ -83,7 +84,8 @@ fn export_rules() {
                 size: 1,
                 key_buf: 0,
                 len: 65,
-                flags: 0
+                flags: 0,
+                key: None,
             },
             &s,
             &none

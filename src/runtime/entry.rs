@@ -202,8 +202,11 @@ fn checked_call<F: RealFn>(
         let t1 = t0.map(|t0| (t0, now_ns()));
         let dur_ns = t1.map_or(0, |(t0, t1)| t1.saturating_sub(t0) as u64);
         let out = if ret == codes::ACL_SUCCESS {
-            // SAFETY: the runtime read the pid arrays and accepted them.
-            unsafe { args.read_pid_lists() };
+            // SAFETY: the runtime accepted the call: it read the pid arrays, wrote the key.
+            unsafe {
+                args.read_pid_lists();
+                args.read_export_key();
+            }
             read_out()
         } else {
             Out::default()

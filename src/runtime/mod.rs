@@ -180,10 +180,10 @@ impl Runtime {
         self.log.benign_for_checker();
         // sha2 detects the CPU's SHA extensions on its first use and caches the answer in
         // a private relaxed atomic (crate cpufeatures), which helgrind takes for a race
-        // between the first key's thread and the next. Detected here instead, before the
-        // runtime is published, it happens before every later use.
+        // between the first thread that encodes a key's record and the next. Detected
+        // here instead, before the runtime is published, it happens before every later use.
         #[cfg(feature = "checker-annotations")]
-        let _ = Fp::of(b"");
+        let _ = crate::key::KeyFp::of(b"");
     }
 
     /// The runtime if some call has initialised it.
@@ -365,15 +365,8 @@ impl Runtime {
 
     // ------------------------------------------------------------ records
 
-    /// Whether the state keeps the raw bytes of open keys: only records written with
-    /// `ACL_IPC_GUARD_SHOW_KEYS=1` name them. Otherwise an export would pay for a second
-    /// hash table entry (insert and remove) that nothing reads, a cache miss or two per
-    /// call once thousands of keys are open.
-    pub(crate) fn keeps_raw_keys(&self) -> bool {
-        self.config.show_keys && self.log.enabled()
-    }
-
-    /// A record's reference to a key: with its raw bytes where the shim has them.
+    /// A record's reference to a key: the call's key, or an open key of this process (the
+    /// state keeps their bytes), from which the encoder makes its fingerprint.
     fn key_ref(&self, fp: Fp, arg: Option<Key>) -> KeyRef {
         match arg {
             Some(k) if k.fp == fp => KeyRef::Key(k),
@@ -381,7 +374,7 @@ impl Runtime {
                 .state
                 .lock()
                 .raw_key(&fp)
-                .map_or(KeyRef::Fp(fp), KeyRef::Key),
+                .map_or(KeyRef::Id(fp), KeyRef::Key),
         }
     }
 

@@ -275,9 +275,10 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
             dev_ptr,
             size,
             flags,
+            key: Some(key),
             ..
         } => {
-            let Some(key) = outcome.out.key else { return };
+            let key = *key;
             // A new key's index entry is a cache miss: start it before our own tables.
             rt.prefetch_ledger(key.fp);
             {
@@ -286,11 +287,8 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
                     Region::Allocated { base, .. } => Some(base),
                     _ => None,
                 };
-                if rt.keeps_raw_keys() {
-                    s.remember_key(key);
-                }
-                s.add_export(
-                    key.fp,
+                s.add_export_key(
+                    key,
                     Export {
                         dev_ptr: *dev_ptr,
                         size: *size,
@@ -328,10 +326,7 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
                     .or_else(|| rt.with_ledger(|l| l.export_size(lfp(k.fp))).flatten())
                     .map(|s| s as usize);
                 let mut s = rt.state.lock();
-                if rt.keeps_raw_keys() {
-                    s.remember_key(*k);
-                }
-                s.add_import(k.fp, addr, size);
+                s.add_import_key(*k, addr, size);
                 drop(s);
                 rt.with_ledger(|l| l.record_import(lfp(k.fp)));
             }

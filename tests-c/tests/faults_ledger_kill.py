@@ -25,7 +25,7 @@ TID_MASK = 0x3FFFFFFF
 
 hammer_work = Workdir()
 atexit.register(hammer_work.cleanup)
-ledger_file = os.path.join(hammer_work.ledger, "ledger.v3")
+ledger_file = os.path.join(hammer_work.ledger, "ledger.v4")
 
 
 def lock_word():

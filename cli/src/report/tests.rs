@@ -1470,7 +1470,7 @@ fn every_record_the_shim_writes_reads_back_the_same() {
     use acl_ipc_guard::rules::{Rule, Severity};
 
     let key = Key::from_bytes(b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
-    let fp = key.fp.to_string();
+    let fp = key.key_fp().to_string();
     let karg = KeyArg::Key(key);
     let ok = |out: Out| Outcome {
         ret: 0,
@@ -1516,11 +1516,9 @@ fn every_record_the_shim_writes_reads_back_the_same() {
                 key_buf: 0x7000,
                 len: 65,
                 flags: 1,
-            },
-            Out {
                 key: Some(key),
-                ..Out::default()
             },
+            Out::default(),
         ),
         (
             Func::SetImportPid,
@@ -1720,13 +1718,11 @@ fn every_record_the_shim_writes_reads_back_the_same() {
                 key_buf: 1,
                 len: 65,
                 flags: 0,
+                key: Some(key),
             },
             outcome: Outcome {
                 untracked: true,
-                ..ok(Out {
-                    key: Some(key),
-                    ..Out::default()
-                })
+                ..ok(Out::default())
             },
         },
         21,
