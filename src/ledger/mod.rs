@@ -642,6 +642,16 @@ impl Ledger {
         Ok(())
     }
 
+    /// Tells helgrind (`checker-annotations` builds) that the handle's own words read
+    /// without the ledger's lock are benign races: `keep_liveness`'s first look at
+    /// `detached`, `slot` and `ticket` is a hint, decided again under the lock. Call it
+    /// once the handle is in its final place (its `Arc`), before another thread sees it.
+    pub fn annotate_for_checkers(&self) {
+        crate::valgrind::benign_atomic(&self.detached);
+        crate::valgrind::benign_atomic(&self.slot);
+        crate::valgrind::benign_atomic(&self.ticket);
+    }
+
     /// At process exit: deregisters this process, forgets attached processes that died,
     /// and removes the file when no other live process is attached or named by a key
     /// (this one counts as gone). The ledger stays usable: a later operation reopens a

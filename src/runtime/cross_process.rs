@@ -64,6 +64,7 @@ impl Runtime {
             *link = match Ledger::open(dir, me, self.config.ledger_keys) {
                 Ok(l) => {
                     let l = Arc::new(l);
+                    l.annotate_for_checkers();
                     // The release store publishes the handle; helgrind is told so.
                     crate::valgrind::happens_before(&self.ledger_open);
                     self.ledger_open
