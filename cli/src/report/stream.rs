@@ -25,15 +25,16 @@ use super::parse::{self, Body, Line, Rec};
 use super::processes::{self, Identifier, ProcKey};
 use super::recheck::{self, Sweep};
 use super::render;
+use super::spill;
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TrySendError};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// One log given: a path, or standard input spooled to an unlinked file (it is read twice).
@@ -259,8 +260,10 @@ struct Acc {
     /// The next `seq` expected.
     expect: u64,
     gaps: Vec<(u64, u64)>,
-    /// Each address its `aclrtFree` records name, with the `seq` of the last.
-    last_free: BTreeMap<u64, u64>,
+    /// Its number in its file: its freed addresses are `Census::frees`'s keys under it.
+    local: u64,
+    /// It frees some address.
+    frees: bool,
 }
 
 /// What the first reading found in one file.
@@ -273,7 +276,13 @@ struct Census {
     logged: HashSet<(String, ProcKey, Option<String>)>,
     logged_free: HashSet<ProcKey>,
     untracked: BTreeSet<String>,
-    pending: recheck::PendingMap,
+    /// How many records name each fingerprint (its hash), as sorted runs on disk.
+    pending: Vec<File>,
+    /// Each process's freed addresses with the `seq` of the last free of each: `None` when
+    /// the file's processes free nothing.
+    frees: Option<Arc<spill::Table>>,
+    /// A temporary file could not be written.
+    spill_failed: bool,
     ledger_error: bool,
     /// A process's `seq` repeats, or the file's records go back in time further than
     /// `MAX_LAG_US`: the streaming report cannot promise the in-memory one's answer.
@@ -317,6 +326,8 @@ fn census(fi: usize, log: &Log) -> Census {
     let mut spans: FastMap<i64, (i64, i64)> = FastMap::default();
     // Per pid: the last (ts, seq, not a start) its records had in this file.
     let mut by_pid: FastMap<i64, (i64, u64, bool)> = FastMap::default();
+    let mut pending = spill::Builder::new(spill::sum);
+    let mut frees = spill::Builder::new(spill::max);
     loop {
         match lines.next() {
             Ok(true) => {}
@@ -387,7 +398,7 @@ fn census(fi: usize, log: &Log) -> Census {
         }
         latest = latest.max(r.ts_us);
         for fp in recheck::named_fps(&r).into_iter().flatten() {
-            c.pending.add(recheck::fp_hash(fp), 1);
+            pending.add(recheck::Pending::key(recheck::fp_hash(fp)), 1);
         }
         match &r.body {
             Body::Violation(v) => {
@@ -405,16 +416,19 @@ fn census(fi: usize, log: &Log) -> Census {
             _ => {}
         }
         c.ledger_error |= recheck::is_ledger_error(&r);
+        let local = c.procs.len() as u64;
         let acc = c.procs.entry(key.clone()).or_insert_with(|| Acc {
             proc: processes::new_process(&key, &r),
             first: (key.clone(), r.clone()),
             expect: if key.started { 1 } else { r.seq },
             gaps: Vec::new(),
-            last_free: BTreeMap::new(),
+            local,
+            frees: false,
         });
         if let Body::Call(call) = &r.body {
             if let Some(a) = call.dev_ptr.filter(|_| call.func == "aclrtFree") {
-                acc.last_free.insert(a, r.seq);
+                frees.add(recheck::free_key(acc.local, a), r.seq);
+                acc.frees = true;
             }
         }
         processes::account(&mut acc.proc, &r, &log.name);
@@ -429,6 +443,20 @@ fn census(fi: usize, log: &Log) -> Census {
     }
     c.len = lines.bytes;
     c.info = Some(info);
+    // The file's freed addresses into one table now; its counts are merged with the other
+    // files' once all are read.
+    let tables = (|| -> io::Result<_> {
+        let frees = if frees.is_empty() {
+            None
+        } else {
+            Some(Arc::new(spill::Table::merge(frees.into_runs()?, spill::max)?))
+        };
+        Ok((pending.into_runs()?, frees))
+    })();
+    match tables {
+        Ok((pending, frees)) => (c.pending, c.frees) = (pending, frees),
+        Err(_) => c.spill_failed = true,
+    }
     c
 }
 
@@ -754,9 +782,15 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let mut logged_k = HashSet::new();
     let mut logged_free_k = HashSet::new();
     let mut untracked = BTreeSet::new();
-    let mut pending = recheck::PendingMap::default();
+    let mut pending: Vec<File> = Vec::new();
+    // Per process found: its file's table of freed addresses.
+    let mut file_frees: FastMap<ProcKey, Arc<spill::Table>> = FastMap::default();
     let mut ledger_error = false;
     for (i, c) in found {
+        if c.spill_failed {
+            tracing::info!("no room for the report's temporary files; reading the logs into memory");
+            return None;
+        }
         if c.unordered {
             tracing::info!(
                 "{}: not in time order; reading the logs into memory",
@@ -774,18 +808,15 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
                 tracing::info!("a process in several files; reading the logs into memory");
                 return None;
             }
+            if let (true, Some(t)) = (acc.frees, &c.frees) {
+                file_frees.insert(acc.first.0.clone(), t.clone());
+            }
             accs.push(acc);
         }
         logged_k.extend(c.logged);
         logged_free_k.extend(c.logged_free);
         untracked.extend(c.untracked);
-        if pending.is_empty() {
-            pending = c.pending;
-        } else {
-            for (h, n) in c.pending.iter() {
-                pending.add(h, n);
-            }
-        }
+        pending.extend(c.pending);
         ledger_error |= c.ledger_error;
     }
     skipped.sort_by(|a: &Skipped, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
@@ -814,9 +845,9 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let first_ts: Vec<String> = accs.iter().map(|a| a.first.1.ts.to_string()).collect();
     let mut gaps = Vec::new();
     let mut procs: Vec<Process> = Vec::with_capacity(accs.len());
-    let mut last_free = Vec::with_capacity(accs.len());
-    for (i, mut a) in accs.into_iter().enumerate() {
-        last_free.push(std::mem::take(&mut a.last_free));
+    let mut last_free: Vec<recheck::Frees> = Vec::with_capacity(accs.len());
+    for (i, a) in accs.into_iter().enumerate() {
+        last_free.push(file_frees.remove(&a.first.0).map(|t| (t, a.local)));
         for (from, to) in a.gaps {
             gaps.push(Gap {
                 process: i,
@@ -836,6 +867,8 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let logged_free = logged_free_k.into_iter().map(|k| index[&k]).collect();
     let shared = !ledger_error && recheck::shared_ledger(&procs);
     let records: usize = procs.iter().map(|p| p.records).sum();
+    // The counts of all files in one table on disk.
+    let pending = recheck::Pending::new(spill::Table::merge(pending, spill::sum).ok()?);
     super::analyze::say_ordering(&procs, 0, gaps.len(), t);
 
     // The merge and the sweep; finished keys go to the spill file.
@@ -952,8 +985,8 @@ type SweepArgs = (
     Vec<Option<usize>>,
     recheck::Logged,
     bool,
-    recheck::PendingMap,
-    Vec<BTreeMap<u64, u64>>,
+    recheck::Pending,
+    Vec<recheck::Frees>,
 );
 
 /// The merge of the files' records into one time order, through the re-check's sweep;
