@@ -307,7 +307,9 @@ impl<'a> Sweep<'a> {
             return false;
         };
         let swept = self.swept[p];
-        table.any_in(free_key(*local, from), free_key(*local, to), |seq| seq > swept)
+        table.any_in(free_key(*local, from), free_key(*local, to), |seq| {
+            seq > swept
+        })
     }
 
     /// What is left when the logs end: the keys not finished (by fingerprint), the

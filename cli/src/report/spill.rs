@@ -35,8 +35,13 @@ pub fn max(a: u64, b: u64) -> u64 {
 /// A key and its value as a run or a table holds them.
 const ENTRY: usize = 24;
 
-/// Distinct keys a builder holds before it writes them out (about 1.5 MiB of map).
-const RUN_ENTRIES: usize = 1 << 15;
+/// Distinct keys a builder holds before it writes them out (a map of about 270 KiB: the
+/// census has two builders on each of its two threads).
+const RUN_ENTRIES: usize = 1 << 12;
+
+/// Runs merged at once (a read buffer and an open file each); more are merged in groups
+/// of this many first.
+const FAN_IN: usize = 32;
 
 /// Entries per block of a table: what one look-up reads.
 const BLOCK: usize = 32;
@@ -146,7 +151,15 @@ pub struct Table {
 
 impl Table {
     /// The runs merged into one table, the values of a key combined.
-    pub fn merge(runs: Vec<File>, combine: Combine) -> io::Result<Table> {
+    pub fn merge(mut runs: Vec<File>, combine: Combine) -> io::Result<Table> {
+        while runs.len() > FAN_IN {
+            let mut grouped = Vec::with_capacity(runs.len() / FAN_IN + 1);
+            while !runs.is_empty() {
+                let group: Vec<File> = runs.drain(..FAN_IN.min(runs.len())).collect();
+                grouped.push(Table::merge(group, combine)?.into_run()?);
+            }
+            runs = grouped;
+        }
         if runs.is_empty() {
             return Ok(Table {
                 file: None,
@@ -191,6 +204,16 @@ impl Table {
         Ok(t)
     }
 
+    /// The table's entries as one run, to merge with others.
+    fn into_run(self) -> io::Result<File> {
+        let mut f = match self.file {
+            Some(f) => f,
+            None => temp_file()?,
+        };
+        f.seek(SeekFrom::Start(0))?;
+        Ok(f)
+    }
+
     fn push(&mut self, w: &mut impl Write, k: u128, v: u64) -> io::Result<()> {
         if self.len % BLOCK == 0 {
             self.index.push(k);
@@ -209,7 +232,9 @@ impl Table {
 
     /// The block that would hold key `k`.
     fn block_of(&self, k: u128) -> Option<usize> {
-        self.index.partition_point(|&first| first <= k).checked_sub(1)
+        self.index
+            .partition_point(|&first| first <= k)
+            .checked_sub(1)
     }
 
     /// The value of key `k`; `None` when it has none (or the table cannot be read).
@@ -218,7 +243,10 @@ impl Table {
         let mut buf = [0u8; BLOCK * ENTRY];
         let n = self.block(b, &mut buf).ok()?;
         let entries = buf[..n * ENTRY].chunks_exact(ENTRY).map(decode);
-        entries.take_while(|e| e.0 <= k).find(|e| e.0 == k).map(|e| e.1)
+        entries
+            .take_while(|e| e.0 <= k)
+            .find(|e| e.0 == k)
+            .map(|e| e.1)
     }
 
     /// Whether some key in `from..=to` has a value `pred` accepts. A table that cannot be
@@ -252,6 +280,7 @@ mod tests {
     /// A builder that writes a run every few keys, merged: the same answers as a map.
     #[test]
     fn a_table_answers_as_a_map_through_runs_and_blocks() {
+        // Up to 500 runs: merged in groups first.
         for cap in [1, 3, 7, 1000] {
             let mut b = Builder::with_cap(sum, cap);
             let mut m = BTreeMap::new();
@@ -288,7 +317,11 @@ mod tests {
                 for (from, to) in [(w[0], w[0]), (w[0], w[2]), (w[0] + 1, w[2] - 1), (0, w[1])] {
                     for min in [0u64, 20, 36, 40] {
                         let want = m2.range(from..=to).any(|(_, &v)| v >= min);
-                        assert_eq!(t2.any_in(from, to, |v| v >= min), want, "{from:#x}..={to:#x} >= {min}");
+                        assert_eq!(
+                            t2.any_in(from, to, |v| v >= min),
+                            want,
+                            "{from:#x}..={to:#x} >= {min}"
+                        );
                     }
                 }
             }

@@ -449,7 +449,10 @@ fn census(fi: usize, log: &Log) -> Census {
         let frees = if frees.is_empty() {
             None
         } else {
-            Some(Arc::new(spill::Table::merge(frees.into_runs()?, spill::max)?))
+            Some(Arc::new(spill::Table::merge(
+                frees.into_runs()?,
+                spill::max,
+            )?))
         };
         Ok((pending.into_runs()?, frees))
     })();
@@ -788,7 +791,9 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let mut ledger_error = false;
     for (i, c) in found {
         if c.spill_failed {
-            tracing::info!("no room for the report's temporary files; reading the logs into memory");
+            tracing::info!(
+                "no room for the report's temporary files; reading the logs into memory"
+            );
             return None;
         }
         if c.unordered {
