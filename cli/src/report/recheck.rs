@@ -171,13 +171,18 @@ impl Pending {
 }
 
 /// Streaming: the addresses one process frees, each with the `seq` of its last free, in a
-/// table shared by the processes of its file (keyed by the process's number in its file
-/// and the address). `None`: the process frees nothing the logs show.
+/// table of the whole job, under the process's own prefix (its file's number and its
+/// number in that file). `None`: the process frees nothing the logs show.
 pub type Frees = Option<(std::sync::Arc<spill::Table>, u64)>;
 
-/// The key of process `local`'s address `a` in a table of [`Frees`].
-pub fn free_key(local: u64, a: u64) -> u128 {
-    u128::from(local) << 64 | u128::from(a)
+/// The prefix of process `local` of file `file` in the table of [`Frees`].
+pub fn free_prefix(file: usize, local: u64) -> u64 {
+    (file as u64) << 32 | (local & 0xffff_ffff)
+}
+
+/// The key of address `a` of the process of `prefix` in the table of [`Frees`].
+pub fn free_key(prefix: u64, a: u64) -> u128 {
+    u128::from(prefix) << 64 | u128::from(a)
 }
 
 /// The fingerprints a record names (a call's `args.key_fp` and `out.key_fp`, a violation's

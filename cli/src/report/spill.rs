@@ -86,10 +86,6 @@ impl Builder {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.mem.is_empty() && self.runs.is_empty()
-    }
-
     fn spill(&mut self) -> io::Result<()> {
         let mut all: Vec<(u128, u64)> = self.mem.drain().collect();
         all.sort_unstable_by_key(|e| e.0);
@@ -102,7 +98,24 @@ impl Builder {
         self.runs.push(f);
         // The map's room goes back too: the next run starts small.
         self.mem = FastMap::default();
+        // A file open per run: many become one (a file of thousands of keys per process,
+        // thousands of files, must stay far below the limit of open files).
+        if self.runs.len() >= FAN_IN {
+            let runs = std::mem::take(&mut self.runs);
+            self.runs
+                .push(Table::merge(runs, self.combine)?.into_run()?);
+        }
         Ok(())
+    }
+
+    /// Everything added as one sorted run (`None` when nothing was).
+    pub fn into_run(self) -> io::Result<Option<File>> {
+        let combine = self.combine;
+        let mut runs = self.into_runs()?;
+        if runs.len() > 1 {
+            return Ok(Some(Table::merge(runs, combine)?.into_run()?));
+        }
+        Ok(runs.pop())
     }
 
     /// The sorted runs of everything added (none when nothing was).

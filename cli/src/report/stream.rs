@@ -276,11 +276,11 @@ struct Census {
     logged: HashSet<(String, ProcKey, Option<String>)>,
     logged_free: HashSet<ProcKey>,
     untracked: BTreeSet<String>,
-    /// How many records name each fingerprint (its hash), as sorted runs on disk.
-    pending: Vec<File>,
-    /// Each process's freed addresses with the `seq` of the last free of each: `None` when
-    /// the file's processes free nothing.
-    frees: Option<Arc<spill::Table>>,
+    /// How many records name each fingerprint (its hash), as a sorted run on disk.
+    pending: Option<File>,
+    /// Each process's freed addresses with the `seq` of the last free of each, as a sorted
+    /// run on disk (see [`recheck::free_prefix`]).
+    frees: Option<File>,
     /// A temporary file could not be written.
     spill_failed: bool,
     ledger_error: bool,
@@ -427,7 +427,10 @@ fn census(fi: usize, log: &Log) -> Census {
         });
         if let Body::Call(call) = &r.body {
             if let Some(a) = call.dev_ptr.filter(|_| call.func == "aclrtFree") {
-                frees.add(recheck::free_key(acc.local, a), r.seq);
+                frees.add(
+                    recheck::free_key(recheck::free_prefix(fi, acc.local), a),
+                    r.seq,
+                );
                 acc.frees = true;
             }
         }
@@ -443,19 +446,9 @@ fn census(fi: usize, log: &Log) -> Census {
     }
     c.len = lines.bytes;
     c.info = Some(info);
-    // The file's freed addresses into one table now; its counts are merged with the other
-    // files' once all are read.
-    let tables = (|| -> io::Result<_> {
-        let frees = if frees.is_empty() {
-            None
-        } else {
-            Some(Arc::new(spill::Table::merge(
-                frees.into_runs()?,
-                spill::max,
-            )?))
-        };
-        Ok((pending.into_runs()?, frees))
-    })();
+    // One run of each for the file (one open file each), merged with the other files'
+    // once all are read.
+    let tables = (|| -> io::Result<_> { Ok((pending.into_run()?, frees.into_run()?)) })();
     match tables {
         Ok((pending, frees)) => (c.pending, c.frees) = (pending, frees),
         Err(_) => c.spill_failed = true,
@@ -786,8 +779,9 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let mut logged_free_k = HashSet::new();
     let mut untracked = BTreeSet::new();
     let mut pending: Vec<File> = Vec::new();
-    // Per process found: its file's table of freed addresses.
-    let mut file_frees: FastMap<ProcKey, Arc<spill::Table>> = FastMap::default();
+    let mut frees: Vec<File> = Vec::new();
+    // Per process found that frees some address: its prefix in the table of freed addresses.
+    let mut freeing: FastMap<ProcKey, u64> = FastMap::default();
     let mut ledger_error = false;
     for (i, c) in found {
         if c.spill_failed {
@@ -813,8 +807,8 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
                 tracing::info!("a process in several files; reading the logs into memory");
                 return None;
             }
-            if let (true, Some(t)) = (acc.frees, &c.frees) {
-                file_frees.insert(acc.first.0.clone(), t.clone());
+            if acc.frees {
+                freeing.insert(acc.first.0.clone(), recheck::free_prefix(i, acc.local));
             }
             accs.push(acc);
         }
@@ -822,6 +816,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         logged_free_k.extend(c.logged_free);
         untracked.extend(c.untracked);
         pending.extend(c.pending);
+        frees.extend(c.frees);
         ledger_error |= c.ledger_error;
     }
     skipped.sort_by(|a: &Skipped, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
@@ -850,9 +845,11 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let first_ts: Vec<String> = accs.iter().map(|a| a.first.1.ts.to_string()).collect();
     let mut gaps = Vec::new();
     let mut procs: Vec<Process> = Vec::with_capacity(accs.len());
+    // The freed addresses of all files in one table on disk.
+    let frees = Arc::new(spill::Table::merge(frees, spill::max).ok()?);
     let mut last_free: Vec<recheck::Frees> = Vec::with_capacity(accs.len());
     for (i, a) in accs.into_iter().enumerate() {
-        last_free.push(file_frees.remove(&a.first.0).map(|t| (t, a.local)));
+        last_free.push(freeing.remove(&a.first.0).map(|p| (frees.clone(), p)));
         for (from, to) in a.gaps {
             gaps.push(Gap {
                 process: i,
