@@ -154,9 +154,13 @@ impl Pending {
         let n = match self.live.get_mut(&h) {
             Some(n) => n,
             None => {
-                // A hash the first reading never counted (a file that changed since) stays at 0.
-                let Some(total) = self.table.get(Self::key(h)) else {
-                    return;
+                // A hash the first reading never counted (a file that changed since) stays
+                // at 0; a table that cannot be read keeps the key to the end (late, never
+                // cut short).
+                let total = match self.table.get(Self::key(h)) {
+                    Ok(Some(total)) => total,
+                    Ok(None) => return,
+                    Err(_) => u64::MAX,
                 };
                 self.live
                     .entry(h)
@@ -308,11 +312,11 @@ impl<'a> Sweep<'a> {
         let Some(frees) = self.last_free.get(p) else {
             return true;
         };
-        let Some((table, local)) = frees else {
+        let Some((table, prefix)) = frees else {
             return false;
         };
         let swept = self.swept[p];
-        table.any_in(free_key(*local, from), free_key(*local, to), |seq| {
+        table.any_in(free_key(*prefix, from), free_key(*prefix, to), |seq| {
             seq > swept
         })
     }
@@ -453,7 +457,8 @@ impl<'a> Sweep<'a> {
         if let (Some(_), Body::Call(c)) = (&self.pending, &r.body) {
             if let Some(a) = c.dev_ptr.filter(|_| c.func == "aclrtFree") {
                 let last = match self.last_free.get(p) {
-                    Some(Some((table, local))) => table.get(free_key(*local, a)),
+                    // Unreadable: no last free is known; the key waits (`may_free`).
+                    Some(Some((table, prefix))) => table.get(free_key(*prefix, a)).ok().flatten(),
                     _ => None,
                 };
                 if last == Some(r.seq) {
