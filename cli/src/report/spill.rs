@@ -100,12 +100,7 @@ impl Builder {
         self.mem = FastMap::default();
         // A file open per run: many become one (a file of thousands of keys per process,
         // thousands of files, must stay far below the limit of open files).
-        if self.runs.len() >= FAN_IN {
-            let runs = std::mem::take(&mut self.runs);
-            self.runs
-                .push(Table::merge(runs, self.combine)?.into_run()?);
-        }
-        Ok(())
+        gather(&mut self.runs, self.combine)
     }
 
     /// Everything added as one sorted run (`None` when nothing was).
@@ -128,6 +123,15 @@ impl Builder {
         }
         Ok(self.runs)
     }
+}
+
+/// Runs that reached [`FAN_IN`] merged into one (the values of a key combined).
+pub fn gather(runs: &mut Vec<File>, combine: Combine) -> io::Result<()> {
+    if runs.len() >= FAN_IN {
+        let all = std::mem::take(runs);
+        runs.push(Table::merge(all, combine)?.into_run()?);
+    }
+    Ok(())
 }
 
 fn write_entry(w: &mut impl Write, k: u128, v: u64) -> io::Result<()> {
@@ -340,6 +344,21 @@ mod tests {
                     }
                 }
             }
+        }
+        // Runs of many builders gathered as they come: one run, the same table.
+        let mut runs = Vec::new();
+        let mut want = BTreeMap::new();
+        for i in 0..(FAN_IN as u64 + 9) {
+            let mut b = Builder::new(sum);
+            b.add(u128::from(i % 7), i);
+            *want.entry(u128::from(i % 7)).or_insert(0) += i;
+            runs.extend(b.into_run().unwrap());
+            gather(&mut runs, sum).unwrap();
+            assert!(runs.len() < FAN_IN);
+        }
+        let t = Table::merge(runs, sum).unwrap();
+        for (k, v) in &want {
+            assert_eq!(t.get(*k).unwrap(), Some(*v));
         }
         // Nothing added: an empty table.
         let t = Table::merge(Builder::new(sum).into_runs().unwrap(), sum).unwrap();

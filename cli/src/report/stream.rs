@@ -761,16 +761,32 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     // The census, two files at a time (the machine this was built for has 2 cores).
     let next = AtomicUsize::new(0);
     let found: Mutex<Vec<(usize, Census)>> = Mutex::new(Vec::new());
+    // The files' runs of counts and of freed addresses, merged as they pile up: an open
+    // file each, and a job may have a thousand logs.
+    let runs: Mutex<(Vec<File>, Vec<File>)> = Mutex::new((Vec::new(), Vec::new()));
     std::thread::scope(|s| {
         for _ in 0..2.min(logs.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, AtomicOrdering::Relaxed);
                 let Some(log) = logs.get(i) else { break };
-                let c = census(i, log);
+                let mut c = census(i, log);
+                let (p, f) = (c.pending.take(), c.frees.take());
+                let mut r = runs.lock().unwrap_or_else(|e| e.into_inner());
+                let (pending, frees) = &mut *r;
+                pending.extend(p);
+                frees.extend(f);
+                if spill::gather(pending, spill::sum)
+                    .and_then(|()| spill::gather(frees, spill::max))
+                    .is_err()
+                {
+                    c.spill_failed = true;
+                }
+                drop(r);
                 found.lock().unwrap_or_else(|e| e.into_inner()).push((i, c));
             });
         }
     });
+    let (pending, frees) = runs.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
     found.sort_by_key(|(i, _)| *i);
     let mut files = Vec::new();
@@ -780,8 +796,6 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let mut logged_k = HashSet::new();
     let mut logged_free_k = HashSet::new();
     let mut untracked = BTreeSet::new();
-    let mut pending: Vec<File> = Vec::new();
-    let mut frees: Vec<File> = Vec::new();
     // Per process found that frees some address: its prefix in the table of freed addresses.
     let mut freeing: FastMap<ProcKey, u64> = FastMap::default();
     let mut ledger_error = false;
@@ -817,8 +831,6 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         logged_k.extend(c.logged);
         logged_free_k.extend(c.logged_free);
         untracked.extend(c.untracked);
-        pending.extend(c.pending);
-        frees.extend(c.frees);
         ledger_error |= c.ledger_error;
     }
     skipped.sort_by(|a: &Skipped, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
