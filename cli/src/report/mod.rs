@@ -24,6 +24,7 @@ pub mod parse;
 mod processes;
 mod recheck;
 mod render;
+mod spill;
 pub mod stream;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 use super::fasthash::FastMap;
 use super::model::{pids_text, Detail, End, Event, Process, ShimError, Source, Violation};
 use super::parse::{Body, Call, Fp, LogViolation, Rec};
+use super::spill;
 use acl_ipc_guard::rules::{exporter_close_rule, import_rules, ImportFacts, Rule};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -96,11 +97,11 @@ pub struct Sweep<'a> {
     /// Streaming: for each fingerprint (by [`fp_hash`]), how many records that name it are
     /// still to come. A key none will name again whose memory is gone or whose exporter
     /// ended is finished: it moves to `finished`. `None`: every key stays to the end.
-    pending: Option<PendingMap>,
+    pending: Option<Pending>,
     /// Streaming: per process, each address its `aclrtFree` records name, with the `seq`
     /// of the last of them (logs written without `ACL_IPC_GUARD_CALLS=all` have none), and
     /// the last `seq` swept.
-    last_free: Vec<BTreeMap<u64, u64>>,
+    last_free: Vec<Frees>,
     swept: Vec<u64>,
     /// Finished keys, in the order they finished, for the caller to take.
     pub finished: Vec<(String, Vec<Event>)>,
@@ -117,92 +118,75 @@ pub fn fp_hash(fp: &str) -> u64 {
     h ^ (h >> 29)
 }
 
-/// How many records name each fingerprint, by [`fp_hash`]: an open-addressing table of
-/// the hash (8 bytes) and its count (4 bytes) in two arrays, at most 7/8 full, so 14 to 28
-/// bytes a key (a `HashMap<u64, u32>` takes 19 to 39). The hash 0 marks a free slot: a
-/// fingerprint whose hash is 0 is counted under 1, which, like any collision, only makes
-/// two keys wait for each other.
-#[derive(Default)]
-pub struct PendingMap {
-    hashes: Vec<u64>,
-    counts: Vec<u32>,
-    len: usize,
+/// Streaming: how many records that name each fingerprint (by [`fp_hash`]) are still to
+/// come. The first reading counted them into a table on disk ([`spill::Table`]); a hash's
+/// count comes into memory when the merge first meets a record naming it, and leaves when
+/// it reaches 0 (the last such record): memory for the keys in flight, not for every key
+/// of the job. Two fingerprints of one hash share a count, which only makes each other's
+/// key wait longer.
+pub struct Pending {
+    table: spill::Table,
+    live: FastMap<u64, u32>,
 }
 
-impl PendingMap {
-    fn slot(&self, h: u64) -> (usize, bool) {
-        let mask = self.hashes.len() - 1;
-        // The hash is mixed already: its low bits pick the slot.
-        let mut i = h as usize & mask;
-        loop {
-            match self.hashes[i] {
-                0 => return (i, false),
-                x if x == h => return (i, true),
-                _ => i = (i + 1) & mask,
-            }
+impl Pending {
+    pub fn new(table: spill::Table) -> Pending {
+        Pending {
+            table,
+            live: FastMap::default(),
         }
     }
 
-    /// Counts `n` more records naming the fingerprints of hash `h`.
-    pub fn add(&mut self, h: u64, n: u32) {
+    /// The key a hash is counted under in the table (0 is counted under 1, as before).
+    pub fn key(h: u64) -> u128 {
+        u128::from(h.max(1))
+    }
+
+    /// How many records naming hash `h` are still to come. Asked only of a hash a record
+    /// already named (a key's own): one that reached 0 has left the map.
+    fn get(&self, h: u64) -> u32 {
+        self.live.get(&h.max(1)).copied().unwrap_or(0)
+    }
+
+    /// One record naming hash `h` less: the first brings its count from the table.
+    fn count_down(&mut self, h: u64) {
         let h = h.max(1);
-        if (self.len + 1) * 8 > self.hashes.len() * 7 {
-            let cap = (self.hashes.len() * 2).max(16);
-            let old = std::mem::replace(
-                self,
-                PendingMap {
-                    hashes: vec![0; cap],
-                    counts: vec![0; cap],
-                    len: 0,
-                },
-            );
-            for (h, n) in old.iter() {
-                let (i, _) = self.slot(h);
-                (self.hashes[i], self.counts[i]) = (h, n);
-                self.len += 1;
+        let n = match self.live.get_mut(&h) {
+            Some(n) => n,
+            None => {
+                // A hash the first reading never counted (a file that changed since) stays
+                // at 0; a table that cannot be read keeps the key to the end (late, never
+                // cut short).
+                let total = match self.table.get(Self::key(h)) {
+                    Ok(Some(total)) => total,
+                    Ok(None) => return,
+                    Err(_) => u64::MAX,
+                };
+                self.live
+                    .entry(h)
+                    .or_insert(u32::try_from(total).unwrap_or(u32::MAX))
             }
+        };
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.live.remove(&h);
         }
-        let (i, found) = self.slot(h);
-        if !found {
-            self.hashes[i] = h;
-            self.len += 1;
-        }
-        self.counts[i] = self.counts[i].saturating_add(n);
     }
+}
 
-    /// How many records naming hash `h` are still counted.
-    pub fn get(&self, h: u64) -> u32 {
-        if self.hashes.is_empty() {
-            return 0;
-        }
-        match self.slot(h.max(1)) {
-            (i, true) => self.counts[i],
-            _ => 0,
-        }
-    }
+/// Streaming: the addresses one process frees, each with the `seq` of its last free, in a
+/// table of the whole job, under the process's own prefix (its file's number and its
+/// number in that file). `None`: the process frees nothing the logs show.
+pub type Frees = Option<(std::sync::Arc<spill::Table>, u64)>;
 
-    /// One record naming hash `h` less (none below 0; a hash never counted stays so).
-    pub fn count_down(&mut self, h: u64) {
-        if self.hashes.is_empty() {
-            return;
-        }
-        if let (i, true) = self.slot(h.max(1)) {
-            self.counts[i] = self.counts[i].saturating_sub(1);
-        }
-    }
+/// The prefix of process `local` of file `file` in the table of [`Frees`].
+pub fn free_prefix(file: usize, local: u64) -> u64 {
+    (file as u64) << 32 | (local & 0xffff_ffff)
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Each hash with its count.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        self.hashes
-            .iter()
-            .zip(&self.counts)
-            .filter(|(h, _)| **h != 0)
-            .map(|(h, n)| (*h, *n))
-    }
+/// The key of address `a` of the process of `prefix` in the table of [`Frees`].
+pub fn free_key(prefix: u64, a: u64) -> u128 {
+    u128::from(prefix) << 64 | u128::from(a)
 }
 
 /// The fingerprints a record names (a call's `args.key_fp` and `out.key_fp`, a violation's
@@ -278,7 +262,7 @@ impl<'a> Sweep<'a> {
         replaced_by: Vec<Option<usize>>,
         (logged, logged_free): Logged,
         shared_ledger: bool,
-        pending: Option<PendingMap>,
+        pending: Option<Pending>,
     ) -> Self {
         Sweep {
             procs,
@@ -316,7 +300,7 @@ impl<'a> Sweep<'a> {
     /// Streaming: each process's freed addresses with the `seq` of the last free of each,
     /// so that a key waits for a free (of its memory, or of an address imported from it)
     /// only when one is still to come.
-    pub fn set_last_free(&mut self, last_free: Vec<BTreeMap<u64, u64>>) {
+    pub fn set_last_free(&mut self, last_free: Vec<Frees>) {
         self.last_free = last_free;
     }
 
@@ -328,7 +312,13 @@ impl<'a> Sweep<'a> {
         let Some(frees) = self.last_free.get(p) else {
             return true;
         };
-        frees.range(from..=to).any(|(_, &seq)| seq > self.swept[p])
+        let Some((table, prefix)) = frees else {
+            return false;
+        };
+        let swept = self.swept[p];
+        table.any_in(free_key(*prefix, from), free_key(*prefix, to), |seq| {
+            seq > swept
+        })
     }
 
     /// What is left when the logs end: the keys not finished (by fingerprint), the
@@ -466,7 +456,12 @@ impl<'a> Sweep<'a> {
         self.swept[p] = self.swept[p].max(r.seq);
         if let (Some(_), Body::Call(c)) = (&self.pending, &r.body) {
             if let Some(a) = c.dev_ptr.filter(|_| c.func == "aclrtFree") {
-                if self.last_free.get(p).and_then(|f| f.get(&a)) == Some(&r.seq) {
+                let last = match self.last_free.get(p) {
+                    // Unreadable: no last free is known; the key waits (`may_free`).
+                    Some(Some((table, prefix))) => table.get(free_key(*prefix, a)).ok().flatten(),
+                    _ => None,
+                };
+                if last == Some(r.seq) {
                     self.last_free_of(p, a);
                 }
             }
@@ -894,35 +889,31 @@ impl<'a> Sweep<'a> {
 
 #[cfg(test)]
 mod pending_tests {
-    use super::PendingMap;
+    use super::{spill, Pending};
 
     #[test]
-    fn counts_by_hash_through_growth_and_collisions() {
-        let mut m = PendingMap::default();
-        assert!(m.is_empty());
-        assert_eq!(m.get(5), 0);
-        m.count_down(5);
-        // Hashes that share their low bits (one slot), 0 (counted under 1), and enough of
-        // them to grow the table several times.
-        let hashes: Vec<u64> = (0..1000u64).map(|i| i << 40).chain([1, 2, 3]).collect();
-        let n = |k: usize| k as u32 % 3 + 1;
-        for (k, h) in hashes.iter().enumerate() {
-            m.add(*h, n(k));
+    fn counts_come_from_the_table_and_leave_at_zero() {
+        let mut b = spill::Builder::new(spill::sum);
+        // 0 and 1 are one hash; 7 is counted twice over; 9 is never counted.
+        for (h, n) in [(0u64, 2u64), (1, 1), (7 << 40, 3), (7 << 40, 1), (5, 1)] {
+            b.add(Pending::key(h), n);
         }
-        m.add(7 << 40, 10);
-        // 0 and 1 are one hash: k = 0 and k = 1000.
-        assert_eq!(m.get(0), n(0) + n(1000));
-        assert_eq!(m.get(1), n(0) + n(1000));
-        assert_eq!(m.get(7 << 40), n(7) + 10);
-        assert_eq!(m.get(999 << 40), n(999));
-        assert_eq!(m.get(3), n(1002));
-        assert_eq!(m.get(1000 << 40), 0);
-        for _ in 0..20 {
-            m.count_down(7 << 40);
+        let table = spill::Table::merge(b.into_runs().unwrap(), spill::sum).unwrap();
+        let mut p = Pending::new(table);
+        assert_eq!(p.get(7 << 40), 0, "not in memory before a record names it");
+        p.count_down(7 << 40);
+        assert_eq!(p.get(7 << 40), 3);
+        p.count_down(0);
+        assert_eq!((p.get(0), p.get(1)), (2, 2));
+        p.count_down(9);
+        assert_eq!(p.get(9), 0);
+        for _ in 0..3 {
+            p.count_down(7 << 40);
         }
-        assert_eq!(m.get(7 << 40), 0);
-        assert_eq!(m.iter().count(), 1002);
-        let all: u32 = (0..1003).map(n).sum();
-        assert_eq!(m.iter().map(|(_, c)| c).sum::<u32>(), all - n(7));
+        assert_eq!(p.get(7 << 40), 0);
+        p.count_down(1);
+        p.count_down(1);
+        p.count_down(5);
+        assert!(p.live.is_empty(), "a count that reached 0 leaves memory");
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! census (each file alone, 2 threads): its processes, what they say, the holes in their
-//!   `seq`, the log's violations, how many records name each key; is the file in order?
+//!   `seq`, the log's violations; is the file in order? How many records name each key and
+//!   the last free of each address go to sorted tables on disk ([`super::spill`]), which
+//!   the merge reads an entry at a time: memory does not grow with the job's keys.
 //! merge (k-way, in the time order of the whole report) ─► the re-check's sweep, which
 //!   hands back each key once it is finished ─► its timeline goes to a spill file
 //! ```
@@ -25,15 +27,16 @@ use super::parse::{self, Body, Line, Rec};
 use super::processes::{self, Identifier, ProcKey};
 use super::recheck::{self, Sweep};
 use super::render;
+use super::spill;
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TrySendError};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// One log given: a path, or standard input spooled to an unlinked file (it is read twice).
@@ -259,8 +262,10 @@ struct Acc {
     /// The next `seq` expected.
     expect: u64,
     gaps: Vec<(u64, u64)>,
-    /// Each address its `aclrtFree` records name, with the `seq` of the last.
-    last_free: BTreeMap<u64, u64>,
+    /// Its number in its file: its freed addresses are `Census::frees`'s keys under it.
+    local: u64,
+    /// It frees some address.
+    frees: bool,
 }
 
 /// What the first reading found in one file.
@@ -273,7 +278,13 @@ struct Census {
     logged: HashSet<(String, ProcKey, Option<String>)>,
     logged_free: HashSet<ProcKey>,
     untracked: BTreeSet<String>,
-    pending: recheck::PendingMap,
+    /// How many records name each fingerprint (its hash), as a sorted run on disk.
+    pending: Option<File>,
+    /// Each process's freed addresses with the `seq` of the last free of each, as a sorted
+    /// run on disk (see [`recheck::free_prefix`]).
+    frees: Option<File>,
+    /// A temporary file could not be written.
+    spill_failed: bool,
     ledger_error: bool,
     /// A process's `seq` repeats, or the file's records go back in time further than
     /// `MAX_LAG_US`: the streaming report cannot promise the in-memory one's answer.
@@ -317,6 +328,8 @@ fn census(fi: usize, log: &Log) -> Census {
     let mut spans: FastMap<i64, (i64, i64)> = FastMap::default();
     // Per pid: the last (ts, seq, not a start) its records had in this file.
     let mut by_pid: FastMap<i64, (i64, u64, bool)> = FastMap::default();
+    let mut pending = spill::Builder::new(spill::sum);
+    let mut frees = spill::Builder::new(spill::max);
     loop {
         match lines.next() {
             Ok(true) => {}
@@ -387,7 +400,7 @@ fn census(fi: usize, log: &Log) -> Census {
         }
         latest = latest.max(r.ts_us);
         for fp in recheck::named_fps(&r).into_iter().flatten() {
-            c.pending.add(recheck::fp_hash(fp), 1);
+            pending.add(recheck::Pending::key(recheck::fp_hash(fp)), 1);
         }
         match &r.body {
             Body::Violation(v) => {
@@ -405,16 +418,22 @@ fn census(fi: usize, log: &Log) -> Census {
             _ => {}
         }
         c.ledger_error |= recheck::is_ledger_error(&r);
+        let local = c.procs.len() as u64;
         let acc = c.procs.entry(key.clone()).or_insert_with(|| Acc {
             proc: processes::new_process(&key, &r),
             first: (key.clone(), r.clone()),
             expect: if key.started { 1 } else { r.seq },
             gaps: Vec::new(),
-            last_free: BTreeMap::new(),
+            local,
+            frees: false,
         });
         if let Body::Call(call) = &r.body {
             if let Some(a) = call.dev_ptr.filter(|_| call.func == "aclrtFree") {
-                acc.last_free.insert(a, r.seq);
+                frees.add(
+                    recheck::free_key(recheck::free_prefix(fi, acc.local), a),
+                    r.seq,
+                );
+                acc.frees = true;
             }
         }
         processes::account(&mut acc.proc, &r, &log.name);
@@ -429,6 +448,13 @@ fn census(fi: usize, log: &Log) -> Census {
     }
     c.len = lines.bytes;
     c.info = Some(info);
+    // One run of each for the file (one open file each), merged with the other files'
+    // once all are read.
+    let tables = (|| -> io::Result<_> { Ok((pending.into_run()?, frees.into_run()?)) })();
+    match tables {
+        Ok((pending, frees)) => (c.pending, c.frees) = (pending, frees),
+        Err(_) => c.spill_failed = true,
+    }
     c
 }
 
@@ -735,16 +761,32 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     // The census, two files at a time (the machine this was built for has 2 cores).
     let next = AtomicUsize::new(0);
     let found: Mutex<Vec<(usize, Census)>> = Mutex::new(Vec::new());
+    // The files' runs of counts and of freed addresses, merged as they pile up: an open
+    // file each, and a job may have a thousand logs.
+    let runs: Mutex<(Vec<File>, Vec<File>)> = Mutex::new((Vec::new(), Vec::new()));
     std::thread::scope(|s| {
         for _ in 0..2.min(logs.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, AtomicOrdering::Relaxed);
                 let Some(log) = logs.get(i) else { break };
-                let c = census(i, log);
+                let mut c = census(i, log);
+                let (p, f) = (c.pending.take(), c.frees.take());
+                let mut r = runs.lock().unwrap_or_else(|e| e.into_inner());
+                let (pending, frees) = &mut *r;
+                pending.extend(p);
+                frees.extend(f);
+                if spill::gather(pending, spill::sum)
+                    .and_then(|()| spill::gather(frees, spill::max))
+                    .is_err()
+                {
+                    c.spill_failed = true;
+                }
+                drop(r);
                 found.lock().unwrap_or_else(|e| e.into_inner()).push((i, c));
             });
         }
     });
+    let (pending, frees) = runs.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
     found.sort_by_key(|(i, _)| *i);
     let mut files = Vec::new();
@@ -754,9 +796,16 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let mut logged_k = HashSet::new();
     let mut logged_free_k = HashSet::new();
     let mut untracked = BTreeSet::new();
-    let mut pending = recheck::PendingMap::default();
+    // Per process found that frees some address: its prefix in the table of freed addresses.
+    let mut freeing: FastMap<ProcKey, u64> = FastMap::default();
     let mut ledger_error = false;
     for (i, c) in found {
+        if c.spill_failed {
+            tracing::info!(
+                "no room for the report's temporary files; reading the logs into memory"
+            );
+            return None;
+        }
         if c.unordered {
             tracing::info!(
                 "{}: not in time order; reading the logs into memory",
@@ -774,18 +823,14 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
                 tracing::info!("a process in several files; reading the logs into memory");
                 return None;
             }
+            if acc.frees {
+                freeing.insert(acc.first.0.clone(), recheck::free_prefix(i, acc.local));
+            }
             accs.push(acc);
         }
         logged_k.extend(c.logged);
         logged_free_k.extend(c.logged_free);
         untracked.extend(c.untracked);
-        if pending.is_empty() {
-            pending = c.pending;
-        } else {
-            for (h, n) in c.pending.iter() {
-                pending.add(h, n);
-            }
-        }
         ledger_error |= c.ledger_error;
     }
     skipped.sort_by(|a: &Skipped, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
@@ -814,9 +859,11 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let first_ts: Vec<String> = accs.iter().map(|a| a.first.1.ts.to_string()).collect();
     let mut gaps = Vec::new();
     let mut procs: Vec<Process> = Vec::with_capacity(accs.len());
-    let mut last_free = Vec::with_capacity(accs.len());
-    for (i, mut a) in accs.into_iter().enumerate() {
-        last_free.push(std::mem::take(&mut a.last_free));
+    // The freed addresses of all files in one table on disk.
+    let frees = Arc::new(spill::Table::merge(frees, spill::max).ok()?);
+    let mut last_free: Vec<recheck::Frees> = Vec::with_capacity(accs.len());
+    for (i, a) in accs.into_iter().enumerate() {
+        last_free.push(freeing.remove(&a.first.0).map(|p| (frees.clone(), p)));
         for (from, to) in a.gaps {
             gaps.push(Gap {
                 process: i,
@@ -836,6 +883,8 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let logged_free = logged_free_k.into_iter().map(|k| index[&k]).collect();
     let shared = !ledger_error && recheck::shared_ledger(&procs);
     let records: usize = procs.iter().map(|p| p.records).sum();
+    // The counts of all files in one table on disk.
+    let pending = recheck::Pending::new(spill::Table::merge(pending, spill::sum).ok()?);
     super::analyze::say_ordering(&procs, 0, gaps.len(), t);
 
     // The merge and the sweep; finished keys go to the spill file.
@@ -952,8 +1001,8 @@ type SweepArgs = (
     Vec<Option<usize>>,
     recheck::Logged,
     bool,
-    recheck::PendingMap,
-    Vec<BTreeMap<u64, u64>>,
+    recheck::Pending,
+    Vec<recheck::Frees>,
 );
 
 /// The merge of the files' records into one time order, through the re-check's sweep;

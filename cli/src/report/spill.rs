@@ -1,0 +1,368 @@
+//! Tables the streaming report needs for every key or address of the job, kept on disk
+//! instead of in memory: a count per key fingerprint (how many records name it) and, per
+//! process, the `seq` of the last free of each address. The first reading adds to them a
+//! line at a time; the merge looks up only the few entries it is about to need.
+//!
+//! ```text
+//! Builder: a map of at most RUN_ENTRIES keys ─► full: sorted, written out as a run
+//! Table::merge(runs): the runs merged (values combined) into one sorted file
+//!   + an index of each block's first key (one key in BLOCK: about half a byte per entry)
+//! Table::get / any_in: the index, then one read of a block
+//! ```
+//!
+//! Every file is an unlinked temporary file ([`super::stream::temp_file`]): gone with the
+//! process, however it ends.
+
+use super::fasthash::FastMap;
+use super::stream::temp_file;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+
+/// How values of one key add up: a count's sum, a `seq`'s maximum.
+pub type Combine = fn(u64, u64) -> u64;
+
+pub fn sum(a: u64, b: u64) -> u64 {
+    a.saturating_add(b)
+}
+
+pub fn max(a: u64, b: u64) -> u64 {
+    a.max(b)
+}
+
+/// A key and its value as a run or a table holds them.
+const ENTRY: usize = 24;
+
+/// Distinct keys a builder holds before it writes them out (a map of about 270 KiB: the
+/// census has two builders on each of its two threads).
+const RUN_ENTRIES: usize = 1 << 12;
+
+/// Runs merged at once (a read buffer and an open file each); more are merged in groups
+/// of this many first.
+const FAN_IN: usize = 32;
+
+/// Entries per block of a table: what one look-up reads.
+const BLOCK: usize = 32;
+
+/// Additions kept in memory up to [`RUN_ENTRIES`] keys, then written out sorted.
+pub struct Builder {
+    mem: FastMap<u128, u64>,
+    runs: Vec<File>,
+    combine: Combine,
+    cap: usize,
+    /// A run could not be written: the table would be wrong.
+    pub failed: bool,
+}
+
+impl Builder {
+    pub fn new(combine: Combine) -> Builder {
+        Builder::with_cap(combine, RUN_ENTRIES)
+    }
+
+    fn with_cap(combine: Combine, cap: usize) -> Builder {
+        Builder {
+            mem: FastMap::default(),
+            runs: Vec::new(),
+            combine,
+            cap: cap.max(1),
+            failed: false,
+        }
+    }
+
+    pub fn add(&mut self, k: u128, v: u64) {
+        let combine = self.combine;
+        self.mem
+            .entry(k)
+            .and_modify(|x| *x = combine(*x, v))
+            .or_insert(v);
+        if self.mem.len() >= self.cap {
+            if let Err(e) = self.spill() {
+                tracing::info!("a temporary file for the report: {e}");
+                self.failed = true;
+                self.mem.clear();
+            }
+        }
+    }
+
+    fn spill(&mut self) -> io::Result<()> {
+        let mut all: Vec<(u128, u64)> = self.mem.drain().collect();
+        all.sort_unstable_by_key(|e| e.0);
+        let mut w = BufWriter::with_capacity(1 << 16, temp_file()?);
+        for (k, v) in all {
+            write_entry(&mut w, k, v)?;
+        }
+        let mut f = w.into_inner().map_err(|e| e.into_error())?;
+        f.seek(SeekFrom::Start(0))?;
+        self.runs.push(f);
+        // The map's room goes back too: the next run starts small.
+        self.mem = FastMap::default();
+        // A file open per run: many become one (a file of thousands of keys per process,
+        // thousands of files, must stay far below the limit of open files).
+        gather(&mut self.runs, self.combine)
+    }
+
+    /// Everything added as one sorted run (`None` when nothing was).
+    pub fn into_run(self) -> io::Result<Option<File>> {
+        let combine = self.combine;
+        let mut runs = self.into_runs()?;
+        if runs.len() > 1 {
+            return Ok(Some(Table::merge(runs, combine)?.into_run()?));
+        }
+        Ok(runs.pop())
+    }
+
+    /// The sorted runs of everything added (none when nothing was).
+    pub fn into_runs(mut self) -> io::Result<Vec<File>> {
+        if self.failed {
+            return Err(io::Error::other("a run could not be written"));
+        }
+        if !self.mem.is_empty() {
+            self.spill()?;
+        }
+        Ok(self.runs)
+    }
+}
+
+/// Runs that reached [`FAN_IN`] merged into one (the values of a key combined).
+pub fn gather(runs: &mut Vec<File>, combine: Combine) -> io::Result<()> {
+    if runs.len() >= FAN_IN {
+        let all = std::mem::take(runs);
+        runs.push(Table::merge(all, combine)?.into_run()?);
+    }
+    Ok(())
+}
+
+fn write_entry(w: &mut impl Write, k: u128, v: u64) -> io::Result<()> {
+    let mut e = [0u8; ENTRY];
+    e[..16].copy_from_slice(&k.to_le_bytes());
+    e[16..].copy_from_slice(&v.to_le_bytes());
+    w.write_all(&e)
+}
+
+fn decode(e: &[u8]) -> (u128, u64) {
+    let mut k = [0u8; 16];
+    let mut v = [0u8; 8];
+    k.copy_from_slice(&e[..16]);
+    v.copy_from_slice(&e[16..ENTRY]);
+    (u128::from_le_bytes(k), u64::from_le_bytes(v))
+}
+
+fn read_entry(r: &mut impl Read) -> io::Result<Option<(u128, u64)>> {
+    let mut e = [0u8; ENTRY];
+    match r.read_exact(&mut e) {
+        Ok(()) => Ok(Some(decode(&e))),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sorted entries on disk, one per key, looked up a block at a time.
+pub struct Table {
+    file: Option<File>,
+    len: usize,
+    /// The first key of each block.
+    index: Vec<u128>,
+}
+
+impl Table {
+    /// The runs merged into one table, the values of a key combined.
+    pub fn merge(mut runs: Vec<File>, combine: Combine) -> io::Result<Table> {
+        while runs.len() > FAN_IN {
+            let mut grouped = Vec::with_capacity(runs.len() / FAN_IN + 1);
+            while !runs.is_empty() {
+                let group: Vec<File> = runs.drain(..FAN_IN.min(runs.len())).collect();
+                grouped.push(Table::merge(group, combine)?.into_run()?);
+            }
+            runs = grouped;
+        }
+        if runs.is_empty() {
+            return Ok(Table {
+                file: None,
+                len: 0,
+                index: Vec::new(),
+            });
+        }
+        let mut readers: Vec<BufReader<File>> = runs
+            .into_iter()
+            .map(|f| BufReader::with_capacity(1 << 13, f))
+            .collect();
+        let mut heap = BinaryHeap::new();
+        for (i, r) in readers.iter_mut().enumerate() {
+            if let Some((k, v)) = read_entry(r)? {
+                heap.push(Reverse((k, i, v)));
+            }
+        }
+        let mut w = BufWriter::with_capacity(1 << 16, temp_file()?);
+        let mut t = Table {
+            file: None,
+            len: 0,
+            index: Vec::new(),
+        };
+        let mut cur: Option<(u128, u64)> = None;
+        while let Some(Reverse((k, i, v))) = heap.pop() {
+            if let Some(next) = read_entry(&mut readers[i])? {
+                heap.push(Reverse((next.0, i, next.1)));
+            }
+            cur = match cur {
+                Some((ck, cv)) if ck == k => Some((ck, combine(cv, v))),
+                Some((ck, cv)) => {
+                    t.push(&mut w, ck, cv)?;
+                    Some((k, v))
+                }
+                None => Some((k, v)),
+            };
+        }
+        if let Some((ck, cv)) = cur {
+            t.push(&mut w, ck, cv)?;
+        }
+        t.file = Some(w.into_inner().map_err(|e| e.into_error())?);
+        Ok(t)
+    }
+
+    /// The table's entries as one run, to merge with others.
+    fn into_run(self) -> io::Result<File> {
+        let mut f = match self.file {
+            Some(f) => f,
+            None => temp_file()?,
+        };
+        f.seek(SeekFrom::Start(0))?;
+        Ok(f)
+    }
+
+    fn push(&mut self, w: &mut impl Write, k: u128, v: u64) -> io::Result<()> {
+        if self.len.is_multiple_of(BLOCK) {
+            self.index.push(k);
+        }
+        self.len += 1;
+        write_entry(w, k, v)
+    }
+
+    /// The entries of block `b`.
+    fn block(&self, b: usize, buf: &mut [u8; BLOCK * ENTRY]) -> io::Result<usize> {
+        let Some(f) = &self.file else { return Ok(0) };
+        let n = (self.len - b * BLOCK).min(BLOCK);
+        f.read_exact_at(&mut buf[..n * ENTRY], (b * BLOCK * ENTRY) as u64)?;
+        Ok(n)
+    }
+
+    /// The block that would hold key `k`.
+    fn block_of(&self, k: u128) -> Option<usize> {
+        self.index
+            .partition_point(|&first| first <= k)
+            .checked_sub(1)
+    }
+
+    /// The value of key `k`; `None` when it has none.
+    pub fn get(&self, k: u128) -> io::Result<Option<u64>> {
+        let Some(b) = self.block_of(k) else {
+            return Ok(None);
+        };
+        let mut buf = [0u8; BLOCK * ENTRY];
+        let n = self.block(b, &mut buf)?;
+        let entries = buf[..n * ENTRY].chunks_exact(ENTRY).map(decode);
+        Ok(entries
+            .take_while(|e| e.0 <= k)
+            .find(|e| e.0 == k)
+            .map(|e| e.1))
+    }
+
+    /// Whether some key in `from..=to` has a value `pred` accepts. A table that cannot be
+    /// read says yes (a key then waits for the end of the logs: late, never wrong).
+    pub fn any_in(&self, from: u128, to: u128, pred: impl Fn(u64) -> bool) -> bool {
+        let mut b = self.block_of(from).unwrap_or(0);
+        let mut buf = [0u8; BLOCK * ENTRY];
+        while b < self.index.len() && self.index[b] <= to {
+            let Ok(n) = self.block(b, &mut buf) else {
+                return true;
+            };
+            for (k, v) in buf[..n * ENTRY].chunks_exact(ENTRY).map(decode) {
+                if k > to {
+                    return false;
+                }
+                if k >= from && pred(v) {
+                    return true;
+                }
+            }
+            b += 1;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// A builder that writes a run every few keys, merged: the same answers as a map.
+    #[test]
+    fn a_table_answers_as_a_map_through_runs_and_blocks() {
+        // Up to 500 runs: merged in groups first.
+        for cap in [1, 3, 7, 1000] {
+            let mut b = Builder::with_cap(sum, cap);
+            let mut m = BTreeMap::new();
+            let mut b2 = Builder::with_cap(max, cap);
+            let mut m2 = BTreeMap::new();
+            for i in 0..500u64 {
+                // Keys repeat across runs, spread over the whole u128 range.
+                let k = u128::from(i * 7919 % 211) << 70 | u128::from(i % 5);
+                b.add(k, i + 1);
+                *m.entry(k).or_insert(0) += i + 1;
+                b2.add(k, i % 37);
+                let e = m2.entry(k).or_insert(0);
+                *e = (*e).max(i % 37);
+            }
+            let mut runs = b.into_runs().unwrap();
+            assert!(cap > 500 || runs.len() > 1);
+            // A table can also be merged from the runs of several builders.
+            let mut extra = Builder::with_cap(sum, cap);
+            extra.add(u128::MAX, 4);
+            runs.extend(extra.into_runs().unwrap());
+            m.insert(u128::MAX, 4);
+            let t = Table::merge(runs, sum).unwrap();
+            assert_eq!(t.len, m.len());
+            for (k, v) in &m {
+                assert_eq!(t.get(*k).unwrap(), Some(*v), "{k:#x} at cap {cap}");
+            }
+            for k in [0u128, 5, 1 << 70 | 9, u128::MAX - 1] {
+                assert_eq!(t.get(k).unwrap(), m.get(&k).copied());
+            }
+            let t2 = Table::merge(b2.into_runs().unwrap(), max).unwrap();
+            // Range look-ups, against the map's, for ranges inside and across blocks.
+            let keys: Vec<u128> = m2.keys().copied().collect();
+            for w in keys.windows(3).step_by(5) {
+                for (from, to) in [(w[0], w[0]), (w[0], w[2]), (w[0] + 1, w[2] - 1), (0, w[1])] {
+                    for min in [0u64, 20, 36, 40] {
+                        let want = m2.range(from..=to).any(|(_, &v)| v >= min);
+                        assert_eq!(
+                            t2.any_in(from, to, |v| v >= min),
+                            want,
+                            "{from:#x}..={to:#x} >= {min}"
+                        );
+                    }
+                }
+            }
+        }
+        // Runs of many builders gathered as they come: one run, the same table.
+        let mut runs = Vec::new();
+        let mut want = BTreeMap::new();
+        for i in 0..(FAN_IN as u64 + 9) {
+            let mut b = Builder::new(sum);
+            b.add(u128::from(i % 7), i);
+            *want.entry(u128::from(i % 7)).or_insert(0) += i;
+            runs.extend(b.into_run().unwrap());
+            gather(&mut runs, sum).unwrap();
+            assert!(runs.len() < FAN_IN);
+        }
+        let t = Table::merge(runs, sum).unwrap();
+        for (k, v) in &want {
+            assert_eq!(t.get(*k).unwrap(), Some(*v));
+        }
+        // Nothing added: an empty table.
+        let t = Table::merge(Builder::new(sum).into_runs().unwrap(), sum).unwrap();
+        assert_eq!(t.get(0).unwrap(), None);
+        assert!(!t.any_in(0, u128::MAX, |_| true));
+    }
+}
