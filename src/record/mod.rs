@@ -58,9 +58,10 @@ impl Action {
 
 /// A key as a record names it: by its fingerprint, which the encoder computes from the
 /// key's bytes (the raw bytes are written too only with `ACL_IPC_GUARD_SHOW_KEYS=1`).
-/// `Id`: only the key's identity was left (another thread closed the key between the
-/// check that found it and the record), from which no fingerprint can be made: `key_fp`
-/// is then null.
+/// `Id`: only the key's identity is known, from which no fingerprint can be made, and
+/// `key_fp` is then null. The checks take the bytes of every key they name while they
+/// hold the process's tables (`rules::Finding::key`), so a key another thread closes
+/// before the record is made is still named; `Id` is a fallback that should not occur.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyRef {
     Id(Fp),
@@ -68,6 +69,11 @@ pub enum KeyRef {
 }
 
 impl KeyRef {
+    /// The reference to the key with identity `fp`: by its bytes when they are known.
+    pub fn of(fp: Fp, key: Option<Key>) -> KeyRef {
+        key.map_or(KeyRef::Id(fp), KeyRef::Key)
+    }
+
     /// The recorded fingerprint (a SHA-256 prefix, computed here: for encoders only).
     pub fn key_fp(&self) -> Option<KeyFp> {
         match self {

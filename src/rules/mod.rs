@@ -22,7 +22,7 @@ pub use cross::{exporter_close_rule, import_rules};
 pub use table::{Rule, RuleInfo, Severity, RULES};
 
 use crate::call::{Args, Outcome};
-use crate::key::{Fp, KeyArg};
+use crate::key::{Fp, Key, KeyArg};
 use crate::state::ProcessState;
 
 /// One broken rule, described for the record.
@@ -31,6 +31,10 @@ pub struct Finding {
     pub rule: Rule,
     pub message: String,
     pub key_fp: Option<Fp>,
+    /// The key named by `key_fp`, taken while the checks held the state (the call's key,
+    /// or an open key of this process), so that its record can name it by fingerprint
+    /// even if another thread closes the key before the record is made.
+    pub key: Option<Key>,
 }
 
 /// Who "this process" is.
@@ -112,6 +116,14 @@ pub fn check_before(
         Args::Malloc { .. } => {}
         Args::Free { dev_ptr } => free::check(&mut f, state, *dev_ptr),
     }
+    // The keys the findings name, while the state cannot change.
+    let arg = args.key().and_then(KeyArg::key);
+    for x in &mut f.0 {
+        x.key = x.key_fp.and_then(|fp| match arg {
+            Some(k) if k.fp == fp => Some(*k),
+            _ => state.raw_key(&fp),
+        });
+    }
     f.0
 }
 
@@ -133,6 +145,7 @@ impl Findings {
             rule,
             message,
             key_fp,
+            key: None,
         });
     }
 

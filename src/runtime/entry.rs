@@ -15,9 +15,8 @@ use crate::boundary::{self, contain, Entered};
 use crate::call::{codes, Args, Func, Out, Outcome};
 use crate::clock::now_ns;
 use crate::config::{Mode, DEFAULT_REAL_LIB};
-use crate::key::{Key, KeyArg};
 use crate::real::{FreeFn, MallocFn, Real, RealFn};
-use crate::record::{Action, Body};
+use crate::record::{Action, Body, KeyRef};
 use crate::rules::{check_after, check_before, Finding, Severity};
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
@@ -168,9 +167,7 @@ fn checked_call<F: RealFn>(
         let state = rt.state.lock();
         check_before(&args, &state, &facts.me, &facts.ledger)
     };
-    // The key (copied for the records) only when there is something to report.
-    let block =
-        !findings.is_empty() && rt.judge(func, findings, args.key().and_then(KeyArg::key).copied());
+    let block = !findings.is_empty() && rt.judge(func, findings);
     let known = facts.known;
 
     // Forward, or not.
@@ -225,7 +222,7 @@ fn checked_call<F: RealFn>(
 
     // Rules that need the outcome, and their decision.
     let after = check_after(&args, &outcome);
-    if !after.is_empty() && rt.judge(func, after, None) {
+    if !after.is_empty() && rt.judge(func, after) {
         // Judged after the call: the program must not trust the value.
         rt.blocked.fetch_add(1, Ordering::Relaxed);
         outcome.ret = codes::ACL_ERROR_INVALID_PARAM;
@@ -324,7 +321,7 @@ impl Runtime {
     /// The one choke point that decides what to do about findings: the severity (the
     /// rule's, or the user's override), the action by mode, the record. Returns whether
     /// the call must be blocked; in `abort` mode an `error` finding ends the process here.
-    fn judge(&'static self, func: Func, findings: Vec<Finding>, key: Option<Key>) -> bool {
+    fn judge(&'static self, func: Func, findings: Vec<Finding>) -> bool {
         let mut block = false;
         let mut abort = false;
         for f in findings {
@@ -339,7 +336,7 @@ impl Runtime {
             };
             block |= action == Action::Blocked;
             abort |= action == Action::Aborted;
-            let key = f.key_fp.map(|fp| self.key_ref(fp, key));
+            let key = f.key_fp.map(|fp| KeyRef::of(fp, f.key));
             self.report(Some(func), f.rule, severity, action, f.message, key);
         }
         if abort {

@@ -38,10 +38,17 @@ impl Runtime {
         // A process that made no call since it began (a fork child that only exits)
         // writes its start now, before its summary.
         self.ensure_started(true);
-        let open = self.state.lock().open_keys();
+        // The keys' bytes taken with the list, in one hold of the state.
+        let open: Vec<_> = {
+            let s = self.state.lock();
+            s.open_keys()
+                .into_iter()
+                .map(|(fp, exported)| (fp, exported, s.raw_key(&fp)))
+                .collect()
+        };
         let severity = self.config.severity(Rule::ExitLeak);
         if severity != Severity::Off {
-            for (fp, exported) in &open {
+            for (fp, exported, key) in &open {
                 let what = if *exported {
                     "exported and never closed: importers may still map it, and the key stays registered"
                 } else {
@@ -53,7 +60,7 @@ impl Runtime {
                     severity,
                     Action::Reported,
                     format!("key {fp} was {what}"),
-                    Some(self.key_ref(*fp, None)),
+                    Some(KeyRef::of(*fp, *key)),
                 );
             }
         }

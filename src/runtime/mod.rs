@@ -8,7 +8,7 @@ use crate::allocs::Allocs;
 use crate::boundary::{self, contain, Entered};
 use crate::call::Func;
 use crate::config::{Config, LedgerSetting, Mode};
-use crate::key::{Fp, Key};
+
 use crate::ledger;
 use crate::record::{Action, Body, KeyRef, Log, Start, Violation};
 use crate::rules::{Rule, Severity};
@@ -364,19 +364,6 @@ impl Runtime {
     }
 
     // ------------------------------------------------------------ records
-
-    /// A record's reference to a key: the call's key, or an open key of this process (the
-    /// state keeps their bytes), from which the encoder makes its fingerprint.
-    fn key_ref(&self, fp: Fp, arg: Option<Key>) -> KeyRef {
-        match arg {
-            Some(k) if k.fp == fp => KeyRef::Key(k),
-            _ => self
-                .state
-                .lock()
-                .raw_key(&fp)
-                .map_or(KeyRef::Id(fp), KeyRef::Key),
-        }
-    }
 
     fn report(
         &'static self,
