@@ -618,3 +618,98 @@ impl Log {
         }
     }
 }
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+    use crate::call::{Args, Func, Out, Outcome};
+
+    fn call() -> Body {
+        Body::Call {
+            func: Func::DeviceGetBareTgid,
+            args: Args::DeviceGetBareTgid { out_ptr: 0x10 },
+            outcome: Outcome {
+                ret: 0,
+                forwarded: true,
+                out: Out::default(),
+                dur_ns: 5,
+                untracked: false,
+            },
+        }
+    }
+
+    /// How many pages of [start, start + len) are backed by memory now.
+    fn resident((start, len): (usize, usize)) -> usize {
+        let page = 4096;
+        let first = start / page * page;
+        let pages = (start + len).div_ceil(page) - first / page;
+        let mut v = vec![0u8; pages];
+        // SAFETY: the range lies in one live allocation of this process; v has a byte for
+        // each of its pages.
+        let r = unsafe { libc::mincore(first as *mut libc::c_void, pages * page, v.as_mut_ptr()) };
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+        v.iter().filter(|b| *b & 1 == 1).count()
+    }
+
+    /// A burst past `KEEP_RECORDS` grows nothing (both buffers hold the capacity from the
+    /// start); the pages it touched are given back while the queue is idle, and the records
+    /// queued after that (into pages that read as zeros again) are written whole, in `seq`
+    /// order, none lost.
+    #[test]
+    fn a_bursts_pages_are_given_back_and_the_buffers_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.json").to_str().unwrap().to_string();
+        let p = path.clone();
+        let (config, bad) =
+            Config::from_lookup(|n| (n == crate::config::var::LOG).then(|| p.clone()), 1);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(config.format, Format::Json);
+        let log = Log::with_capacity(&config, 4242, 4096);
+        let buffers = |log: &Log| {
+            let q = log.queue.lock().items.as_ptr() as usize;
+            let s = log.sink.lock().spare.as_ptr() as usize;
+            let mut b = [q, s];
+            b.sort();
+            b
+        };
+        let before = buffers(&log);
+        for round in 0..3 {
+            for _ in 0..3000 {
+                assert!(log.enqueue(4242, 4243, call(), true, None).is_some());
+            }
+            log.flush();
+            assert_eq!(log.sink.lock().burst, 3000, "round {round}");
+            // The drained buffer (now the spare) had its 3,000 records' pages backed.
+            let drained = log.sink.lock().spare.as_ptr() as usize;
+            let size = std::mem::size_of::<Record>();
+            let head = (drained, KEEP_RECORDS * size);
+            let tail = (drained + (KEEP_RECORDS + 100) * size, 1800 * size);
+            assert!(
+                resident(tail) > 0,
+                "round {round}: the burst's pages are backed"
+            );
+            log.release_burst_pages();
+            assert_eq!(
+                resident(tail),
+                0,
+                "round {round}: the burst's pages given back"
+            );
+            assert!(resident(head) > 0, "the first records' pages are kept");
+            assert_eq!(log.sink.lock().burst, 0);
+            assert_eq!(buffers(&log), before, "the same two buffers, never regrown");
+            assert_eq!(log.queue.lock().items.capacity(), 4096);
+            assert_eq!(log.sink.lock().spare.capacity(), 4096);
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let seqs: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(seqs, (1..=9000).collect::<Vec<u64>>());
+        assert_eq!(log.stats().dropped, 0);
+    }
+}
