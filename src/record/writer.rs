@@ -114,8 +114,11 @@ pub struct Log {
     /// line of its own: the writer's reads of it do not take the lock's line from the
     /// producer.
     queued: OwnLine<AtomicU64>,
-    wake: Doorbell,
-    sink: Lock<Sink>,
+    /// The writer stores its state here when it sleeps and wakes; a producer reads it.
+    wake: OwnLine<Doorbell>,
+    /// Taken by the writer for every drain: away from what producers read on every record
+    /// (the flags and the capacity below).
+    sink: OwnLine<Lock<Sink>>,
     dropped: AtomicU64,
     writer_running: AtomicBool,
     /// Set once the summary is written: later records are refused.
@@ -268,8 +271,8 @@ impl Log {
                 last_ts_us: 0,
             })),
             queued: OwnLine(AtomicU64::new(0)),
-            wake: Doorbell::new(),
-            sink: Lock::new(Sink {
+            wake: OwnLine(Doorbell::new()),
+            sink: OwnLine(Lock::new(Sink {
                 fd,
                 owned,
                 lines: LineBatch::new(),
@@ -282,7 +285,7 @@ impl Log {
                 written: 0,
                 syslog: socket,
                 datagram: Vec::new(),
-            }),
+            })),
             dropped: AtomicU64::new(0),
             writer_running: AtomicBool::new(false),
             closed: AtomicBool::new(false),
