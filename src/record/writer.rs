@@ -16,7 +16,6 @@ use super::{encode, Body, Record};
 use crate::clock::now_ns;
 use crate::config::{Config, Format, LogTarget};
 use crate::sync::{Doorbell, Lock};
-use std::collections::VecDeque;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -39,8 +38,41 @@ const LOOK_US: i64 = 50;
 const IDLE_EVERY_NS: i64 = 50_000_000;
 const SLEEP_MS: i64 = 200;
 
+/// How many records' worth of each queue buffer stays backed by memory while the writer
+/// sleeps: the pages past them, touched by a burst, are given back then
+/// (`Log::release_burst_pages`).
+const KEEP_RECORDS: usize = 1024;
+
+/// A value on cache lines of its own: the producers' and the writer's shared words do not
+/// drag their neighbours between cores.
+#[repr(align(64))]
+struct OwnLine<T>(T);
+
+impl<T> std::ops::Deref for OwnLine<T> {
+    type Target = T;
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// A queue buffer for `capacity` records, allocated up front. Only address space: a page
+/// is backed when a record is first written into it, and stays (drains keep the buffer)
+/// until the writer gives it back after a burst. Empty if the allocation fails: it then
+/// grows as records come, as any `Vec` does.
+fn queue_buffer(enabled: bool, capacity: usize) -> Vec<Record> {
+    let mut v = Vec::new();
+    if enabled {
+        let _ = v.try_reserve_exact(capacity);
+    }
+    v
+}
+
 struct Queue {
-    items: VecDeque<Record>,
+    /// The records waiting for the writer, oldest first. Its buffer is allocated once for
+    /// the queue's whole capacity (`queue_buffer`): a record is written into pages that an
+    /// earlier batch touched already, never into a buffer being regrown.
+    items: Vec<Record>,
     next_seq: u64,
     /// The time of the last record queued, µs: records given a time read before they were
     /// queued never go back before it (`push_at`).
@@ -54,13 +86,15 @@ struct Sink {
     /// The records being written, encoded.
     lines: LineBatch,
     /// The queue's other buffer: a drain swaps it in, so the queue keeps its capacity.
-    spare: VecDeque<Record>,
+    spare: Vec<Record>,
     write_failed: bool,
     /// A record was written only in part (the disk filled up mid-line): the next record
     /// starts on a new line, so that one torn line never swallows a whole one.
     torn: bool,
     /// The `seq` of the last record handed to the sink.
     written: u64,
+    /// The most records one drain took since the writer last gave a burst's pages back.
+    burst: usize,
     /// The syslog socket, when the log goes to syslog (then `fd` is unused), and the
     /// buffer its datagrams are made in.
     syslog: Option<Socket>,
@@ -74,12 +108,17 @@ pub struct Log {
     /// The syslog HOSTNAME field (uname's nodename), when the log goes to syslog.
     host: String,
     capacity: usize,
-    queue: Lock<Queue>,
+    queue: OwnLine<Lock<Queue>>,
     /// The `seq` of the last record queued, which the writer watches while it looks for
-    /// more, without the queue's lock (the records themselves pass under the lock).
-    queued: AtomicU64,
-    wake: Doorbell,
-    sink: Lock<Sink>,
+    /// more, without the queue's lock (the records themselves pass under the lock). On a
+    /// line of its own: the writer's reads of it do not take the lock's line from the
+    /// producer.
+    queued: OwnLine<AtomicU64>,
+    /// The writer stores its state here when it sleeps and wakes; a producer reads it.
+    wake: OwnLine<Doorbell>,
+    /// Taken by the writer for every drain: away from what producers read on every record
+    /// (the flags and the capacity below).
+    sink: OwnLine<Lock<Sink>>,
     dropped: AtomicU64,
     writer_running: AtomicBool,
     /// Set once the summary is written: later records are refused.
@@ -126,6 +165,31 @@ fn open_log(path: &str) -> Result<i32, String> {
         ))
     } else {
         Ok(fd)
+    }
+}
+
+/// Gives back the pages of an empty buffer's capacity past its first `KEEP_RECORDS`
+/// records (they read as zeros if touched again: unused capacity holds nothing).
+fn release_tail(buf: &Vec<Record>) {
+    if !buf.is_empty() {
+        return;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as usize,
+        _ => return,
+    };
+    let size = std::mem::size_of::<Record>();
+    let base = buf.as_ptr() as usize;
+    let start = (base + KEEP_RECORDS * size).next_multiple_of(page);
+    let end = (base + buf.capacity() * size) / page * page;
+    if end > start {
+        // SAFETY: [start, end) lies inside the buffer's own allocation, in capacity that
+        // holds no record (the buffer is empty and only this thread reaches it, under the
+        // sink's lock); MADV_DONTNEED on it only drops its pages.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
     }
 }
 
@@ -194,24 +258,26 @@ impl Log {
                 }
             },
         };
+        let enabled = config.log != LogTarget::Off;
         Log {
             format: config.format,
             show_keys: config.show_keys,
             target: config.log.clone(),
             host,
             capacity,
-            queue: Lock::new(Queue {
-                items: VecDeque::new(),
+            queue: OwnLine(Lock::new(Queue {
+                items: queue_buffer(enabled, capacity),
                 next_seq: 1,
                 last_ts_us: 0,
-            }),
-            queued: AtomicU64::new(0),
-            wake: Doorbell::new(),
-            sink: Lock::new(Sink {
+            })),
+            queued: OwnLine(AtomicU64::new(0)),
+            wake: OwnLine(Doorbell::new()),
+            sink: OwnLine(Lock::new(Sink {
                 fd,
                 owned,
                 lines: LineBatch::new(),
-                spare: VecDeque::new(),
+                spare: queue_buffer(enabled, capacity),
+                burst: 0,
                 // A syslog socket that could not be reached said so already: its losses
                 // are not said again.
                 write_failed: said,
@@ -219,7 +285,7 @@ impl Log {
                 written: 0,
                 syslog: socket,
                 datagram: Vec::new(),
-            }),
+            })),
             dropped: AtomicU64::new(0),
             writer_running: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -310,7 +376,7 @@ impl Log {
         }
         let ts_us = record_time(ts_us, q.last_ts_us, now_us);
         q.last_ts_us = ts_us;
-        q.items.push_back(Record {
+        q.items.push(Record {
             seq,
             ts_us,
             pid,
@@ -345,6 +411,7 @@ impl Log {
                 sink.spare = batch;
                 break;
             }
+            sink.burst = sink.burst.max(batch.len());
             for mut rec in batch.drain(..) {
                 // The summary counts every record lost before it: what is pending is
                 // written first, so that its losses are counted too.
@@ -366,10 +433,7 @@ impl Log {
                 sink.written = rec.seq;
             }
             self.write_lines(sink);
-            // A burst's queue is not kept for good.
-            if batch.capacity() > 4096 {
-                batch.shrink_to(1024);
-            }
+            // The buffer keeps its capacity: the next records go into pages already backed.
             sink.spare = batch;
         }
     }
@@ -456,6 +520,7 @@ impl Log {
             let seen = self.queued.load(Ordering::Relaxed);
             self.flush();
             if !self.more_within(seen, LOOK_US) {
+                self.release_burst_pages();
                 self.wake
                     .sleep_unless(|| !self.queue.lock().items.is_empty(), SLEEP_MS);
             }
@@ -467,6 +532,29 @@ impl Log {
                 }
             }
         }
+    }
+
+    /// Before the writer sleeps: if a drain took more than `KEEP_RECORDS` since the last
+    /// time, the pages of both queue buffers past their first `KEEP_RECORDS` records are
+    /// given back to the system (their contents are unused capacity). The queue's buffer
+    /// is swapped out for it only while it is empty, and given back outside the queue's
+    /// lock, so a producer never waits for the system call.
+    fn release_burst_pages(&self) {
+        let mut sink = self.sink.lock();
+        if sink.burst <= KEEP_RECORDS {
+            return;
+        }
+        sink.burst = 0;
+        release_tail(&sink.spare);
+        {
+            let mut q = self.queue.lock();
+            if !q.items.is_empty() {
+                // Not idle after all: the buffer is in use; its turn comes another time.
+                return;
+            }
+            std::mem::swap(&mut q.items, &mut sink.spare);
+        }
+        release_tail(&sink.spare);
     }
 
     /// Whether a record is queued beyond the `seen` count within `us` microseconds,
@@ -531,5 +619,100 @@ impl Log {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+    use crate::call::{Args, Func, Out, Outcome};
+
+    fn call() -> Body {
+        Body::Call {
+            func: Func::DeviceGetBareTgid,
+            args: Args::DeviceGetBareTgid { out_ptr: 0x10 },
+            outcome: Outcome {
+                ret: 0,
+                forwarded: true,
+                out: Out::default(),
+                dur_ns: 5,
+                untracked: false,
+            },
+        }
+    }
+
+    /// How many pages of [start, start + len) are backed by memory now.
+    fn resident((start, len): (usize, usize)) -> usize {
+        let page = 4096;
+        let first = start / page * page;
+        let pages = (start + len).div_ceil(page) - first / page;
+        let mut v = vec![0u8; pages];
+        // SAFETY: the range lies in one live allocation of this process; v has a byte for
+        // each of its pages.
+        let r = unsafe { libc::mincore(first as *mut libc::c_void, pages * page, v.as_mut_ptr()) };
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+        v.iter().filter(|b| *b & 1 == 1).count()
+    }
+
+    /// A burst past `KEEP_RECORDS` grows nothing (both buffers hold the capacity from the
+    /// start); the pages it touched are given back while the queue is idle, and the records
+    /// queued after that (into pages that read as zeros again) are written whole, in `seq`
+    /// order, none lost.
+    #[test]
+    fn a_bursts_pages_are_given_back_and_the_buffers_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.json").to_str().unwrap().to_string();
+        let p = path.clone();
+        let (config, bad) =
+            Config::from_lookup(|n| (n == crate::config::var::LOG).then(|| p.clone()), 1);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(config.format, Format::Json);
+        let log = Log::with_capacity(&config, 4242, 4096);
+        let buffers = |log: &Log| {
+            let q = log.queue.lock().items.as_ptr() as usize;
+            let s = log.sink.lock().spare.as_ptr() as usize;
+            let mut b = [q, s];
+            b.sort();
+            b
+        };
+        let before = buffers(&log);
+        for round in 0..3 {
+            for _ in 0..3000 {
+                assert!(log.enqueue(4242, 4243, call(), true, None).is_some());
+            }
+            log.flush();
+            assert_eq!(log.sink.lock().burst, 3000, "round {round}");
+            // The drained buffer (now the spare) had its 3,000 records' pages backed.
+            let drained = log.sink.lock().spare.as_ptr() as usize;
+            let size = std::mem::size_of::<Record>();
+            let head = (drained, KEEP_RECORDS * size);
+            let tail = (drained + (KEEP_RECORDS + 100) * size, 1800 * size);
+            assert!(
+                resident(tail) > 0,
+                "round {round}: the burst's pages are backed"
+            );
+            log.release_burst_pages();
+            assert_eq!(
+                resident(tail),
+                0,
+                "round {round}: the burst's pages given back"
+            );
+            assert!(resident(head) > 0, "the first records' pages are kept");
+            assert_eq!(log.sink.lock().burst, 0);
+            assert_eq!(buffers(&log), before, "the same two buffers, never regrown");
+            assert_eq!(log.queue.lock().items.capacity(), 4096);
+            assert_eq!(log.sink.lock().spare.capacity(), 4096);
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let seqs: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(seqs, (1..=9000).collect::<Vec<u64>>());
+        assert_eq!(log.stats().dropped, 0);
     }
 }
