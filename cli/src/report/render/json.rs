@@ -6,7 +6,7 @@
 //! when the report was built as a tree, so the output is byte for byte what it was.
 
 use super::super::model::{Detail, End, Event, Process, Report, Violation};
-use super::describe;
+use super::{describe, push_hex};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 #[cfg(test)]
 use serde_json::Value;
@@ -188,6 +188,14 @@ fn pretty(v: &V<'_>, depth: usize, out: &mut Vec<u8>) {
         V::U64(n) => pretty_u64(*n, out),
         V::Str(t) => pretty_str(t, out),
         V::String(t) => pretty_str(t, out),
+        V::Hex(a) => {
+            // Digits and `x`: nothing to escape.
+            let mut t = String::with_capacity(18);
+            push_hex(&mut t, *a);
+            out.push(b'"');
+            out.extend_from_slice(t.as_bytes());
+            out.push(b'"');
+        }
         V::Ints(a) => pretty_seq(a, depth, out, |n, out| pretty_i64(*n, out)),
         V::Strs(a) => pretty_seq(a, depth, out, |t, out| pretty_str(t, out)),
         V::Obj(o) => pretty_obj(o, depth, out),
@@ -219,6 +227,8 @@ enum V<'a> {
     U64(u64),
     Str(&'a str),
     String(String),
+    /// An address, as the string `{:#x}` makes of it (written without a `String` of its own).
+    Hex(u64),
     Ints(&'a [i64]),
     Strs(&'a [String]),
     /// Another object, already laid out.
@@ -281,7 +291,7 @@ fn list<'a>(each: impl Fn(&mut dyn FnMut(Obj<'a>)) + 'a) -> V<'a> {
 }
 
 fn hex<'a>(v: Option<u64>) -> V<'a> {
-    v.map_or(V::Null, |a| V::String(format!("{a:#x}")))
+    v.map_or(V::Null, V::Hex)
 }
 
 fn host_of(procs: &[Process], i: usize) -> V<'_> {
@@ -307,6 +317,11 @@ impl Serialize for V<'_> {
             V::U64(n) => s.serialize_u64(*n),
             V::Str(t) => s.serialize_str(t),
             V::String(t) => s.serialize_str(t),
+            V::Hex(a) => {
+                let mut t = String::with_capacity(18);
+                push_hex(&mut t, *a);
+                s.serialize_str(&t)
+            }
             V::Ints(a) => a.serialize(s),
             V::Strs(a) => a.serialize(s),
             V::Obj(o) => o.serialize(s),
