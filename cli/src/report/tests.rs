@@ -1847,3 +1847,149 @@ fn hand_written_lines_read_as_the_shims_own() {
         (found(&base), base.exit_status())
     );
 }
+
+/// `describe` builds its line from pieces; this is the line as `format!` words it, the
+/// way it was written before, for every kind of event and edge values.
+#[test]
+fn describe_words_events_as_format_does() {
+    use crate::report::parse::PidArg;
+    let ev = |detail: Detail| Event {
+        ts: "2026-12-02T02:07:07.483502Z".into(),
+        ts_us: 0,
+        process: 0,
+        pid: 1,
+        seq: 1,
+        func: "aclrtFree".into(),
+        ret: Some(0),
+        status: Some("ok"),
+        detail,
+    };
+    let num = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |n| n.to_string());
+    let pids = |p: &[i64]| {
+        let v: Vec<String> = p.iter().map(i64::to_string).collect();
+        format!("[{}]", v.join(", "))
+    };
+    let vals = [None, Some(0), Some(1), Some(2), Some(10), Some(u64::MAX)];
+    let mut cases: Vec<(Detail, String)> = Vec::new();
+    for a in vals {
+        for b in vals {
+            let mode = match b {
+                Some(0) => " (whitelist mode)",
+                Some(1) => " (pid validation disabled)",
+                _ => "",
+            };
+            let dev = a.map_or_else(|| "?".to_owned(), |x| format!("{x:#x}"));
+            cases.push((
+                Detail::Export {
+                    dev_ptr: a,
+                    size: b,
+                    flags: b,
+                },
+                format!("devPtr={dev} size={} flags={}{mode}", num(b), num(b)),
+            ));
+            cases.push((
+                Detail::SetAttr {
+                    attr_type: a,
+                    attr: b,
+                },
+                format!("type {} attr {}", num(a), num(b)),
+            ));
+            cases.push((
+                Detail::Import {
+                    address: a,
+                    flags: b,
+                },
+                match a {
+                    Some(x) => format!("-> {x:#x} (flags {})", num(b)),
+                    None => format!("flags {}", num(b)),
+                },
+            ));
+        }
+        let list = vec![0, -1, i64::MIN, i64::MAX, 23774];
+        cases.push((
+            Detail::Whitelist {
+                pids: PidArg::List(list.clone()),
+                num: a,
+            },
+            format!("pids {} num {}", pids(&list), num(a)),
+        ));
+        cases.push((
+            Detail::Whitelist {
+                pids: PidArg::List(vec![]),
+                num: a,
+            },
+            format!("pids [] num {}", num(a)),
+        ));
+        cases.push((
+            Detail::Whitelist {
+                pids: PidArg::Unread("\"0x7ff\"".into()),
+                num: a,
+            },
+            format!("pid \"0x7ff\" (not read) num {}", num(a)),
+        ));
+        cases.push((
+            Detail::InterServer {
+                server_pids: Some(vec![(7, list.clone()), (u64::MAX, vec![])]),
+                num: a,
+            },
+            format!(
+                "serverPids {{sdid 7: {}; sdid {}: []}} num {}",
+                pids(&list),
+                u64::MAX,
+                num(a)
+            ),
+        ));
+    }
+    for d in [0, 1, 0xabc, u64::MAX] {
+        for role in ["importer", "exporter"] {
+            let how = if role == "importer" {
+                "(an imported address)"
+            } else {
+                "(exported memory)"
+            };
+            cases.push((
+                Detail::Free { dev_ptr: d, role },
+                format!("devPtr={d:#x} {how}"),
+            ));
+        }
+    }
+    cases.push((
+        Detail::Whitelist {
+            pids: PidArg::Null,
+            num: Some(1),
+        },
+        "pid NULL".into(),
+    ));
+    cases.push((
+        Detail::InterServer {
+            server_pids: None,
+            num: None,
+        },
+        "serverPids NULL".into(),
+    ));
+    cases.push((Detail::Close { role: "importer" }, "role importer".into()));
+    for action in [None, Some("blocked".to_owned())] {
+        let v = Violation {
+            rule: "close.order".into(),
+            severity: "error".into(),
+            process: 0,
+            pid: 1,
+            func: "aclrtFree".into(),
+            key_fp: None,
+            source: Source::Recheck,
+            ts: String::new(),
+            ts_us: 0,
+            seq: 1,
+            message: "m: \"q\"".into(),
+            action: action.clone(),
+        };
+        let a = action.map(|a| format!(", {a}")).unwrap_or_default();
+        cases.push((
+            Detail::Violation(Box::new(v)),
+            format!("close.order (error{a}, recheck): m: \"q\""),
+        ));
+    }
+    for (d, want) in cases {
+        assert_eq!(render::describe(&ev(d.clone())), want, "{d:?}");
+    }
+}

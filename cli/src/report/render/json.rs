@@ -6,7 +6,7 @@
 //! when the report was built as a tree, so the output is byte for byte what it was.
 
 use super::super::model::{Detail, End, Event, Process, Report, Violation};
-use super::describe;
+use super::{describe, push_hex};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 #[cfg(test)]
 use serde_json::Value;
@@ -58,9 +58,24 @@ pub fn key_member(fp: &str, events: &[Event], procs: &[Process], out: &mut Vec<u
 // characters; everything else as it is).
 
 fn indent(out: &mut Vec<u8>, depth: usize) {
-    for _ in 0..depth {
-        out.extend_from_slice(b"  ");
+    const SPACES: &[u8; 32] = b"                                ";
+    match SPACES.get(..2 * depth) {
+        Some(s) => out.extend_from_slice(s),
+        None => {
+            for _ in 0..depth {
+                out.extend_from_slice(b"  ");
+            }
+        }
     }
+}
+
+/// A member's name and `": "`. The names are this file's own (`&'static str` of letters
+/// and `_`), which need no escape: written as they are, without [`pretty_str`]'s search.
+fn member_name(k: &'static str, out: &mut Vec<u8>) {
+    debug_assert!(k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'));
+    out.push(b'"');
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"\": ");
 }
 
 fn pretty_str(s: &str, out: &mut Vec<u8>) {
@@ -171,8 +186,7 @@ fn pretty_obj(o: &Obj<'_>, depth: usize, out: &mut Vec<u8>) {
             out.extend_from_slice(b",\n");
         }
         indent(out, depth + 1);
-        pretty_str(k, out);
-        out.extend_from_slice(b": ");
+        member_name(k, out);
         pretty(v, depth + 1, out);
     }
     out.push(b'\n');
@@ -188,6 +202,14 @@ fn pretty(v: &V<'_>, depth: usize, out: &mut Vec<u8>) {
         V::U64(n) => pretty_u64(*n, out),
         V::Str(t) => pretty_str(t, out),
         V::String(t) => pretty_str(t, out),
+        V::Hex(a) => {
+            // Digits and `x`: nothing to escape.
+            let mut t = String::with_capacity(18);
+            push_hex(&mut t, *a);
+            out.push(b'"');
+            out.extend_from_slice(t.as_bytes());
+            out.push(b'"');
+        }
         V::Ints(a) => pretty_seq(a, depth, out, |n, out| pretty_i64(*n, out)),
         V::Strs(a) => pretty_seq(a, depth, out, |t, out| pretty_str(t, out)),
         V::Obj(o) => pretty_obj(o, depth, out),
@@ -219,6 +241,8 @@ enum V<'a> {
     U64(u64),
     Str(&'a str),
     String(String),
+    /// An address, as the string `{:#x}` makes of it (written without a `String` of its own).
+    Hex(u64),
     Ints(&'a [i64]),
     Strs(&'a [String]),
     /// Another object, already laid out.
@@ -281,7 +305,7 @@ fn list<'a>(each: impl Fn(&mut dyn FnMut(Obj<'a>)) + 'a) -> V<'a> {
 }
 
 fn hex<'a>(v: Option<u64>) -> V<'a> {
-    v.map_or(V::Null, |a| V::String(format!("{a:#x}")))
+    v.map_or(V::Null, V::Hex)
 }
 
 fn host_of(procs: &[Process], i: usize) -> V<'_> {
@@ -307,6 +331,11 @@ impl Serialize for V<'_> {
             V::U64(n) => s.serialize_u64(*n),
             V::Str(t) => s.serialize_str(t),
             V::String(t) => s.serialize_str(t),
+            V::Hex(a) => {
+                let mut t = String::with_capacity(18);
+                push_hex(&mut t, *a);
+                s.serialize_str(&t)
+            }
             V::Ints(a) => a.serialize(s),
             V::Strs(a) => a.serialize(s),
             V::Obj(o) => o.serialize(s),

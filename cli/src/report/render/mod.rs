@@ -11,15 +11,71 @@ pub use json::render_json;
 pub use json::{key_member, write_json};
 pub use text::{key_text, render_text, render_text_parts};
 
-use super::model::{pids_text, Detail, Event, Process};
+use super::model::{Detail, Event, Process};
 use super::parse::PidArg;
 
 // `--trace`: Chrome trace-event JSON.
 mod trace;
 pub use trace::TraceFile;
 
-fn opt_num(v: Option<u64>) -> String {
-    v.map_or_else(|| "?".to_owned(), |n| n.to_string())
+/// `n` in decimal, as `{n}` writes it.
+pub(super) fn push_u64(s: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.extend(buf[at..].iter().map(|&d| char::from(d)));
+}
+
+fn push_i64(s: &mut String, n: i64) {
+    if n < 0 {
+        s.push('-');
+    }
+    push_u64(s, n.unsigned_abs());
+}
+
+/// A number, or `?` when missing.
+fn push_opt_num(s: &mut String, v: Option<u64>) {
+    match v {
+        Some(n) => push_u64(s, n),
+        None => s.push('?'),
+    }
+}
+
+/// `n` as `{n:#x}` writes it: `0x` and lowercase digits, no leading zeros.
+pub(super) fn push_hex(s: &mut String, n: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    let mut at = buf.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        buf[at] = HEX[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    s.push_str("0x");
+    s.extend(buf[at..].iter().map(|&d| char::from(d)));
+}
+
+/// A pid list as `model::pids_text` words it: `[1, 2]`.
+fn push_pids(s: &mut String, p: &[i64]) {
+    s.push('[');
+    for (i, n) in p.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        push_i64(s, *n);
+    }
+    s.push(']');
 }
 
 pub(super) fn plural(n: usize, one: &str, many: &str) -> String {
@@ -49,64 +105,110 @@ pub(super) fn clean(s: String) -> String {
 
 /// One line for people about an event (text and JSON both show it).
 pub fn describe(e: &Event) -> String {
+    let mut s = String::with_capacity(64);
+    describe_into(e, &mut s);
+    s
+}
+
+/// [`describe`] appended to `s`. Built from pieces, not with `format!`: every event of a
+/// report is described once (text and `--json`), and the formatting machinery with its
+/// strings per number was a sixteenth of the report's instructions.
+fn describe_into(e: &Event, s: &mut String) {
     match &e.detail {
         Detail::Export {
             dev_ptr,
             size,
             flags,
         } => {
-            let mode = match flags {
+            s.push_str("devPtr=");
+            match dev_ptr {
+                Some(a) => push_hex(s, *a),
+                None => s.push('?'),
+            }
+            s.push_str(" size=");
+            push_opt_num(s, *size);
+            s.push_str(" flags=");
+            push_opt_num(s, *flags);
+            s.push_str(match flags {
                 Some(0) => " (whitelist mode)",
                 Some(1) => " (pid validation disabled)",
                 _ => "",
-            };
-            let dev = dev_ptr.map_or_else(|| "?".to_owned(), |a| format!("{a:#x}"));
-            format!(
-                "devPtr={dev} size={} flags={}{mode}",
-                opt_num(*size),
-                opt_num(*flags)
-            )
+            });
         }
         Detail::Whitelist { pids, num } => match pids {
-            PidArg::List(p) => format!("pids {} num {}", pids_text(p), opt_num(*num)),
-            PidArg::Null | PidArg::Absent => "pid NULL".to_owned(),
-            PidArg::Unread(p) => format!("pid {p} (not read) num {}", opt_num(*num)),
+            PidArg::List(p) => {
+                s.push_str("pids ");
+                push_pids(s, p);
+                s.push_str(" num ");
+                push_opt_num(s, *num);
+            }
+            PidArg::Null | PidArg::Absent => s.push_str("pid NULL"),
+            PidArg::Unread(p) => {
+                s.push_str("pid ");
+                s.push_str(p);
+                s.push_str(" (not read) num ");
+                push_opt_num(s, *num);
+            }
         },
         Detail::InterServer { server_pids, num } => match server_pids {
             Some(entries) => {
-                let parts: Vec<String> = entries
-                    .iter()
-                    .map(|(s, p)| format!("sdid {s}: {}", pids_text(p)))
-                    .collect();
-                format!("serverPids {{{}}} num {}", parts.join("; "), opt_num(*num))
+                s.push_str("serverPids {");
+                for (i, (sdid, p)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        s.push_str("; ");
+                    }
+                    s.push_str("sdid ");
+                    push_u64(s, *sdid);
+                    s.push_str(": ");
+                    push_pids(s, p);
+                }
+                s.push_str("} num ");
+                push_opt_num(s, *num);
             }
-            None => "serverPids NULL".to_owned(),
+            None => s.push_str("serverPids NULL"),
         },
         Detail::SetAttr { attr_type, attr } => {
-            format!("type {} attr {}", opt_num(*attr_type), opt_num(*attr))
+            s.push_str("type ");
+            push_opt_num(s, *attr_type);
+            s.push_str(" attr ");
+            push_opt_num(s, *attr);
         }
-        Detail::Import { address, flags } => match address {
-            Some(a) => format!("-> {a:#x} (flags {})", opt_num(*flags)),
-            None => format!("flags {}", opt_num(*flags)),
-        },
-        Detail::Close { role } => format!("role {role}"),
-        Detail::Free { dev_ptr, role } => match *role {
-            "importer" => format!("devPtr={dev_ptr:#x} (an imported address)"),
-            _ => format!("devPtr={dev_ptr:#x} (exported memory)"),
-        },
+        Detail::Import { address, flags } => {
+            if let Some(a) = address {
+                s.push_str("-> ");
+                push_hex(s, *a);
+                s.push_str(" (flags ");
+                push_opt_num(s, *flags);
+                s.push(')');
+            } else {
+                s.push_str("flags ");
+                push_opt_num(s, *flags);
+            }
+        }
+        Detail::Close { role } => {
+            s.push_str("role ");
+            s.push_str(role);
+        }
+        Detail::Free { dev_ptr, role } => {
+            s.push_str("devPtr=");
+            push_hex(s, *dev_ptr);
+            s.push_str(match *role {
+                "importer" => " (an imported address)",
+                _ => " (exported memory)",
+            });
+        }
         Detail::Violation(v) => {
-            let action = v
-                .action
-                .as_deref()
-                .map(|a| format!(", {a}"))
-                .unwrap_or_default();
-            format!(
-                "{} ({}{action}, {}): {}",
-                v.rule,
-                v.severity,
-                v.source.as_str(),
-                v.message
-            )
+            s.push_str(&v.rule);
+            s.push_str(" (");
+            s.push_str(&v.severity);
+            if let Some(a) = &v.action {
+                s.push_str(", ");
+                s.push_str(a);
+            }
+            s.push_str(", ");
+            s.push_str(v.source.as_str());
+            s.push_str("): ");
+            s.push_str(&v.message);
         }
     }
 }
