@@ -179,6 +179,21 @@ def many_keys(path, pid, keys):
         out.write("".join(lines))
 
 
+def no_temp(paths, doc):
+    """No temporary file can be made (TMPDIR names no directory): the report reads the
+    logs into memory instead, says so with -v, and gives the same verdicts and keys. Its
+    census threads once wrote that trouble to stderr while the main thread held it: -v
+    then hung for good."""
+    env = dict(os.environ, TMPDIR=work.file("no-such-dir"))
+    p = subprocess.run([CLI, "-v", "report", "--json"] + paths, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=300 * TIMEOUT_SCALE)
+    eq(p.returncode, 0, "no temporary file: exit 0")
+    check(b"reading the logs into memory" in p.stderr, f"no temporary file: -v says so: {p.stderr[-500:]!r}")
+    mem = json.loads(p.stdout)
+    eq(sorted(mem["keys"]), sorted(doc["keys"]), "no temporary file: the same keys")
+    eq(mem["violations"], doc["violations"], "no temporary file: the same violations")
+
+
 # Memory for the keys in flight, not for every key of the job: 4 times the keys (each
 # named once, each freeing an address once) must not cost more than a small margin (the
 # count per key fingerprint and the freed addresses per process were once kept for the
@@ -201,6 +216,8 @@ for name, keys in (("keys", MANY), ("4x keys", 4 * MANY)):
     many[name] = max(peak, peak_text)
     print(f"{name}: {2 * keys} keys in {sum(os.path.getsize(p) for p in paths) / 2**20:.0f} MiB: peak RSS "
           f"{peak / 2**20:.1f} MiB (--json), {peak_text / 2**20:.1f} MiB (text)")
+    if name == "keys":
+        no_temp(paths, doc)
     for p in paths:
         os.unlink(p)
 check(many["4x keys"] <= many["keys"] + (2 << 20),

@@ -71,15 +71,20 @@ impl Builder {
         }
     }
 
+    /// Adds `v` to `k`'s entry. After a run could not be written nothing more is kept:
+    /// `into_runs` then fails, and the caller (on the main thread: this may run on a
+    /// worker, which must not write to stderr while the main thread holds it) says so.
     pub fn add(&mut self, k: u128, v: u64) {
+        if self.failed {
+            return;
+        }
         let combine = self.combine;
         self.mem
             .entry(k)
             .and_modify(|x| *x = combine(*x, v))
             .or_insert(v);
         if self.mem.len() >= self.cap {
-            if let Err(e) = self.spill() {
-                tracing::info!("a temporary file for the report: {e}");
+            if self.spill().is_err() {
                 self.failed = true;
                 self.mem.clear();
             }

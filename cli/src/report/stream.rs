@@ -302,6 +302,15 @@ struct Census {
 /// while. Further back (a clock set back by hand), the logs are read into memory.
 const MAX_LAG_US: i64 = 250_000;
 
+/// A temporary file's step on the main thread: its failure is said under `-v`, and the
+/// caller leaves the job to the in-memory report (`None`).
+fn merged<T>(r: io::Result<T>) -> Option<T> {
+    r.map_err(|e| {
+        tracing::info!("a temporary file for the report failed ({e}); reading the logs into memory")
+    })
+    .ok()
+}
+
 fn census(fi: usize, log: &Log) -> Census {
     let mut c = Census::default();
     let mut info = FileInfo {
@@ -860,7 +869,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let mut gaps = Vec::new();
     let mut procs: Vec<Process> = Vec::with_capacity(accs.len());
     // The freed addresses of all files in one table on disk.
-    let frees = Arc::new(spill::Table::merge(frees, spill::max).ok()?);
+    let frees = Arc::new(merged(spill::Table::merge(frees, spill::max))?);
     let mut last_free: Vec<recheck::Frees> = Vec::with_capacity(accs.len());
     for (i, a) in accs.into_iter().enumerate() {
         last_free.push(freeing.remove(&a.first.0).map(|p| (frees.clone(), p)));
@@ -884,13 +893,13 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let shared = !ledger_error && recheck::shared_ledger(&procs);
     let records: usize = procs.iter().map(|p| p.records).sum();
     // The counts of all files in one table on disk.
-    let pending = recheck::Pending::new(spill::Table::merge(pending, spill::sum).ok()?);
+    let pending = recheck::Pending::new(merged(spill::Table::merge(pending, spill::sum))?);
     super::analyze::say_ordering(&procs, 0, gaps.len(), t);
 
     // The merge and the sweep; finished keys go to the spill file.
     // Until the report is written, any trouble (no temporary file, a full disk) leaves
     // the job to the in-memory report.
-    let spill = io::BufWriter::with_capacity(1 << 16, temp_file().ok()?);
+    let spill = io::BufWriter::with_capacity(1 << 16, merged(temp_file())?);
     // The files are parsed by `PARSERS` threads (a group of files each) while this one
     // merges; a batch is smaller the more files there are, so that the records queued
     // stay about `QUEUED_RECORDS` whatever their number.
