@@ -90,8 +90,10 @@ fn intercept_full<F: RealFn>(
     read_out: impl Fn() -> Out,
 ) -> i32 {
     // The whole path runs inside one panic boundary. What it has got to is kept outside:
-    // the real function once found, and its return value once called, so that a panic
-    // anywhere only forwards the call (or, after the call, returns what it returned).
+    // the real function once found, and the program's answer once settled (what the
+    // runtime returned, or the code of a blocked call), so that a panic anywhere only
+    // forwards the call, or returns the answer already settled: a call judged blocked is
+    // never forwarded because the shim failed after judging it.
     let found: Cell<Option<F>> = Cell::new(None);
     let returned: Cell<Option<i32>> = Cell::new(None);
     let call = |f: F| {
@@ -120,7 +122,7 @@ fn intercept_full<F: RealFn>(
             }
         }
         rt.calls.fetch_add(1, Ordering::Relaxed);
-        checked_call(rt, real.func(), f, inside, args, call, read_out)
+        checked_call(rt, real.func(), f, inside, args, call, read_out, &returned)
     });
     match (r, returned.get(), found.get()) {
         (Some(ret), _, _) => ret,
@@ -150,6 +152,9 @@ fn quiet_memory_begin<F: RealFn>(real: &'static Real<F>) -> Option<(&'static Run
 
 /// Rules, decision, forwarding, state and ledger, record: the path of a call past its
 /// boundary (`inside` is held until it returns), inside the caller's panic boundary.
+/// `forward` calls the real function and settles `answer` (what the program gets should
+/// the shim panic later); a block settles it too.
+#[allow(clippy::too_many_arguments)]
 fn checked_call<F: RealFn>(
     rt: &'static Runtime,
     func: Func,
@@ -158,20 +163,26 @@ fn checked_call<F: RealFn>(
     mut args: Args,
     forward: impl Fn(F) -> i32,
     read_out: impl Fn() -> Out,
+    answer: &Cell<Option<i32>>,
 ) -> i32 {
     let record_call = rt.records_calls_of(func);
 
-    // Rules and decision, before the call.
-    let facts = per_func::facts_before(rt, func, &mut args);
-    let findings = {
-        let state = rt.state.lock();
-        check_before(&args, &state, &facts.me, &facts.ledger)
-    };
-    let block = !findings.is_empty() && rt.judge(func, findings);
-    let known = facts.known;
+    // Rules and decision, before the call, in a boundary of their own: should they fail,
+    // the call is forwarded unjudged and the state still learns what it did.
+    let (block, known) = contain(|| {
+        let facts = per_func::facts_before(rt, func, &mut args);
+        let findings = {
+            let state = rt.state.lock();
+            check_before(&args, &state, &facts.me, &facts.ledger)
+        };
+        let block = !findings.is_empty() && rt.judge(func, findings);
+        (block, facts.known)
+    })
+    .unwrap_or_default();
 
     // Forward, or not.
     let (mut outcome, ended_us) = if block {
+        answer.set(Some(codes::ACL_ERROR_INVALID_PARAM));
         rt.blocked.fetch_add(1, Ordering::Relaxed);
         (
             Outcome {
@@ -226,6 +237,7 @@ fn checked_call<F: RealFn>(
         // Judged after the call: the program must not trust the value.
         rt.blocked.fetch_add(1, Ordering::Relaxed);
         outcome.ret = codes::ACL_ERROR_INVALID_PARAM;
+        answer.set(Some(outcome.ret));
     }
     // State and ledger.
     if outcome.forwarded && outcome.ret == codes::ACL_SUCCESS {

@@ -83,11 +83,9 @@ impl Builder {
             .entry(k)
             .and_modify(|x| *x = combine(*x, v))
             .or_insert(v);
-        if self.mem.len() >= self.cap {
-            if self.spill().is_err() {
-                self.failed = true;
-                self.mem.clear();
-            }
+        if self.mem.len() >= self.cap && self.spill().is_err() {
+            self.failed = true;
+            self.mem.clear();
         }
     }
 
