@@ -142,6 +142,7 @@ fn state(u: &mut Unstructured) -> Result<ProcessState> {
                         flags: u.int_in_range(0u64..=2)?,
                         alloc_base: if u.arbitrary()? { Some(addr(u)?) } else { None },
                         whitelist: pids(u)?.unwrap_or_default(),
+                        ledger_at: None,
                     },
                 );
             }
