@@ -32,7 +32,8 @@ fn violation(severity: Severity, action: Action) -> Body {
     }))
 }
 
-fn call() -> Body {
+/// A small successful `call` record's body (also used by the writer's queue tests).
+pub(super) fn call() -> Body {
     Body::Call {
         func: Func::DeviceGetBareTgid,
         args: Args::DeviceGetBareTgid { out_ptr: 0x10 },

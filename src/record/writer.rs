@@ -625,21 +625,7 @@ impl Log {
 #[cfg(test)]
 mod queue_tests {
     use super::*;
-    use crate::call::{Args, Func, Out, Outcome};
-
-    fn call() -> Body {
-        Body::Call {
-            func: Func::DeviceGetBareTgid,
-            args: Args::DeviceGetBareTgid { out_ptr: 0x10 },
-            outcome: Outcome {
-                ret: 0,
-                forwarded: true,
-                out: Out::default(),
-                dur_ns: 5,
-                untracked: false,
-            },
-        }
-    }
+    use crate::record::syslog_tests::call;
 
     /// How many pages of [start, start + len) are backed by memory now.
     fn resident((start, len): (usize, usize)) -> usize {

@@ -130,18 +130,9 @@ fn plain_prefix(b: &[u8]) -> usize {
     at
 }
 
-fn pretty_u64(mut n: u64, out: &mut Vec<u8>) {
+fn pretty_u64(n: u64, out: &mut Vec<u8>) {
     let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[at..]);
+    out.extend_from_slice(super::decimal(n, &mut buf));
 }
 
 fn pretty_i64(n: i64, out: &mut Vec<u8>) {

@@ -19,8 +19,13 @@ mod trace;
 pub use trace::TraceFile;
 
 /// `n` in decimal, as `{n}` writes it.
-pub(super) fn push_u64(s: &mut String, mut n: u64) {
+pub(super) fn push_u64(s: &mut String, n: u64) {
     let mut buf = [0u8; 20];
+    s.extend(decimal(n, &mut buf).iter().map(|&d| char::from(d)));
+}
+
+/// The decimal digits of `n`, written at the end of `buf`.
+pub(super) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut at = buf.len();
     loop {
         at -= 1;
@@ -30,7 +35,7 @@ pub(super) fn push_u64(s: &mut String, mut n: u64) {
             break;
         }
     }
-    s.extend(buf[at..].iter().map(|&d| char::from(d)));
+    &buf[at..]
 }
 
 fn push_i64(s: &mut String, n: i64) {
