@@ -277,6 +277,8 @@ impl ProcessState {
 
     /// An export whose key is known by its identity only (records naming it give no
     /// fingerprint).
+    /// (Tests: the call path always has the key, and closes with `close_key`.)
+    #[cfg(test)]
     pub fn add_export(&mut self, fp: Fp, export: Export) {
         self.exports.insert(fp, export, None);
         self.keys_changed();
@@ -334,6 +336,8 @@ impl ProcessState {
 
     /// Records a successful import of a key known by its identity only; repeated imports
     /// of one key count references.
+    /// (Tests: the call path always has the key, and closes with `close_key`.)
+    #[cfg(test)]
     pub fn add_import(&mut self, fp: Fp, addr: usize, size: Option<usize>) {
         self.import_of(fp, None, addr, size);
     }
@@ -363,6 +367,8 @@ impl ProcessState {
     }
 
     /// Drops one reference; returns true when this closed the import for good.
+    /// (Tests and fuzzing: the call path closes with `close_key`.)
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn close_import(&mut self, fp: &Fp) -> bool {
         self.close_import_or(fp, |_| false)
     }
