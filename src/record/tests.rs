@@ -317,4 +317,7 @@ fn a_queued_record_stays_within_three_cache_lines() {
         "{} bytes",
         std::mem::size_of::<Record>()
     );
+    // Aligned to a line: a record never straddles a fourth one (the queue's buffer is
+    // a `Vec<Record>`, so its records start on line boundaries too).
+    assert_eq!(std::mem::align_of::<Record>(), 64);
 }
