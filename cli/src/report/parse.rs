@@ -26,6 +26,24 @@ fn known_names() -> impl Iterator<Item = &'static str> {
     .chain(acl_ipc_guard::call::Func::ALL.into_iter().map(|f| f.name()))
 }
 
+/// The known name `s` is, if any; the names are looked up by their length first (a
+/// line names two, its event and its function: going down the list cost a tenth of the
+/// census).
+fn known_name(s: &str) -> Option<&'static str> {
+    static BY_LEN: std::sync::OnceLock<Vec<Vec<&'static str>>> = std::sync::OnceLock::new();
+    let by_len = BY_LEN.get_or_init(|| {
+        let mut t: Vec<Vec<&'static str>> = Vec::new();
+        for k in known_names() {
+            if t.len() <= k.len() {
+                t.resize(k.len() + 1, Vec::new());
+            }
+            t[k.len()].push(k);
+        }
+        t
+    });
+    by_len.get(s.len())?.iter().copied().find(|k| *k == s)
+}
+
 /// A record's `ts` as written: the shim's 27 bytes (`2026-12-01T23:08:11.270283Z`) kept
 /// in place, a longer one on the heap. Every record and key event carries one: as a
 /// `String` it was an allocation per record in the parser and another per event in the
@@ -318,7 +336,7 @@ impl<'a, const N: usize> Members<'a, N> {
         let v = self.get(name)?;
         if v.len() >= 2 && v.starts_with('"') && self.unescaped(v) && !serde_only() {
             let inner = &v[1..v.len() - 1];
-            if let Some(k) = known_names().find(|k| same(k, inner)) {
+            if let Some(k) = known_name(inner) {
                 return Some(Name::Borrowed(k));
             }
         }
@@ -529,6 +547,33 @@ fn members<'a, const N: usize>(
     }
 }
 
+/// For the report's tests: whether [`canonical_call`] reads `line` (trimmed as a line is).
+#[cfg(test)]
+pub(super) fn read_as_canonical_call(line: &str) -> bool {
+    canonical_call(line.trim()).is_some()
+}
+
+/// For the report's tests: `line` read as the census and the merge read it, and read by
+/// serde alone (no fast path at all), each as its `Debug` text.
+#[cfg(test)]
+pub(super) fn read_fast_and_slow(line: &str) -> [(String, String); 2] {
+    let read = |lean: bool| format!("{:?}", parse_line_as(0, line, false, lean));
+    let fast = [read(true), read(false)];
+    SERDE_ONLY.with(|c| c.set(true));
+    let slow = [read(true), read(false)];
+    SERDE_ONLY.with(|c| c.set(false));
+    [
+        (fast[0].clone(), slow[0].clone()),
+        (fast[1].clone(), slow[1].clone()),
+    ]
+}
+
+/// For the report's tests: [`ts_us`] (with its kept minute), and [`parse_ts`].
+#[cfg(test)]
+pub(super) fn ts_fast_and_slow(ts: &str) -> (Option<i64>, Option<i64>) {
+    (ts_us(ts), parse_ts(ts))
+}
+
 // The tests read lines with serde alone too, to compare.
 #[cfg(test)]
 thread_local! {
@@ -563,14 +608,24 @@ fn scan<'a, const N: usize>(
     text: &'a str,
     names: &'static [&'static str; N],
 ) -> Option<Members<'a, N>> {
+    let (m, end) = scan_at(text, 0, names)?;
+    (end == text.len()).then_some(m)
+}
+
+/// [`scan`] of the object that starts at `at` in `text`: its members and where it ends.
+fn scan_at<'a, const N: usize>(
+    text: &'a str,
+    at: usize,
+    names: &'static [&'static str; N],
+) -> Option<(Members<'a, N>, usize)> {
     let b = text.as_bytes();
     let mut raw = [None; N];
-    let mut i = 1;
-    if b.first() != Some(&b'{') {
+    let mut i = at + 1;
+    if b.get(at) != Some(&b'{') {
         return None;
     }
-    if b.get(1) == Some(&b'}') {
-        i = 2;
+    if b.get(i) == Some(&b'}') {
+        i += 1;
     } else {
         loop {
             let (k0, k1) = scan_string(b, i)?;
@@ -594,11 +649,14 @@ fn scan<'a, const N: usize>(
             }
         }
     }
-    (i == b.len()).then_some(Members {
-        names,
-        raw,
-        plain: true,
-    })
+    Some((
+        Members {
+            names,
+            raw,
+            plain: true,
+        },
+        i,
+    ))
 }
 
 /// A string starting at `at`: its end (past the closing quote), with `at`.
@@ -637,6 +695,24 @@ fn stops(x: u64) -> u64 {
     below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1)
 }
 
+/// A number starting at `at`, as [`scan_value`] reads one: where it ends.
+#[inline]
+fn scan_number(b: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + usize::from(*b.get(at)? == b'-');
+    match b.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => {
+            i += 1;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+        }
+        _ => return None,
+    }
+    // A fraction or an exponent, or a leading zero: serde's.
+    (!matches!(b.get(i), Some(b'.' | b'e' | b'E' | b'0'..=b'9'))).then_some(i)
+}
+
 /// A value starting at `at`: where it ends.
 fn scan_value(b: &[u8], at: usize, depth: u32) -> Option<usize> {
     let word = |w: &[u8]| {
@@ -649,20 +725,7 @@ fn scan_value(b: &[u8], at: usize, depth: u32) -> Option<usize> {
         b't' => word(b"true"),
         b'f' => word(b"false"),
         b'n' => word(b"null"),
-        b'-' | b'0'..=b'9' => {
-            let mut i = at + usize::from(b[at] == b'-');
-            match b.get(i)? {
-                b'0' => i += 1,
-                b'1'..=b'9' => {
-                    while b.get(i).is_some_and(u8::is_ascii_digit) {
-                        i += 1;
-                    }
-                }
-                _ => return None,
-            }
-            // A fraction or an exponent, or a leading zero: serde's.
-            (!matches!(b.get(i), Some(b'.' | b'e' | b'E' | b'0'..=b'9'))).then_some(i)
-        }
+        b'-' | b'0'..=b'9' => scan_number(b, at),
         open @ (b'[' | b'{') if depth < SCAN_DEPTH => {
             let close = if open == b'[' { b']' } else { b'}' };
             let mut i = at + 1;
@@ -687,6 +750,88 @@ fn scan_value(b: &[u8], at: usize, depth: u32) -> Option<usize> {
         }
         _ => None,
     }
+}
+
+// ------------------------------------------------------------------ a call as the shim lays it out
+//
+// Most lines of a log are `call` records, and the shim writes their members always in the
+// same order: `ts`, `seq`, `pid`, `tid`, `event`, `fn`, `args`, `out`, `ret`, `forwarded`,
+// `dur_ns`, and `"ledger":"untracked"` for an export the ledger could not hold (see
+// `src/record/json.rs`). [`canonical_call`] checks exactly that layout, member name by
+// member name as fixed text, and reads each value with [`scan`]'s own readers (which give up
+// on whitespace, escapes, control characters, fractions); no member is looked up by name.
+// A line off that layout in any way goes to [`scan`], then to serde: the same members come
+// out whichever reads the line.
+
+/// The member names before each value of a canonical `call`, as written.
+const CALL_TS: &[u8] = b"{\"ts\":";
+const CALL_SEQ: &[u8] = b",\"seq\":";
+const CALL_PID: &[u8] = b",\"pid\":";
+const CALL_TID: &[u8] = b",\"tid\":";
+const CALL_EVENT_FN: &[u8] = b",\"event\":\"call\",\"fn\":";
+const CALL_ARGS: &[u8] = b",\"args\":";
+const CALL_OUT: &[u8] = b",\"out\":";
+const CALL_RET: &[u8] = b",\"ret\":";
+const CALL_FORWARDED: &[u8] = b",\"forwarded\":";
+const CALL_DUR: &[u8] = b",\"dur_ns\":";
+const CALL_UNTRACKED: &[u8] = b",\"ledger\":\"untracked\"}";
+
+/// `lit` at `at` in `b`: where it ends.
+#[inline]
+fn expect(b: &[u8], at: usize, lit: &[u8]) -> Option<usize> {
+    let end = at + lit.len();
+    (b.get(at..end)? == lit).then_some(end)
+}
+
+/// A call record's members, and its `args` and `out`, when the line `t` is laid out exactly
+/// as the shim writes a call (see above); `None` for any other line.
+fn canonical_call(t: &str) -> Option<(Members<'_, 25>, Members<'_, 9>, Members<'_, 3>)> {
+    let b = t.as_bytes();
+    let mut raw: [Option<&str>; 25] = [None; 25];
+    // A string and a number as `scan` reads them.
+    let string = |at: usize| scan_string(b, at).map(|(_, e)| e);
+    let v = expect(b, 0, CALL_TS)?;
+    let mut i = string(v)?;
+    raw[0] = Some(&t[v..i]);
+    for (lit, slot) in [(CALL_SEQ, 1), (CALL_PID, 2), (CALL_TID, 3)] {
+        let v = expect(b, i, lit)?;
+        i = scan_number(b, v)?;
+        raw[slot] = Some(&t[v..i]);
+    }
+    let v = expect(b, i, CALL_EVENT_FN)?;
+    // `"call"`, after `,"event":`.
+    raw[5] = Some(&t[i + 9..i + 15]);
+    i = string(v)?;
+    raw[13] = Some(&t[v..i]);
+    let v = expect(b, i, CALL_ARGS)?;
+    let (args, e) = scan_at(t, v, ARGS)?;
+    raw[16] = Some(&t[v..e]);
+    let v = expect(b, e, CALL_OUT)?;
+    let (out, e) = scan_at(t, v, OUT)?;
+    raw[17] = Some(&t[v..e]);
+    let v = expect(b, e, CALL_RET)?;
+    i = scan_number(b, v)?;
+    raw[14] = Some(&t[v..i]);
+    let v = expect(b, i, CALL_FORWARDED)?;
+    i = expect(b, v, b"true").or_else(|| expect(b, v, b"false"))?;
+    raw[15] = Some(&t[v..i]);
+    let v = expect(b, i, CALL_DUR)?;
+    i = scan_number(b, v)?;
+    raw[4] = Some(&t[v..i]);
+    match &b[i..] {
+        b"}" => {}
+        rest if rest == CALL_UNTRACKED => {
+            // `"untracked"`, after `,"ledger":`.
+            raw[9] = Some(&t[i + 10..i + 21]);
+        }
+        _ => return None,
+    }
+    let obj = Members {
+        names: RECORD,
+        raw,
+        plain: true,
+    };
+    Some((obj, args, out))
 }
 
 static RECORD_NAMES: [&str; 25] = [
@@ -765,7 +910,10 @@ fn pid_list(v: Option<&str>) -> Vec<i64> {
     elements(v).into_iter().filter_map(as_i64).collect()
 }
 
-fn body(event: &str, obj: &Members<'_, 25>, lean: bool) -> Body {
+/// A call's `args` and `out`, already read by [`canonical_call`].
+type ArgsOut<'a> = (Members<'a, 9>, Members<'a, 3>);
+
+fn body<'a>(event: &str, obj: &Members<'a, 25>, lean: bool, args_out: Option<ArgsOut<'a>>) -> Body {
     match event {
         schema::START => Body::Start(Box::new(StartInfo {
             version: obj.str("version"),
@@ -777,7 +925,8 @@ fn body(event: &str, obj: &Members<'_, 25>, lean: bool) -> Body {
             parent: obj.i64("parent").filter(|p| *p > 0),
         })),
         schema::CALL => {
-            let (args, out) = (obj.object("args", ARGS), obj.object("out", OUT));
+            let (args, out) =
+                args_out.unwrap_or_else(|| (obj.object("args", ARGS), obj.object("out", OUT)));
             let mut call = Call {
                 func: obj.name("fn").unwrap_or(Name::Borrowed("?")),
                 ret: obj.i64("ret"),
@@ -891,9 +1040,12 @@ fn parse_line_as(file: usize, text: &str, hashed: bool, lean: bool) -> Line {
     if !t.starts_with('{') {
         return Line::Text;
     }
-    let obj = match members(t, RECORD) {
-        Ok(m) => m,
-        Err(e) => return Line::Malformed(format!("invalid JSON: {e}")),
+    let (obj, args_out) = match canonical_call(t).filter(|_| !serde_only()) {
+        Some((obj, args, out)) => (obj, Some((args, out))),
+        None => match members(t, RECORD) {
+            Ok(m) => (m, None),
+            Err(e) => return Line::Malformed(format!("invalid JSON: {e}")),
+        },
     };
     let Some(event) = obj.name(schema::EVENT) else {
         return Line::Malformed("missing or non-string `event`".into());
@@ -907,10 +1059,10 @@ fn parse_line_as(file: usize, text: &str, hashed: bool, lean: bool) -> Line {
     let Some(ts) = obj.ts() else {
         return Line::Malformed("missing or non-string `ts`".into());
     };
-    let Some(ts_us) = parse_ts(&ts) else {
+    let Some(ts_us) = ts_us(&ts) else {
         return Line::Malformed(format!("`ts` is not an RFC 3339 time: {:?}", short(&ts)));
     };
-    let body = body(&event, &obj, lean);
+    let body = body(&event, &obj, lean, args_out);
     let hash = if hashed {
         let mut h = DefaultHasher::new();
         t.hash(&mut h);
@@ -932,6 +1084,47 @@ fn parse_line_as(file: usize, text: &str, hashed: bool, lean: bool) -> Line {
     })
 }
 
+/// [`parse_ts`] of `ts`; the shim's own (`2026-12-01T23:08:11.270283Z`) from the start of
+/// its minute, which is kept from the last such `ts` read on this thread (a log's lines
+/// share their minute; reading the date and the time of each cost a tenth of the census).
+fn ts_us(ts: &str) -> Option<i64> {
+    thread_local! {
+        static MINUTE: std::cell::Cell<([u8; 17], Option<i64>)> =
+            const { std::cell::Cell::new(([0; 17], None)) };
+    }
+    let b = ts.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0i64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    if b.len() != 27 || b[19] != b'.' || b[26] != b'Z' || serde_only() {
+        return parse_ts(ts);
+    }
+    let (Some(sec), Some(micros)) = (digits(17..19), digits(20..26)) else {
+        return parse_ts(ts);
+    };
+    if sec > 59 {
+        return parse_ts(ts);
+    }
+    let mut minute = [0u8; 17];
+    minute.copy_from_slice(&b[..17]);
+    let base = match MINUTE.get() {
+        (m, Some(base)) if m == minute => base,
+        _ => {
+            let mut whole = [0u8; 27];
+            whole[..17].copy_from_slice(&minute);
+            whole[17..].copy_from_slice(b"00.000000Z");
+            let Some(base) = std::str::from_utf8(&whole).ok().and_then(parse_ts) else {
+                return parse_ts(ts);
+            };
+            MINUTE.set((minute, Some(base)));
+            base
+        }
+    };
+    Some(base + sec * 1_000_000 + micros)
+}
+
 fn short(s: &str) -> String {
     s.chars().take(40).collect()
 }
@@ -939,6 +1132,12 @@ fn short(s: &str) -> String {
 /// A pointer argument: `"0x…"` as the shim writes it (a plain number is accepted too).
 fn addr(v: Option<&str>) -> Option<u64> {
     let v = v?;
+    // Written plainly (as the shim does): read where it lies.
+    if v.len() >= 2 && v.starts_with('"') && !v.as_bytes().contains(&b'\\') && !serde_only() {
+        let s = &v[1..v.len() - 1];
+        let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
+        return u64::from_str_radix(h, 16).ok();
+    }
     if let Some(s) = as_str(v) {
         let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
         return u64::from_str_radix(h, 16).ok();
