@@ -783,55 +783,100 @@ fn expect(b: &[u8], at: usize, lit: &[u8]) -> Option<usize> {
     (b.get(at..end)? == lit).then_some(end)
 }
 
-/// A call record's members, and its `args` and `out`, when the line `t` is laid out exactly
-/// as the shim writes a call (see above); `None` for any other line.
-fn canonical_call(t: &str) -> Option<(Members<'_, 25>, Members<'_, 9>, Members<'_, 3>)> {
+/// What a canonical `call` line holds, each value's raw text as [`scan`] would give it
+/// (strings without their quotes: they have no escape).
+struct CanonicalCall<'a> {
+    ts: &'a str,
+    seq: &'a str,
+    pid: &'a str,
+    tid: &'a str,
+    func: &'a str,
+    args: Members<'a, 9>,
+    out: Members<'a, 3>,
+    ret: &'a str,
+    forwarded: bool,
+    dur_ns: &'a str,
+    untracked: bool,
+}
+
+/// The line `t` as a call, when it is laid out exactly as the shim writes one (see above);
+/// `None` for any other line.
+fn canonical_call(t: &str) -> Option<CanonicalCall<'_>> {
     let b = t.as_bytes();
-    let mut raw: [Option<&str>; 25] = [None; 25];
-    // A string and a number as `scan` reads them.
-    let string = |at: usize| scan_string(b, at).map(|(_, e)| e);
-    let v = expect(b, 0, CALL_TS)?;
-    let mut i = string(v)?;
-    raw[0] = Some(&t[v..i]);
-    for (lit, slot) in [(CALL_SEQ, 1), (CALL_PID, 2), (CALL_TID, 3)] {
-        let v = expect(b, i, lit)?;
-        i = scan_number(b, v)?;
-        raw[slot] = Some(&t[v..i]);
-    }
-    let v = expect(b, i, CALL_EVENT_FN)?;
-    // `"call"`, after `,"event":`.
-    raw[5] = Some(&t[i + 9..i + 15]);
-    i = string(v)?;
-    raw[13] = Some(&t[v..i]);
-    let v = expect(b, i, CALL_ARGS)?;
-    let (args, e) = scan_at(t, v, ARGS)?;
-    raw[16] = Some(&t[v..e]);
-    let v = expect(b, e, CALL_OUT)?;
-    let (out, e) = scan_at(t, v, OUT)?;
-    raw[17] = Some(&t[v..e]);
-    let v = expect(b, e, CALL_RET)?;
-    i = scan_number(b, v)?;
-    raw[14] = Some(&t[v..i]);
+    // A string's text between its quotes, and where it ends; a number and where it ends.
+    let string = |at: usize| scan_string(b, at).map(|(_, e)| (&t[at + 1..e - 1], e));
+    let number = |at: usize| scan_number(b, at).map(|e| (&t[at..e], e));
+    let (ts, i) = string(expect(b, 0, CALL_TS)?)?;
+    let (seq, i) = number(expect(b, i, CALL_SEQ)?)?;
+    let (pid, i) = number(expect(b, i, CALL_PID)?)?;
+    let (tid, i) = number(expect(b, i, CALL_TID)?)?;
+    let (func, i) = string(expect(b, i, CALL_EVENT_FN)?)?;
+    let (args, i) = scan_at(t, expect(b, i, CALL_ARGS)?, ARGS)?;
+    let (out, i) = scan_at(t, expect(b, i, CALL_OUT)?, OUT)?;
+    let (ret, i) = number(expect(b, i, CALL_RET)?)?;
     let v = expect(b, i, CALL_FORWARDED)?;
-    i = expect(b, v, b"true").or_else(|| expect(b, v, b"false"))?;
-    raw[15] = Some(&t[v..i]);
-    let v = expect(b, i, CALL_DUR)?;
-    i = scan_number(b, v)?;
-    raw[4] = Some(&t[v..i]);
-    match &b[i..] {
-        b"}" => {}
-        rest if rest == CALL_UNTRACKED => {
-            // `"untracked"`, after `,"ledger":`.
-            raw[9] = Some(&t[i + 10..i + 21]);
-        }
-        _ => return None,
-    }
-    let obj = Members {
-        names: RECORD,
-        raw,
-        plain: true,
+    let (forwarded, i) = match expect(b, v, b"true") {
+        Some(e) => (true, e),
+        None => (false, expect(b, v, b"false")?),
     };
-    Some((obj, args, out))
+    let (dur_ns, i) = number(expect(b, i, CALL_DUR)?)?;
+    let untracked = match &b[i..] {
+        b"}" => false,
+        rest if rest == CALL_UNTRACKED => true,
+        _ => return None,
+    };
+    Some(CanonicalCall {
+        ts,
+        seq,
+        pid,
+        tid,
+        func,
+        args,
+        out,
+        ret,
+        forwarded,
+        dur_ns,
+        untracked,
+    })
+}
+
+/// The record of a canonical call line `t`, read as [`parse_line_as`] reads any line, but
+/// with each member taken where it lies; `None` when a value would make the line malformed
+/// (the general reading then says why, as before).
+fn canonical_record(
+    file: usize,
+    t: &str,
+    c: CanonicalCall<'_>,
+    hashed: bool,
+    lean: bool,
+) -> Option<Line> {
+    let pid = as_i64(c.pid)?;
+    let seq = as_u64(c.seq)?;
+    let ts = Ts::from(c.ts);
+    let ts_us = ts_us(c.ts)?;
+    let mut call = Call {
+        func: known_name(c.func).map_or_else(|| Name::Owned(c.func.to_owned()), Name::Borrowed),
+        ret: as_i64(c.ret),
+        forwarded: c.forwarded,
+        untracked: c.untracked,
+        ..Call::default()
+    };
+    call_args(&mut call, &c.args, &c.out, lean);
+    if !lean {
+        call.dur_ns = as_u64(c.dur_ns);
+    }
+    Some(Line::Record(Rec {
+        file,
+        ts,
+        ts_us,
+        seq,
+        pid,
+        tid: as_i64(c.tid),
+        event: Name::Borrowed(schema::CALL),
+        hash: if hashed { line_hash(t) } else { 0 },
+        body: Body::Call(Box::new(call)),
+        proc_idx: 0,
+    }))
 }
 
 static RECORD_NAMES: [&str; 25] = [
@@ -910,10 +955,7 @@ fn pid_list(v: Option<&str>) -> Vec<i64> {
     elements(v).into_iter().filter_map(as_i64).collect()
 }
 
-/// A call's `args` and `out`, already read by [`canonical_call`].
-type ArgsOut<'a> = (Members<'a, 9>, Members<'a, 3>);
-
-fn body<'a>(event: &str, obj: &Members<'a, 25>, lean: bool, args_out: Option<ArgsOut<'a>>) -> Body {
+fn body(event: &str, obj: &Members<'_, 25>, lean: bool) -> Body {
     match event {
         schema::START => Body::Start(Box::new(StartInfo {
             version: obj.str("version"),
@@ -925,8 +967,7 @@ fn body<'a>(event: &str, obj: &Members<'a, 25>, lean: bool, args_out: Option<Arg
             parent: obj.i64("parent").filter(|p| *p > 0),
         })),
         schema::CALL => {
-            let (args, out) =
-                args_out.unwrap_or_else(|| (obj.object("args", ARGS), obj.object("out", OUT)));
+            let (args, out) = (obj.object("args", ARGS), obj.object("out", OUT));
             let mut call = Call {
                 func: obj.name("fn").unwrap_or(Name::Borrowed("?")),
                 ret: obj.i64("ret"),
@@ -938,37 +979,11 @@ fn body<'a>(event: &str, obj: &Members<'a, 25>, lean: bool, args_out: Option<Arg
                         _ => None,
                     })
                     .unwrap_or(true),
-                key_fp: args.short("key_fp"),
-                dev_ptr: addr(args.get("devPtr")),
-                out_key_fp: out.short("key_fp"),
                 untracked: obj.str("ledger").as_deref() == Some("untracked"),
                 ..Call::default()
             };
+            call_args(&mut call, &args, &out, lean);
             if !lean {
-                call.size = args.u64("size");
-                call.flags = args.u64("flags");
-                call.num = args.u64("num");
-                call.pids = PidArg::from(args.get("pid"));
-                call.server_pids = args
-                    .get("serverPids")
-                    .filter(|v| v.starts_with('['))
-                    .map(|a| {
-                        elements(a)
-                            .into_iter()
-                            .map(|e| {
-                                let e = members(e, SERVER).unwrap_or(Members {
-                                    names: SERVER,
-                                    raw: [None; 2],
-                                    plain: false,
-                                });
-                                (e.u64("sdid").unwrap_or(0), pid_list(e.get("pid")))
-                            })
-                            .collect()
-                    });
-                call.attr_type = args.u64("type");
-                call.attr = args.u64("attr");
-                call.out_dev_ptr = addr(out.get("devPtr"));
-                call.out_pid = out.i64("pid");
                 call.dur_ns = obj.u64("dur_ns");
             }
             Body::Call(Box::new(call))
@@ -999,6 +1014,47 @@ fn body<'a>(event: &str, obj: &Members<'a, 25>, lean: bool, args_out: Option<Arg
         },
         _ => Body::Other,
     }
+}
+
+/// What a call's `args` and `out` say, into `call`: only what the census uses when `lean`.
+fn call_args(call: &mut Call, args: &Members<'_, 9>, out: &Members<'_, 3>, lean: bool) {
+    call.key_fp = args.short("key_fp");
+    call.dev_ptr = addr(args.get("devPtr"));
+    call.out_key_fp = out.short("key_fp");
+    if lean {
+        return;
+    }
+    call.size = args.u64("size");
+    call.flags = args.u64("flags");
+    call.num = args.u64("num");
+    call.pids = PidArg::from(args.get("pid"));
+    call.server_pids = args
+        .get("serverPids")
+        .filter(|v| v.starts_with('['))
+        .map(|a| {
+            elements(a)
+                .into_iter()
+                .map(|e| {
+                    let e = members(e, SERVER).unwrap_or(Members {
+                        names: SERVER,
+                        raw: [None; 2],
+                        plain: false,
+                    });
+                    (e.u64("sdid").unwrap_or(0), pid_list(e.get("pid")))
+                })
+                .collect()
+        });
+    call.attr_type = args.u64("type");
+    call.attr = args.u64("attr");
+    call.out_dev_ptr = addr(out.get("devPtr"));
+    call.out_pid = out.i64("pid");
+}
+
+/// The hash of a line (see [`Rec::hash`]).
+fn line_hash(t: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    t.hash(&mut h);
+    h.finish()
 }
 
 /// What one line turned out to be.
@@ -1040,12 +1096,16 @@ fn parse_line_as(file: usize, text: &str, hashed: bool, lean: bool) -> Line {
     if !t.starts_with('{') {
         return Line::Text;
     }
-    let (obj, args_out) = match canonical_call(t).filter(|_| !serde_only()) {
-        Some((obj, args, out)) => (obj, Some((args, out))),
-        None => match members(t, RECORD) {
-            Ok(m) => (m, None),
-            Err(e) => return Line::Malformed(format!("invalid JSON: {e}")),
-        },
+    // Most lines: a call as the shim lays it out, read where its members lie.
+    if let Some(line) = canonical_call(t)
+        .filter(|_| !serde_only())
+        .and_then(|c| canonical_record(file, t, c, hashed, lean))
+    {
+        return line;
+    }
+    let obj = match members(t, RECORD) {
+        Ok(m) => m,
+        Err(e) => return Line::Malformed(format!("invalid JSON: {e}")),
     };
     let Some(event) = obj.name(schema::EVENT) else {
         return Line::Malformed("missing or non-string `event`".into());
@@ -1062,14 +1122,8 @@ fn parse_line_as(file: usize, text: &str, hashed: bool, lean: bool) -> Line {
     let Some(ts_us) = ts_us(&ts) else {
         return Line::Malformed(format!("`ts` is not an RFC 3339 time: {:?}", short(&ts)));
     };
-    let body = body(&event, &obj, lean, args_out);
-    let hash = if hashed {
-        let mut h = DefaultHasher::new();
-        t.hash(&mut h);
-        h.finish()
-    } else {
-        0
-    };
+    let body = body(&event, &obj, lean);
+    let hash = if hashed { line_hash(t) } else { 0 };
     Line::Record(Rec {
         file,
         ts,
