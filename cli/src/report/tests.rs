@@ -2023,6 +2023,33 @@ fn the_canonical_call_reader_reads_what_serde_reads() {
     }
 }
 
+/// Canonical in layout but with a value that makes the line malformed (a pid or seq out of
+/// range, a time that is no time): the general reading words why, as before.
+#[test]
+fn a_canonical_call_with_a_bad_value_is_malformed_as_before() {
+    let base = &canonical_calls()[2];
+    for (from, to) in [
+        ("\"pid\":7", "\"pid\":9223372036854775808"),
+        ("\"seq\":4", "\"seq\":-4"),
+        ("\"seq\":4", "\"seq\":18446744073709551616"),
+        ("2026-12-02T02:07:07.491022Z", "2026-13-02T02:07:07.491022Z"),
+        ("2026-12-02T02:07:07.491022Z", "yesterday"),
+    ] {
+        let l = base.replacen(from, to, 1);
+        assert!(parse::read_as_canonical_call(&l), "{l}");
+        for (fast, slow) in parse::read_fast_and_slow(&l) {
+            assert_eq!(fast, slow, "{l}");
+            assert!(fast.starts_with("Malformed("), "{l}: {fast}");
+        }
+    }
+    // A `ret` or `tid` out of range is no reason to skip the line: it reads as `None`.
+    let l = base.replacen("\"ret\":-1", "\"ret\":-9223372036854775809", 1);
+    for (fast, slow) in parse::read_fast_and_slow(&l) {
+        assert_eq!(fast, slow, "{l}");
+        assert!(fast.contains("ret: None"), "{l}: {fast}");
+    }
+}
+
 /// Lines off the canonical layout in any way are not read by the fast reader, and are read
 /// as serde reads them: escapes, members reordered, extra spaces, unknown members, CRLF
 /// kept inside, a member missing, a line cut short anywhere.
