@@ -45,7 +45,7 @@ pub fn key_member(fp: &str, events: &[Event], procs: &[Process], out: &mut Vec<u
             out.extend_from_slice(b",\n");
         }
         indent(out, 3);
-        pretty_obj(&event_obj(e, procs), 3, out);
+        pretty_event(e, procs, 3, out);
     }
     out.push(b'\n');
     indent(out, 2);
@@ -410,10 +410,9 @@ fn violation_obj<'a>(v: &'a Violation, procs: &'a [Process]) -> Obj<'a> {
     ])
 }
 
-fn event_obj<'a>(e: &'a Event, procs: &'a [Process]) -> Obj<'a> {
-    // In name order already: only the detail's members move.
-    let mut m = Vec::with_capacity(15);
-    m.extend([
+/// The fixed members of an event, in name order.
+fn event_base<'a>(e: &'a Event, procs: &'a [Process]) -> [(&'static str, V<'a>); 10] {
+    [
         ("desc", V::String(describe(e))),
         ("event", V::Str(e.kind())),
         ("fn", V::Str(&e.func)),
@@ -424,7 +423,45 @@ fn event_obj<'a>(e: &'a Event, procs: &'a [Process]) -> Obj<'a> {
         ("seq", V::U64(e.seq)),
         ("status", opt_str(e.status)),
         ("ts", V::Str(&e.ts)),
-    ]);
+    ]
+}
+
+/// `pretty_obj(&event_obj(e, procs), depth, out)`, without the object: the fixed members
+/// (in name order) and the detail's (sorted among themselves) are merged as written (an
+/// object of fifteen members built, sorted and moved per event was a sixth of the writer).
+fn pretty_event(e: &Event, procs: &[Process], depth: usize, out: &mut Vec<u8>) {
+    let base = event_base(e, procs);
+    let mut detail = Vec::with_capacity(5);
+    event_fields(e, &mut detail);
+    let detail = Obj::new(detail).0;
+    out.extend_from_slice(b"{\n");
+    let (mut b, mut d) = (base.iter().peekable(), detail.iter().peekable());
+    let mut first = true;
+    loop {
+        let next = match (b.peek(), d.peek()) {
+            (Some(x), Some(y)) if name_before(y.0, x.0) => d.next(),
+            (Some(_), _) => b.next(),
+            (None, Some(_)) => d.next(),
+            (None, None) => break,
+        };
+        let Some((k, v)) = next else { break };
+        if !first {
+            out.extend_from_slice(b",\n");
+        }
+        first = false;
+        indent(out, depth + 1);
+        member_name(k, out);
+        pretty(v, depth + 1, out);
+    }
+    out.push(b'\n');
+    indent(out, depth);
+    out.push(b'}');
+}
+
+fn event_obj<'a>(e: &'a Event, procs: &'a [Process]) -> Obj<'a> {
+    // In name order already: only the detail's members move.
+    let mut m = Vec::with_capacity(15);
+    m.extend(event_base(e, procs));
     debug_assert!(m.windows(2).all(|w| name_before(w[0].0, w[1].0)));
     let base = m.len();
     event_fields(e, &mut m);
