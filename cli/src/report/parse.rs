@@ -26,6 +26,24 @@ fn known_names() -> impl Iterator<Item = &'static str> {
     .chain(acl_ipc_guard::call::Func::ALL.into_iter().map(|f| f.name()))
 }
 
+/// The known name `s` is, if any; the names are looked up by their length first (a
+/// line names two, its event and its function: going down the list cost a tenth of the
+/// census).
+fn known_name(s: &str) -> Option<&'static str> {
+    static BY_LEN: std::sync::OnceLock<Vec<Vec<&'static str>>> = std::sync::OnceLock::new();
+    let by_len = BY_LEN.get_or_init(|| {
+        let mut t: Vec<Vec<&'static str>> = Vec::new();
+        for k in known_names() {
+            if t.len() <= k.len() {
+                t.resize(k.len() + 1, Vec::new());
+            }
+            t[k.len()].push(k);
+        }
+        t
+    });
+    by_len.get(s.len())?.iter().copied().find(|k| *k == s)
+}
+
 /// A record's `ts` as written: the shim's 27 bytes (`2026-12-01T23:08:11.270283Z`) kept
 /// in place, a longer one on the heap. Every record and key event carries one: as a
 /// `String` it was an allocation per record in the parser and another per event in the
@@ -318,7 +336,7 @@ impl<'a, const N: usize> Members<'a, N> {
         let v = self.get(name)?;
         if v.len() >= 2 && v.starts_with('"') && self.unescaped(v) && !serde_only() {
             let inner = &v[1..v.len() - 1];
-            if let Some(k) = known_names().find(|k| same(k, inner)) {
+            if let Some(k) = known_name(inner) {
                 return Some(Name::Borrowed(k));
             }
         }
@@ -529,6 +547,33 @@ fn members<'a, const N: usize>(
     }
 }
 
+/// For the report's tests: whether [`canonical_call`] reads `line` (trimmed as a line is).
+#[cfg(test)]
+pub(super) fn read_as_canonical_call(line: &str) -> bool {
+    canonical_call(line.trim()).is_some()
+}
+
+/// For the report's tests: `line` read as the census and the merge read it, and read by
+/// serde alone (no fast path at all), each as its `Debug` text.
+#[cfg(test)]
+pub(super) fn read_fast_and_slow(line: &str) -> [(String, String); 2] {
+    let read = |lean: bool| format!("{:?}", parse_line_as(0, line, false, lean));
+    let fast = [read(true), read(false)];
+    SERDE_ONLY.with(|c| c.set(true));
+    let slow = [read(true), read(false)];
+    SERDE_ONLY.with(|c| c.set(false));
+    [
+        (fast[0].clone(), slow[0].clone()),
+        (fast[1].clone(), slow[1].clone()),
+    ]
+}
+
+/// For the report's tests: [`ts_us`] (with its kept minute), and [`parse_ts`].
+#[cfg(test)]
+pub(super) fn ts_fast_and_slow(ts: &str) -> (Option<i64>, Option<i64>) {
+    (ts_us(ts), parse_ts(ts))
+}
+
 // The tests read lines with serde alone too, to compare.
 #[cfg(test)]
 thread_local! {
@@ -563,14 +608,24 @@ fn scan<'a, const N: usize>(
     text: &'a str,
     names: &'static [&'static str; N],
 ) -> Option<Members<'a, N>> {
+    let (m, end) = scan_at(text, 0, names)?;
+    (end == text.len()).then_some(m)
+}
+
+/// [`scan`] of the object that starts at `at` in `text`: its members and where it ends.
+fn scan_at<'a, const N: usize>(
+    text: &'a str,
+    at: usize,
+    names: &'static [&'static str; N],
+) -> Option<(Members<'a, N>, usize)> {
     let b = text.as_bytes();
     let mut raw = [None; N];
-    let mut i = 1;
-    if b.first() != Some(&b'{') {
+    let mut i = at + 1;
+    if b.get(at) != Some(&b'{') {
         return None;
     }
-    if b.get(1) == Some(&b'}') {
-        i = 2;
+    if b.get(i) == Some(&b'}') {
+        i += 1;
     } else {
         loop {
             let (k0, k1) = scan_string(b, i)?;
@@ -594,11 +649,14 @@ fn scan<'a, const N: usize>(
             }
         }
     }
-    (i == b.len()).then_some(Members {
-        names,
-        raw,
-        plain: true,
-    })
+    Some((
+        Members {
+            names,
+            raw,
+            plain: true,
+        },
+        i,
+    ))
 }
 
 /// A string starting at `at`: its end (past the closing quote), with `at`.
@@ -637,6 +695,24 @@ fn stops(x: u64) -> u64 {
     below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1)
 }
 
+/// A number starting at `at`, as [`scan_value`] reads one: where it ends.
+#[inline]
+fn scan_number(b: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + usize::from(*b.get(at)? == b'-');
+    match b.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => {
+            i += 1;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+        }
+        _ => return None,
+    }
+    // A fraction or an exponent, or a leading zero: serde's.
+    (!matches!(b.get(i), Some(b'.' | b'e' | b'E' | b'0'..=b'9'))).then_some(i)
+}
+
 /// A value starting at `at`: where it ends.
 fn scan_value(b: &[u8], at: usize, depth: u32) -> Option<usize> {
     let word = |w: &[u8]| {
@@ -649,20 +725,7 @@ fn scan_value(b: &[u8], at: usize, depth: u32) -> Option<usize> {
         b't' => word(b"true"),
         b'f' => word(b"false"),
         b'n' => word(b"null"),
-        b'-' | b'0'..=b'9' => {
-            let mut i = at + usize::from(b[at] == b'-');
-            match b.get(i)? {
-                b'0' => i += 1,
-                b'1'..=b'9' => {
-                    while b.get(i).is_some_and(u8::is_ascii_digit) {
-                        i += 1;
-                    }
-                }
-                _ => return None,
-            }
-            // A fraction or an exponent, or a leading zero: serde's.
-            (!matches!(b.get(i), Some(b'.' | b'e' | b'E' | b'0'..=b'9'))).then_some(i)
-        }
+        b'-' | b'0'..=b'9' => scan_number(b, at),
         open @ (b'[' | b'{') if depth < SCAN_DEPTH => {
             let close = if open == b'[' { b']' } else { b'}' };
             let mut i = at + 1;
@@ -687,6 +750,133 @@ fn scan_value(b: &[u8], at: usize, depth: u32) -> Option<usize> {
         }
         _ => None,
     }
+}
+
+// ------------------------------------------------------------------ a call as the shim lays it out
+//
+// Most lines of a log are `call` records, and the shim writes their members always in the
+// same order: `ts`, `seq`, `pid`, `tid`, `event`, `fn`, `args`, `out`, `ret`, `forwarded`,
+// `dur_ns`, and `"ledger":"untracked"` for an export the ledger could not hold (see
+// `src/record/json.rs`). [`canonical_call`] checks exactly that layout, member name by
+// member name as fixed text, and reads each value with [`scan`]'s own readers (which give up
+// on whitespace, escapes, control characters, fractions); no member is looked up by name.
+// A line off that layout in any way goes to [`scan`], then to serde: the same members come
+// out whichever reads the line.
+
+/// The member names before each value of a canonical `call`, as written.
+const CALL_TS: &[u8] = b"{\"ts\":";
+const CALL_SEQ: &[u8] = b",\"seq\":";
+const CALL_PID: &[u8] = b",\"pid\":";
+const CALL_TID: &[u8] = b",\"tid\":";
+const CALL_EVENT_FN: &[u8] = b",\"event\":\"call\",\"fn\":";
+const CALL_ARGS: &[u8] = b",\"args\":";
+const CALL_OUT: &[u8] = b",\"out\":";
+const CALL_RET: &[u8] = b",\"ret\":";
+const CALL_FORWARDED: &[u8] = b",\"forwarded\":";
+const CALL_DUR: &[u8] = b",\"dur_ns\":";
+const CALL_UNTRACKED: &[u8] = b",\"ledger\":\"untracked\"}";
+
+/// `lit` at `at` in `b`: where it ends.
+#[inline]
+fn expect(b: &[u8], at: usize, lit: &[u8]) -> Option<usize> {
+    let end = at + lit.len();
+    (b.get(at..end)? == lit).then_some(end)
+}
+
+/// What a canonical `call` line holds, each value's raw text as [`scan`] would give it
+/// (strings without their quotes: they have no escape).
+struct CanonicalCall<'a> {
+    ts: &'a str,
+    seq: &'a str,
+    pid: &'a str,
+    tid: &'a str,
+    func: &'a str,
+    args: Members<'a, 9>,
+    out: Members<'a, 3>,
+    ret: &'a str,
+    forwarded: bool,
+    dur_ns: &'a str,
+    untracked: bool,
+}
+
+/// The line `t` as a call, when it is laid out exactly as the shim writes one (see above);
+/// `None` for any other line.
+fn canonical_call(t: &str) -> Option<CanonicalCall<'_>> {
+    let b = t.as_bytes();
+    // A string's text between its quotes, and where it ends; a number and where it ends.
+    let string = |at: usize| scan_string(b, at).map(|(_, e)| (&t[at + 1..e - 1], e));
+    let number = |at: usize| scan_number(b, at).map(|e| (&t[at..e], e));
+    let (ts, i) = string(expect(b, 0, CALL_TS)?)?;
+    let (seq, i) = number(expect(b, i, CALL_SEQ)?)?;
+    let (pid, i) = number(expect(b, i, CALL_PID)?)?;
+    let (tid, i) = number(expect(b, i, CALL_TID)?)?;
+    let (func, i) = string(expect(b, i, CALL_EVENT_FN)?)?;
+    let (args, i) = scan_at(t, expect(b, i, CALL_ARGS)?, ARGS)?;
+    let (out, i) = scan_at(t, expect(b, i, CALL_OUT)?, OUT)?;
+    let (ret, i) = number(expect(b, i, CALL_RET)?)?;
+    let v = expect(b, i, CALL_FORWARDED)?;
+    let (forwarded, i) = match expect(b, v, b"true") {
+        Some(e) => (true, e),
+        None => (false, expect(b, v, b"false")?),
+    };
+    let (dur_ns, i) = number(expect(b, i, CALL_DUR)?)?;
+    let untracked = match &b[i..] {
+        b"}" => false,
+        rest if rest == CALL_UNTRACKED => true,
+        _ => return None,
+    };
+    Some(CanonicalCall {
+        ts,
+        seq,
+        pid,
+        tid,
+        func,
+        args,
+        out,
+        ret,
+        forwarded,
+        dur_ns,
+        untracked,
+    })
+}
+
+/// The record of a canonical call line `t`, read as [`parse_line_as`] reads any line, but
+/// with each member taken where it lies; `None` when a value would make the line malformed
+/// (the general reading then says why, as before).
+fn canonical_record(
+    file: usize,
+    t: &str,
+    c: CanonicalCall<'_>,
+    hashed: bool,
+    lean: bool,
+) -> Option<Line> {
+    let pid = as_i64(c.pid)?;
+    let seq = as_u64(c.seq)?;
+    let ts = Ts::from(c.ts);
+    let ts_us = ts_us(c.ts)?;
+    let mut call = Call {
+        func: known_name(c.func).map_or_else(|| Name::Owned(c.func.to_owned()), Name::Borrowed),
+        ret: as_i64(c.ret),
+        forwarded: c.forwarded,
+        untracked: c.untracked,
+        ..Call::default()
+    };
+    call_args(&mut call, &c.args, &c.out, lean);
+    if !lean {
+        call.dur_ns = as_u64(c.dur_ns);
+    }
+    Some(Line::Record(Rec {
+        file,
+        ts,
+        ts_us,
+        seq,
+        pid,
+        tid: as_i64(c.tid),
+        event: Name::Borrowed(schema::CALL),
+        hash: if hashed { line_hash(t) } else { 0 },
+        body: Body::Call(Box::new(call)),
+        proc_idx: 0,
+    }))
 }
 
 static RECORD_NAMES: [&str; 25] = [
@@ -789,37 +979,11 @@ fn body(event: &str, obj: &Members<'_, 25>, lean: bool) -> Body {
                         _ => None,
                     })
                     .unwrap_or(true),
-                key_fp: args.short("key_fp"),
-                dev_ptr: addr(args.get("devPtr")),
-                out_key_fp: out.short("key_fp"),
                 untracked: obj.str("ledger").as_deref() == Some("untracked"),
                 ..Call::default()
             };
+            call_args(&mut call, &args, &out, lean);
             if !lean {
-                call.size = args.u64("size");
-                call.flags = args.u64("flags");
-                call.num = args.u64("num");
-                call.pids = PidArg::from(args.get("pid"));
-                call.server_pids = args
-                    .get("serverPids")
-                    .filter(|v| v.starts_with('['))
-                    .map(|a| {
-                        elements(a)
-                            .into_iter()
-                            .map(|e| {
-                                let e = members(e, SERVER).unwrap_or(Members {
-                                    names: SERVER,
-                                    raw: [None; 2],
-                                    plain: false,
-                                });
-                                (e.u64("sdid").unwrap_or(0), pid_list(e.get("pid")))
-                            })
-                            .collect()
-                    });
-                call.attr_type = args.u64("type");
-                call.attr = args.u64("attr");
-                call.out_dev_ptr = addr(out.get("devPtr"));
-                call.out_pid = out.i64("pid");
                 call.dur_ns = obj.u64("dur_ns");
             }
             Body::Call(Box::new(call))
@@ -850,6 +1014,47 @@ fn body(event: &str, obj: &Members<'_, 25>, lean: bool) -> Body {
         },
         _ => Body::Other,
     }
+}
+
+/// What a call's `args` and `out` say, into `call`: only what the census uses when `lean`.
+fn call_args(call: &mut Call, args: &Members<'_, 9>, out: &Members<'_, 3>, lean: bool) {
+    call.key_fp = args.short("key_fp");
+    call.dev_ptr = addr(args.get("devPtr"));
+    call.out_key_fp = out.short("key_fp");
+    if lean {
+        return;
+    }
+    call.size = args.u64("size");
+    call.flags = args.u64("flags");
+    call.num = args.u64("num");
+    call.pids = PidArg::from(args.get("pid"));
+    call.server_pids = args
+        .get("serverPids")
+        .filter(|v| v.starts_with('['))
+        .map(|a| {
+            elements(a)
+                .into_iter()
+                .map(|e| {
+                    let e = members(e, SERVER).unwrap_or(Members {
+                        names: SERVER,
+                        raw: [None; 2],
+                        plain: false,
+                    });
+                    (e.u64("sdid").unwrap_or(0), pid_list(e.get("pid")))
+                })
+                .collect()
+        });
+    call.attr_type = args.u64("type");
+    call.attr = args.u64("attr");
+    call.out_dev_ptr = addr(out.get("devPtr"));
+    call.out_pid = out.i64("pid");
+}
+
+/// The hash of a line (see [`Rec::hash`]).
+fn line_hash(t: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    t.hash(&mut h);
+    h.finish()
 }
 
 /// What one line turned out to be.
@@ -891,6 +1096,13 @@ fn parse_line_as(file: usize, text: &str, hashed: bool, lean: bool) -> Line {
     if !t.starts_with('{') {
         return Line::Text;
     }
+    // Most lines: a call as the shim lays it out, read where its members lie.
+    if let Some(line) = canonical_call(t)
+        .filter(|_| !serde_only())
+        .and_then(|c| canonical_record(file, t, c, hashed, lean))
+    {
+        return line;
+    }
     let obj = match members(t, RECORD) {
         Ok(m) => m,
         Err(e) => return Line::Malformed(format!("invalid JSON: {e}")),
@@ -907,17 +1119,11 @@ fn parse_line_as(file: usize, text: &str, hashed: bool, lean: bool) -> Line {
     let Some(ts) = obj.ts() else {
         return Line::Malformed("missing or non-string `ts`".into());
     };
-    let Some(ts_us) = parse_ts(&ts) else {
+    let Some(ts_us) = ts_us(&ts) else {
         return Line::Malformed(format!("`ts` is not an RFC 3339 time: {:?}", short(&ts)));
     };
     let body = body(&event, &obj, lean);
-    let hash = if hashed {
-        let mut h = DefaultHasher::new();
-        t.hash(&mut h);
-        h.finish()
-    } else {
-        0
-    };
+    let hash = if hashed { line_hash(t) } else { 0 };
     Line::Record(Rec {
         file,
         ts,
@@ -932,6 +1138,47 @@ fn parse_line_as(file: usize, text: &str, hashed: bool, lean: bool) -> Line {
     })
 }
 
+/// [`parse_ts`] of `ts`; the shim's own (`2026-12-01T23:08:11.270283Z`) from the start of
+/// its minute, which is kept from the last such `ts` read on this thread (a log's lines
+/// share their minute; reading the date and the time of each cost a tenth of the census).
+fn ts_us(ts: &str) -> Option<i64> {
+    thread_local! {
+        static MINUTE: std::cell::Cell<([u8; 17], Option<i64>)> =
+            const { std::cell::Cell::new(([0; 17], None)) };
+    }
+    let b = ts.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0i64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    if b.len() != 27 || b[19] != b'.' || b[26] != b'Z' || serde_only() {
+        return parse_ts(ts);
+    }
+    let (Some(sec), Some(micros)) = (digits(17..19), digits(20..26)) else {
+        return parse_ts(ts);
+    };
+    if sec > 59 {
+        return parse_ts(ts);
+    }
+    let mut minute = [0u8; 17];
+    minute.copy_from_slice(&b[..17]);
+    let base = match MINUTE.get() {
+        (m, Some(base)) if m == minute => base,
+        _ => {
+            let mut whole = [0u8; 27];
+            whole[..17].copy_from_slice(&minute);
+            whole[17..].copy_from_slice(b"00.000000Z");
+            let Some(base) = std::str::from_utf8(&whole).ok().and_then(parse_ts) else {
+                return parse_ts(ts);
+            };
+            MINUTE.set((minute, Some(base)));
+            base
+        }
+    };
+    Some(base + sec * 1_000_000 + micros)
+}
+
 fn short(s: &str) -> String {
     s.chars().take(40).collect()
 }
@@ -939,6 +1186,12 @@ fn short(s: &str) -> String {
 /// A pointer argument: `"0x…"` as the shim writes it (a plain number is accepted too).
 fn addr(v: Option<&str>) -> Option<u64> {
     let v = v?;
+    // Written plainly (as the shim does): read where it lies.
+    if v.len() >= 2 && v.starts_with('"') && !v.as_bytes().contains(&b'\\') && !serde_only() {
+        let s = &v[1..v.len() - 1];
+        let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
+        return u64::from_str_radix(h, 16).ok();
+    }
     if let Some(s) = as_str(v) {
         let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
         return u64::from_str_radix(h, 16).ok();

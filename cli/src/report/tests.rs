@@ -1993,3 +1993,164 @@ fn describe_words_events_as_format_does() {
         assert_eq!(render::describe(&ev(d.clone())), want, "{d:?}");
     }
 }
+
+// ------------------------------------------------------------------ the canonical `call` reader
+
+/// `call` lines exactly as the shim lays them out (see `src/record/json.rs`).
+fn canonical_calls() -> Vec<String> {
+    let ts = "\"ts\":\"2026-12-02T02:07:07.491022Z\"";
+    vec![
+        format!("{{{ts},\"seq\":2,\"pid\":23761,\"tid\":23761,\"event\":\"call\",\"fn\":\"aclrtIpcMemGetExportKey\",\"args\":{{\"devPtr\":\"0x200000000000\",\"size\":4096,\"key\":\"0x7ffec27423b0\",\"len\":65,\"flags\":0}},\"out\":{{\"key_fp\":\"fp:39abe975e365a547\"}},\"ret\":0,\"forwarded\":true,\"dur_ns\":2905}}"),
+        format!("{{{ts},\"seq\":3,\"pid\":23761,\"tid\":23762,\"event\":\"call\",\"fn\":\"aclrtIpcMemSetImportPid\",\"args\":{{\"key_fp\":\"fp:39abe975e365a547\",\"pid\":[23773,0,12],\"num\":3}},\"out\":{{}},\"ret\":507899,\"forwarded\":false,\"dur_ns\":0}}"),
+        format!("{{{ts},\"seq\":4,\"pid\":7,\"tid\":7,\"event\":\"call\",\"fn\":\"aclrtFree\",\"args\":{{\"devPtr\":\"0x10\"}},\"out\":{{}},\"ret\":-1,\"forwarded\":true,\"dur_ns\":60}}"),
+        format!("{{{ts},\"seq\":5,\"pid\":7,\"tid\":7,\"event\":\"call\",\"fn\":\"aclrtIpcMemGetExportKey\",\"args\":{{\"devPtr\":\"0x20\",\"size\":1,\"key\":\"0x30\",\"len\":65,\"flags\":0}},\"out\":{{\"key_fp\":\"fp:1\"}},\"ret\":0,\"forwarded\":true,\"dur_ns\":9,\"ledger\":\"untracked\"}}"),
+        format!("{{{ts},\"seq\":6,\"pid\":7,\"tid\":7,\"event\":\"call\",\"fn\":\"aclrtIpcMemImportPidInterServer\",\"args\":{{\"key_fp\":\"fp:1\",\"serverPids\":[{{\"sdid\":1,\"pid\":[2,3]}}],\"num\":1}},\"out\":{{}},\"ret\":0,\"forwarded\":true,\"dur_ns\":1}}"),
+        format!("{{{ts},\"seq\":7,\"pid\":7,\"tid\":7,\"event\":\"call\",\"fn\":\"aclrtIpcMemImportByKey\",\"args\":{{\"devPtr\":\"0x7ffd\",\"key_fp\":null,\"flags\":0}},\"out\":{{\"devPtr\":\"0x300000000000\"}},\"ret\":0,\"forwarded\":true,\"dur_ns\":5}}"),
+        format!("{{{ts},\"seq\":8,\"pid\":7,\"tid\":7,\"event\":\"call\",\"fn\":\"aclrtSomethingNew\",\"args\":{{\"devPtr\":\"0xZZ\",\"key_fp\":\"fp:\u{e9}\u{2713}\"}},\"out\":{{\"pid\":-3}},\"ret\":0,\"forwarded\":false,\"dur_ns\":18446744073709551615}}"),
+    ]
+}
+
+/// Every canonical `call` line is read by the fast reader, and both readings (the census's
+/// and the merge's) give what serde alone gives.
+#[test]
+fn the_canonical_call_reader_reads_what_serde_reads() {
+    for l in canonical_calls() {
+        assert!(parse::read_as_canonical_call(&l), "{l}");
+        for (fast, slow) in parse::read_fast_and_slow(&l) {
+            assert_eq!(fast, slow, "{l}");
+            assert!(fast.starts_with("Record("), "{l}: {fast}");
+        }
+    }
+}
+
+/// Canonical in layout but with a value that makes the line malformed (a pid or seq out of
+/// range, a time that is no time): the general reading words why, as before.
+#[test]
+fn a_canonical_call_with_a_bad_value_is_malformed_as_before() {
+    let base = &canonical_calls()[2];
+    for (from, to) in [
+        ("\"pid\":7", "\"pid\":9223372036854775808"),
+        ("\"seq\":4", "\"seq\":-4"),
+        ("\"seq\":4", "\"seq\":18446744073709551616"),
+        ("2026-12-02T02:07:07.491022Z", "2026-13-02T02:07:07.491022Z"),
+        ("2026-12-02T02:07:07.491022Z", "yesterday"),
+    ] {
+        let l = base.replacen(from, to, 1);
+        assert!(parse::read_as_canonical_call(&l), "{l}");
+        for (fast, slow) in parse::read_fast_and_slow(&l) {
+            assert_eq!(fast, slow, "{l}");
+            assert!(fast.starts_with("Malformed("), "{l}: {fast}");
+        }
+    }
+    // A `ret` or `tid` out of range is no reason to skip the line: it reads as `None`.
+    let l = base.replacen("\"ret\":-1", "\"ret\":-9223372036854775809", 1);
+    for (fast, slow) in parse::read_fast_and_slow(&l) {
+        assert_eq!(fast, slow, "{l}");
+        assert!(fast.contains("ret: None"), "{l}: {fast}");
+    }
+}
+
+/// Lines off the canonical layout in any way are not read by the fast reader, and are read
+/// as serde reads them: escapes, members reordered, extra spaces, unknown members, CRLF
+/// kept inside, a member missing, a line cut short anywhere.
+#[test]
+fn lines_off_the_canonical_call_layout_take_the_full_reading() {
+    let base = &canonical_calls()[0];
+    let swap = |from: &str, to: &str| {
+        assert!(base.contains(from), "{from}");
+        base.replacen(from, to, 1)
+    };
+    let mut defeating = vec![
+        // Escapes in a name, a value the census uses, the time, a member name.
+        swap("aclrtIpcMemGetExportKey", "aclrtIpcMemGetExp\\u006frtKey"),
+        swap("fp:39abe975e365a547", "fp:39abe975e365a54\\u0037"),
+        swap("07.491022Z", "07.49102\\u0032Z"),
+        swap("\"devPtr\"", "\"devP\\u0074r\""),
+        // Reordered members.
+        swap("\"seq\":2,\"pid\":23761", "\"pid\":23761,\"seq\":2"),
+        swap(
+            ",\"ret\":0,\"forwarded\":true",
+            ",\"forwarded\":true,\"ret\":0",
+        ),
+        // Extra spaces.
+        swap("{\"ts\"", "{ \"ts\""),
+        swap("\"seq\":2", "\"seq\": 2"),
+        swap(",\"pid\"", ", \"pid\""),
+        swap("\"args\":{", "\"args\": {"),
+        // Unknown members, at the top and at the end.
+        swap(",\"event\"", ",\"zz\":1,\"event\""),
+        swap("\"dur_ns\":2905}", "\"dur_ns\":2905,\"zz\":[1]}"),
+        swap("\"dur_ns\":2905}", "\"dur_ns\":2905,\"ledger\":\"other\"}"),
+        // A carriage return inside, a tab inside a string, a value of another type.
+        swap(",\"seq\"", "\r,\"seq\""),
+        swap("GetExportKey", "Get\tExportKey"),
+        swap("\"seq\":2", "\"seq\":2.0"),
+        swap("\"seq\":2", "\"seq\":02"),
+        swap("\"pid\":23761", "\"pid\":\"23761\""),
+        swap("\"forwarded\":true", "\"forwarded\":1"),
+        // Members missing.
+        swap(",\"tid\":23761", ""),
+        swap(",\"dur_ns\":2905", ""),
+        swap(",\"out\":{\"key_fp\":\"fp:39abe975e365a547\"}", ""),
+        // Not a call: the general reader's.
+        swap("\"event\":\"call\"", "\"event\":\"calls\""),
+        // Garbage after the end.
+        format!("{base}x"),
+        format!("{base}}}"),
+    ];
+    // Cut short anywhere.
+    defeating.extend((1..base.len()).map(|n| base[..n].to_string()));
+    for l in &defeating {
+        assert!(!parse::read_as_canonical_call(l), "{l}");
+        for (fast, slow) in parse::read_fast_and_slow(l) {
+            assert_eq!(fast, slow, "{l}");
+        }
+    }
+    // CRLF, spaces around: the line is trimmed as before, and it reads as without them.
+    for padded in [format!("{base}\r"), format!(" {base} \t")] {
+        for ((fast, slow), (plain, _)) in parse::read_fast_and_slow(&padded)
+            .into_iter()
+            .zip(parse::read_fast_and_slow(base))
+        {
+            assert_eq!(fast, slow);
+            assert_eq!(fast, plain);
+        }
+    }
+}
+
+/// The shim's own `ts` read from its minute's start (kept from the line before) is what the
+/// full reading gives, across minutes, hours, days and years, and for times that are not
+/// the shim's (a leap second, an offset, nanoseconds, bad digits, a bad date).
+#[test]
+fn a_ts_read_from_its_kept_minute_is_what_the_full_reading_gives() {
+    let ts = [
+        "2026-12-02T02:07:07.491022Z",
+        "2026-12-02T02:07:59.999999Z",
+        "2026-12-02T02:08:00.000000Z",
+        "2026-12-02T02:07:00.000001Z",
+        "2026-12-31T23:59:59.999999Z",
+        "2027-01-01T00:00:00.000000Z",
+        "2024-02-29T12:00:30.500000Z",
+        "1969-12-31T23:59:59.999999Z",
+        "2026-12-02T02:07:60.000000Z",
+        "2026-12-02T02:07:61.000000Z",
+        "2026-12-02T02:07:6x.000000Z",
+        "2026-12-02T02:07:07.49102xZ",
+        "2026-12-02T02:07:07.491022z",
+        "2026-12-02T02:07:07,491022Z",
+        "2026-13-02T02:07:07.491022Z",
+        "2026-12-02T24:07:07.491022Z",
+        "2026-12-02 02:07:07.491022Z",
+        "2026-12-02T03:07:07.491022+01:00",
+        "2026-12-02T02:07:07.491022123Z",
+        "2026-12-02T02:07:07.4910Z",
+        "2026-12-02T02:07:07.491022Z",
+        "2026-12-02T02:07:-7.491022Z",
+        "\u{e9}026-12-02T02:07:07.49102Z",
+    ];
+    // Twice over, so that each is read with another's minute kept and with its own.
+    for t in ts.iter().chain(ts.iter()).chain(ts.iter().rev()) {
+        let (fast, slow) = parse::ts_fast_and_slow(t);
+        assert_eq!(fast, slow, "{t}");
+    }
+}

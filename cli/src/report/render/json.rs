@@ -30,6 +30,8 @@ pub fn key_member(fp: &str, events: &[Event], procs: &[Process], out: &mut Vec<u
     // Written straight as serde_json's pretty printer lays it out (the streaming report
     // writes every key this way: serde's generic path cost as much as reading the logs).
     // The member stands two levels in: `{` of the report, then `"keys": {`.
+    // Room for what an event takes, about (one growth, not a few per key).
+    out.reserve(events.len() * 512);
     indent(out, 2);
     pretty_str(fp, out);
     out.extend_from_slice(b": ");
@@ -43,7 +45,7 @@ pub fn key_member(fp: &str, events: &[Event], procs: &[Process], out: &mut Vec<u
             out.extend_from_slice(b",\n");
         }
         indent(out, 3);
-        pretty_obj(&event_obj(e, procs), 3, out);
+        pretty_event(e, procs, 3, out);
     }
     out.push(b'\n');
     indent(out, 2);
@@ -194,12 +196,23 @@ fn pretty(v: &V<'_>, depth: usize, out: &mut Vec<u8>) {
         V::Str(t) => pretty_str(t, out),
         V::String(t) => pretty_str(t, out),
         V::Hex(a) => {
-            // Digits and `x`: nothing to escape.
-            let mut t = String::with_capacity(18);
-            push_hex(&mut t, *a);
-            out.push(b'"');
-            out.extend_from_slice(t.as_bytes());
-            out.push(b'"');
+            // Digits and `x`: nothing to escape; written in place (a `String` each was an
+            // allocation per address written).
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let mut buf = *b"\"0x0000000000000000\"";
+            let mut at = buf.len() - 1;
+            let mut n = *a;
+            loop {
+                at -= 1;
+                buf[at] = HEX[(n & 15) as usize];
+                n >>= 4;
+                if n == 0 {
+                    break;
+                }
+            }
+            at -= 3;
+            buf[at..at + 3].copy_from_slice(b"\"0x");
+            out.extend_from_slice(&buf[at..]);
         }
         V::Ints(a) => pretty_seq(a, depth, out, |n, out| pretty_i64(*n, out)),
         V::Strs(a) => pretty_seq(a, depth, out, |t, out| pretty_str(t, out)),
@@ -253,11 +266,17 @@ type EachObj<'a> = Box<dyn Fn(&mut dyn FnMut(Obj<'a>)) + 'a>;
 struct Obj<'a>(Vec<(&'static str, V<'a>)>);
 
 impl<'a> Obj<'a> {
-    fn new(mut members: Vec<(&'static str, V<'a>)>) -> Self {
+    fn new(members: Vec<(&'static str, V<'a>)>) -> Self {
+        Self::sorted_after(members, 1)
+    }
+
+    /// [`Obj::new`] of members whose first `sorted` are in name order already: only the
+    /// rest are put in their places.
+    fn sorted_after(mut members: Vec<(&'static str, V<'a>)>, sorted: usize) -> Self {
         // An insertion sort on names compared in place (no `memcmp` call per comparison):
         // the objects are small and mostly given in order already (an event's members
         // were a fifth of the writer's time, sorted the general way).
-        for i in 1..members.len() {
+        for i in sorted.max(1)..members.len() {
             let mut j = i;
             while j > 0 && name_before(members[j].0, members[j - 1].0) {
                 members.swap(j, j - 1);
@@ -391,10 +410,9 @@ fn violation_obj<'a>(v: &'a Violation, procs: &'a [Process]) -> Obj<'a> {
     ])
 }
 
-fn event_obj<'a>(e: &'a Event, procs: &'a [Process]) -> Obj<'a> {
-    // In name order already: only the detail's members move.
-    let mut m = Vec::with_capacity(15);
-    m.extend([
+/// The fixed members of an event, in name order.
+fn event_base<'a>(e: &'a Event, procs: &'a [Process]) -> [(&'static str, V<'a>); 10] {
+    [
         ("desc", V::String(describe(e))),
         ("event", V::Str(e.kind())),
         ("fn", V::Str(&e.func)),
@@ -405,9 +423,49 @@ fn event_obj<'a>(e: &'a Event, procs: &'a [Process]) -> Obj<'a> {
         ("seq", V::U64(e.seq)),
         ("status", opt_str(e.status)),
         ("ts", V::Str(&e.ts)),
-    ]);
+    ]
+}
+
+/// `pretty_obj(&event_obj(e, procs), depth, out)`, without the object: the fixed members
+/// (in name order) and the detail's (sorted among themselves) are merged as written (an
+/// object of fifteen members built, sorted and moved per event was a sixth of the writer).
+fn pretty_event(e: &Event, procs: &[Process], depth: usize, out: &mut Vec<u8>) {
+    let base = event_base(e, procs);
+    let mut detail = Vec::with_capacity(5);
+    event_fields(e, &mut detail);
+    let detail = Obj::new(detail).0;
+    out.extend_from_slice(b"{\n");
+    let (mut b, mut d) = (base.iter().peekable(), detail.iter().peekable());
+    let mut first = true;
+    loop {
+        let next = match (b.peek(), d.peek()) {
+            (Some(x), Some(y)) if name_before(y.0, x.0) => d.next(),
+            (Some(_), _) => b.next(),
+            (None, Some(_)) => d.next(),
+            (None, None) => break,
+        };
+        let Some((k, v)) = next else { break };
+        if !first {
+            out.extend_from_slice(b",\n");
+        }
+        first = false;
+        indent(out, depth + 1);
+        member_name(k, out);
+        pretty(v, depth + 1, out);
+    }
+    out.push(b'\n');
+    indent(out, depth);
+    out.push(b'}');
+}
+
+fn event_obj<'a>(e: &'a Event, procs: &'a [Process]) -> Obj<'a> {
+    // In name order already: only the detail's members move.
+    let mut m = Vec::with_capacity(15);
+    m.extend(event_base(e, procs));
+    debug_assert!(m.windows(2).all(|w| name_before(w[0].0, w[1].0)));
+    let base = m.len();
     event_fields(e, &mut m);
-    Obj::new(m)
+    Obj::sorted_after(m, base)
 }
 
 fn process_obj(i: usize, p: &Process) -> Obj<'_> {
