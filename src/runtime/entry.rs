@@ -121,7 +121,7 @@ fn intercept_full<F: RealFn>(
                 return ret;
             }
         }
-        rt.calls.fetch_add(1, Ordering::Relaxed);
+        rt.calls.add(1);
         checked_call(rt, real.func(), f, inside, args, call, read_out, &returned)
     });
     match (r, returned.get(), found.get()) {

@@ -197,7 +197,7 @@ pub(super) fn quiet_malloc_done(
             .unwrap_or(false)
         });
     if !counted {
-        rt.calls.fetch_add(1, Ordering::Relaxed);
+        rt.calls.add(1);
     }
 }
 
