@@ -290,13 +290,6 @@ impl ProcessState {
         self.keys_changed();
     }
 
-    /// Notes where the ledger recorded the open export `fp`.
-    pub fn set_ledger_at(&mut self, fp: &Fp, at: crate::ledger::ExportAt) {
-        if let Some(e) = self.exports.get_mut(fp) {
-            e.ledger_at = Some(at);
-        }
-    }
-
     pub fn add_whitelist(&mut self, fp: &Fp, pids: &[i32]) {
         if let Some(e) = self.exports.get_mut(fp) {
             e.whitelist.extend_from_slice(pids);
