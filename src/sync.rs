@@ -394,8 +394,9 @@ pub struct Striped {
     stripes: [Stripe; STRIPES],
 }
 
-/// Stripes of a `Striped` counter: more than the threads a program usually calls from.
-const STRIPES: usize = 16;
+/// Stripes of a `Striped` counter (and of anything else kept per stripe, see
+/// `this_stripe`): more than the threads a program usually calls from.
+pub const STRIPES: usize = 16;
 
 #[repr(align(128))]
 struct Stripe(AtomicU64);
@@ -449,15 +450,17 @@ impl Striped {
     }
 }
 
-/// The calling thread's stripe, from where its stack lies (threads' stacks are separate
-/// mappings, megabytes apart by default): no thread-local look-up, which in a shared
-/// library is a call into the dynamic linker. Any stripe would be correct; this one is
-/// only likely to differ from other threads'.
+/// The calling thread's stripe, below STRIPES, from the megabyte its stack lies in
+/// (threads' stacks are separate mappings, 8 MiB apart by default; the frames of one
+/// thread's calls seldom straddle a megabyte boundary, so its calls mostly agree): no
+/// thread-local look-up, which in a shared library is a call into the dynamic linker. Any
+/// stripe would be correct; this one is only likely to differ from other threads' and to
+/// stay the same for a thread.
 #[inline(always)]
-fn this_stripe() -> usize {
+pub fn this_stripe() -> usize {
     let probe = 0u8;
     let sp = std::hint::black_box(&probe) as *const u8 as u64;
-    ((sp >> 16).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize % STRIPES
+    ((sp >> 20).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize % STRIPES
 }
 
 #[cfg(test)]
