@@ -106,13 +106,10 @@ fn ledger_facts(
             key: KeyArg::Key(k),
             ..
         } => {
+            // The ledger first, then the state's lock once, kept for the rules: a key this
+            // process exported itself (rare) gets no ledger facts, as if the ledger had not
+            // been asked.
             rt.prefetch_ledger(k.fp);
-            {
-                let s = rt.state.lock();
-                if s.export(&k.fp).is_some() {
-                    return (LedgerFacts::None, Known::default(), Some(s));
-                }
-            }
             let (facts, known) = rt
                 .with_ledger(|l| l.import_view(lfp(k.fp)))
                 .flatten()
@@ -132,7 +129,11 @@ fn ledger_facts(
                         },
                     )
                 });
-            (facts, known, None)
+            let s = rt.state.lock();
+            if s.export(&k.fp).is_some() {
+                return (LedgerFacts::None, Known::default(), Some(s));
+            }
+            (facts, known, Some(s))
         }
         Args::Close {
             key: KeyArg::Key(k),
