@@ -1,5 +1,5 @@
 //! The ledger reader as the fuzz targets drive it: open whatever file lies at
-//! `dir/ledger.v4` and run a few operations on it. Built with the `fuzzing` feature only.
+//! `dir/ledger.v5` and run a few operations on it. Built with the `fuzzing` feature only.
 
 use crate::key::Fp;
 use crate::ledger::{Ledger, ProcId, DEFAULT_KEYS};

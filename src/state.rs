@@ -98,8 +98,13 @@ struct ExportTable {
     /// a fingerprint made from the key's bytes, and a violation or `exit.leak` may name
     /// an open key that is not its call's argument.
     keys: Vec<Option<Key>>,
-    /// Places of closed exports, the last closed on top.
-    free: Vec<u32>,
+    /// Places of closed exports, the last closed on top, by the stripe of the thread that
+    /// closed them (`sync::this_stripe`): a thread's next export takes the place its own
+    /// last close left, whose lines its core holds, rather than one another thread just
+    /// wrote (two lines of export and two of key passed between the cores per export).
+    /// Another stripe's place when its own has none, so the places never outnumber the
+    /// most exports open at once.
+    free: [Vec<u32>; crate::sync::STRIPES],
 }
 
 impl ExportTable {
@@ -120,7 +125,7 @@ impl ExportTable {
                 self.keys[i] = key;
             }
             Entry::Vacant(v) => {
-                let i = match self.free.pop() {
+                let i = match take_free(&mut self.free) {
                     Some(i) => {
                         self.slots[i as usize] = export;
                         self.keys[i as usize] = key;
@@ -141,7 +146,7 @@ impl ExportTable {
         let i = self.index.remove(fp)?;
         let e = std::mem::replace(&mut self.slots[i as usize], Export::CLOSED);
         self.keys[i as usize] = None;
-        self.free.push(i);
+        self.free[crate::sync::this_stripe()].push(i);
         Some(e)
     }
 
@@ -166,6 +171,15 @@ impl ExportTable {
             .iter()
             .map(|(fp, &i)| (fp, &self.slots[i as usize]))
     }
+}
+
+/// A closed export's place (`ExportTable::free`): the calling thread's stripe's last,
+/// else any.
+fn take_free(free: &mut [Vec<u32>]) -> Option<u32> {
+    if let Some(i) = free[crate::sync::this_stripe()].pop() {
+        return Some(i);
+    }
+    free.iter_mut().find_map(Vec::pop)
 }
 
 /// An import this process holds.
@@ -288,13 +302,6 @@ impl ProcessState {
     pub fn add_export_key(&mut self, key: Key, export: Export) {
         self.exports.insert(key.fp, export, Some(key));
         self.keys_changed();
-    }
-
-    /// Notes where the ledger recorded the open export `fp`.
-    pub fn set_ledger_at(&mut self, fp: &Fp, at: crate::ledger::ExportAt) {
-        if let Some(e) = self.exports.get_mut(fp) {
-            e.ledger_at = Some(at);
-        }
     }
 
     pub fn add_whitelist(&mut self, fp: &Fp, pids: &[i32]) {
@@ -577,6 +584,22 @@ mod tests {
         assert_eq!(s.export(&fp(149)).unwrap().whitelist, vec![7]);
         assert_eq!(s.open_exports_of(0x7777_0000).count(), 1);
         assert_eq!(s.open_exports_of(0).count(), 0, "key 0 was closed");
+        // Places closed by other threads (other stripes) are taken too.
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                for n in 100..150u8 {
+                    assert!(s.remove_export(&fp(n)).is_some());
+                }
+            });
+        });
+        for n in 150..200u8 {
+            s.add_export(fp(n), ex(n as usize * 0x1000));
+        }
+        assert_eq!(
+            s.exports.slots.len(),
+            100,
+            "no place added while another thread's closed ones were free"
+        );
     }
 
     /// A key this process exported and imported: the first close takes the import (one

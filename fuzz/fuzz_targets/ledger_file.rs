@@ -1,4 +1,4 @@
-//! Arbitrary bytes as the ledger file `ledger.v4`: opening it and a few operations on it
+//! Arbitrary bytes as the ledger file `ledger.v5`: opening it and a few operations on it
 //! either work or end in an error the shim can say (and then turn cross-process rules
 //! off); never a crash or a hang.
 #![no_main]
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let ledger_dir = dir.path().join("ledger");
     std::fs::create_dir(&ledger_dir).expect("ledger dir");
     std::fs::set_permissions(&ledger_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let path = ledger_dir.join("ledger.v4");
+    let path = ledger_dir.join("ledger.v5");
     std::fs::write(&path, file).expect("write ledger");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     if let Err(e) = acl_ipc_guard::fuzzing::open_ledger_file(&ledger_dir, ops) {

@@ -28,9 +28,12 @@
 /// job mixing versions keeps two ledgers instead of refusing each other's). Version 4:
 /// keys are indexed by the shim's own 64-bit identity of a key (`key::Fp`), no longer by
 /// the SHA-256 prefix records show, so a process of an older version must not share it.
-pub const FILE_NAME: &str = "ledger.v4";
+/// Version 5: the header's mutex starts a cache line of its own (it straddled two, so
+/// every hold passed both between the cores of threads taking turns at it); a process of
+/// version 4 would look for it elsewhere.
+pub const FILE_NAME: &str = "ledger.v5";
 pub const MAGIC: [u8; 8] = *b"AIGLEDGR";
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// Keys the ledger holds by default (`ACL_IPC_GUARD_LEDGER_KEYS` changes it for a new
 /// ledger file).
 pub const DEFAULT_KEYS: usize = 65_536;
@@ -179,9 +182,16 @@ pub(crate) struct Header {
     pub pool: u32,
     pub slot_size: u32,
     pub entry_size: u32,
+    /// Zero: the mutex begins the next cache line (the header is mapped 64-aligned), so
+    /// that all of it (the word, the owner, the kind and the robust list links each hold
+    /// writes or reads) is one line.
+    pub(super) _pad: [u8; 16],
     /// Changed by other threads and processes at any time, hence the cell.
     pub mutex: std::cell::UnsafeCell<libc::pthread_mutex_t>,
 }
+
+// The mutex on one line of its own.
+const _: () = assert!(std::mem::offset_of!(Header, mutex) % 64 == 0);
 
 /// The counters the mutex protects.
 #[repr(C, align(64))]

@@ -8,7 +8,7 @@
 //!
 //! # Storage
 //!
-//! One file, `<dir>/ledger.v4` (mode 0600), mapped shared by every process and opened once
+//! One file, `<dir>/ledger.v5` (mode 0600), mapped shared by every process and opened once
 //! per process; see `format.rs` for what is in it (and `table.rs` for the algorithms on it). Its capacity in keys is set by the
 //! process that creates it ([`DEFAULT_KEYS`], 65,536, unless `ACL_IPC_GUARD_LEDGER_KEYS`
 //! says otherwise). Whitelists (up to the vendor's 32,768 pids per key) and importers live

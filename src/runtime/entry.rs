@@ -121,7 +121,7 @@ fn intercept_full<F: RealFn>(
                 return ret;
             }
         }
-        rt.calls.fetch_add(1, Ordering::Relaxed);
+        rt.calls.add(1);
         checked_call(rt, real.func(), f, inside, args, call, read_out, &returned)
     });
     match (r, returned.get(), found.get()) {
@@ -170,9 +170,9 @@ fn checked_call<F: RealFn>(
     // Rules and decision, before the call, in a boundary of their own: should they fail,
     // the call is forwarded unjudged and the state still learns what it did.
     let (block, known) = contain(|| {
-        let facts = per_func::facts_before(rt, func, &mut args);
+        let mut facts = per_func::facts_before(rt, func, &mut args);
         let findings = {
-            let state = rt.state.lock();
+            let state = facts.held.take().unwrap_or_else(|| rt.state.lock());
             check_before(&args, &state, &facts.me, &facts.ledger)
         };
         let block = !findings.is_empty() && rt.judge(func, findings);

@@ -21,7 +21,7 @@ impl Runtime {
             })
             .collect();
         let body = Body::Summary {
-            calls: self.calls.load(Ordering::Relaxed) + self.allocs.calls(),
+            calls: self.calls.sum() + self.allocs.calls(),
             violations,
             blocked: self.blocked.load(Ordering::Relaxed),
             leaks,
@@ -146,7 +146,7 @@ pub(super) extern "C" fn after_fork_child() {
             said.store(false, Ordering::Relaxed);
         }
         rt.finished.store(false, Ordering::Relaxed);
-        rt.calls.store(0, Ordering::Relaxed);
+        rt.calls.reset();
         rt.violations.store(0, Ordering::Relaxed);
         rt.error_violations.store(0, Ordering::Relaxed);
         rt.blocked.store(0, Ordering::Relaxed);

@@ -9,7 +9,8 @@ use crate::call::{codes, Args, Func, Out, Outcome, MAX_PIDS};
 use crate::key::{Fp, KeyArg};
 use crate::ledger;
 use crate::rules::{Identity, ImportFacts, LedgerFacts};
-use crate::state::{Export, Region};
+use crate::state::{Export, ProcessState, Region};
+use crate::sync::Guard;
 use std::sync::atomic::Ordering;
 
 impl Func {
@@ -32,6 +33,10 @@ pub(super) struct Facts {
     pub ledger: LedgerFacts,
     /// What the ledger said before the call that the update after it needs too.
     pub known: Known,
+    /// The state's lock, when gathering the facts took it and nothing since needed it
+    /// released: the rules read the state under this same hold (one hold instead of two,
+    /// on a line every calling thread writes).
+    pub held: Option<Guard<'static, ProcessState>>,
 }
 
 /// Ledger answers gathered before the call and used again after it, so that the ledger
@@ -49,7 +54,7 @@ pub(super) fn facts_before(rt: &'static Runtime, func: Func, args: &mut Args) ->
         // SAFETY: the real runtime reads this array for these arguments.
         unsafe { args.read_pid_lists() };
     }
-    let (ledger, known) = ledger_facts(rt, args);
+    let (ledger, known, held) = ledger_facts(rt, args);
     let me = Identity {
         pid: rt.pid(),
         bare_tgid: if func.compares_bare_tgid() {
@@ -59,7 +64,12 @@ pub(super) fn facts_before(rt: &'static Runtime, func: Func, args: &mut Args) ->
         },
         start_ns: rt.start_ns.load(Ordering::Relaxed),
     };
-    Facts { me, ledger, known }
+    Facts {
+        me,
+        ledger,
+        known,
+        held,
+    }
 }
 
 /// True when the real runtime, given these arguments, gets as far as reading the pid
@@ -85,19 +95,23 @@ fn pids_are_read_by_runtime(rt: &Runtime, args: &Args) -> bool {
     }
 }
 
-/// What the ledger knows that the cross-process rules of this call need, and what of it
-/// the update after the call needs again.
-fn ledger_facts(rt: &'static Runtime, args: &Args) -> (LedgerFacts, Known) {
+/// What the ledger knows that the cross-process rules of this call need, what of it the
+/// update after the call needs again, and the state's lock if it is still held.
+fn ledger_facts(
+    rt: &'static Runtime,
+    args: &Args,
+) -> (LedgerFacts, Known, Option<Guard<'static, ProcessState>>) {
     match args {
         Args::ImportByKey {
             key: KeyArg::Key(k),
             ..
         } => {
+            // The ledger first, then the state's lock once, kept for the rules: a key this
+            // process exported itself (rare) gets no ledger facts, as if the ledger had not
+            // been asked.
             rt.prefetch_ledger(k.fp);
-            if rt.state.lock().export(&k.fp).is_some() {
-                return (LedgerFacts::None, Known::default());
-            }
-            rt.with_ledger(|l| l.import_view(lfp(k.fp)))
+            let (facts, known) = rt
+                .with_ledger(|l| l.import_view(lfp(k.fp)))
                 .flatten()
                 .map_or((LedgerFacts::None, Known::default()), |v| {
                     let facts = LedgerFacts::Import(ImportFacts {
@@ -114,24 +128,31 @@ fn ledger_facts(rt: &'static Runtime, args: &Args) -> (LedgerFacts, Known) {
                             export_size: v.size,
                         },
                     )
-                })
+                });
+            let s = rt.state.lock();
+            if s.export(&k.fp).is_some() {
+                return (LedgerFacts::None, Known::default(), Some(s));
+            }
+            (facts, known, Some(s))
         }
         Args::Close {
             key: KeyArg::Key(k),
         } => {
-            let at = {
+            {
                 let s = rt.state.lock();
-                match (s.export(&k.fp), s.import(&k.fp)) {
+                let at = match (s.export(&k.fp), s.import(&k.fp)) {
                     (Some(e), None) => e.ledger_at,
-                    _ => return (LedgerFacts::None, Known::default()),
+                    _ => return (LedgerFacts::None, Known::default(), Some(s)),
+                };
+                // No importer ever recorded for the key: "none", without the ledger's
+                // lock (a few atomic loads in its mapping, so the state's lock stays
+                // held for the rules).
+                if at.is_some_and(|at| {
+                    rt.ledger_if_open()
+                        .is_some_and(|l| l.no_importer_yet(lfp(k.fp), at))
+                }) {
+                    return (LedgerFacts::None, Known::default(), Some(s));
                 }
-            };
-            // No importer ever recorded for the key: "none", without the ledger's lock.
-            if at.is_some_and(|at| {
-                rt.ledger_if_open()
-                    .is_some_and(|l| l.no_importer_yet(lfp(k.fp), at))
-            }) {
-                return (LedgerFacts::None, Known::default());
             }
             rt.prefetch_ledger(k.fp);
             let open: Vec<i32> = rt
@@ -145,9 +166,9 @@ fn ledger_facts(rt: &'static Runtime, args: &Args) -> (LedgerFacts, Known) {
                     open_importers: open,
                 }
             };
-            (facts, Known::default())
+            (facts, Known::default(), None)
         }
-        _ => (LedgerFacts::None, Known::default()),
+        _ => (LedgerFacts::None, Known::default(), None),
     }
 }
 
@@ -197,7 +218,7 @@ pub(super) fn quiet_malloc_done(
             .unwrap_or(false)
         });
     if !counted {
-        rt.calls.fetch_add(1, Ordering::Relaxed);
+        rt.calls.add(1);
     }
 }
 
@@ -279,31 +300,36 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
             ..
         } => {
             let key = *key;
-            // A new key's index entry is a cache miss: start it before our own tables.
+            // A new key's index entry is a cache miss: start it before the ledger's lock.
             rt.prefetch_ledger(key.fp);
+            // The ledger first, so that the state is changed in one hold, with where the
+            // ledger put the key. Nobody else can close the key in between: the program
+            // learns it only when this call returns.
+            let ledger_at = match rt
+                .try_ledger(|l| l.record_export_at(lfp(key.fp), *flags == 0, *size as u64))
             {
-                let mut s = rt.state.lock();
-                let alloc_base = match s.region_of(*dev_ptr) {
-                    Region::Allocated { base, .. } => Some(base),
-                    _ => None,
-                };
-                s.add_export_key(
-                    key,
-                    Export {
-                        dev_ptr: *dev_ptr,
-                        size: *size,
-                        flags: *flags,
-                        alloc_base,
-                        whitelist: Vec::new(),
-                        ledger_at: None,
-                    },
-                );
-            }
-            match rt.try_ledger(|l| l.record_export_at(lfp(key.fp), *flags == 0, *size as u64)) {
-                Ok(Some(at)) => rt.state.lock().set_ledger_at(&key.fp, at),
-                Ok(None) => {}
-                Err(()) => outcome.untracked = true,
-            }
+                Ok(at) => at,
+                Err(()) => {
+                    outcome.untracked = true;
+                    None
+                }
+            };
+            let mut s = rt.state.lock();
+            let alloc_base = match s.region_of(*dev_ptr) {
+                Region::Allocated { base, .. } => Some(base),
+                _ => None,
+            };
+            s.add_export_key(
+                key,
+                Export {
+                    dev_ptr: *dev_ptr,
+                    size: *size,
+                    flags: *flags,
+                    alloc_base,
+                    whitelist: Vec::new(),
+                    ledger_at,
+                },
+            );
         }
         Args::SetImportPid {
             key: KeyArg::Key(k),

@@ -21,7 +21,7 @@ for cmd, want in steps:
     r = a.do(cmd)
     check(r.complete and (r.call is None or r.ret == want), f"{cmd}: {r}")
 
-path = os.path.join(work.ledger, "ledger.v4")
+path = os.path.join(work.ledger, "ledger.v5")
 check(os.path.exists(path), "the ledger file exists once a key is exported")
 with open(path, "r+b") as f:
     head = f.read(16)

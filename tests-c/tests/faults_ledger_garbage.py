@@ -1,4 +1,4 @@
-"""Arbitrary bytes as the ledger file (`ledger.v4` in a private 0700 directory, 0600): each
+"""Arbitrary bytes as the ledger file (`ledger.v5` in a private 0700 directory, 0600): each
 process of a two-process play (the exporter closes while its importer still has the key
 open, which only the ledger can see) carries on with every call returning what the
 runtime says, the damage is said once per process in one `error` record naming the file,
@@ -24,7 +24,7 @@ real_dir = work.file("real")
 os.mkdir(real_dir, 0o700)
 env = base_env(work, {"ACL_IPC_GUARD_LEDGER": real_dir, "ACL_IPC_GUARD_LEDGER_KEYS": "64", "ACL_IPC_GUARD_LOG": "off"})
 run([CLI, "run", "--", prog("scenario"), "exit.leak"], env, preload=False, check_rc=0)
-with open(os.path.join(real_dir, "ledger.v4"), "rb") as f:
+with open(os.path.join(real_dir, "ledger.v5"), "rb") as f:
     real = f.read()
 check(len(real) > 8192, f"a real ledger file was left: {len(real)} bytes")
 
@@ -63,7 +63,7 @@ cases += [(name, data, "damaged") for name, data in DAMAGED.items()]
 for name, data, unusable in cases:
     d = tempfile.mkdtemp(prefix="ledger-", dir=work.path)
     os.chmod(d, 0o700)
-    path = os.path.join(d, "ledger.v4")
+    path = os.path.join(d, "ledger.v5")
     with open(path, "wb") as f:
         f.write(data)
     os.chmod(path, 0o600)

@@ -16,16 +16,17 @@ import time
 from harness import *
 from pairlogs import check_pair_logs
 
-# The robust mutex is the last field of the ledger file's header (src/ledger/layout.rs
-# `Header`): 8 + 4 + 4 + 8 + 6 * 4 bytes in. glibc keeps the owner's tid in its first
-# word, with FUTEX_OWNER_DIED (0x40000000) set by the kernel when the owner dies.
-LOCK_WORD = 48
+# The robust mutex is the last field of the ledger file's header (src/ledger/format.rs
+# `Header`), at the start of the file's second cache line (layout v5). glibc keeps the
+# owner's tid in its first word, with FUTEX_OWNER_DIED (0x40000000) set by the kernel when
+# the owner dies.
+LOCK_WORD = 64
 OWNER_DIED = 0x40000000
 TID_MASK = 0x3FFFFFFF
 
 hammer_work = Workdir()
 atexit.register(hammer_work.cleanup)
-ledger_file = os.path.join(hammer_work.ledger, "ledger.v4")
+ledger_file = os.path.join(hammer_work.ledger, "ledger.v5")
 
 
 def lock_word():

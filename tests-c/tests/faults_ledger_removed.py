@@ -21,7 +21,7 @@ p = subprocess.Popen([prog("faults"), "signal", str(ROUNDS)], env=env, stdout=su
                      stderr=subprocess.PIPE)
 atexit.register(lambda: p.poll() is None and p.kill())
 deadline = time.monotonic() + 60
-while not os.path.exists(os.path.join(work.ledger, "ledger.v4")):
+while not os.path.exists(os.path.join(work.ledger, "ledger.v5")):
     check(time.monotonic() < deadline and p.poll() is None, "the process opened its ledger")
     time.sleep(0.005)
 time.sleep(0.2)

@@ -199,7 +199,7 @@ def run_round(seeds, n):
     leaked = [k for k in raw if k in blob]
     eq(leaked, [], f"round {n}: raw keys in the logs or on stderr")
     # The ledger file (kept: the fuzz processes leave keys open) holds fingerprints only.
-    ledger_file = os.path.join(work.ledger, "ledger.v4")
+    ledger_file = os.path.join(work.ledger, "ledger.v5")
     check(os.path.exists(ledger_file), f"round {n}: the ledger file is there")
     with open(ledger_file, "rb") as f:
         data = f.read()

@@ -26,7 +26,7 @@ def accepted(ledger, what):
     for role in "AB":
         eq(events(p.logs[role], "error"), [], f"{what}: {role}: no error record")
         eq(p.stderr[role], "", f"{what}: {role}: nothing on stderr")
-    check(os.path.exists(os.path.join(ledger, "ledger.v4")) or not os.listdir(ledger),
+    check(os.path.exists(os.path.join(ledger, "ledger.v5")) or not os.listdir(ledger),
           f"{what}: only the ledger file in the directory: {os.listdir(ledger)}")
 
 

@@ -76,7 +76,7 @@ def damaged_links_of_a_held_word():
     work, logs, env = job("audit")
     try:
         a, _ = exporter(env, what)
-        path = os.path.join(work.ledger, "ledger.v4")
+        path = os.path.join(work.ledger, "ledger.v5")
         at = held_word_offset(path, a.pid)
         eq(len(at), 1, f"{what}: A's main thread holds one mutex in the file: {at}")
         with open(path, "r+b") as f:
