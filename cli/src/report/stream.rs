@@ -482,15 +482,19 @@ struct Reader {
     window: BinaryHeap<Head>,
     latest: i64,
     eof: bool,
+    /// The first reading's counts of records per fingerprint: a key a record creates is
+    /// looked up here, off the merge's thread (its first record is most often the one).
+    counts: Arc<spill::Table>,
 }
 
 impl Reader {
-    fn new(lines: Lines, fi: usize, lag_us: Option<i64>) -> Reader {
+    fn new(lines: Lines, fi: usize, lag_us: Option<i64>, counts: Arc<spill::Table>) -> Reader {
         Reader {
             lines,
             fi,
             ident: Identifier::default(),
             lag_us,
+            counts,
             window: BinaryHeap::new(),
             latest: i64::MIN,
             eof: false,
@@ -527,7 +531,12 @@ impl Reader {
             if !matches!(self.lines.next(), Ok(true)) {
                 return None;
             }
-            if let Line::Record(r) = self.lines.parse(self.fi) {
+            if let Line::Record(mut r) = self.lines.parse(self.fi) {
+                if let Body::Call(c) = &mut r.body {
+                    if let Some(fp) = &c.out_key_fp {
+                        c.out_fp_count = Some(recheck::Pending::look_up(&self.counts, fp));
+                    }
+                }
                 let key = self.ident.key(&r);
                 return Some((key, r));
             }
@@ -904,6 +913,7 @@ pub fn report(
     let records: usize = procs.iter().map(|p| p.records).sum();
     // The counts of all files in one table on disk.
     let pending = recheck::Pending::new(merged(spill::Table::merge(pending, spill::sum))?);
+    let counts = pending.table();
     super::analyze::say_ordering(&procs, 0, gaps.len(), t);
 
     // The merge and the sweep; finished keys go out as they finish. With `--json` and no
@@ -964,7 +974,12 @@ pub fn report(
         };
         let (tx, rx) = sync_channel(QUEUED);
         work[fi % groups].0.push(Parsing {
-            rd: Reader::new(Lines::new(r, log.len, MERGE_BUFFER), fi, log.lag_us),
+            rd: Reader::new(
+                Lines::new(r, log.len, MERGE_BUFFER),
+                fi,
+                log.lag_us,
+                counts.clone(),
+            ),
             tx: Some(tx),
             held: None,
             eof: false,
