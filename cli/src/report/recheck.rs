@@ -151,9 +151,7 @@ impl Pending {
     /// What fingerprint `fp` is counted in `table`, as [`Pending::count_down`] takes it.
     pub fn look_up(table: &spill::Table, fp: &str) -> Option<u64> {
         // A table that cannot be read keeps the key to the end (late, never cut short).
-        table
-            .get(Self::key(fp_hash(fp)))
-            .unwrap_or(Some(u64::MAX))
+        table.get(Self::key(fp_hash(fp))).unwrap_or(Some(u64::MAX))
     }
 
     /// How many records naming hash `h` are still to come. Asked only of a hash a record
@@ -172,11 +170,8 @@ impl Pending {
                 // A hash the first reading never counted (a file that changed since) stays
                 // at 0; a table that cannot be read keeps the key to the end (late, never
                 // cut short).
-                let counted = counted.unwrap_or_else(|| {
-                    self.table
-                        .get(Self::key(h))
-                        .unwrap_or(Some(u64::MAX))
-                });
+                let counted = counted
+                    .unwrap_or_else(|| self.table.get(Self::key(h)).unwrap_or(Some(u64::MAX)));
                 let Some(total) = counted else { return };
                 self.live
                     .entry(h)
@@ -951,7 +946,10 @@ mod pending_tests {
         let t = p.table();
         // Looked up by fingerprint, as the parser thread does: what the table holds.
         let fp = "fp:00000000000000aa";
-        assert_eq!(Pending::look_up(&t, fp), t.get(Pending::key(super::fp_hash(fp))).unwrap());
+        assert_eq!(
+            Pending::look_up(&t, fp),
+            t.get(Pending::key(super::fp_hash(fp))).unwrap()
+        );
         // Given ahead, the count stands in for the table's (here on purpose a different one).
         p.count_down(3, Some(Some(7)));
         assert_eq!(p.get(3), 6);

@@ -948,7 +948,10 @@ pub fn report(
             Some(whole[..*open].to_vec()),
         ),
         None => (
-            Sink::Spill(io::BufWriter::with_capacity(1 << 16, merged(temp_file())?), out),
+            Sink::Spill(
+                io::BufWriter::with_capacity(1 << 16, merged(temp_file())?),
+                out,
+            ),
             None,
         ),
     };

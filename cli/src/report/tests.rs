@@ -2157,7 +2157,10 @@ fn a_ts_read_from_its_kept_minute_is_what_the_full_reading_gives() {
 
 /// The streaming `--json` report of `inputs` written to `out` from files: its exit status
 /// and how the writing went; `None` when it left the logs to the in-memory report.
-fn streamed_json_to(inputs: &[Input], out: &mut (dyn std::io::Write + Send)) -> Option<(i32, std::io::Result<()>)> {
+fn streamed_json_to(
+    inputs: &[Input],
+    out: &mut (dyn std::io::Write + Send),
+) -> Option<(i32, std::io::Result<()>)> {
     let dir = tempfile::tempdir().unwrap();
     let mut logs = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
@@ -2187,9 +2190,16 @@ fn keys_written_straight_out_or_through_the_temporary_file_read_byte_for_byte_th
     with_error.rec(A, "error", json!({"message": "ledger \"gone\"\nfor good"}));
     // No key at all: `"keys": {}` as the in-memory report writes it, on both paths.
     let mut no_key = Job::new();
-    no_key.start(A).malloc(A, 0x10000).free(A, 0x10000).summary(A);
+    no_key
+        .start(A)
+        .malloc(A, 0x10000)
+        .free(A, 0x10000)
+        .summary(A);
     let mut no_key_error = Job::new();
-    no_key_error.start(A).rec(A, "error", json!({"message": "x"})).summary(A);
+    no_key_error
+        .start(A)
+        .rec(A, "error", json!({"message": "x"}))
+        .summary(A);
     for (name, j, errors) in [
         ("one key", &plain, false),
         ("one key, a shim error", &with_error, true),
@@ -2204,7 +2214,11 @@ fn keys_written_straight_out_or_through_the_temporary_file_read_byte_for_byte_th
         assert_eq!(String::from_utf8(out).unwrap(), want, "{name}");
         assert_eq!(code, j.report().exit_status(), "{name}");
         assert_eq!(want.contains("\"errors\": []"), !errors, "{name}");
-        assert_eq!(want.contains("\"keys\": {}"), name.starts_with("no key"), "{name}");
+        assert_eq!(
+            want.contains("\"keys\": {}"),
+            name.starts_with("no key"),
+            "{name}"
+        );
     }
 }
 
@@ -2240,7 +2254,8 @@ fn an_output_closed_while_keys_go_straight_out_still_gives_the_verdict() {
     let fps: Vec<String> = (0..400).map(|i| format!("fp:{i:016x}")).collect();
     for (i, fp) in fps.iter().enumerate() {
         let dev = 0x10000 + 0x1000 * i as u64;
-        j.export(A, fp, dev, 1).import(B, fp, 0x900000 + 0x1000 * i as u64);
+        j.export(A, fp, dev, 1)
+            .import(B, fp, 0x900000 + 0x1000 * i as u64);
         if i + 1 == fps.len() {
             j.close(A, fp).close(B, fp);
         } else {
