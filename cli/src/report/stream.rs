@@ -919,7 +919,7 @@ pub fn report(
     // The merge and the sweep; finished keys go out as they finish. With `--json` and no
     // shim `error` record in the logs, all that stands before `keys` (`duplicates`,
     // `errors`, `files`, `gaps`) is known now: the keys go straight to `out`. Otherwise
-    // they wait in a temporary file (1.6x the logs' size with `--json`, written and read
+    // they wait in a temporary file (1.5x the logs' size with `--json`, written and read
     // back) until the members before them are known; until the report is written then,
     // any trouble (no temporary file, a full disk) leaves the job to the in-memory report.
     let early = Report {
