@@ -93,9 +93,11 @@ pub struct ReportArgs {
 /// The `report` command. Returns the exit status.
 pub fn main(args: &ReportArgs) -> i32 {
     few_malloc_arenas();
-    let stdout = std::io::stdout();
+    // Standard output itself, not its lock: the streaming report's writer thread writes
+    // the keys to it as they finish (a lock is held by one thread).
+    let mut stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    run(args, &mut stdout.lock(), &mut stderr.lock())
+    run(args, &mut stdout, &mut stderr.lock())
 }
 
 /// glibc gives each thread that allocates a heap ("arena") of its own, up to 8 per core;
@@ -117,7 +119,7 @@ fn few_malloc_arenas() {
 
 /// [`main`] with its output streams given. Write errors (a closed pipe) are ignored: the
 /// exit status still tells the verdict.
-pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub fn run(args: &ReportArgs, out: &mut (dyn Write + Send), err: &mut dyn Write) -> i32 {
     let html_to_stdout = args.html.as_deref() == Some(std::path::Path::new("-"));
     if html_to_stdout && args.json {
         let _ = writeln!(

@@ -218,6 +218,11 @@ pub struct Call {
     pub attr: Option<u64>,
     pub out_dev_ptr: Option<u64>,
     pub out_key_fp: Option<Fp>,
+    /// Streaming: how many records name `out_key_fp`, as the first reading counted them
+    /// (`Some(None)`: it counted none), looked up by the merge's parser thread so that the
+    /// merge itself need not read its table for the key's first record. `None`: not
+    /// looked up.
+    pub out_fp_count: Option<Option<u64>>,
     pub out_pid: Option<i64>,
     /// `"ledger":"untracked"`: an export the ledger could not hold.
     pub untracked: bool,

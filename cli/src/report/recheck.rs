@@ -8,6 +8,7 @@ use super::parse::{Body, Call, Fp, LogViolation, Rec};
 use super::spill;
 use acl_ipc_guard::rules::{exporter_close_rule, import_rules, ImportFacts, Rule};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 // The rule ids, from the shim's rule table.
 pub const CLOSE_ORDER: &str = Rule::CloseExporterBeforeImporters.id();
@@ -125,14 +126,14 @@ pub fn fp_hash(fp: &str) -> u64 {
 /// of the job. Two fingerprints of one hash share a count, which only makes each other's
 /// key wait longer.
 pub struct Pending {
-    table: spill::Table,
+    table: Arc<spill::Table>,
     live: FastMap<u64, u32>,
 }
 
 impl Pending {
     pub fn new(table: spill::Table) -> Pending {
         Pending {
-            table,
+            table: Arc::new(table),
             live: FastMap::default(),
         }
     }
@@ -142,14 +143,26 @@ impl Pending {
         u128::from(h.max(1))
     }
 
+    /// The table, for another thread to look fingerprints up ahead ([`Pending::look_up`]).
+    pub fn table(&self) -> Arc<spill::Table> {
+        self.table.clone()
+    }
+
+    /// What fingerprint `fp` is counted in `table`, as [`Pending::count_down`] takes it.
+    pub fn look_up(table: &spill::Table, fp: &str) -> Option<u64> {
+        // A table that cannot be read keeps the key to the end (late, never cut short).
+        table.get(Self::key(fp_hash(fp))).unwrap_or(Some(u64::MAX))
+    }
+
     /// How many records naming hash `h` are still to come. Asked only of a hash a record
     /// already named (a key's own): one that reached 0 has left the map.
     fn get(&self, h: u64) -> u32 {
         self.live.get(&h.max(1)).copied().unwrap_or(0)
     }
 
-    /// One record naming hash `h` less: the first brings its count from the table.
-    fn count_down(&mut self, h: u64) {
+    /// One record naming hash `h` less: the first brings its count from the table (or
+    /// `counted`, the table's answer looked up ahead, when given).
+    fn count_down(&mut self, h: u64, counted: Option<Option<u64>>) {
         let h = h.max(1);
         let n = match self.live.get_mut(&h) {
             Some(n) => n,
@@ -157,11 +170,9 @@ impl Pending {
                 // A hash the first reading never counted (a file that changed since) stays
                 // at 0; a table that cannot be read keeps the key to the end (late, never
                 // cut short).
-                let total = match self.table.get(Self::key(h)) {
-                    Ok(Some(total)) => total,
-                    Ok(None) => return,
-                    Err(_) => u64::MAX,
-                };
+                let counted = counted
+                    .unwrap_or_else(|| self.table.get(Self::key(h)).unwrap_or(Some(u64::MAX)));
+                let Some(total) = counted else { return };
                 self.live
                     .entry(h)
                     .or_insert(u32::try_from(total).unwrap_or(u32::MAX))
@@ -347,8 +358,15 @@ impl<'a> Sweep<'a> {
             return;
         };
         let named = named_fps(r);
-        for fp in named.into_iter().flatten() {
-            pending.count_down(fp_hash(fp));
+        // The parser thread may have looked the created key up already.
+        let counted = match &r.body {
+            Body::Call(c) => c.out_fp_count,
+            _ => None,
+        };
+        for (i, fp) in named.into_iter().enumerate() {
+            if let Some(fp) = fp {
+                pending.count_down(fp_hash(fp), if i == 1 { counted } else { None });
+            }
         }
         for fp in named.into_iter().flatten() {
             self.maybe_finish(fp);
@@ -901,19 +919,47 @@ mod pending_tests {
         let table = spill::Table::merge(b.into_runs().unwrap(), spill::sum).unwrap();
         let mut p = Pending::new(table);
         assert_eq!(p.get(7 << 40), 0, "not in memory before a record names it");
-        p.count_down(7 << 40);
+        p.count_down(7 << 40, None);
         assert_eq!(p.get(7 << 40), 3);
-        p.count_down(0);
+        p.count_down(0, None);
         assert_eq!((p.get(0), p.get(1)), (2, 2));
-        p.count_down(9);
+        p.count_down(9, None);
         assert_eq!(p.get(9), 0);
         for _ in 0..3 {
-            p.count_down(7 << 40);
+            p.count_down(7 << 40, None);
         }
         assert_eq!(p.get(7 << 40), 0);
-        p.count_down(1);
-        p.count_down(1);
-        p.count_down(5);
+        p.count_down(1, None);
+        p.count_down(1, None);
+        p.count_down(5, None);
         assert!(p.live.is_empty(), "a count that reached 0 leaves memory");
+    }
+
+    #[test]
+    fn a_count_looked_up_ahead_is_the_tables_answer_and_taken_only_for_a_new_hash() {
+        let mut b = spill::Builder::new(spill::sum);
+        for (h, n) in [(3u64, 2u64), (5, 4)] {
+            b.add(Pending::key(h), n);
+        }
+        let table = spill::Table::merge(b.into_runs().unwrap(), spill::sum).unwrap();
+        let mut p = Pending::new(table);
+        let t = p.table();
+        // Looked up by fingerprint, as the parser thread does: what the table holds.
+        let fp = "fp:00000000000000aa";
+        assert_eq!(
+            Pending::look_up(&t, fp),
+            t.get(Pending::key(super::fp_hash(fp))).unwrap()
+        );
+        // Given ahead, the count stands in for the table's (here on purpose a different one).
+        p.count_down(3, Some(Some(7)));
+        assert_eq!(p.get(3), 6);
+        // A hash in memory already keeps its count.
+        p.count_down(3, Some(Some(100)));
+        assert_eq!(p.get(3), 5);
+        // "Counted none" leaves the hash out, as the table's `None` does.
+        p.count_down(5, Some(None));
+        assert_eq!(p.get(5), 0);
+        p.count_down(5, None);
+        assert_eq!(p.get(5), 3);
     }
 }

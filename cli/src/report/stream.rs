@@ -286,6 +286,9 @@ struct Census {
     /// A temporary file could not be written.
     spill_failed: bool,
     ledger_error: bool,
+    /// Some record is the shim's `error`: the report's `errors`, which stand before its
+    /// `keys`, are known only once the merge has met them all.
+    shim_error: bool,
     /// A process's `seq` repeats, or the file's records go back in time further than
     /// `MAX_LAG_US`: the streaming report cannot promise the in-memory one's answer.
     unordered: bool,
@@ -427,6 +430,7 @@ fn census(fi: usize, log: &Log) -> Census {
             _ => {}
         }
         c.ledger_error |= recheck::is_ledger_error(&r);
+        c.shim_error |= matches!(r.body, Body::Error { .. });
         let local = c.procs.len() as u64;
         let acc = c.procs.entry(key.clone()).or_insert_with(|| Acc {
             proc: processes::new_process(&key, &r),
@@ -478,15 +482,19 @@ struct Reader {
     window: BinaryHeap<Head>,
     latest: i64,
     eof: bool,
+    /// The first reading's counts of records per fingerprint: a key a record creates is
+    /// looked up here, off the merge's thread (its first record is most often the one).
+    counts: Arc<spill::Table>,
 }
 
 impl Reader {
-    fn new(lines: Lines, fi: usize, lag_us: Option<i64>) -> Reader {
+    fn new(lines: Lines, fi: usize, lag_us: Option<i64>, counts: Arc<spill::Table>) -> Reader {
         Reader {
             lines,
             fi,
             ident: Identifier::default(),
             lag_us,
+            counts,
             window: BinaryHeap::new(),
             latest: i64::MIN,
             eof: false,
@@ -523,7 +531,12 @@ impl Reader {
             if !matches!(self.lines.next(), Ok(true)) {
                 return None;
             }
-            if let Line::Record(r) = self.lines.parse(self.fi) {
+            if let Line::Record(mut r) = self.lines.parse(self.fi) {
+                if let Body::Call(c) = &mut r.body {
+                    if let Some(fp) = &c.out_key_fp {
+                        c.out_fp_count = Some(recheck::Pending::look_up(&self.counts, fp));
+                    }
+                }
                 let key = self.ident.key(&r);
                 return Some((key, r));
             }
@@ -765,7 +778,11 @@ impl Files {
 /// The report of `logs` as text, or JSON with `json`, written to `out`; its exit status.
 /// `None` when the logs are not in the order the streaming report needs (see the module's
 /// notes): nothing has been written then.
-pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32, io::Result<()>)> {
+pub fn report(
+    logs: &mut [Log],
+    json: bool,
+    out: &mut (dyn Write + Send),
+) -> Option<(i32, io::Result<()>)> {
     let t = Instant::now();
     // The census, two files at a time (the machine this was built for has 2 cores).
     let next = AtomicUsize::new(0);
@@ -808,6 +825,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     // Per process found that frees some address: its prefix in the table of freed addresses.
     let mut freeing: FastMap<ProcKey, u64> = FastMap::default();
     let mut ledger_error = false;
+    let mut shim_error = false;
     for (i, c) in found {
         if c.spill_failed {
             tracing::info!(
@@ -841,6 +859,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         logged_free_k.extend(c.logged_free);
         untracked.extend(c.untracked);
         ledger_error |= c.ledger_error;
+        shim_error |= c.shim_error;
     }
     skipped.sort_by(|a: &Skipped, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     // `-v`: what the in-memory report says of its stages, in the same words.
@@ -894,12 +913,48 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
     let records: usize = procs.iter().map(|p| p.records).sum();
     // The counts of all files in one table on disk.
     let pending = recheck::Pending::new(merged(spill::Table::merge(pending, spill::sum))?);
+    let counts = pending.table();
     super::analyze::say_ordering(&procs, 0, gaps.len(), t);
 
-    // The merge and the sweep; finished keys go to the spill file.
-    // Until the report is written, any trouble (no temporary file, a full disk) leaves
-    // the job to the in-memory report.
-    let spill = io::BufWriter::with_capacity(1 << 16, merged(temp_file())?);
+    // The merge and the sweep; finished keys go out as they finish. With `--json` and no
+    // shim `error` record in the logs, all that stands before `keys` (`duplicates`,
+    // `errors`, `files`, `gaps`) is known now: the keys go straight to `out`. Otherwise
+    // they wait in a temporary file (1.5x the logs' size with `--json`, written and read
+    // back) until the members before them are known; until the report is written then,
+    // any trouble (no temporary file, a full disk) leaves the job to the in-memory report.
+    let early = Report {
+        text_lines: 0,
+        records: 0,
+        duplicates: 0,
+        untracked_keys: Vec::new(),
+        files: files.clone(),
+        skipped: Vec::new(),
+        processes: Vec::new(),
+        gaps: gaps.clone(),
+        violations: Vec::new(),
+        keys: Default::default(),
+        errors: Vec::new(),
+        trace: TraceRecords::default(),
+    };
+    let head = if json && !shim_error {
+        Some(json_parts(&early).ok()?)
+    } else {
+        None
+    };
+    drop(early);
+    let (sink, first) = match &head {
+        Some((whole, open)) => (
+            Sink::Out(io::BufWriter::with_capacity(1 << 16, out)),
+            Some(whole[..*open].to_vec()),
+        ),
+        None => (
+            Sink::Spill(
+                io::BufWriter::with_capacity(1 << 16, merged(temp_file())?),
+                out,
+            ),
+            None,
+        ),
+    };
     // The files are parsed by `PARSERS` threads (a group of files each) while this one
     // merges; a batch is smaller the more files there are, so that the records queued
     // stay about `QUEUED_RECORDS` whatever their number.
@@ -922,7 +977,12 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         };
         let (tx, rx) = sync_channel(QUEUED);
         work[fi % groups].0.push(Parsing {
-            rd: Reader::new(Lines::new(r, log.len, MERGE_BUFFER), fi, log.lag_us),
+            rd: Reader::new(
+                Lines::new(r, log.len, MERGE_BUFFER),
+                fi,
+                log.lag_us,
+                counts.clone(),
+            ),
             tx: Some(tx),
             held: None,
             eof: false,
@@ -935,6 +995,7 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         }));
     }
     drop(rooms);
+    let direct = first.is_some();
     let merged = std::thread::scope(|s| {
         for (files, room) in work {
             s.spawn(move || parse_files(files, room, batch));
@@ -951,12 +1012,20 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
                 last_free,
             ),
             json,
-            spill,
+            sink,
+            first,
         )
     });
-    let (judged, keys, spill) = merged?;
-    let mut spill = spill.into_inner().ok()?;
-    spill.seek(SeekFrom::Start(0)).ok()?;
+    let Some((judged, keys, sink, written)) = merged else {
+        if direct {
+            // Part of the report is out already: no second one after it. Only a log
+            // that changed between the two readings (a process the first never met)
+            // brings this.
+            tracing::warn!("a log changed while the report read it; the report is cut short");
+            return Some((2, Err(io::Error::other("a log changed while it was read"))));
+        }
+        return None;
+    };
     let report = Report {
         text_lines: files.iter().map(|f| f.text_lines).sum(),
         records,
@@ -972,37 +1041,90 @@ pub fn report(logs: &mut [Log], json: bool, out: &mut dyn Write) -> Option<(i32,
         trace: TraceRecords::default(),
     };
     let t = Instant::now();
-    let res = (|| {
-        let mut w = io::BufWriter::new(out);
-        if json {
-            let mut whole = Vec::new();
-            render::write_json(&report, &mut whole)?;
-            const EMPTY: &[u8] = b"\n  \"keys\": {}";
-            let at = whole
-                .windows(EMPTY.len())
-                .position(|x| x == EMPTY)
-                .ok_or_else(|| io::Error::other("no keys member"))?;
-            let open = at + EMPTY.len() - 1;
-            w.write_all(&whole[..open])?;
+    let res = match sink {
+        Sink::Out(mut w) => written.and_then(|()| {
+            let (whole, open) = json_parts(&report)?;
+            debug_assert!(head.is_some_and(|(h, o)| h[..o] == whole[..open]));
             if keys > 0 {
-                w.write_all(b"\n")?;
-                io::copy(&mut spill, &mut w)?;
                 w.write_all(b"\n  ")?;
             }
             w.write_all(&whole[open..])?;
-        } else {
-            let (head, tail) = render::render_text_parts(&report);
-            w.write_all(head.as_bytes())?;
-            if keys == 0 {
-                w.write_all(b"  none\n")?;
-            }
-            io::copy(&mut spill, &mut w)?;
-            w.write_all(tail.as_bytes())?;
+            w.flush()
+        }),
+        Sink::Spill(spill, out) => {
+            // A key that could not be written out leaves the job to the in-memory report.
+            written.ok()?;
+            let mut spill = spill.into_inner().ok()?;
+            spill.seek(SeekFrom::Start(0)).ok()?;
+            (|| {
+                let mut w = io::BufWriter::new(out);
+                if json {
+                    let (whole, open) = json_parts(&report)?;
+                    w.write_all(&whole[..open])?;
+                    if keys > 0 {
+                        w.write_all(b"\n")?;
+                        io::copy(&mut spill, &mut w)?;
+                        w.write_all(b"\n  ")?;
+                    }
+                    w.write_all(&whole[open..])?;
+                } else {
+                    let (head, tail) = render::render_text_parts(&report);
+                    w.write_all(head.as_bytes())?;
+                    if keys == 0 {
+                        w.write_all(b"  none\n")?;
+                    }
+                    io::copy(&mut spill, &mut w)?;
+                    w.write_all(tail.as_bytes())?;
+                }
+                w.flush()
+            })()
         }
-        w.flush()
-    })();
+    };
     tracing::info!("rendering: {:.1?}", t.elapsed());
     Some((report.exit_status(), res))
+}
+
+/// The report as JSON with `keys` empty, and where that member's `{}` closes: the keys
+/// go in there.
+fn json_parts(report: &Report) -> io::Result<(Vec<u8>, usize)> {
+    let mut whole = Vec::new();
+    render::write_json(report, &mut whole)?;
+    const EMPTY: &[u8] = b"\n  \"keys\": {}";
+    let at = whole
+        .windows(EMPTY.len())
+        .position(|x| x == EMPTY)
+        .ok_or_else(|| io::Error::other("no keys member"))?;
+    Ok((whole, at + EMPTY.len() - 1))
+}
+
+/// Where the merge's finished keys are written: the output itself, or a temporary file
+/// that holds them until the members before them are known (and the output, for then).
+enum Sink<'a> {
+    Out(io::BufWriter<&'a mut (dyn Write + Send)>),
+    Spill(io::BufWriter<File>, &'a mut (dyn Write + Send)),
+}
+
+impl Write for Sink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Out(w) => w.write(buf),
+            Sink::Spill(w, _) => w.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Out(w) => w.write_all(buf),
+            Sink::Spill(w, _) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Out(w) => w.flush(),
+            Sink::Spill(w, _) => w.flush(),
+        }
+    }
 }
 
 /// What the sweep needs besides the processes: see [`Sweep::with`].
@@ -1015,16 +1137,20 @@ type SweepArgs = (
 );
 
 /// The merge of the files' records into one time order, through the re-check's sweep;
-/// each finished key written to `spill`. The judged rest, the number of keys written and
-/// the spill file; `None` on trouble (see [`report`]).
-fn merge(
+/// each finished key written to `sink`, after `first` when given (the output's head: a
+/// failed write then stops the writing, not the merge, whose verdict still counts). The
+/// judged rest, the number of keys, the sink and how its writing went; `None` on trouble
+/// (see [`report`]).
+#[allow(clippy::too_many_arguments)]
+fn merge<'a>(
     mut feeds: Vec<Option<Feed>>,
     index: &FastMap<ProcKey, usize>,
     procs: &[Process],
     (replaced_by, logged, shared, pending, last_free): SweepArgs,
     json: bool,
-    mut spill: io::BufWriter<File>,
-) -> Option<(recheck::Judged, usize, io::BufWriter<File>)> {
+    mut sink: Sink<'a>,
+    first: Option<Vec<u8>>,
+) -> Option<(recheck::Judged, usize, Sink<'a>, io::Result<()>)> {
     let t = Instant::now();
 
     let mut sweep = Sweep::with(procs, replaced_by, logged, shared, Some(pending));
@@ -1036,22 +1162,38 @@ fn merge(
     // held about 3 MiB of keys when each write took 3 ms).
     const KEY_BATCHES_QUEUED: usize = 4;
     let (tx, rx) = sync_channel::<Vec<(String, Vec<Event>)>>(KEY_BATCHES_QUEUED);
-    let (judged, spill) = std::thread::scope(|s| {
-        let writer = s.spawn(move || -> io::Result<io::BufWriter<File>> {
+    let (judged, written) = std::thread::scope(|s| {
+        let writer = s.spawn(move || -> (Sink<'a>, io::Result<()>) {
+            let drain = first.is_some();
+            let mut res = match &first {
+                Some(head) => sink.write_all(head),
+                None => Ok(()),
+            };
             let mut member = Vec::new();
             for (written, (fp, events)) in rx.iter().flatten().enumerate() {
+                if res.is_err() {
+                    if drain {
+                        // The output is gone (a closed pipe): the keys are dropped, the
+                        // merge goes on for the verdict.
+                        continue;
+                    }
+                    break;
+                }
                 member.clear();
                 if json {
                     if written > 0 {
                         member.extend_from_slice(b",\n");
+                    } else if drain {
+                        // After the output's head, as the temporary file's copy has it.
+                        member.push(b'\n');
                     }
                     render::key_member(&fp, &events, procs, &mut member);
                 } else {
                     member.extend_from_slice(render::key_text(&fp, &events, procs).as_bytes());
                 }
-                spill.write_all(&member)?;
+                res = sink.write_all(&member);
             }
-            Ok(spill)
+            (sink, res)
         });
         let mut judged = (|| {
             const KEYS_PER_SEND: usize = 32;
@@ -1097,10 +1239,9 @@ fn merge(
             let _ = tx.send(std::mem::take(&mut j.keys).into_iter().collect());
         }
         drop(tx);
-        let spill = writer.join().ok().and_then(Result::ok);
-        (judged, spill)
+        (judged, writer.join().ok())
     });
-    let (judged, spill) = (judged?, spill?);
+    let (judged, (sink, res)) = (judged?, written?);
     let keys = finished_early + at_end;
     tracing::info!(
         "re-check: {} keys, {} violations in {:.1?} (merged a line at a time; {} keys written out before the logs ended)",
@@ -1109,7 +1250,7 @@ fn merge(
         t.elapsed(),
         finished_early
     );
-    Some((judged, keys, spill))
+    Some((judged, keys, sink, res))
 }
 
 impl Log {

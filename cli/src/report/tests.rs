@@ -2154,3 +2154,140 @@ fn a_ts_read_from_its_kept_minute_is_what_the_full_reading_gives() {
         assert_eq!(fast, slow, "{t}");
     }
 }
+
+/// The streaming `--json` report of `inputs` written to `out` from files: its exit status
+/// and how the writing went; `None` when it left the logs to the in-memory report.
+fn streamed_json_to(
+    inputs: &[Input],
+    out: &mut (dyn std::io::Write + Send),
+) -> Option<(i32, std::io::Result<()>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut logs = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let p = dir.path().join(format!("{i}.json"));
+        std::fs::write(&p, input.content.as_ref().unwrap()).unwrap();
+        let mut log = stream::Log::open(&p);
+        log.name.clone_from(&input.name);
+        logs.push(log);
+    }
+    stream::report(&mut logs, true, out)
+}
+
+/// The in-memory report's JSON, as `run` writes it.
+fn in_memory_json(inputs: &[Input]) -> String {
+    let mut whole = Vec::new();
+    write_json(&super::analyze(inputs), &mut whole).unwrap();
+    String::from_utf8(whole).unwrap()
+}
+
+#[test]
+fn keys_written_straight_out_or_through_the_temporary_file_read_byte_for_byte_the_same() {
+    // One key: its place in `keys` is the in-memory report's, so every byte must match.
+    // Without a shim `error` record the keys go straight to the output; with one they
+    // wait in the temporary file until the `errors` before them are known.
+    let plain = good_pair();
+    let mut with_error = good_pair();
+    with_error.rec(A, "error", json!({"message": "ledger \"gone\"\nfor good"}));
+    // No key at all: `"keys": {}` as the in-memory report writes it, on both paths.
+    let mut no_key = Job::new();
+    no_key
+        .start(A)
+        .malloc(A, 0x10000)
+        .free(A, 0x10000)
+        .summary(A);
+    let mut no_key_error = Job::new();
+    no_key_error
+        .start(A)
+        .rec(A, "error", json!({"message": "x"}))
+        .summary(A);
+    for (name, j, errors) in [
+        ("one key", &plain, false),
+        ("one key, a shim error", &with_error, true),
+        ("no key", &no_key, false),
+        ("no key, a shim error", &no_key_error, true),
+    ] {
+        let inputs = j.inputs();
+        let mut out = Vec::new();
+        let (code, res) = streamed_json_to(&inputs, &mut out).expect(name);
+        res.unwrap();
+        let want = in_memory_json(&inputs);
+        assert_eq!(String::from_utf8(out).unwrap(), want, "{name}");
+        assert_eq!(code, j.report().exit_status(), "{name}");
+        assert_eq!(want.contains("\"errors\": []"), !errors, "{name}");
+        assert_eq!(
+            want.contains("\"keys\": {}"),
+            name.starts_with("no key"),
+            "{name}"
+        );
+    }
+}
+
+/// An output that takes `room` bytes, then fails as a closed pipe does.
+struct ClosedAfter {
+    room: usize,
+    took: Vec<u8>,
+    failed: usize,
+}
+
+impl std::io::Write for ClosedAfter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.took.len() >= self.room {
+            self.failed += 1;
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        let n = buf.len().min(self.room - self.took.len());
+        self.took.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_output_closed_while_keys_go_straight_out_still_gives_the_verdict() {
+    // Many keys, the last one closed by its exporter first (an error the re-check finds
+    // at the end): the output closes after a few bytes, long before that key is written.
+    let mut j = Job::new();
+    j.start(A).start(B);
+    let fps: Vec<String> = (0..400).map(|i| format!("fp:{i:016x}")).collect();
+    for (i, fp) in fps.iter().enumerate() {
+        let dev = 0x10000 + 0x1000 * i as u64;
+        j.export(A, fp, dev, 1)
+            .import(B, fp, 0x900000 + 0x1000 * i as u64);
+        if i + 1 == fps.len() {
+            j.close(A, fp).close(B, fp);
+        } else {
+            j.close(B, fp).close(A, fp);
+        }
+    }
+    j.summary(B).summary(A);
+    let inputs = j.inputs();
+    let whole = in_memory_json(&inputs);
+    for room in [0, 10, 5000] {
+        let mut out = ClosedAfter {
+            room,
+            took: Vec::new(),
+            failed: 0,
+        };
+        let (code, res) = streamed_json_to(&inputs, &mut out).expect("streamed");
+        assert_eq!(code, 1, "room {room}");
+        assert_eq!(
+            res.unwrap_err().kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "room {room}"
+        );
+        // What it took is the report's start; once closed it was not written to again
+        // and again (once by the keys' writer, once by the report's end at most).
+        assert!(whole.as_bytes().starts_with(&out.took), "room {room}");
+        assert!(out.failed <= 2, "room {room}: {} failed writes", out.failed);
+    }
+    // Written whole, the verdict is the same.
+    let mut out = Vec::new();
+    let (code, res) = streamed_json_to(&inputs, &mut out).unwrap();
+    res.unwrap();
+    assert_eq!(code, 1);
+    let got: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(got, serde_json::from_str::<Value>(&whole).unwrap());
+}
