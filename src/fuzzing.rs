@@ -23,7 +23,10 @@ pub fn open_ledger_file(dir: &Path, ops: &[u8]) -> Result<(), String> {
         let r = match op[0] % 8 {
             0 => ledger.record_export(fp, op[0] & 8 == 0, 4096),
             1 => ledger.record_whitelist(fp, &[pid, pid + 1], 1),
-            2 => ledger.import_view(fp).map(|_| ()),
+            2 => ledger.import_view_recorded(fp).and_then(|v| match v {
+                Some((_, r)) if op[0] & 8 != 0 => ledger.undo_import(r),
+                _ => Ok(()),
+            }),
             3 => ledger.export_size(fp).map(|_| ()),
             4 => ledger.record_import(fp),
             5 => ledger.record_close(fp).map(|_| ()),

@@ -48,11 +48,12 @@
 //! # Cost
 //!
 //! Recording an export, a whitelist, an import, a close or a free is one uncontended lock,
-//! a hash probe and a few stores: no allocation. `import_view` and `open_importers` add
-//! a few loads per process whose liveness they report, and one `fcntl` for each (for
-//! `import_view`: for an exporter whose liveness word does not say "alive"). Growing
-//! the file and collecting
-//! garbage (table full) are the only slow paths.
+//! a hash probe and a few stores: no allocation. An import's view and its recording share
+//! one hold (`import_view_recorded`; taken back by `undo_import` when the import is not
+//! made). That view and `open_importers` add a few loads per process whose liveness they
+//! report, and one `fcntl` for each (for the view: for an exporter whose liveness word does
+//! not say "alive"). Growing the file and collecting garbage (table full) are the only
+//! slow paths.
 //!
 //! # Lifetime of a key's record
 //!
@@ -185,6 +186,16 @@ pub struct ImportView {
     pub whitelist_overflow: bool,
     /// Size of the exported range, when the exporter gave one.
     pub size: Option<u64>,
+}
+
+/// An import recorded together with its view (`Ledger::import_view_recorded`), to be
+/// taken back (`Ledger::undo_import`) if the import is not made.
+#[derive(Clone, Copy, Debug)]
+pub struct ImportRecorded {
+    map: usize,
+    body: u32,
+    fp: Fp,
+    added: table::Added,
 }
 
 /// Importers of a key that have not closed it and are alive (this process excluded).
@@ -522,12 +533,41 @@ impl Ledger {
 
     /// What the ledger knows about `fp` for an import by this process; None when the key
     /// is unknown. The exporter's liveness: its liveness word, else one `fcntl`.
+    #[cfg(test)]
     pub fn import_view(&self, fp: Fp) -> Result<Option<ImportView>, LedgerError> {
+        Ok(self.view_for_import(fp, false)?.map(|(v, _)| v))
+    }
+
+    /// `import_view`, and, in the same hold of the lock, `record_import`: for an import
+    /// about to be forwarded, so that an import that succeeds takes the lock once before
+    /// the call instead of twice. The view is what it would be without the recording (it
+    /// is read first). If the import is then not made (blocked, or failed), the caller
+    /// takes the recording back with `undo_import`. Meanwhile the import counts as open:
+    /// the exporter, closing at that moment, is told of it, as it would be a moment
+    /// later had the import succeeded.
+    pub fn import_view_recorded(
+        &self,
+        fp: Fp,
+    ) -> Result<Option<(ImportView, ImportRecorded)>, LedgerError> {
+        Ok(self
+            .view_for_import(fp, true)?
+            .and_then(|(v, r)| r.map(|r| (v, r))))
+    }
+
+    fn view_for_import(
+        &self,
+        fp: Fp,
+        record: bool,
+    ) -> Result<Option<(ImportView, Option<ImportRecorded>)>, LedgerError> {
         let me = self.who();
         let target = me.host_pid();
-        let mut g = self.lock()?;
+        let mut g = if record {
+            self.lock_with_pool(1)?
+        } else {
+            self.lock()?
+        };
         let m = g.map();
-        let d = g.data();
+        let mut d = g.data();
         let Some(b) = d.body(&fp) else {
             return Ok(None);
         };
@@ -544,11 +584,33 @@ impl Ledger {
             whitelist_overflow: s.wl_dropped != 0,
             size: (s.size != 0).then_some(s.size),
         };
+        let recorded = record.then(|| ImportRecorded {
+            map: m as *const Map as usize,
+            body: b as u32,
+            fp,
+            added: d.add_importer(b, &me),
+        });
         drop(g);
         if known_alive.is_none() {
             view.exporter_alive = alive_hiding_only(m, &exporter);
         }
-        Ok(Some(view))
+        Ok(Some((view, recorded)))
+    }
+
+    /// Takes back an import recorded by `import_view_recorded` that was not made. Nothing
+    /// when the key's record has changed hands since (the file replaced, the key exported
+    /// afresh) or this process's import of it is no longer open.
+    pub fn undo_import(&self, r: ImportRecorded) -> Result<(), LedgerError> {
+        let who = self.who();
+        let mut g = self.lock()?;
+        if !ptr::eq(g.map(), r.map as *const Map) {
+            return Ok(());
+        }
+        let mut d = g.data();
+        if d.body(&r.fp) == Some(r.body as usize) {
+            d.undo_importer(r.body as usize, &who, r.added);
+        }
+        Ok(())
     }
 
     /// Size of the range exported under `fp`, when the ledger knows the key and its size.

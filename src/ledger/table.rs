@@ -56,6 +56,18 @@ pub(crate) struct Exported {
     pub size: u64,
 }
 
+/// What `Tables::add_importer` changed, so that `Tables::undo_importer` can take it back.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Added {
+    /// A new pool entry at the head of the key's importer chain.
+    New { entry: usize },
+    /// An entry already in the chain (this process's own, or a closed one of another
+    /// process), and what it held before.
+    Changed { entry: usize, before: Entry },
+    /// No entry could be had: the importer was only counted.
+    Dropped,
+}
+
 /// The tables of a mapped ledger, borrowed while the mutex is held.
 pub(crate) struct Tables<'a> {
     pub c: &'a mut Ctl,
@@ -490,13 +502,15 @@ impl<'a> Tables<'a> {
 
     /// Records `who` as an importer with the key open (one entry per process). When no
     /// entry can be had, one of a process that closed is reused; otherwise the importer
-    /// is only counted.
-    pub fn add_importer(&mut self, body: usize, who: &Who) {
+    /// is only counted. Says what it changed, for `undo_importer`.
+    pub fn add_importer(&mut self, body: usize, who: &Who) -> Added {
         let head = self.slots[body].imp_head;
         let mine = self.chain(head).find(|&i| self.pool[i].who.same(who));
-        if let Some(i) = mine {
+        let added = if let Some(i) = mine {
+            let before = self.pool[i];
             self.pool[i].closed = 0;
             self.pool[i].who.bare_tgid = who.bare_tgid;
+            Added::Changed { entry: i, before }
         } else if let Some(i) = (self.slots[body].imp_len < IMPORTERS_MAX)
             .then(|| self.alloc_entry())
             .flatten()
@@ -509,21 +523,69 @@ impl<'a> Tables<'a> {
             let s = &mut self.slots[body];
             store_shared(&mut s.imp_head, i as u32 + 1);
             s.imp_len += 1;
+            Added::New { entry: i }
         } else {
             let closed = self.chain(head).find(|&i| self.pool[i].closed != 0);
             match closed {
                 Some(i) => {
+                    let before = self.pool[i];
                     self.pool[i].closed = 0;
                     self.pool[i].who = *who;
+                    Added::Changed { entry: i, before }
                 }
                 None => {
                     let s = &mut self.slots[body];
                     let dropped = s.imp_dropped.saturating_add(1);
                     store_shared(&mut s.imp_dropped, dropped);
+                    Added::Dropped
                 }
             }
-        }
+        };
         self.slots[body].finished = 0;
+        added
+    }
+
+    /// Takes back what `add_importer(body, who)` did (`added`), as far as the tables
+    /// still show it: the entry it opened is still `who`'s and open. A new entry leaves
+    /// its chain (and the pool), a changed one gets its former contents, a dropped
+    /// importer is uncounted; the key finishes again if it had.
+    pub fn undo_importer(&mut self, body: usize, who: &Who, added: Added) {
+        let open_mine = |d: &Self, i: usize| {
+            d.chain(d.slots[body].imp_head).any(|j| j == i)
+                && d.pool[i].closed == 0
+                && d.pool[i].who.same(who)
+        };
+        match added {
+            Added::New { entry } if open_mine(self, entry) => {
+                let next = self.pool[entry].next;
+                let head = self.slots[body].imp_head;
+                if head as usize == entry + 1 {
+                    store_shared(&mut self.slots[body].imp_head, next);
+                } else {
+                    let prev = self
+                        .chain(head)
+                        .find(|&p| self.pool[p].next as usize == entry + 1);
+                    if let Some(p) = prev {
+                        self.pool[p].next = next;
+                    }
+                }
+                self.slots[body].imp_len = self.slots[body].imp_len.saturating_sub(1);
+                self.free_entry(entry);
+            }
+            Added::Changed { entry, before } if open_mine(self, entry) => {
+                self.pool[entry] = Entry {
+                    next: self.pool[entry].next,
+                    ..before
+                };
+            }
+            Added::Dropped => {
+                let s = &mut self.slots[body];
+                let dropped = s.imp_dropped.saturating_sub(1);
+                store_shared(&mut s.imp_dropped, dropped);
+            }
+            _ => return,
+        }
+        self.maybe_finish_at(body);
     }
 
     /// Marks `who`'s import closed; false when it had none open.

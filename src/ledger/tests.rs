@@ -294,6 +294,86 @@ fn export_whitelist_import_close_flow() {
 }
 
 #[test]
+fn an_import_recorded_with_its_view_and_taken_back_leaves_the_key_as_it_was() {
+    let (_t, dir) = tmp();
+    let exp = Ledger::open(&dir, me(), K).unwrap();
+    let imp = Ledger::open(&dir, other_live(4242), K).unwrap();
+    let k = key(7);
+    assert!(
+        imp.import_view_recorded(k).unwrap().is_none(),
+        "unknown key"
+    );
+    let at = exp.record_export_at(k, true, 4096).unwrap();
+    exp.record_whitelist(k, &[4242], 5).unwrap();
+
+    // The view is read before the import is recorded: the same as `import_view`'s.
+    let plain = imp.import_view(k).unwrap().unwrap();
+    let (v, r) = imp.import_view_recorded(k).unwrap().unwrap();
+    assert_eq!(v, plain);
+    assert_eq!(exp.open_importers(k).unwrap().procs, vec![imp.me()]);
+    assert!(!exp.no_importer_yet(k, at));
+    // A first import taken back: no importer ever, as before it.
+    imp.undo_import(r).unwrap();
+    assert!(exp.open_importers(k).unwrap().procs.is_empty());
+    assert!(exp.no_importer_yet(k, at), "the entry left the chain");
+    assert_eq!(exp.with_data(|d| d.slot(&k).unwrap().imp_len), 0);
+
+    // An import that is open stays open when a second one is taken back.
+    imp.record_import(k).unwrap();
+    let (_, r) = imp.import_view_recorded(k).unwrap().unwrap();
+    imp.undo_import(r).unwrap();
+    assert_eq!(exp.open_importers(k).unwrap().procs, vec![imp.me()]);
+    // An import closed before stays closed.
+    assert_eq!(imp.record_close(k).unwrap(), CloseRole::Importer);
+    let (_, r) = imp.import_view_recorded(k).unwrap().unwrap();
+    assert_eq!(exp.open_importers(k).unwrap().procs, vec![imp.me()]);
+    imp.undo_import(r).unwrap();
+    assert!(exp.open_importers(k).unwrap().procs.is_empty());
+    assert_eq!(imp.record_close(k).unwrap(), CloseRole::Unknown);
+
+    // A finished key finishes again.
+    assert_eq!(exp.record_close(k).unwrap(), CloseRole::Exporter);
+    assert!(exp.with_data(|d| d.slot(&k).unwrap().finished == 1));
+    let (v, r) = imp.import_view_recorded(k).unwrap().unwrap();
+    assert!(v.exporter_closed);
+    assert!(exp.with_data(|d| d.slot(&k).unwrap().finished == 0));
+    imp.undo_import(r).unwrap();
+    assert!(exp.with_data(|d| d.slot(&k).unwrap().finished == 1));
+
+    // Exported afresh meanwhile: the fresh export's entries are not touched.
+    let (_, r) = imp.import_view_recorded(k).unwrap().unwrap();
+    let at = exp.record_export_at(k, false, 64).unwrap();
+    let other = Ledger::open(&dir, other_live(5), K).unwrap();
+    other.record_import(k).unwrap();
+    imp.undo_import(r).unwrap();
+    assert_eq!(exp.open_importers(k).unwrap().procs, vec![other.me()]);
+    assert!(!exp.no_importer_yet(k, at));
+}
+
+#[test]
+fn an_import_taken_back_leaves_other_importers_chained() {
+    let (_t, dir) = tmp();
+    let exp = Ledger::open(&dir, me(), K).unwrap();
+    let a = Ledger::open(&dir, other_live(1), K).unwrap();
+    let b = Ledger::open(&dir, other_live(2), K).unwrap();
+    let c = Ledger::open(&dir, other_live(3), K).unwrap();
+    let k = key(8);
+    exp.record_export(k, false, 0).unwrap();
+    a.record_import(k).unwrap();
+    // b's entry lands between a's and c's in the chain; taking it back relinks them.
+    let (_, r) = b.import_view_recorded(k).unwrap().unwrap();
+    c.record_import(k).unwrap();
+    b.undo_import(r).unwrap();
+    let mut open = exp.open_importers(k).unwrap().procs;
+    open.sort_by_key(|p| p.bare_tgid);
+    assert_eq!(open, vec![a.me(), c.me()]);
+    assert_eq!(exp.with_data(|d| d.slot(&k).unwrap().imp_len), 2);
+    assert_eq!(a.record_close(k).unwrap(), CloseRole::Importer);
+    assert_eq!(c.record_close(k).unwrap(), CloseRole::Importer);
+    assert!(exp.open_importers(k).unwrap().procs.is_empty());
+}
+
+#[test]
 fn exporter_closing_first_sees_the_open_importer() {
     let (_t, dir) = tmp();
     let exp = Ledger::open(&dir, me(), K).unwrap();

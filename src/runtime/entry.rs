@@ -242,6 +242,8 @@ fn checked_call<F: RealFn>(
     // State and ledger.
     if outcome.forwarded && outcome.ret == codes::ACL_SUCCESS {
         per_func::update(rt, &args, &mut outcome, known);
+    } else {
+        per_func::not_made(rt, known);
     }
     // Record: none built when the log is off (it would only be dropped).
     if record_call {

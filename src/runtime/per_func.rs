@@ -45,6 +45,9 @@ pub(super) struct Facts {
 pub(super) struct Known {
     /// The exported size of the key an import names.
     pub export_size: Option<u64>,
+    /// The import, recorded in the ledger with its view (one hold of the ledger's lock
+    /// instead of two): taken back if the import is not made (`not_made`).
+    pub import_recorded: Option<ledger::ImportRecorded>,
 }
 
 /// Gathers the facts for the rules before the call: the memory the runtime will read
@@ -108,12 +111,14 @@ fn ledger_facts(
         } => {
             // The ledger first, then the state's lock once, kept for the rules: a key this
             // process exported itself (rare) gets no ledger facts, as if the ledger had not
-            // been asked.
+            // been asked. The ledger records the import in the same hold (read after the
+            // view, so the rules see what they saw before); `update` then has no ledger
+            // work left, and `not_made` takes it back.
             rt.prefetch_ledger(k.fp);
             let (facts, known) = rt
-                .with_ledger(|l| l.import_view(lfp(k.fp)))
+                .with_ledger(|l| l.import_view_recorded(lfp(k.fp)))
                 .flatten()
-                .map_or((LedgerFacts::None, Known::default()), |v| {
+                .map_or((LedgerFacts::None, Known::default()), |(v, recorded)| {
                     let facts = LedgerFacts::Import(ImportFacts {
                         exporter_pid: v.exporter.host_pid(),
                         exporter_alive: v.exporter_alive,
@@ -126,12 +131,17 @@ fn ledger_facts(
                         facts,
                         Known {
                             export_size: v.size,
+                            import_recorded: Some(recorded),
                         },
                     )
                 });
             let s = rt.state.lock();
             if s.export(&k.fp).is_some() {
-                return (LedgerFacts::None, Known::default(), Some(s));
+                let known = Known {
+                    import_recorded: known.import_recorded,
+                    ..Known::default()
+                };
+                return (LedgerFacts::None, known, Some(s));
             }
             (facts, known, Some(s))
         }
@@ -281,6 +291,14 @@ pub(super) fn after_forward(rt: &'static Runtime, pending: Pending, ret: i32) {
     }
 }
 
+/// After a call that was blocked or failed (or judged after the call): an import the
+/// ledger recorded before it is taken back.
+pub(super) fn not_made(rt: &'static Runtime, known: Known) {
+    if let Some(r) = known.import_recorded {
+        rt.with_ledger(|l| l.undo_import(r));
+    }
+}
+
 /// State and ledger after a call that succeeded (`known`: what the ledger said before
 /// the call).
 pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, known: Known) {
@@ -351,10 +369,12 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
                     .export_size
                     .or_else(|| rt.with_ledger(|l| l.export_size(lfp(k.fp))).flatten())
                     .map(|s| s as usize);
-                let mut s = rt.state.lock();
-                s.add_import_key(*k, addr, size);
-                drop(s);
-                rt.with_ledger(|l| l.record_import(lfp(k.fp)));
+                rt.state.lock().add_import_key(*k, addr, size);
+                if known.import_recorded.is_none() {
+                    rt.with_ledger(|l| l.record_import(lfp(k.fp)));
+                }
+            } else {
+                not_made(rt, known);
             }
         }
         Args::Close {
