@@ -57,7 +57,9 @@ pub(super) fn facts_before(rt: &'static Runtime, func: Func, args: &mut Args) ->
         // SAFETY: the real runtime reads this array for these arguments.
         unsafe { args.read_pid_lists() };
     }
-    let (ledger, known, held) = ledger_facts(rt, args);
+    // Who this process is, before the ledger's facts: asking the runtime for the bare
+    // tgid may call into it (and the dynamic loader, while it is not found), and an
+    // import's facts come back with the state's lock held for the rules.
     let me = Identity {
         pid: rt.pid(),
         bare_tgid: if func.compares_bare_tgid() {
@@ -67,6 +69,7 @@ pub(super) fn facts_before(rt: &'static Runtime, func: Func, args: &mut Args) ->
         },
         start_ns: rt.start_ns.load(Ordering::Relaxed),
     };
+    let (ledger, known, held) = ledger_facts(rt, args);
     Facts {
         me,
         ledger,
