@@ -6,7 +6,7 @@
 //! when the report was built as a tree, so the output is byte for byte what it was.
 
 use super::super::model::{Detail, End, Event, Process, Report, Violation};
-use super::{describe, push_hex};
+use super::{describe, hex_digits, push_hex};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 #[cfg(test)]
 use serde_json::Value;
@@ -198,21 +198,11 @@ fn pretty(v: &V<'_>, depth: usize, out: &mut Vec<u8>) {
         V::Hex(a) => {
             // Digits and `x`: nothing to escape; written in place (a `String` each was an
             // allocation per address written).
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            let mut buf = *b"\"0x0000000000000000\"";
-            let mut at = buf.len() - 1;
-            let mut n = *a;
-            loop {
-                at -= 1;
-                buf[at] = HEX[(n & 15) as usize];
-                n >>= 4;
-                if n == 0 {
-                    break;
-                }
-            }
-            at -= 3;
-            buf[at..at + 3].copy_from_slice(b"\"0x");
-            out.extend_from_slice(&buf[at..]);
+            let mut digits = [0u8; 16];
+            let at = hex_digits(&mut digits, *a);
+            out.extend_from_slice(b"\"0x");
+            out.extend_from_slice(&digits[at..]);
+            out.push(b'"');
         }
         V::Ints(a) => pretty_seq(a, depth, out, |n, out| pretty_i64(*n, out)),
         V::Strs(a) => pretty_seq(a, depth, out, |t, out| pretty_str(t, out)),

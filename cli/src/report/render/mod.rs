@@ -53,10 +53,9 @@ fn push_opt_num(s: &mut String, v: Option<u64>) {
     }
 }
 
-/// `n` as `{n:#x}` writes it: `0x` and lowercase digits, no leading zeros.
-pub(super) fn push_hex(s: &mut String, n: u64) {
+/// `n`'s lowercase hex digits, no leading zeros, at the end of `buf`; where they start.
+pub(super) fn hex_digits(buf: &mut [u8; 16], n: u64) -> usize {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 16];
     let mut at = buf.len();
     let mut n = n;
     loop {
@@ -67,6 +66,13 @@ pub(super) fn push_hex(s: &mut String, n: u64) {
             break;
         }
     }
+    at
+}
+
+/// `n` as `{n:#x}` writes it: `0x` and lowercase digits, no leading zeros.
+pub(super) fn push_hex(s: &mut String, n: u64) {
+    let mut buf = [0u8; 16];
+    let at = hex_digits(&mut buf, n);
     s.push_str("0x");
     s.extend(buf[at..].iter().map(|&d| char::from(d)));
 }
