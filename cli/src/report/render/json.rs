@@ -173,8 +173,17 @@ fn pretty_obj(o: &Obj<'_>, depth: usize, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{}");
         return;
     }
+    pretty_members(o.0.iter(), depth, out);
+}
+
+/// A non-empty object's members, one a line, in the order given.
+fn pretty_members<'a, 'b: 'a>(
+    members: impl Iterator<Item = &'a (&'static str, V<'b>)>,
+    depth: usize,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"{\n");
-    for (i, (k, v)) in o.0.iter().enumerate() {
+    for (i, (k, v)) in members.enumerate() {
         if i > 0 {
             out.extend_from_slice(b",\n");
         }
@@ -424,28 +433,13 @@ fn pretty_event(e: &Event, procs: &[Process], depth: usize, out: &mut Vec<u8>) {
     let mut detail = Vec::with_capacity(5);
     event_fields(e, &mut detail);
     let detail = Obj::new(detail).0;
-    out.extend_from_slice(b"{\n");
     let (mut b, mut d) = (base.iter().peekable(), detail.iter().peekable());
-    let mut first = true;
-    loop {
-        let next = match (b.peek(), d.peek()) {
-            (Some(x), Some(y)) if name_before(y.0, x.0) => d.next(),
-            (Some(_), _) => b.next(),
-            (None, Some(_)) => d.next(),
-            (None, None) => break,
-        };
-        let Some((k, v)) = next else { break };
-        if !first {
-            out.extend_from_slice(b",\n");
-        }
-        first = false;
-        indent(out, depth + 1);
-        member_name(k, out);
-        pretty(v, depth + 1, out);
-    }
-    out.push(b'\n');
-    indent(out, depth);
-    out.push(b'}');
+    let merged = std::iter::from_fn(|| match (b.peek(), d.peek()) {
+        (Some(x), Some(y)) if name_before(y.0, x.0) => d.next(),
+        (Some(_), _) => b.next(),
+        (None, _) => d.next(),
+    });
+    pretty_members(merged, depth, out);
 }
 
 fn event_obj<'a>(e: &'a Event, procs: &'a [Process]) -> Obj<'a> {
