@@ -112,11 +112,12 @@ fn ledger_facts(
             key: KeyArg::Key(k),
             ..
         } => {
-            // The ledger first, then the state's lock once, kept for the rules: a key this
-            // process exported itself (rare) gets no ledger facts, as if the ledger had not
-            // been asked. The ledger records the import in the same hold (read after the
-            // view, so the rules see what they saw before); `update` then has no ledger
-            // work left, and `not_made` takes it back.
+            // The ledger first, then the state's lock once, kept for the rules. The ledger
+            // records the import in the same hold as its view (read before the recording,
+            // so the rules see what they saw before); `update` then has no ledger work
+            // left, and `not_made` takes it back. A key this process exported itself
+            // (rare) is asked about too, since which it is is known only under the
+            // state's lock: its view is dropped (no ledger facts), its recording kept.
             rt.prefetch_ledger(k.fp);
             let (facts, known) = rt
                 .with_ledger(|l| l.import_view_recorded(lfp(k.fp)))
