@@ -186,10 +186,15 @@ class NsPeer:
     preloaded into the program only. With host_proc=True the program gets
     ASCEND_EMU_HOST_PROC (its bare tgid is then its host pid); with False it sees only its
     own /proc (its bare tgid is then 1, like code in a container without the host's view).
-    stdin/stdout/stderr are passed to Popen and reach the program."""
+    stdin/stdout/stderr are passed to Popen and reach the program.
+
+    With find_pid=True the constructor waits until the program shows up as the wrapper's
+    child, for self.host_pid; that suits programs that wait for commands. A program that may
+    finish within milliseconds must be started with find_pid=False (self.host_pid is then
+    None): it can be gone before it is ever seen."""
 
     def __init__(self, argv, env, work, preload=True, host_proc=True, stdin=None, stdout=None, stderr=None,
-                 timeout=20):
+                 timeout=20, find_pid=True):
         host = work.file("hostproc")
         os.makedirs(host, exist_ok=True)
         env = dict(env)
@@ -205,7 +210,7 @@ class NsPeer:
                                   stderr=stderr)
         self.host_pid = None
         deadline = time.monotonic() + timeout
-        while self.host_pid is None:
+        while find_pid and self.host_pid is None:
             kids = _ns_children(self.p.pid)
             if kids:
                 self.host_pid = kids[0]
@@ -221,9 +226,10 @@ class NsPeer:
     def kill(self):
         """SIGKILLs the program (and with it its namespace), waits for the wrapper. The
         wrapper's status then says nothing about the program (util-linux unshare may exit 1
-        and complain on stderr), so this returns nothing."""
+        and complain on stderr), so this returns nothing. Without a host pid (find_pid=False)
+        the wrapper is killed; unshare --kill-child takes the program with it."""
         try:
-            os.kill(self.host_pid, signal.SIGKILL)
+            os.kill(self.host_pid if self.host_pid is not None else self.p.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.p.wait()
@@ -234,16 +240,16 @@ class NsPeer:
 
 
 def run_in_pidns(cmd, env, work, preload=True, host_proc=True, timeout=120, check_rc=None):
-    """Like run(), with cmd as pid 1 of its own pid namespace (see NsPeer)."""
+    """Like run(), with cmd as pid 1 of its own pid namespace (see NsPeer). cmd may finish at
+    once, so its host pid is not looked for."""
     peer = NsPeer(cmd, env, work, preload=preload, host_proc=host_proc, stdout=subprocess.PIPE,
-                  stderr=subprocess.PIPE)
+                  stderr=subprocess.PIPE, find_pid=False)
     try:
         out, err = peer.p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         peer.kill()
         fail(f"{cmd} in its pid namespace: no exit within {timeout} s")
     p = peer.p
-    p.host_pid = peer.host_pid
     p.stdout_text = out.decode(errors="replace")
     p.stderr_text = err.decode(errors="replace")
     if check_rc is not None and p.returncode != check_rc:
