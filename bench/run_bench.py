@@ -171,6 +171,12 @@ class Bench:
         if threads > 1 and live in one_thread:
             limit = THREADS_FACTOR * max(one_thread[live], 0.0)
             budget = f"≤ 2x 1 thread ({fmt_ns(limit)})"
+            if mode == "off":
+                # `off` has a budget of its own for any call, 8 threads included; the ratio
+                # of two figures of 1-3 ns is the clock's noise, not contention
+                off_limit = OFF_NS * (2 if pair else 1)
+                budget += f" or ≤ {fmt_ns(off_limit)}"
+                limit = max(limit, off_limit)
             ok = med <= limit
         elif mode == "off":
             limit = OFF_NS * (2 if pair else 1)
