@@ -1,12 +1,36 @@
 //! This process's view of device memory and keys: live allocations (by start address, so
-//! "which allocation holds this address" is a logarithmic look-up even with millions live;
-//! the table itself is `allocs`, which the allocation calls also reach without this
-//! state's lock), open exports, open imports with their reference counts, and addresses of
-//! closed imports. The rules read it, the entry points update it after a call succeeds.
+//! "which allocation holds this address" is a logarithmic look-up even with millions live),
+//! open exports, open imports with their reference counts, and addresses of closed
+//! imports. The rules read it (through a `View`), the entry points update it after a call
+//! succeeds.
+//!
+//! It is split so that threads working on different keys and allocations take different
+//! locks and write different cache lines:
+//!
+//! - the keys (exports, imports, their key bytes) in `STRIPES` stripes chosen by the key's
+//!   fingerprint (`keys`), each under a lock of its own on lines of its own: a call on a
+//!   key takes only its stripe's lock;
+//! - live allocations and the addresses of closed imports in the allocation table's
+//!   shards, by address (`allocs`), which the allocation calls also reach alone;
+//! - the few questions about addresses across keys (which import holds an address, which
+//!   exports a free leaves without memory) ask every stripe in turn: they come from the
+//!   calls without a key (an export of memory the shim did not see allocated, a free
+//!   while keys are open), never from an export or import of the common case.
+//!
+//! Lock order: a key stripe, then an allocation shard; never two stripes at once (except
+//! a fork, which takes them all in order).
 
-use crate::allocs::{Allocs, AllocsRef};
+mod keys;
+mod view;
+
+pub use keys::{Export, Import, Keys};
+pub use view::View;
+
+use crate::allocs::{Allocs, AllocsRef, KEY_PARTS};
 use crate::key::{Fp, Key};
-use std::collections::{HashMap, HashSet};
+use crate::sync::{PlainGuard, PlainLock, STRIPES};
+use keys::Closed;
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Hashes an address (or a fingerprint) with one multiplication: they are already well
@@ -54,145 +78,6 @@ fn page_aligned_addresses_spread_over_the_low_bits() {
 }
 type FpMap<V> = HashMap<Fp, V, BuildHasherDefault<AddrHasher>>;
 
-/// An export this process made and has not closed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Export {
-    pub dev_ptr: usize,
-    pub size: usize,
-    pub flags: u64,
-    /// The start of the allocation the range lies in, when the shim saw it.
-    pub alloc_base: Option<usize>,
-    pub whitelist: Vec<i32>,
-    /// Where the ledger recorded it, once it did: the exporter's close asks there,
-    /// without the ledger's lock, whether any importer ever came.
-    pub ledger_at: Option<crate::ledger::ExportAt>,
-}
-
-impl Export {
-    /// What a closed export's place holds until it is taken again.
-    const CLOSED: Export = Export {
-        dev_ptr: 0,
-        size: 0,
-        flags: 0,
-        alloc_base: None,
-        whitelist: Vec::new(),
-        ledger_at: None,
-    };
-
-    pub fn validation_disabled(&self) -> bool {
-        self.flags == 1
-    }
-}
-
-/// Open exports: a small index from fingerprint to a place in `slots`, where the exports
-/// themselves are; a closed export's place is the next one taken. With tens of thousands
-/// of keys open a map holding the exports themselves spread a new key's entry over some
-/// 9 MiB (72-byte entries at half load), a cache and TLB miss on each export; the index
-/// holds 16-byte entries (2 MiB at 65,536 keys), and the place an export and close reuse
-/// stays warm.
-#[derive(Default, Debug)]
-struct ExportTable {
-    index: FpMap<u32>,
-    slots: Vec<Export>,
-    /// Beside each place, the export's key when the caller gave it: records name keys by
-    /// a fingerprint made from the key's bytes, and a violation or `exit.leak` may name
-    /// an open key that is not its call's argument.
-    keys: Vec<Option<Key>>,
-    /// Places of closed exports, the last closed on top, by the stripe of the thread that
-    /// closed them (`sync::this_stripe`): a thread's next export takes the place its own
-    /// last close left, whose lines its core holds, rather than one another thread just
-    /// wrote (two lines of export and two of key passed between the cores per export).
-    /// Another stripe's place when its own has none, so the places never outnumber the
-    /// most exports open at once.
-    free: [Vec<u32>; crate::sync::STRIPES],
-}
-
-impl ExportTable {
-    fn get(&self, fp: &Fp) -> Option<&Export> {
-        self.index.get(fp).map(|&i| &self.slots[i as usize])
-    }
-
-    fn get_mut(&mut self, fp: &Fp) -> Option<&mut Export> {
-        self.index.get(fp).map(|&i| &mut self.slots[i as usize])
-    }
-
-    fn insert(&mut self, fp: Fp, export: Export, key: Option<Key>) {
-        use std::collections::hash_map::Entry;
-        match self.index.entry(fp) {
-            Entry::Occupied(o) => {
-                let i = *o.get() as usize;
-                self.slots[i] = export;
-                self.keys[i] = key;
-            }
-            Entry::Vacant(v) => {
-                let i = match take_free(&mut self.free) {
-                    Some(i) => {
-                        self.slots[i as usize] = export;
-                        self.keys[i as usize] = key;
-                        i
-                    }
-                    None => {
-                        self.slots.push(export);
-                        self.keys.push(key);
-                        (self.slots.len() - 1) as u32
-                    }
-                };
-                v.insert(i);
-            }
-        }
-    }
-
-    fn remove(&mut self, fp: &Fp) -> Option<Export> {
-        let i = self.index.remove(fp)?;
-        let e = std::mem::replace(&mut self.slots[i as usize], Export::CLOSED);
-        self.keys[i as usize] = None;
-        self.free[crate::sync::this_stripe()].push(i);
-        Some(e)
-    }
-
-    fn key(&self, fp: &Fp) -> Option<Key> {
-        self.index.get(fp).and_then(|&i| self.keys[i as usize])
-    }
-
-    fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-
-    fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    fn keys(&self) -> impl Iterator<Item = &Fp> {
-        self.index.keys()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&Fp, &Export)> {
-        self.index
-            .iter()
-            .map(|(fp, &i)| (fp, &self.slots[i as usize]))
-    }
-}
-
-/// A closed export's place (`ExportTable::free`): the calling thread's stripe's last,
-/// else any.
-fn take_free(free: &mut [Vec<u32>]) -> Option<u32> {
-    if let Some(i) = free[crate::sync::this_stripe()].pop() {
-        return Some(i);
-    }
-    free.iter_mut().find_map(Vec::pop)
-}
-
-/// An import this process holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Import {
-    pub addr: usize,
-    /// Size of the shared range when the ledger knew it.
-    pub size: Option<usize>,
-    pub refs: u32,
-    /// The key, when the caller gave it (as `ExportTable::keys`).
-    pub key: Option<Key>,
-}
-
 /// Where an address lies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Region {
@@ -208,19 +93,30 @@ pub enum Region {
     Unknown,
 }
 
-/// Live allocations are in `allocs` (sharded by address, each shard under a lock of its
-/// own); the rest is plain data under the runtime's one state lock. Whether keys are open
-/// or closed imports remembered is copied into `allocs` after every change, so that the
-/// allocation calls can tell without this state whether they may skip it.
+/// A stripe of keys on cache lines of its own.
+#[derive(Default, Debug)]
+#[repr(align(128))]
+struct KeyStripe(PlainLock<Keys>);
+
+/// The stripe of a key: its fingerprint's bits, spread (fingerprints are hashes already,
+/// but a multiply costs nothing and keeps made-up ones in tests apart).
+#[inline]
+fn stripe_of(fp: &Fp) -> usize {
+    (fp.as_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize % STRIPES
+}
+
+/// Live allocations and closed imports are in `allocs` (sharded by address, each shard
+/// under a lock of its own); keys in `stripes`, each under a lock of its own. Whether a
+/// part holds keys or closed imports is marked in `allocs` (one bit per part) as it
+/// changes, so that the allocation calls can tell without this state whether they may
+/// skip it.
 #[derive(Default, Debug)]
 pub struct ProcessState {
     allocs: AllocsRef,
-    exports: ExportTable,
-    imports: FpMap<Import>,
-    // Spelled out, not as a type alias: cbindgen (the header's generator, which reads every
-    // item of the crate) fails on an alias of a two-parameter HashSet.
-    closed_imports: HashSet<usize, BuildHasherDefault<AddrHasher>>,
+    stripes: [KeyStripe; STRIPES],
 }
+
+const _: () = assert!(STRIPES <= KEY_PARTS, "one bit per stripe");
 
 impl ProcessState {
     /// A state with an allocation table of its own.
@@ -237,29 +133,68 @@ impl ProcessState {
         }
     }
 
-    /// Copies `has_keys_or_imports` where the allocation calls look.
-    fn keys_changed(&self) {
-        self.allocs.set_keys_or_imports(self.has_keys_or_imports());
+    /// The stripe holding `fp`'s keys, locked.
+    pub fn keys_of(&self, fp: &Fp) -> PlainGuard<'_, Keys> {
+        self.stripes[stripe_of(fp)].0.lock()
+    }
+
+    /// What the rules see for a call on `key` (none: a call without one).
+    pub fn view(&self, key: Option<&Fp>) -> View<'_> {
+        View::new(self, key.map(|fp| (stripe_of(fp), self.keys_of(fp))))
+    }
+
+    /// Asks `ask` of each stripe that may hold keys, in turn, until it answers (`held`: a
+    /// stripe the caller holds already, asked through its guard). With a stripe held the
+    /// others are only tried (a thread holding one stripe never waits for another: two
+    /// such threads could wait for each other) and one another thread holds is skipped;
+    /// the call path never asks this with a stripe held.
+    fn each_stripe<R>(
+        &self,
+        held: Option<(usize, &Keys)>,
+        mut ask: impl FnMut(&Keys) -> Option<R>,
+    ) -> Option<R> {
+        for (i, s) in self.stripes.iter().enumerate() {
+            // Unmarked: it holds no keys (marked under its lock before it holds one).
+            if !self.allocs.marked(i) {
+                continue;
+            }
+            let r = match held {
+                Some((h, k)) if h == i => ask(k),
+                Some(_) => s.0.try_lock().and_then(|k| ask(&k)),
+                None => ask(&s.0.lock()),
+            };
+            if r.is_some() {
+                return r;
+            }
+        }
+        None
+    }
+
+    /// Marks stripe `i` as holding keys (under its lock).
+    fn mark(&self, i: usize) {
+        self.allocs.mark(i);
     }
 
     // ---- allocations ----
 
-    pub fn add_alloc(&mut self, base: usize, size: usize) {
+    /// An allocation (which no longer names a closed import, if it did).
+    pub fn add_alloc(&self, base: usize, size: usize) {
         self.allocs.insert(base, size);
-        // The address is handed out again: it no longer names a closed import.
-        if !self.closed_imports.is_empty() && self.closed_imports.remove(&base) {
-            self.keys_changed();
-        }
     }
 
     /// Removes the allocation starting at `base`; returns its size if there was one.
-    pub fn remove_alloc(&mut self, base: usize) -> Option<usize> {
+    pub fn remove_alloc(&self, base: usize) -> Option<usize> {
         self.allocs.remove(base)
+    }
+
+    /// The allocation holding `addr`, as `(base, size)`.
+    pub fn alloc_holding(&self, addr: usize) -> Option<(usize, usize)> {
+        self.allocs.holding(addr)
     }
 
     /// True while a free could break a rule: keys are open, or closed imports remembered.
     pub fn has_keys_or_imports(&self) -> bool {
-        !(self.exports.is_empty() && self.imports.is_empty() && self.closed_imports.is_empty())
+        self.allocs.has_closed() || self.stripes.iter().any(|s| !s.0.lock().is_empty())
     }
 
     pub fn live_allocs(&self) -> usize {
@@ -268,159 +203,186 @@ impl ProcessState {
 
     /// Where `addr` lies: an allocation of ours, an import, or nowhere we know.
     pub fn region_of(&self, addr: usize) -> Region {
+        self.region_in(addr, None)
+    }
+
+    fn region_in(&self, addr: usize, held: Option<(usize, &Keys)>) -> Region {
         if let Some((base, size)) = self.allocs.holding(addr) {
             return Region::Allocated { base, size };
         }
-        for (fp, imp) in &self.imports {
-            let inside = match imp.size {
-                Some(size) => addr >= imp.addr && addr - imp.addr < size.max(1),
-                None => addr == imp.addr,
-            };
-            if inside {
-                return Region::Imported { fp: *fp };
-            }
+        match self.each_stripe(held, |k| k.import_holding(addr)) {
+            Some(fp) => Region::Imported { fp },
+            None => Region::Unknown,
         }
-        Region::Unknown
     }
 
     // ---- exports ----
 
-    pub fn export(&self, fp: &Fp) -> Option<&Export> {
-        self.exports.get(fp)
+    /// A copy of the open export `fp` (tests; the call path asks its stripe).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn export(&self, fp: &Fp) -> Option<Export> {
+        self.keys_of(fp).export(fp).cloned()
     }
 
     /// An export whose key is known by its identity only (records naming it give no
     /// fingerprint).
     /// (Tests: the call path always has the key, and closes with `close_key`.)
     #[cfg(test)]
-    pub fn add_export(&mut self, fp: Fp, export: Export) {
-        self.exports.insert(fp, export, None);
-        self.keys_changed();
+    pub fn add_export(&self, fp: Fp, export: Export) {
+        self.keys_of(&fp).add_export(fp, export, None);
+        self.mark(stripe_of(&fp));
     }
 
     /// An export, with its key kept for the records that name it.
-    pub fn add_export_key(&mut self, key: Key, export: Export) {
-        self.exports.insert(key.fp, export, Some(key));
-        self.keys_changed();
+    pub fn add_export_key(&self, key: Key, export: Export) {
+        self.keys_of(&key.fp).add_export(key.fp, export, Some(key));
+        self.mark(stripe_of(&key.fp));
     }
 
-    pub fn add_whitelist(&mut self, fp: &Fp, pids: &[i32]) {
-        if let Some(e) = self.exports.get_mut(fp) {
-            e.whitelist.extend_from_slice(pids);
-        }
+    pub fn add_whitelist(&self, fp: &Fp, pids: &[i32]) {
+        self.keys_of(fp).add_whitelist(fp, pids);
     }
 
-    pub fn remove_export(&mut self, fp: &Fp) -> Option<Export> {
-        let e = self.exports.remove(fp);
-        self.keys_changed();
-        e
+    /// (Tests: the call path closes with `close_key`.)
+    #[cfg(test)]
+    pub fn remove_export(&self, fp: &Fp) -> Option<Export> {
+        self.keys_of(fp).remove_export(fp)
     }
 
     /// The key of an open export or import with identity `fp`, when it was given.
     pub fn raw_key(&self, fp: &Fp) -> Option<Key> {
-        self.exports
-            .key(fp)
-            .or_else(|| self.imports.get(fp).and_then(|i| i.key))
+        self.keys_of(fp).raw_key(fp)
     }
 
     /// Open exports whose memory is the allocation starting at `base` (or, for memory the
-    /// shim did not see allocated, whose range starts at `base`).
-    pub fn open_exports_of(&self, base: usize) -> impl Iterator<Item = (&Fp, &Export)> {
-        self.exports
-            .iter()
-            .filter(move |(_, e)| e.alloc_base.unwrap_or(e.dev_ptr) == base)
+    /// shim did not see allocated, whose range starts at `base`): what a free of `base`
+    /// leaves without memory. Asks every marked stripe, and clears the marks of those
+    /// found holding no keys any more: a stripe's mark is set as its first key comes and
+    /// cleared here, rather than at its last close, so that a thread exporting and closing
+    /// one key at a time does not write the shared marks twice per pair; a free takes the
+    /// whole path while any is marked.
+    pub fn exports_freed_with(&self, base: usize) -> Vec<Fp> {
+        let mut fps = Vec::new();
+        for (i, s) in self.stripes.iter().enumerate() {
+            if self.allocs.marked(i) {
+                let k = s.0.lock();
+                if k.is_empty() {
+                    self.allocs.unmark(i);
+                }
+                fps.extend(k.exports_of(base));
+            }
+        }
+        fps
+    }
+
+    /// The first open export of `base` (`exports_freed_with`), asking no further.
+    fn first_export_of(&self, base: usize, held: Option<(usize, &Keys)>) -> Option<Fp> {
+        self.each_stripe(held, |k| k.exports_of(base).next().copied())
     }
 
     pub fn live_exports(&self) -> usize {
-        self.exports.len()
+        self.stripes.iter().map(|s| s.0.lock().live_exports()).sum()
     }
 
     // ---- imports ----
 
-    pub fn import(&self, fp: &Fp) -> Option<&Import> {
-        self.imports.get(fp)
+    /// A copy of the open import `fp` (tests; the call path asks its stripe).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn import(&self, fp: &Fp) -> Option<Import> {
+        self.keys_of(fp).import(fp).cloned()
     }
 
     /// Records a successful import of a key known by its identity only; repeated imports
     /// of one key count references.
     /// (Tests: the call path always has the key, and closes with `close_key`.)
     #[cfg(test)]
-    pub fn add_import(&mut self, fp: Fp, addr: usize, size: Option<usize>) {
+    pub fn add_import(&self, fp: Fp, addr: usize, size: Option<usize>) {
         self.import_of(fp, None, addr, size);
     }
 
     /// Records a successful import, with its key kept for the records that name it.
-    pub fn add_import_key(&mut self, key: Key, addr: usize, size: Option<usize>) {
+    pub fn add_import_key(&self, key: Key, addr: usize, size: Option<usize>) {
         self.import_of(key.fp, Some(key), addr, size);
     }
 
-    fn import_of(&mut self, fp: Fp, key: Option<Key>, addr: usize, size: Option<usize>) {
-        if !self.closed_imports.is_empty() {
-            self.closed_imports.remove(&addr);
-        }
-        self.imports
-            .entry(fp)
-            .and_modify(|i| {
-                i.refs += 1;
-                i.key = i.key.or(key);
-            })
-            .or_insert(Import {
-                addr,
-                size,
-                refs: 1,
-                key,
-            });
-        self.keys_changed();
+    fn import_of(&self, fp: Fp, key: Option<Key>, addr: usize, size: Option<usize>) {
+        let mut k = self.keys_of(&fp);
+        self.allocs.forget_closed(addr);
+        k.add_import(fp, key, addr, size);
+        self.mark(stripe_of(&fp));
     }
 
     /// Drops one reference; returns true when this closed the import for good.
     /// (Tests and fuzzing: the call path closes with `close_key`.)
     #[cfg(any(test, feature = "fuzzing"))]
-    pub fn close_import(&mut self, fp: &Fp) -> bool {
-        self.close_import_or(fp, |_| false)
+    pub fn close_import(&self, fp: &Fp) -> bool {
+        self.close(fp, true)
     }
 
     /// A successful close of `fp`, as the runtime does it: a process that imported its own
     /// key closes the import first (one reference), the export with its next close. True
     /// when this closed the import or the export for good.
-    pub fn close_key(&mut self, fp: &Fp) -> bool {
-        self.close_import_or(fp, |s| s.remove_export(fp).is_some())
+    pub fn close_key(&self, fp: &Fp) -> bool {
+        self.close(fp, false)
     }
 
-    /// `close_import`, or `otherwise` when `fp` is not imported.
-    fn close_import_or(&mut self, fp: &Fp, otherwise: impl FnOnce(&mut Self) -> bool) -> bool {
-        use std::collections::hash_map::Entry;
-        let Entry::Occupied(mut o) = self.imports.entry(*fp) else {
-            return otherwise(self);
-        };
-        o.get_mut().refs -= 1;
-        if o.get().refs != 0 {
-            return false;
+    fn close(&self, fp: &Fp, imports_only: bool) -> bool {
+        let mut k = self.keys_of(fp);
+        match k.close(fp, imports_only) {
+            Closed::Nothing | Closed::Reference => false,
+            Closed::Export => true,
+            Closed::Import(addr) => {
+                // Under the stripe's lock: the address is never neither open nor closed.
+                self.allocs.add_closed(addr);
+                true
+            }
         }
-        let addr = o.remove().addr;
-        self.closed_imports.insert(addr);
-        self.keys_changed();
-        true
     }
 
     /// True when `addr` was returned by an import, open or closed since (until the address
     /// is handed out again by an allocation or import).
     pub fn is_imported_addr(&self, addr: usize) -> bool {
-        self.closed_imports.contains(&addr) || self.imports.values().any(|i| i.addr == addr)
+        self.imported_addr_in(addr, None)
+    }
+
+    fn imported_addr_in(&self, addr: usize, held: Option<(usize, &Keys)>) -> bool {
+        self.allocs.is_closed(addr)
+            || self
+                .each_stripe(held, |k| k.imported_at(addr).then_some(()))
+                .is_some()
     }
 
     pub fn live_imports(&self) -> usize {
-        self.imports.len()
+        self.stripes.iter().map(|s| s.0.lock().live_imports()).sum()
     }
 
-    /// Keys still open, for `exit.leak`: exports first, then imports, each sorted.
-    pub fn open_keys(&self) -> Vec<(Fp, bool)> {
-        let mut exports: Vec<_> = self.exports.keys().map(|fp| (*fp, true)).collect();
-        let mut imports: Vec<_> = self.imports.keys().map(|fp| (*fp, false)).collect();
-        exports.sort();
-        imports.sort();
-        exports.extend(imports);
-        exports
+    // ---- the whole process ----
+
+    /// Keys still open, for `exit.leak`: exports first, then imports, each sorted by
+    /// fingerprint; with each its bytes when they were given (taken with the list, so that
+    /// another thread's close cannot leave a listed key without them).
+    pub fn open_keys(&self) -> Vec<(Fp, bool, Option<Key>)> {
+        let mut open = Vec::new();
+        for s in &self.stripes {
+            open.extend(s.0.lock().open());
+        }
+        open.sort_by_key(|&(fp, exported, _)| (!exported, fp));
+        open
+    }
+
+    /// Holds every stripe across a fork, in order (before the allocation shards).
+    pub(crate) fn hold_for_fork(&'static self) {
+        for s in &self.stripes {
+            s.0.hold_for_fork();
+        }
+    }
+
+    /// Forgets every key (a fork child owns none of its parent's; the caller empties the
+    /// allocation table, and its marks, itself).
+    pub(crate) fn clear_keys(&self) {
+        for s in &self.stripes {
+            *s.0.lock() = Keys::default();
+        }
     }
 }
 
@@ -432,9 +394,23 @@ mod tests {
         Fp([n; 8])
     }
 
+    /// The `n`th of the fingerprints that fall in stripe `stripe`.
+    fn fp_in(stripe: usize, n: usize) -> Fp {
+        (0u64..)
+            .map(|i| Fp(i.to_le_bytes()))
+            .filter(|f| stripe_of(f) == stripe)
+            .nth(n)
+            .unwrap()
+    }
+
+    /// Places taken in stripe `i`'s export table.
+    fn places(s: &ProcessState, i: usize) -> usize {
+        s.stripes[i].0.lock().exports.slots.len()
+    }
+
     #[test]
     fn region_lookup() {
-        let mut s = ProcessState::new();
+        let s = ProcessState::new();
         s.add_alloc(0x10000, 0x3000);
         s.add_alloc(0x20000, 0x1000);
         assert_eq!(
@@ -492,7 +468,7 @@ mod tests {
     fn a_million_allocations_stay_fast_to_search() {
         // 100,000 range questions over 1,000,000 allocations: a linear search would make
         // this 10^11 steps (hours); a logarithmic one is a fraction of a second.
-        let mut s = ProcessState::new();
+        let s = ProcessState::new();
         let at = |i: usize| 0x1000_0000 + i * 0x2000;
         for i in 0..1_000_000usize {
             s.add_alloc(at(i), 0x1000);
@@ -522,7 +498,7 @@ mod tests {
 
     #[test]
     fn imports_count_references_and_remember_closed_addresses() {
-        let mut s = ProcessState::new();
+        let s = ProcessState::new();
         s.add_import(fp(1), 0x7000, None);
         s.add_import(fp(1), 0x7000, None);
         assert_eq!(s.import(&fp(1)).unwrap().refs, 2);
@@ -541,6 +517,8 @@ mod tests {
 
     #[test]
     fn closed_exports_places_are_reused_without_mixing_keys() {
+        // The keys of one stripe, whose places are that stripe's.
+        let fp = |n: u8| fp_in(5, n as usize);
         let ex = |p: usize| Export {
             dev_ptr: p,
             size: 0x1000,
@@ -549,7 +527,7 @@ mod tests {
             whitelist: vec![],
             ledger_at: None,
         };
-        let mut s = ProcessState::new();
+        let s = ProcessState::new();
         for n in 0..100u8 {
             s.add_export(fp(n), ex(n as usize * 0x1000));
         }
@@ -565,7 +543,7 @@ mod tests {
             s.add_export(fp(n), ex(n as usize * 0x1000));
         }
         assert_eq!(
-            s.exports.slots.len(),
+            places(&s, 5),
             100,
             "no place added while closed ones were free"
         );
@@ -582,8 +560,8 @@ mod tests {
         }
         s.add_whitelist(&fp(149), &[7]);
         assert_eq!(s.export(&fp(149)).unwrap().whitelist, vec![7]);
-        assert_eq!(s.open_exports_of(0x7777_0000).count(), 1);
-        assert_eq!(s.open_exports_of(0).count(), 0, "key 0 was closed");
+        assert_eq!(s.exports_freed_with(0x7777_0000).len(), 1);
+        assert_eq!(s.exports_freed_with(0).len(), 0, "key 0 was closed");
         // Places closed by other threads (other stripes) are taken too: closed on a
         // thread whose stack lies in another stripe than this one's (threads are started
         // until one does; their stacks are separate mappings).
@@ -609,7 +587,7 @@ mod tests {
             s.add_export(fp(n), ex(n as usize * 0x1000));
         }
         assert_eq!(
-            s.exports.slots.len(),
+            places(&s, 5),
             100,
             "no place added while another thread's closed ones were free"
         );
@@ -619,7 +597,7 @@ mod tests {
     /// reference at a time), the next the export; then nothing is left to close.
     #[test]
     fn close_key_takes_the_import_first() {
-        let mut s = ProcessState::new();
+        let s = ProcessState::new();
         s.add_export(
             fp(3),
             Export {
@@ -645,7 +623,7 @@ mod tests {
 
     #[test]
     fn exports_by_allocation() {
-        let mut s = ProcessState::new();
+        let s = ProcessState::new();
         s.add_export(
             fp(1),
             Export {
@@ -668,12 +646,15 @@ mod tests {
                 ledger_at: None,
             },
         );
-        assert_eq!(s.open_exports_of(0x10000).count(), 1);
-        assert_eq!(s.open_exports_of(0x11000).count(), 0);
-        assert_eq!(s.open_exports_of(0x90000).count(), 1);
+        assert_eq!(s.exports_freed_with(0x10000).len(), 1);
+        assert_eq!(s.exports_freed_with(0x11000).len(), 0);
+        assert_eq!(s.exports_freed_with(0x90000).len(), 1);
         s.add_whitelist(&fp(1), &[5, 6]);
         assert_eq!(s.export(&fp(1)).unwrap().whitelist, vec![5, 6]);
-        assert_eq!(s.open_keys(), vec![(fp(1), true), (fp(2), true)]);
+        assert_eq!(
+            s.open_keys(),
+            vec![(fp(1), true, None), (fp(2), true, None)]
+        );
         assert!(s.remove_export(&fp(1)).is_some());
         assert_eq!(s.live_exports(), 1);
         let k = Key::from_bytes(b"k");
@@ -683,7 +664,7 @@ mod tests {
         assert_eq!(s.raw_key(&k.fp), None, "forgotten once closed");
         // An open export's key, until it is closed.
         let e = Key::from_bytes(b"e");
-        let export = s.export(&fp(2)).cloned().unwrap();
+        let export = s.export(&fp(2)).unwrap();
         s.add_export_key(e, export);
         assert_eq!(s.raw_key(&e.fp), Some(e));
         assert_eq!(s.raw_key(&fp(2)), None, "added by identity only");
