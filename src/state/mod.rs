@@ -203,16 +203,21 @@ impl ProcessState {
 
     /// Where `addr` lies: an allocation of ours, an import, or nowhere we know.
     pub fn region_of(&self, addr: usize) -> Region {
-        self.region_in(addr, None)
+        self.region_in(addr, None).0
     }
 
-    fn region_in(&self, addr: usize, held: Option<(usize, &Keys)>) -> Region {
+    /// `region_of`, and an import's key bytes when they were given (taken in the same
+    /// hold of its stripe).
+    fn region_in(&self, addr: usize, held: Option<(usize, &Keys)>) -> (Region, Option<Key>) {
         if let Some((base, size)) = self.allocs.holding(addr) {
-            return Region::Allocated { base, size };
+            return (Region::Allocated { base, size }, None);
         }
-        match self.each_stripe(held, |k| k.import_holding(addr)) {
-            Some(fp) => Region::Imported { fp },
-            None => Region::Unknown,
+        let found = self.each_stripe(held, |k| {
+            k.import_holding(addr).map(|fp| (fp, k.raw_key(&fp)))
+        });
+        match found {
+            Some((fp, key)) => (Region::Imported { fp }, key),
+            None => (Region::Unknown, None),
         }
     }
 
@@ -275,9 +280,17 @@ impl ProcessState {
         fps
     }
 
-    /// The first open export of `base` (`exports_freed_with`), asking no further.
-    fn first_export_of(&self, base: usize, held: Option<(usize, &Keys)>) -> Option<Fp> {
-        self.each_stripe(held, |k| k.exports_of(base).next().copied())
+    /// The first open export of `base` (`exports_freed_with`), asking no further, with its
+    /// key bytes when they were given (taken in the same hold of its stripe).
+    fn first_export_of(
+        &self,
+        base: usize,
+        held: Option<(usize, &Keys)>,
+    ) -> Option<(Fp, Option<Key>)> {
+        self.each_stripe(held, |k| {
+            let fp = *k.exports_of(base).next()?;
+            Some((fp, k.raw_key(&fp)))
+        })
     }
 
     pub fn live_exports(&self) -> usize {

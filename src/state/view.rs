@@ -6,12 +6,17 @@ use super::keys::{Export, Import, Keys};
 use super::{ProcessState, Region};
 use crate::key::{Fp, Key};
 use crate::sync::PlainGuard;
+use std::cell::RefCell;
 
 /// The state as the checks of one call read it.
 pub struct View<'a> {
     state: &'a ProcessState,
     /// The call's key's stripe (its index and guard), when the call has a key.
     held: Option<(usize, PlainGuard<'a, Keys>)>,
+    /// Other keys this view named in its answers, with their bytes as they were then:
+    /// a record names a key by its bytes' fingerprint, and another thread may close the
+    /// key before the record asks (`raw_key`).
+    named: RefCell<Vec<(Fp, Option<Key>)>>,
 }
 
 impl<'a> View<'a> {
@@ -19,7 +24,11 @@ impl<'a> View<'a> {
         state: &'a ProcessState,
         held: Option<(usize, PlainGuard<'a, Keys>)>,
     ) -> View<'a> {
-        View { state, held }
+        View {
+            state,
+            held,
+            named: RefCell::new(Vec::new()),
+        }
     }
 
     fn held(&self) -> Option<(usize, &Keys)> {
@@ -53,10 +62,13 @@ impl<'a> View<'a> {
         self.keys_for(fp).and_then(|k| k.import(fp))
     }
 
-    /// The key of an open export or import with identity `fp`, when it was given: from
-    /// the held stripe, else from `fp`'s (taken for the question, when nothing is held or
+    /// The key of an open export or import with identity `fp`, when it was given: as it
+    /// was when an answer named it, else from the held stripe, else from `fp`'s (taken for the question, when nothing is held or
     /// it is free: see `ProcessState::each_stripe`).
     pub fn raw_key(&self, fp: &Fp) -> Option<Key> {
+        if let Some((_, key)) = self.named.borrow().iter().find(|(f, _)| f == fp) {
+            return *key;
+        }
         match (self.keys_for(fp), &self.held) {
             (Some(k), _) => k.raw_key(fp),
             (None, None) => self.state.raw_key(fp),
@@ -69,7 +81,11 @@ impl<'a> View<'a> {
 
     /// Where `addr` lies (`ProcessState::region_of`).
     pub fn region_of(&self, addr: usize) -> Region {
-        self.state.region_in(addr, self.held())
+        let (region, key) = self.state.region_in(addr, self.held());
+        if let Region::Imported { fp } = region {
+            self.named.borrow_mut().push((fp, key));
+        }
+        region
     }
 
     /// `ProcessState::is_imported_addr`.
@@ -80,6 +96,8 @@ impl<'a> View<'a> {
     /// An open export made from the allocation starting at `base`, if there is one
     /// (`ProcessState::exports_freed_with`).
     pub fn an_export_of(&self, base: usize) -> Option<Fp> {
-        self.state.first_export_of(base, self.held())
+        let (fp, key) = self.state.first_export_of(base, self.held())?;
+        self.named.borrow_mut().push((fp, key));
+        Some(fp)
     }
 }
