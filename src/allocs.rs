@@ -183,13 +183,6 @@ impl Allocs {
         self.forget_closed_in(&mut t, base);
     }
 
-    /// `base` is handed out again (by an import): it no longer names a closed import.
-    pub(crate) fn forget_closed(&self, addr: usize) {
-        if self.marked(KEY_PARTS + shard_of(addr)) {
-            self.forget_closed_in(&mut self.shard(addr).lock(), addr);
-        }
-    }
-
     fn forget_closed_in(&self, t: &mut AllocTable, addr: usize) {
         if !t.closed_imports.is_empty()
             && t.closed_imports.remove(&addr)

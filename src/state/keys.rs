@@ -88,6 +88,7 @@ pub(super) struct ExportTable {
 }
 
 impl ExportTable {
+    #[inline]
     pub(super) fn get(&self, fp: &Fp) -> Option<&Export> {
         self.index.get(fp).map(|&i| &self.slots[i as usize])
     }
@@ -171,10 +172,12 @@ pub struct Keys {
 }
 
 impl Keys {
+    #[inline]
     pub fn export(&self, fp: &Fp) -> Option<&Export> {
         self.exports.get(fp)
     }
 
+    #[inline]
     pub fn import(&self, fp: &Fp) -> Option<&Import> {
         self.imports.get(fp)
     }
@@ -186,6 +189,7 @@ impl Keys {
             .or_else(|| self.imports.get(fp).and_then(|i| i.key))
     }
 
+    #[inline]
     pub(super) fn is_empty(&self) -> bool {
         self.exports.index.is_empty() && self.imports.is_empty()
     }
@@ -238,6 +242,7 @@ impl Keys {
     /// A successful close of `fp`, as the runtime does it: a process that imported its own
     /// key closes the import first (one reference at a time), the export with its next
     /// close. `imports_only`: an import or nothing.
+    #[inline]
     pub(super) fn close(&mut self, fp: &Fp, imports_only: bool) -> Closed {
         use std::collections::hash_map::Entry;
         let Entry::Occupied(mut o) = self.imports.entry(*fp) else {

@@ -134,11 +134,13 @@ impl ProcessState {
     }
 
     /// The stripe holding `fp`'s keys, locked.
+    #[inline]
     pub fn keys_of(&self, fp: &Fp) -> PlainGuard<'_, Keys> {
         self.stripes[stripe_of(fp)].0.lock()
     }
 
     /// What the rules see for a call on `key` (none: a call without one).
+    #[inline]
     pub fn view(&self, key: Option<&Fp>) -> View<'_> {
         View::new(self, key.map(|fp| (stripe_of(fp), self.keys_of(fp))))
     }
@@ -203,22 +205,25 @@ impl ProcessState {
 
     /// Where `addr` lies: an allocation of ours, an import, or nowhere we know.
     pub fn region_of(&self, addr: usize) -> Region {
-        self.region_in(addr, None).0
+        if let Some((base, size)) = self.allocs.holding(addr) {
+            return Region::Allocated { base, size };
+        }
+        match self.import_holding(addr, None) {
+            Some((fp, _)) => Region::Imported { fp },
+            None => Region::Unknown,
+        }
     }
 
-    /// `region_of`, and an import's key bytes when they were given (taken in the same
-    /// hold of its stripe).
-    fn region_in(&self, addr: usize, held: Option<(usize, &Keys)>) -> (Region, Option<Key>) {
-        if let Some((base, size)) = self.allocs.holding(addr) {
-            return (Region::Allocated { base, size }, None);
-        }
-        let found = self.each_stripe(held, |k| {
+    /// The open import holding `addr`, if one does, and its key bytes when they were
+    /// given (taken in the same hold of its stripe).
+    fn import_holding(
+        &self,
+        addr: usize,
+        held: Option<(usize, &Keys)>,
+    ) -> Option<(Fp, Option<Key>)> {
+        self.each_stripe(held, |k| {
             k.import_holding(addr).map(|fp| (fp, k.raw_key(&fp)))
-        });
-        match found {
-            Some((fp, key)) => (Region::Imported { fp }, key),
-            None => (Region::Unknown, None),
-        }
+        })
     }
 
     // ---- exports ----
@@ -318,10 +323,11 @@ impl ProcessState {
         self.import_of(key.fp, Some(key), addr, size);
     }
 
+    /// (A closed import's address handed out again by an import stays among the closed
+    /// ones: while the import is open the address is imported either way, and its close
+    /// puts it there again. Only an allocation takes it out.)
     fn import_of(&self, fp: Fp, key: Option<Key>, addr: usize, size: Option<usize>) {
-        let mut k = self.keys_of(&fp);
-        self.allocs.forget_closed(addr);
-        k.add_import(fp, key, addr, size);
+        self.keys_of(&fp).add_import(fp, key, addr, size);
         self.mark(stripe_of(&fp));
     }
 
@@ -683,5 +689,161 @@ mod tests {
         assert_eq!(s.raw_key(&fp(2)), None, "added by identity only");
         assert!(s.remove_export(&e.fp).is_some());
         assert_eq!(s.raw_key(&e.fp), None, "forgotten once closed");
+    }
+}
+
+/// The striping itself: which locks a call takes, and the questions across stripes.
+#[cfg(test)]
+mod stripe_tests {
+    use super::*;
+
+    /// The `n`th of the fingerprints that fall in stripe `stripe`.
+    fn fp_in(stripe: usize, n: usize) -> Fp {
+        (0u64..)
+            .map(|i| Fp(i.to_le_bytes()))
+            .filter(|f| stripe_of(f) == stripe)
+            .nth(n)
+            .unwrap()
+    }
+
+    fn export_at(p: usize) -> Export {
+        Export {
+            dev_ptr: p,
+            size: 0x1000,
+            flags: 0,
+            alloc_base: Some(p),
+            whitelist: vec![],
+            ledger_at: None,
+        }
+    }
+
+    #[test]
+    fn keys_of_different_stripes_take_different_locks() {
+        let s = ProcessState::new();
+        let (a, b) = (fp_in(2, 0), fp_in(9, 0));
+        s.add_export(a, export_at(0x10000));
+        s.add_import(b, 0x70000, None);
+        // The rules of a call on `a` hold `a`'s stripe: `b`'s stays free for others.
+        let view = s.view(Some(&a));
+        assert!(view.export(&a).is_some());
+        assert!(s.stripes[9].0.try_lock().is_some(), "b's stripe is free");
+        assert!(s.stripes[2].0.try_lock().is_none(), "a's stripe is held");
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                assert!(s.close_import(&b));
+                s.add_import(b, 0x80000, Some(0x1000));
+            });
+        });
+        drop(view);
+        assert_eq!(s.import(&b).map(|i| i.addr), Some(0x80000));
+        assert_eq!((s.live_exports(), s.live_imports()), (1, 1));
+        // Each stripe holds its own keys only.
+        assert_eq!(s.stripes[2].0.lock().live_exports(), 1);
+        assert_eq!(s.stripes[9].0.lock().live_imports(), 1);
+        assert!(s
+            .stripes
+            .iter()
+            .enumerate()
+            .all(|(i, k)| i == 2 || i == 9 || k.0.lock().is_empty()));
+    }
+
+    #[test]
+    fn questions_across_keys_are_answered_from_every_stripe() {
+        let s = ProcessState::new();
+        s.add_alloc(0x100000, 0x10000);
+        let k1 = Key::from_bytes(b"exported from the allocation");
+        let k2 = Key::from_bytes(b"imported, in another stripe");
+        let (e1, e2) = (fp_in(0, 1), fp_in(15, 1));
+        s.add_export(e1, export_at(0x100000));
+        s.add_export(e2, export_at(0x100000));
+        s.add_export_key(k1, export_at(0x100000));
+        s.add_import_key(k2, 0x900000, Some(0x2000));
+        assert_eq!(
+            s.open_keys().iter().map(|k| k.1).collect::<Vec<_>>(),
+            [true, true, true, false],
+            "exports first"
+        );
+        let mut freed = s.exports_freed_with(0x100000);
+        freed.sort();
+        let mut want = vec![e1, e2, k1.fp];
+        want.sort();
+        assert_eq!(freed, want, "every stripe's exports of the allocation");
+        assert_eq!(s.region_of(0x901000), Region::Imported { fp: k2.fp });
+        assert!(s.is_imported_addr(0x900000) && !s.is_imported_addr(0x901000));
+        // A call without a key (an export, a free) asks through a view of no stripe, and
+        // gets the key bytes the answer named.
+        let v = s.view(None);
+        assert_eq!(v.region_of(0x901000), Region::Imported { fp: k2.fp });
+        assert_eq!(v.raw_key(&k2.fp), Some(k2));
+        assert!(v.an_export_of(0x100000).is_some());
+        assert!(v.is_imported_addr(0x900000));
+        assert_eq!(v.raw_key(&k1.fp), Some(k1));
+        drop(v);
+        // A view holding one stripe answers about the others too while they are free.
+        let v = s.view(Some(&e1));
+        assert_eq!(v.region_of(0x900010), Region::Imported { fp: k2.fp });
+        assert_eq!(v.raw_key(&k1.fp), Some(k1));
+        drop(v);
+        // Closed: the address is still one a free must not take, in the allocation
+        // table's shard, until an allocation hands it out again.
+        assert!(s.close_key(&k2.fp));
+        assert_eq!(s.region_of(0x900000), Region::Unknown);
+        assert!(s.is_imported_addr(0x900000));
+        s.add_import_key(k2, 0x900000, None);
+        assert!(s.close_key(&k2.fp));
+        assert!(s.is_imported_addr(0x900000), "imported and closed again");
+        s.add_alloc(0x900000, 0x1000);
+        assert!(!s.is_imported_addr(0x900000));
+    }
+
+    #[test]
+    fn marks_follow_the_stripes_and_a_fork_style_reset_empties_them_all() {
+        let s = ProcessState::new();
+        assert!(!s.has_keys_or_imports());
+        assert!(
+            s.allocs.quiet_insert(0x5000, 0x1000),
+            "no keys: the quiet path"
+        );
+        let fps: Vec<Fp> = (0..STRIPES).map(|i| fp_in(i, 0)).collect();
+        for (i, fp) in fps.iter().enumerate() {
+            s.add_export(*fp, export_at(0x10000 * (i + 1)));
+            assert!(s.allocs.marked(i));
+        }
+        s.add_import(fp_in(3, 1), 0x7000, None);
+        assert!(s.has_keys_or_imports());
+        assert_eq!(
+            s.allocs.quiet_remove(0x5000),
+            None,
+            "a free takes the whole path"
+        );
+        // Closed: the stripe's mark stays until a free finds it empty.
+        for fp in &fps {
+            assert!(s.close_key(fp));
+        }
+        assert!(s.allocs.marked(0));
+        assert!(s.exports_freed_with(0x5000).is_empty());
+        assert!(
+            !s.allocs.marked(0),
+            "cleared by the free that found it empty"
+        );
+        assert!(s.allocs.marked(3), "stripe 3 still holds an import");
+        assert_eq!(s.allocs.quiet_remove(0x5000), None);
+        // A fork child: every stripe and shard emptied, every mark cleared.
+        for fp in &fps {
+            s.add_export(*fp, export_at(0x1000));
+        }
+        s.close_import(&fp_in(3, 1));
+        assert!(s.allocs.has_closed());
+        s.clear_keys();
+        s.allocs.clear();
+        assert!(!s.has_keys_or_imports());
+        assert!(s.stripes.iter().all(|k| k.0.lock().is_empty()));
+        assert!(s.open_keys().is_empty());
+        assert!(!s.is_imported_addr(0x7000));
+        assert_eq!(
+            s.allocs.quiet_remove(0x5000),
+            Some(None),
+            "the quiet path again"
+        );
     }
 }

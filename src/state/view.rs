@@ -6,20 +6,21 @@ use super::keys::{Export, Import, Keys};
 use super::{ProcessState, Region};
 use crate::key::{Fp, Key};
 use crate::sync::PlainGuard;
-use std::cell::RefCell;
+use std::cell::Cell;
 
 /// The state as the checks of one call read it.
 pub struct View<'a> {
     state: &'a ProcessState,
     /// The call's key's stripe (its index and guard), when the call has a key.
     held: Option<(usize, PlainGuard<'a, Keys>)>,
-    /// Other keys this view named in its answers, with their bytes as they were then:
-    /// a record names a key by its bytes' fingerprint, and another thread may close the
-    /// key before the record asks (`raw_key`).
-    named: RefCell<Vec<(Fp, Option<Key>)>>,
+    /// Another key this view named in an answer (the last), with its bytes as they were
+    /// then: a record names a key by its bytes' fingerprint, and another thread may close
+    /// the key before the record asks (`raw_key`). A call's checks name one at most.
+    named: Cell<Option<(Fp, Option<Key>)>>,
 }
 
 impl<'a> View<'a> {
+    #[inline]
     pub(super) fn new(
         state: &'a ProcessState,
         held: Option<(usize, PlainGuard<'a, Keys>)>,
@@ -27,15 +28,17 @@ impl<'a> View<'a> {
         View {
             state,
             held,
-            named: RefCell::new(Vec::new()),
+            named: Cell::new(None),
         }
     }
 
+    #[inline]
     fn held(&self) -> Option<(usize, &Keys)> {
         self.held.as_ref().map(|(i, k)| (*i, &**k))
     }
 
     /// The held stripe, if `fp` is in it.
+    #[inline]
     fn keys_for(&self, fp: &Fp) -> Option<&Keys> {
         self.held
             .as_ref()
@@ -45,6 +48,7 @@ impl<'a> View<'a> {
 
     /// The open export `fp`: the call's key (a view holds only its call's key's stripe;
     /// the checks ask about no other key's export).
+    #[inline]
     pub fn export(&self, fp: &Fp) -> Option<&Export> {
         debug_assert!(
             self.held.is_some(),
@@ -54,6 +58,7 @@ impl<'a> View<'a> {
     }
 
     /// The open import `fp`: the call's key, as `export`.
+    #[inline]
     pub fn import(&self, fp: &Fp) -> Option<&Import> {
         debug_assert!(
             self.held.is_some(),
@@ -66,8 +71,8 @@ impl<'a> View<'a> {
     /// was when an answer named it, else from the held stripe, else from `fp`'s (taken for the question, when nothing is held or
     /// it is free: see `ProcessState::each_stripe`).
     pub fn raw_key(&self, fp: &Fp) -> Option<Key> {
-        if let Some((_, key)) = self.named.borrow().iter().find(|(f, _)| f == fp) {
-            return *key;
+        if let Some((_, key)) = self.named.get().filter(|(f, _)| f == fp) {
+            return key;
         }
         match (self.keys_for(fp), &self.held) {
             (Some(k), _) => k.raw_key(fp),
@@ -81,11 +86,16 @@ impl<'a> View<'a> {
 
     /// Where `addr` lies (`ProcessState::region_of`).
     pub fn region_of(&self, addr: usize) -> Region {
-        let (region, key) = self.state.region_in(addr, self.held());
-        if let Region::Imported { fp } = region {
-            self.named.borrow_mut().push((fp, key));
+        if let Some((base, size)) = self.state.alloc_holding(addr) {
+            return Region::Allocated { base, size };
         }
-        region
+        match self.state.import_holding(addr, self.held()) {
+            Some((fp, key)) => {
+                self.named.set(Some((fp, key)));
+                Region::Imported { fp }
+            }
+            None => Region::Unknown,
+        }
     }
 
     /// `ProcessState::is_imported_addr`.
@@ -97,7 +107,7 @@ impl<'a> View<'a> {
     /// (`ProcessState::exports_freed_with`).
     pub fn an_export_of(&self, base: usize) -> Option<Fp> {
         let (fp, key) = self.state.first_export_of(base, self.held())?;
-        self.named.borrow_mut().push((fp, key));
+        self.named.set(Some((fp, key)));
         Some(fp)
     }
 }
