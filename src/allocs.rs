@@ -330,7 +330,7 @@ fn shard_of(base: usize) -> usize {
 }
 
 impl Allocs {
-    /// Holds every shard across a fork (after the state's lock, in shard order).
+    /// Holds every shard across a fork (after the state's key stripes, in shard order).
     pub(crate) fn hold_for_fork(&'static self) {
         for s in &self.shards {
             s.0.hold_for_fork();
@@ -339,7 +339,7 @@ impl Allocs {
 }
 
 /// The table a `ProcessState` works on: the runtime's (which the allocation calls' short
-/// path also reaches without the state's lock), or one of its own (tests, fuzzing).
+/// path also reaches without the state), or one of its own (tests, fuzzing).
 #[derive(Debug)]
 pub(crate) enum AllocsRef {
     Shared(&'static Allocs),

@@ -58,7 +58,7 @@ pub(super) fn facts_before(rt: &'static Runtime, func: Func, args: &mut Args) ->
     }
     // Who this process is, before the ledger's facts: asking the runtime for the bare
     // tgid may call into it (and the dynamic loader, while it is not found), and an
-    // import's facts come back with the state's lock held for the rules.
+    // import's facts come back with its key's stripe held for the rules.
     let me = Identity {
         pid: rt.pid(),
         bare_tgid: if func.compares_bare_tgid() {
