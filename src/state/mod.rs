@@ -172,7 +172,9 @@ impl ProcessState {
         None
     }
 
-    /// Marks stripe `i` as holding keys (under its lock).
+    /// Marks stripe `i` as holding keys (under its lock, as a key is added: a free that
+    /// finds the stripe empty clears the mark under the same lock, so a mark is never
+    /// cleared while the stripe holds a key).
     fn mark(&self, i: usize) {
         self.allocs.mark(i);
     }
@@ -239,13 +241,15 @@ impl ProcessState {
     /// (Tests: the call path always has the key, and closes with `close_key`.)
     #[cfg(test)]
     pub fn add_export(&self, fp: Fp, export: Export) {
-        self.keys_of(&fp).add_export(fp, export, None);
+        let mut k = self.keys_of(&fp);
+        k.add_export(fp, export, None);
         self.mark(stripe_of(&fp));
     }
 
     /// An export, with its key kept for the records that name it.
     pub fn add_export_key(&self, key: Key, export: Export) {
-        self.keys_of(&key.fp).add_export(key.fp, export, Some(key));
+        let mut k = self.keys_of(&key.fp);
+        k.add_export(key.fp, export, Some(key));
         self.mark(stripe_of(&key.fp));
     }
 
@@ -327,7 +331,8 @@ impl ProcessState {
     /// ones: while the import is open the address is imported either way, and its close
     /// puts it there again. Only an allocation takes it out.)
     fn import_of(&self, fp: Fp, key: Option<Key>, addr: usize, size: Option<usize>) {
-        self.keys_of(&fp).add_import(fp, key, addr, size);
+        let mut k = self.keys_of(&fp);
+        k.add_import(fp, key, addr, size);
         self.mark(stripe_of(&fp));
     }
 
