@@ -12,10 +12,12 @@
 //!   is a logarithmic look-up. Any address pattern (random, reused, huge sizes) stays
 //!   logarithmic.
 
+use crate::state::AddrHasher;
 use crate::sync::PlainLock;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Allocations a shard keeps in its array before moving the oldest into its ordered map.
 const RECENT: usize = 8;
@@ -37,6 +39,13 @@ pub(crate) struct AllocTable {
     /// Allocation calls counted here, under this shard's lock, rather than in the
     /// process's one counter that every thread would write.
     calls: u64,
+    /// Addresses in this shard's granules that imports returned and closes gave back,
+    /// until the address is handed out again (by an allocation or an import): a free of
+    /// one is still a free of imported memory. Kept here, by address, so that an
+    /// importer's close and the next allocation take only this shard's lock.
+    // Spelled out, not as a type alias: cbindgen (the header's generator, which reads
+    // every item of the crate) fails on an alias of a two-parameter HashSet.
+    closed_imports: HashSet<usize, BuildHasherDefault<AddrHasher>>,
 }
 
 impl AllocTable {
@@ -147,25 +156,59 @@ struct Shard(PlainLock<AllocTable>);
 #[derive(Debug, Default)]
 pub(crate) struct Allocs {
     shards: [Shard; SHARDS],
-    /// True while this process has keys open or closed imports remembered (a copy of
-    /// `ProcessState::has_keys_or_imports`, kept by the state): a free must then take the
-    /// whole path, and a malloc must go through the state.
-    keys_or_imports: AtomicBool,
+    /// Nonzero while this process may have keys open or closed imports remembered: a
+    /// free must then take the whole path, and a malloc must go through the state. One
+    /// bit per part that may hold some, each set and cleared under that part's lock: bit
+    /// `i` for the state's key stripe `i` (`KEY_PARTS`), bit `KEY_PARTS + j` for shard
+    /// `j`'s closed imports. Written only when a part's bit changes, so that calls on
+    /// parts already marked only read the line.
+    keys_or_imports: AtomicU32,
 }
 
+/// The bits of `Allocs::keys_or_imports` that the state's key stripes own.
+pub(crate) const KEY_PARTS: usize = crate::sync::STRIPES;
+const _: () = assert!(KEY_PARTS + SHARDS <= 32, "one bit per part");
+
 impl Allocs {
-    /// The shard of an allocation: by its 4 MiB granule, so that a thread working its way
-    /// up through addresses stays in one shard for a while and threads given different
-    /// ranges mostly use different shards.
     #[inline]
     fn shard(&self, base: usize) -> &PlainLock<AllocTable> {
-        let granule = (base >> GRANULE) as u64;
-        let i = (granule.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize;
-        &self.shards[i % SHARDS].0
+        &self.shards[shard_of(base)].0
     }
 
+    /// Adds `[base, base + size)` (replacing an allocation recorded at `base`); the
+    /// address no longer names a closed import.
     pub(crate) fn insert(&self, base: usize, size: usize) {
-        self.shard(base).lock().insert(base, size);
+        let mut t = self.shard(base).lock();
+        t.insert(base, size);
+        self.forget_closed_in(&mut t, base);
+    }
+
+    fn forget_closed_in(&self, t: &mut AllocTable, addr: usize) {
+        if !t.closed_imports.is_empty()
+            && t.closed_imports.remove(&addr)
+            && t.closed_imports.is_empty()
+        {
+            self.unmark(KEY_PARTS + shard_of(addr));
+        }
+    }
+
+    /// Remembers that an import returned at `addr` was closed for good.
+    pub(crate) fn add_closed(&self, addr: usize) {
+        let mut t = self.shard(addr).lock();
+        t.closed_imports.insert(addr);
+        self.mark(KEY_PARTS + shard_of(addr));
+    }
+
+    /// True when an import returned at `addr` was closed and the address not handed out
+    /// again since.
+    pub(crate) fn is_closed(&self, addr: usize) -> bool {
+        self.marked(KEY_PARTS + shard_of(addr))
+            && self.shard(addr).lock().closed_imports.contains(&addr)
+    }
+
+    /// True while any shard remembers closed imports.
+    pub(crate) fn has_closed(&self) -> bool {
+        self.keys_or_imports.load(Ordering::SeqCst) >> KEY_PARTS != 0
     }
 
     pub(crate) fn remove(&self, base: usize) -> Option<usize> {
@@ -212,21 +255,41 @@ impl Allocs {
         for s in &self.shards {
             *s.0.lock() = AllocTable::default();
         }
-        self.keys_or_imports.store(false, Ordering::SeqCst);
+        self.keys_or_imports.store(0, Ordering::SeqCst);
     }
 
     /// Tells helgrind (feature `checker-annotations`) that `keys_or_imports` is an
-    /// atomic whose readers need no ordering with its writer: it is set under the
-    /// state's lock and read under a shard's, and a free racing an export of the same
+    /// atomic whose readers need no ordering with its writers: each bit is set under its
+    /// part's lock and read under a shard's, and a free racing an export of the same
     /// memory is the program's own race, judged either way.
     pub(crate) fn benign_for_checker(&self) {
         crate::valgrind::benign_atomic(&self.keys_or_imports);
     }
 
-    pub(crate) fn set_keys_or_imports(&self, on: bool) {
-        if self.keys_or_imports.load(Ordering::Relaxed) != on {
-            self.keys_or_imports.store(on, Ordering::SeqCst);
+    /// True while part `part` (see `keys_or_imports`) may hold keys or closed imports.
+    pub(crate) fn marked(&self, part: usize) -> bool {
+        self.keys_or_imports.load(Ordering::SeqCst) & (1 << part) != 0
+    }
+
+    /// Part `part` holds keys or closed imports now (called under its lock); the shared
+    /// word is written only if its bit was clear.
+    pub(crate) fn mark(&self, part: usize) {
+        if !self.marked(part) {
+            self.keys_or_imports.fetch_or(1 << part, Ordering::SeqCst);
         }
+    }
+
+    /// Part `part` holds none any more (called under its lock).
+    pub(crate) fn unmark(&self, part: usize) {
+        if self.marked(part) {
+            self.keys_or_imports
+                .fetch_and(!(1 << part), Ordering::SeqCst);
+        }
+    }
+
+    /// True while some part may hold keys or closed imports.
+    fn keys_or_imports(&self) -> bool {
+        self.keys_or_imports.load(Ordering::SeqCst) != 0
     }
 
     /// A malloc's tracking without the state, the call counted: `false` (nothing done,
@@ -235,7 +298,7 @@ impl Allocs {
     #[inline]
     pub(crate) fn quiet_insert(&self, base: usize, size: usize) -> bool {
         let mut shard = self.shard(base).lock();
-        if self.keys_or_imports.load(Ordering::SeqCst) {
+        if self.keys_or_imports() {
             return false;
         }
         shard.insert(base, size);
@@ -249,7 +312,7 @@ impl Allocs {
     #[inline]
     pub(crate) fn quiet_remove(&self, base: usize) -> Option<Option<usize>> {
         let mut shard = self.shard(base).lock();
-        if self.keys_or_imports.load(Ordering::SeqCst) {
+        if self.keys_or_imports() {
             return None;
         }
         shard.calls += 1;
@@ -257,8 +320,17 @@ impl Allocs {
     }
 }
 
+/// The shard of an allocation: by its 4 MiB granule, so that a thread working its way
+/// up through addresses stays in one shard for a while and threads given different
+/// ranges mostly use different shards.
+#[inline]
+fn shard_of(base: usize) -> usize {
+    let granule = (base >> GRANULE) as u64;
+    (granule.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize % SHARDS
+}
+
 impl Allocs {
-    /// Holds every shard across a fork (after the state's lock, in shard order).
+    /// Holds every shard across a fork (after the state's key stripes, in shard order).
     pub(crate) fn hold_for_fork(&'static self) {
         for s in &self.shards {
             s.0.hold_for_fork();
@@ -267,7 +339,7 @@ impl Allocs {
 }
 
 /// The table a `ProcessState` works on: the runtime's (which the allocation calls' short
-/// path also reaches without the state's lock), or one of its own (tests, fuzzing).
+/// path also reaches without the state), or one of its own (tests, fuzzing).
 #[derive(Debug)]
 pub(crate) enum AllocsRef {
     Shared(&'static Allocs),
@@ -438,16 +510,16 @@ mod tests {
     fn quiet_paths_stand_aside_while_keys_are_about() {
         let t = Allocs::default();
         assert!(t.quiet_insert(0x5000, 0x1000));
-        t.set_keys_or_imports(true);
+        t.mark(3);
         assert!(!t.quiet_insert(0x6000, 0x1000));
         assert_eq!(t.quiet_remove(0x5000), None);
         assert_eq!(t.len(), 1, "nothing changed");
-        t.set_keys_or_imports(false);
+        t.unmark(3);
         assert_eq!(t.quiet_remove(0x5000), Some(Some(0x1000)));
         assert_eq!(t.quiet_remove(0x5000), Some(None));
         assert_eq!(t.calls(), 3, "counted when done quietly only");
         t.insert(0x7000, 1);
-        t.set_keys_or_imports(true);
+        t.add_closed(0x9000);
         t.clear();
         assert_eq!((t.len(), t.calls()), (0, 0));
         assert!(

@@ -152,6 +152,24 @@ impl<T> PlainLock<T> {
         }
     }
 
+    /// The lock if nobody holds it (helgrind is told only of a success, as a lock taken).
+    pub fn try_lock(&self) -> Option<PlainGuard<'_, T>> {
+        if self
+            .state
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        valgrind::lock_pre(self);
+        // SAFETY: the lock is held; only this thread reads the data now.
+        valgrind::lock_post(self, unsafe { &*self.value.get() });
+        Some(PlainGuard {
+            lock: self,
+            _not_send: std::marker::PhantomData,
+        })
+    }
+
     #[cold]
     #[inline(never)]
     fn lock_contended(&self) {

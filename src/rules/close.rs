@@ -2,11 +2,11 @@
 
 use super::{Findings, LedgerFacts, Rule};
 use crate::key::KeyArg;
-use crate::state::ProcessState;
+use crate::state::View;
 
 /// `aclrtIpcMemClose`: the key is open here (exported or imported), and an exporter
 /// closes last (from the ledger: no live importer still has it open).
-pub(super) fn check(f: &mut Findings, state: &ProcessState, ledger: &LedgerFacts, key: &KeyArg) {
+pub(super) fn check(f: &mut Findings, state: &View, ledger: &LedgerFacts, key: &KeyArg) {
     if let Some(fp) = f.key(key, Rule::CloseKeyNull, Rule::CloseKeyUnterminated) {
         if state.export(&fp).is_none() && state.import(&fp).is_none() {
             f.add(

@@ -1,7 +1,7 @@
 //! `aclrtIpcMemGetExportKey`.
 
 use super::{Findings, Rule};
-use crate::state::{ProcessState, Region};
+use crate::state::{Region, View};
 
 /// The driver shares whole pages.
 const PAGE: usize = 4096;
@@ -10,7 +10,7 @@ const PAGE: usize = 4096;
 /// process made.
 pub(super) fn check(
     f: &mut Findings,
-    state: &ProcessState,
+    state: &View,
     dev_ptr: usize,
     size: usize,
     key_buf: usize,

@@ -1,10 +1,10 @@
 //! `aclrtFree`.
 
 use super::{Findings, Rule};
-use crate::state::ProcessState;
+use crate::state::View;
 
 /// `aclrtFree`: not imported memory, and no export key of the memory still open.
-pub(super) fn check(f: &mut Findings, state: &ProcessState, addr: usize) {
+pub(super) fn check(f: &mut Findings, state: &View, addr: usize) {
     if addr == 0 {
         return;
     }
@@ -15,10 +15,10 @@ pub(super) fn check(f: &mut Findings, state: &ProcessState, addr: usize) {
             format!("{addr:#x} was returned by aclrtIpcMemImportByKey; an importer releases it with aclrtIpcMemClose, never aclrtFree"),
         );
     }
-    if let Some((fp, _)) = state.open_exports_of(addr).next() {
+    if let Some(fp) = state.an_export_of(addr) {
         f.add(
             Rule::FreeBeforeClose,
-            Some(*fp),
+            Some(fp),
             format!(
                 "{addr:#x} is freed while its export key {fp} is still open; close the key first"
             ),

@@ -2,13 +2,13 @@
 
 use super::{Findings, Identity, ImportFacts, LedgerFacts, Rule};
 use crate::key::{Fp, KeyArg};
-use crate::state::ProcessState;
+use crate::state::View;
 
 /// `aclrtIpcMemImportByKey`: the arguments, not the process's own export, and (from the
 /// ledger) the exporter still has the memory and has whitelisted this process in time.
 pub(super) fn check(
     f: &mut Findings,
-    state: &ProcessState,
+    state: &View,
     me: &Identity,
     ledger: &LedgerFacts,
     out_ptr: usize,

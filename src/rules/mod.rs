@@ -23,7 +23,7 @@ pub use table::{Rule, RuleInfo, Severity, RULES};
 
 use crate::call::{Args, Outcome};
 use crate::key::{Fp, Key, KeyArg};
-use crate::state::ProcessState;
+use crate::state::View;
 
 /// One broken rule, described for the record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub enum LedgerFacts {
 /// Checks that can be judged before the call is made: one check function per API call.
 pub fn check_before(
     args: &Args,
-    state: &ProcessState,
+    state: &View,
     me: &Identity,
     ledger: &LedgerFacts,
 ) -> Vec<Finding> {

@@ -3,13 +3,13 @@
 use super::{Findings, Identity, Rule};
 use crate::call::MAX_PIDS;
 use crate::key::KeyArg;
-use crate::state::ProcessState;
+use crate::state::View;
 
 /// `aclrtIpcMemSetImportPid`: the key is this process's open export with a whitelist,
 /// and the pid list is one the driver takes. `pids` is the list as read, when it was.
 pub(super) fn check(
     f: &mut Findings,
-    state: &ProcessState,
+    state: &View,
     me: &Identity,
     key: &KeyArg,
     pid_ptr: usize,

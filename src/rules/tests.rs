@@ -3,7 +3,7 @@
 use super::*;
 use crate::call::{Out, ServerEntry};
 use crate::key::Key;
-use crate::state::Export;
+use crate::state::{Export, ProcessState};
 
 const ME: Identity = Identity {
     pid: 100,
@@ -16,7 +16,8 @@ fn key(s: &str) -> KeyArg {
 }
 
 fn rules(args: &Args, state: &ProcessState, ledger: &LedgerFacts) -> Vec<Rule> {
-    check_before(args, state, &ME, ledger)
+    let key = args.key().and_then(KeyArg::fp);
+    check_before(args, &state.view(key.as_ref()), &ME, ledger)
         .into_iter()
         .map(|f| f.rule)
         .collect()
@@ -34,7 +35,7 @@ fn exp(dev_ptr: usize, size: usize, len: usize, flags: u64) -> Args {
 }
 
 fn state_with_alloc() -> ProcessState {
-    let mut s = ProcessState::new();
+    let s = ProcessState::new();
     s.add_alloc(0x100000, 0x10000);
     s
 }
@@ -44,7 +45,7 @@ fn state_with_alloc() -> ProcessState {
 /// without).
 #[test]
 fn export_range_at_the_top_of_the_address_space() {
-    let mut s = ProcessState::new();
+    let s = ProcessState::new();
     // [base, base + 0x2000) ends exactly at 2^64.
     let base = usize::MAX - 0x1fff;
     s.add_alloc(base, 0x2000);
@@ -55,7 +56,7 @@ fn export_range_at_the_top_of_the_address_space() {
         rules(&exp(base + 0x1000, 0x1000, 65, 0), &s, &none),
         [Rule::ExportRange]
     );
-    let mut big = ProcessState::new();
+    let big = ProcessState::new();
     big.add_alloc(0x100000, usize::MAX);
     assert_eq!(rules(&exp(0x200000, 0x1000, 65, 0), &big, &none), []);
 }
@@ -120,9 +121,9 @@ fn export_rules() {
         rules(&exp(0x900000, 0x10, 65, 0), &s, &none),
         [Rule::ExportUntracked]
     );
-    let mut s2 = state_with_alloc();
+    let s2 = state_with_alloc();
     s2.add_import(Fp([1; 8]), 0x700000, None);
-    let f = check_before(&exp(0x700000, 0x1000, 65, 0), &s2, &ME, &none);
+    let f = check_before(&exp(0x700000, 0x1000, 65, 0), &s2.view(None), &ME, &none);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].rule, Rule::ExportImported);
     assert_eq!(f[0].key_fp, Some(Fp([1; 8])));
@@ -138,7 +139,7 @@ fn setpid(k: KeyArg, pids: Option<Vec<i32>>, num: usize) -> Args {
 }
 
 fn exported(flags: u64) -> ProcessState {
-    let mut s = state_with_alloc();
+    let s = state_with_alloc();
     s.add_export(
         key("k1").fp().unwrap(),
         Export {
@@ -329,11 +330,17 @@ fn close_rules() {
     let busy = LedgerFacts::ExporterClose {
         open_importers: vec![55],
     };
-    let f = check_before(&Args::Close { key: key("k1") }, &s, &ME, &busy);
+    let k1 = key("k1");
+    let f = check_before(
+        &Args::Close { key: k1 },
+        &s.view(k1.fp().as_ref()),
+        &ME,
+        &busy,
+    );
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].rule, Rule::CloseExporterBeforeImporters);
     assert!(f[0].message.contains("[55]"));
-    let mut imp = ProcessState::new();
+    let imp = ProcessState::new();
     imp.add_import(key("k2").fp().unwrap(), 0x9000, None);
     assert!(rules(&Args::Close { key: key("k2") }, &imp, &none).is_empty());
 }
@@ -348,7 +355,7 @@ fn free_rules() {
     );
     assert!(rules(&Args::Free { dev_ptr: 0x200000 }, &s, &none).is_empty());
     assert!(rules(&Args::Free { dev_ptr: 0 }, &s, &none).is_empty());
-    let mut imp = ProcessState::new();
+    let imp = ProcessState::new();
     let fp = key("k2").fp().unwrap();
     imp.add_import(fp, 0x9000, None);
     assert_eq!(

@@ -15,6 +15,7 @@ use crate::boundary::{self, contain, Entered};
 use crate::call::{codes, Args, Func, Out, Outcome};
 use crate::clock::now_ns;
 use crate::config::{Mode, DEFAULT_REAL_LIB};
+use crate::key::KeyArg;
 use crate::real::{FreeFn, MallocFn, Real, RealFn};
 use crate::record::{Action, Body, KeyRef};
 use crate::rules::{check_after, check_before, Finding, Severity};
@@ -172,8 +173,12 @@ fn checked_call<F: RealFn>(
     let (block, known) = contain(|| {
         let mut facts = per_func::facts_before(rt, func, &mut args);
         let findings = {
-            let state = facts.held.take().unwrap_or_else(|| rt.state.lock());
-            check_before(&args, &state, &facts.me, &facts.ledger)
+            let key = args.key().and_then(KeyArg::fp);
+            let view = facts
+                .held
+                .take()
+                .unwrap_or_else(|| rt.state.view(key.as_ref()));
+            check_before(&args, &view, &facts.me, &facts.ledger)
         };
         let block = !findings.is_empty() && rt.judge(func, findings);
         (block, facts.known)

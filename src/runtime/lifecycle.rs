@@ -5,7 +5,7 @@ use super::*;
 
 impl Runtime {
     pub(super) fn abort_now(&'static self) -> ! {
-        let leaks = self.state.lock().open_keys().len() as u64;
+        let leaks = self.state.open_keys().len() as u64;
         self.write_summary(leaks);
         self.log.flush();
         // SAFETY: abort never returns.
@@ -38,14 +38,8 @@ impl Runtime {
         // A process that made no call since it began (a fork child that only exits)
         // writes its start now, before its summary.
         self.ensure_started(true);
-        // The keys' bytes taken with the list, in one hold of the state.
-        let open: Vec<_> = {
-            let s = self.state.lock();
-            s.open_keys()
-                .into_iter()
-                .map(|(fp, exported)| (fp, exported, s.raw_key(&fp)))
-                .collect()
-        };
+        // The keys' bytes taken with the list.
+        let open = self.state.open_keys();
         let severity = self.config.severity(Rule::ExitLeak);
         if severity != Severity::Off {
             for (fp, exported, key) in &open {
@@ -128,7 +122,7 @@ pub(super) extern "C" fn after_fork_child() {
         rt.log.after_fork_child(pid);
         // The child owns none of its parent's keys or device memory.
         rt.allocs.clear();
-        *rt.state.lock() = ProcessState::with_allocs(rt.allocs);
+        rt.state.clear_keys();
         // The ledger is opened again, lazily, with the child's identity; dropping the
         // parent's handle only unmaps it.
         // The inherited descriptor shares the parent's liveness lock: give it up, or the

@@ -72,9 +72,10 @@ pub(crate) struct Stats {
 pub(crate) struct Runtime {
     config: Config,
     log: Log,
-    state: Lock<ProcessState>,
+    /// Locked in parts (a stripe per key, a shard per address): see `state`.
+    state: ProcessState,
     /// The state's allocation table, which the allocation calls' short path reaches
-    /// without the state's lock (lock order: the state's, then a shard's).
+    /// without the state (lock order: a key stripe's, then a shard's).
     allocs: &'static Allocs,
     ledger: Lock<LedgerLink>,
     /// The open ledger of `ledger`, for the calls that use it without taking that lock
@@ -213,7 +214,7 @@ impl Runtime {
         let allocs: &'static Allocs = Box::leak(Box::default());
         let rt = Runtime {
             log,
-            state: Lock::new(ProcessState::with_allocs(allocs)),
+            state: ProcessState::with_allocs(allocs),
             allocs,
             ledger: Lock::new(LedgerLink::NotOpened),
             ledger_open: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
@@ -347,10 +348,8 @@ impl Runtime {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        let (live_exports, live_imports) = {
-            let s = self.state.lock();
-            (s.live_exports() as u64, s.live_imports() as u64)
-        };
+        let live_exports = self.state.live_exports() as u64;
+        let live_imports = self.state.live_imports() as u64;
         Stats {
             calls: self.calls.sum() + self.allocs.calls(),
             violations: self.violations.load(Ordering::Relaxed),

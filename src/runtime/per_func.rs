@@ -9,8 +9,7 @@ use crate::call::{codes, Args, Func, Out, Outcome, MAX_PIDS};
 use crate::key::{Fp, KeyArg};
 use crate::ledger;
 use crate::rules::{Identity, ImportFacts, LedgerFacts};
-use crate::state::{Export, ProcessState, Region};
-use crate::sync::Guard;
+use crate::state::{Export, View};
 use std::sync::atomic::Ordering;
 
 impl Func {
@@ -33,10 +32,10 @@ pub(super) struct Facts {
     pub ledger: LedgerFacts,
     /// What the ledger said before the call that the update after it needs too.
     pub known: Known,
-    /// The state's lock, when gathering the facts took it and nothing since needed it
-    /// released: the rules read the state under this same hold (one hold instead of two,
-    /// on a line every calling thread writes).
-    pub held: Option<Guard<'static, ProcessState>>,
+    /// The state as the rules see it, when gathering the facts took the call's key's
+    /// stripe and nothing since needed it released: the rules read it under this same
+    /// hold (one hold instead of two).
+    pub held: Option<View<'static>>,
 }
 
 /// Ledger answers gathered before the call and used again after it, so that the ledger
@@ -59,7 +58,7 @@ pub(super) fn facts_before(rt: &'static Runtime, func: Func, args: &mut Args) ->
     }
     // Who this process is, before the ledger's facts: asking the runtime for the bare
     // tgid may call into it (and the dynamic loader, while it is not found), and an
-    // import's facts come back with the state's lock held for the rules.
+    // import's facts come back with its key's stripe held for the rules.
     let me = Identity {
         pid: rt.pid(),
         bare_tgid: if func.compares_bare_tgid() {
@@ -93,7 +92,7 @@ fn pids_are_read_by_runtime(rt: &Runtime, args: &Args) -> bool {
                 && (1..=MAX_PIDS).contains(num)
                 && rt
                     .state
-                    .lock()
+                    .keys_of(&k.fp)
                     .export(&k.fp)
                     .is_some_and(|e| !e.validation_disabled())
         }
@@ -102,22 +101,19 @@ fn pids_are_read_by_runtime(rt: &Runtime, args: &Args) -> bool {
 }
 
 /// What the ledger knows that the cross-process rules of this call need, what of it the
-/// update after the call needs again, and the state's lock if it is still held.
-fn ledger_facts(
-    rt: &'static Runtime,
-    args: &Args,
-) -> (LedgerFacts, Known, Option<Guard<'static, ProcessState>>) {
+/// update after the call needs again, and the rules' view if its stripe is still held.
+fn ledger_facts(rt: &'static Runtime, args: &Args) -> (LedgerFacts, Known, Option<View<'static>>) {
     match args {
         Args::ImportByKey {
             key: KeyArg::Key(k),
             ..
         } => {
-            // The ledger first, then the state's lock once, kept for the rules. The ledger
+            // The ledger first, then the key's stripe once, kept for the rules. The ledger
             // records the import in the same hold as its view (read before the recording,
             // so the rules see what they saw before); `update` then has no ledger work
             // left, and `not_made` takes it back. A key this process exported itself
             // (rare) is asked about too, since which it is is known only under the
-            // state's lock: its view is dropped (no ledger facts), its recording kept.
+            // stripe's lock: its view is dropped (no ledger facts), its recording kept.
             rt.prefetch_ledger(k.fp);
             let (facts, known) = rt
                 .with_ledger(|l| l.import_view_recorded(lfp(k.fp)))
@@ -139,7 +135,7 @@ fn ledger_facts(
                         },
                     )
                 });
-            let s = rt.state.lock();
+            let s = rt.state.view(Some(&k.fp));
             if s.export(&k.fp).is_some() {
                 let known = Known {
                     import_recorded: known.import_recorded,
@@ -153,13 +149,13 @@ fn ledger_facts(
             key: KeyArg::Key(k),
         } => {
             {
-                let s = rt.state.lock();
+                let s = rt.state.view(Some(&k.fp));
                 let at = match (s.export(&k.fp), s.import(&k.fp)) {
                     (Some(e), None) => e.ledger_at,
                     _ => return (LedgerFacts::None, Known::default(), Some(s)),
                 };
                 // No importer ever recorded for the key: "none", without the ledger's
-                // lock (a few atomic loads in its mapping, so the state's lock stays
+                // lock (a few atomic loads in its mapping, so the stripe's lock stays
                 // held for the rules).
                 if at.is_some_and(|at| {
                     rt.ledger_if_open()
@@ -212,8 +208,8 @@ pub(super) fn short_path(
 }
 
 /// A malloc without a record, after the call (`ret`): its tracking, and its count. Only
-/// its shard's lock (which counts the call), unless the state must see the address (a
-/// closed import's address handed out again).
+/// its shard's lock (which counts the call); while keys or closed imports are about, the
+/// call is counted with the others and the allocation added as the whole path does.
 #[inline(always)]
 pub(super) fn quiet_malloc_done(
     rt: &'static Runtime,
@@ -225,7 +221,7 @@ pub(super) fn quiet_malloc_done(
         && dev_ptr().is_some_and(|p| {
             contain_inline(|| {
                 rt.allocs.quiet_insert(p, size) || {
-                    rt.state.lock().add_alloc(p, size);
+                    rt.state.add_alloc(p, size);
                     false
                 }
             })
@@ -250,7 +246,7 @@ pub(super) fn quiet_free(
     };
     let ret = forward();
     if let (Some(size), true) = (removed, ret != codes::ACL_SUCCESS) {
-        let _ = contain(|| rt.state.lock().add_alloc(dev_ptr, size));
+        let _ = contain(|| rt.state.add_alloc(dev_ptr, size));
     }
     Some(ret)
 }
@@ -271,12 +267,13 @@ pub(super) struct Pending {
 pub(super) fn before_forward(rt: &'static Runtime, args: &Args) -> Option<Pending> {
     match args {
         Args::Free { dev_ptr } => {
-            let mut s = rt.state.lock();
-            let keys = s.open_exports_of(*dev_ptr).map(|(fp, _)| *fp).collect();
+            // The allocation out first: an export of it made after this is of whatever
+            // the runtime hands out next at the address, not of this memory.
+            let size = rt.state.remove_alloc(*dev_ptr);
             Some(Pending {
                 dev_ptr: *dev_ptr,
-                size: s.remove_alloc(*dev_ptr),
-                keys,
+                size,
+                keys: rt.state.exports_freed_with(*dev_ptr),
             })
         }
         _ => None,
@@ -291,7 +288,7 @@ pub(super) fn after_forward(rt: &'static Runtime, pending: Pending, ret: i32) {
             rt.with_ledger(|l| l.record_free(lfp(fp)));
         }
     } else if let Some(size) = pending.size {
-        rt.state.lock().add_alloc(pending.dev_ptr, size);
+        rt.state.add_alloc(pending.dev_ptr, size);
     }
 }
 
@@ -309,7 +306,7 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
     match args {
         Args::Malloc { size, .. } => {
             if let Some(p) = outcome.out.dev_ptr {
-                rt.state.lock().add_alloc(p, *size);
+                rt.state.add_alloc(p, *size);
             }
         }
         // Done around the call (`before_forward`, `after_forward`).
@@ -324,9 +321,9 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
             let key = *key;
             // A new key's index entry is a cache miss: start it before the ledger's lock.
             rt.prefetch_ledger(key.fp);
-            // The ledger first, so that the state is changed in one hold, with where the
-            // ledger put the key. Nobody else can close the key in between: the program
-            // learns it only when this call returns.
+            // The ledger first, so that the key's stripe is changed in one hold, with
+            // where the ledger put the key. Nobody else can close the key in between: the
+            // program learns it only when this call returns.
             let ledger_at = match rt
                 .try_ledger(|l| l.record_export_at(lfp(key.fp), *flags == 0, *size as u64))
             {
@@ -336,12 +333,8 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
                     None
                 }
             };
-            let mut s = rt.state.lock();
-            let alloc_base = match s.region_of(*dev_ptr) {
-                Region::Allocated { base, .. } => Some(base),
-                _ => None,
-            };
-            s.add_export_key(
+            let alloc_base = rt.state.alloc_holding(*dev_ptr).map(|(base, _)| base);
+            rt.state.add_export_key(
                 key,
                 Export {
                     dev_ptr: *dev_ptr,
@@ -358,7 +351,7 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
             pids: Some(pids),
             ..
         } => {
-            rt.state.lock().add_whitelist(&k.fp, pids);
+            rt.state.add_whitelist(&k.fp, pids);
             let now = ledger::now_boot_ns();
             rt.with_ledger(|l| l.record_whitelist(lfp(k.fp), pids, now));
         }
@@ -373,7 +366,7 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
                     .export_size
                     .or_else(|| rt.with_ledger(|l| l.export_size(lfp(k.fp))).flatten())
                     .map(|s| s as usize);
-                rt.state.lock().add_import_key(*k, addr, size);
+                rt.state.add_import_key(*k, addr, size);
                 if known.import_recorded.is_none() {
                     rt.with_ledger(|l| l.record_import(lfp(k.fp)));
                 }
@@ -386,7 +379,7 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
         } => {
             // As the runtime does: a process that imported its own key closes the import
             // first, the export with its next close.
-            let closed = rt.state.lock().close_key(&k.fp);
+            let closed = rt.state.close_key(&k.fp);
             if closed {
                 rt.with_ledger(|l| l.record_close(lfp(k.fp)));
             }
