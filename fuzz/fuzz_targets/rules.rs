@@ -124,7 +124,7 @@ fn args(u: &mut Unstructured) -> Result<Args> {
 
 /// A process state built by a sequence of the updates the runtime makes.
 fn state(u: &mut Unstructured) -> Result<ProcessState> {
-    let mut s = ProcessState::new();
+    let s = ProcessState::new();
     for _ in 0..u.int_in_range(0u8..=24)? {
         match u.int_in_range(0u8..=7)? {
             0 => s.add_alloc(addr(u)?, size(u)?),
@@ -151,7 +151,7 @@ fn state(u: &mut Unstructured) -> Result<ProcessState> {
                 s.add_whitelist(&fp, &pids(u)?.unwrap_or_default());
             }
             4 => {
-                s.remove_export(&key(u)?.fp);
+                s.close_key(&key(u)?.fp);
             }
             5 => {
                 let k = key(u)?;
@@ -198,7 +198,8 @@ fn run(data: &[u8]) -> Result<()> {
     for _ in 0..u.int_in_range(1u8..=4)? {
         let a = args(&mut u)?;
         let l = facts(&mut u)?;
-        for f in check_before(&a, &s, &me, &l) {
+        let fp = a.key().and_then(KeyArg::fp);
+        for f in check_before(&a, &s.view(fp.as_ref()), &me, &l) {
             assert!(!f.message.is_empty(), "{:?} without a message", f.rule);
         }
         let outcome = Outcome {
