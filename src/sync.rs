@@ -187,32 +187,14 @@ impl<T> PlainLock<T> {
         }
         // Taken with the mark "a thread may sleep": the releaser then wakes one.
         while self.state.swap(2, Ordering::Acquire) != 0 {
-            // SAFETY: a futex wait on a valid, aligned u32 (returns at once if it is no
-            // longer 2).
-            unsafe {
-                libc::syscall(
-                    libc::SYS_futex,
-                    self.state.as_ptr(),
-                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                    2u32,
-                    std::ptr::null::<libc::timespec>(),
-                );
-            }
+            futex_wait(&self.state, 2, None);
         }
     }
 
     #[cold]
     #[inline(never)]
     fn wake_one(&self) {
-        // SAFETY: a futex wake on a valid, aligned u32.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                self.state.as_ptr(),
-                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-                1,
-            );
-        }
+        futex_wake(&self.state, 1);
     }
 }
 
@@ -256,18 +238,25 @@ impl<T> Drop for PlainGuard<'_, T> {
 /// dropped). Unlike a `OnceLock<T>`, whose value is moved into place after the making
 /// closure returns, the value is complete before its address is published with one atomic
 /// swap: that is what lets helgrind be told exactly (`happens_before` just before the
-/// publication, `happens_after` after every read that finds it), since it sees neither
-/// std's `Once` nor acquire/release atomics.
+/// publication, `happens_after` after every read that finds it), since it sees neither a
+/// futex nor acquire/release atomics. Its whole state is one futex word (`EMPTY`, `MAKING`,
+/// `MADE`) and the pointer, so a fork child that inherits it half made (by a thread the child
+/// does not have) can start again with [`Published::forget_in_child`]; a `std::sync::Once`
+/// would keep the child waiting for good.
 pub struct Published<T> {
     value: AtomicPtr<T>,
-    once: std::sync::Once,
+    state: AtomicU32,
 }
+
+const EMPTY: u32 = 0;
+const MAKING: u32 = 1;
+const MADE: u32 = 2;
 
 impl<T> Published<T> {
     pub const fn new() -> Published<T> {
         Published {
             value: AtomicPtr::new(std::ptr::null_mut()),
-            once: std::sync::Once::new(),
+            state: AtomicU32::new(EMPTY),
         }
     }
 
@@ -284,6 +273,11 @@ impl<T> Published<T> {
         Some(unsafe { &*p })
     }
 
+    /// True while a thread is making the value.
+    pub fn is_being_made(&'static self) -> bool {
+        self.state.load(Ordering::Acquire) == MAKING
+    }
+
     /// The value, made by `make` (once, whichever thread comes first; the others wait)
     /// if it has not been yet. If `make` panics, the next caller tries again.
     #[inline(always)]
@@ -296,14 +290,82 @@ impl<T> Published<T> {
 
     #[cold]
     fn make(&'static self, make: impl FnOnce() -> Box<T>) -> &'static T {
-        self.once.call_once_force(|_| {
-            let p = Box::into_raw(make());
-            valgrind::happens_before(self);
-            // A swap, not a store: helgrind takes an atomic read-modify-write for a read,
-            // so the threads that read the pointer before it was set do not race with it.
-            self.value.swap(p, Ordering::Release);
-        });
-        self.get().expect("made by call_once_force")
+        // Its turns are told to helgrind through the value's publication (`happens_before`
+        // and `happens_after`), not through this word, which helgrind sees only as memory.
+        valgrind::benign_atomic(&self.state);
+        // Taken by the one turn that makes the value (it returns, or unwinds, right after).
+        let mut make = Some(make);
+        loop {
+            match self
+                .state
+                .compare_exchange(EMPTY, MAKING, Ordering::Acquire, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    /// Gives the turn back (and wakes the waiters) should `make` panic.
+                    struct Unmade<'a>(&'a AtomicU32);
+                    impl Drop for Unmade<'_> {
+                        fn drop(&mut self) {
+                            self.0.store(EMPTY, Ordering::Release);
+                            futex_wake(self.0, i32::MAX);
+                        }
+                    }
+                    let unmade = Unmade(&self.state);
+                    let make = make.take().expect("one making per call");
+                    let p = Box::into_raw(make());
+                    std::mem::forget(unmade);
+                    valgrind::happens_before(self);
+                    // A swap, not a store: helgrind takes an atomic read-modify-write for a
+                    // read, so the threads that read the pointer before it was set do not
+                    // race with it.
+                    self.value.swap(p, Ordering::Release);
+                    self.state.store(MADE, Ordering::Release);
+                    futex_wake(&self.state, i32::MAX);
+                }
+                Err(MADE) => {}
+                Err(_) => futex_wait(&self.state, MAKING, None),
+            }
+            if let Some(v) = self.get() {
+                return v;
+            }
+        }
+    }
+
+    /// In a fork child, which has one thread: forgets a value its parent had made or was
+    /// making, so that the child's next `get_or_make` makes its own. The old value (if any)
+    /// is left as it is (its memory is the child's copy; never freed).
+    pub fn forget_in_child(&'static self) {
+        self.value.store(std::ptr::null_mut(), Ordering::Release);
+        self.state.store(EMPTY, Ordering::Release);
+    }
+}
+
+/// Sleeps while `word` holds `expected`, until woken or `timeout` passes (the caller
+/// looks again: a return says nothing).
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<&libc::timespec>) {
+    let timeout = timeout.map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: a futex wait on a valid, aligned u32 (returns at once if it no longer holds
+    // `expected`), with a null or valid timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            timeout,
+        );
+    }
+}
+
+/// Wakes up to `n` threads sleeping on `word`.
+fn futex_wake(word: &AtomicU32, n: i32) {
+    // SAFETY: a futex wake on a valid, aligned u32.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            n,
+        );
     }
 }
 
@@ -317,6 +379,11 @@ impl<T: 'static> Lock<T> {
 
 thread_local! {
     static FORK_GUARDS: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// True while this thread holds locks it took with `hold_for_fork`.
+pub fn holding_fork_locks() -> bool {
+    FORK_GUARDS.with(|g| !g.borrow().is_empty())
 }
 
 /// Releases, in reverse order, every lock the forking thread took with `hold_for_fork`.
@@ -359,15 +426,7 @@ impl Doorbell {
                 .is_ok()
         {
             self.rings.fetch_add(1, Ordering::SeqCst);
-            // SAFETY: a futex wake on a valid, aligned u32.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_futex,
-                    self.rings.as_ptr(),
-                    libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-                    1,
-                );
-            }
+            futex_wake(&self.rings, 1);
         }
     }
 
@@ -382,16 +441,7 @@ impl Doorbell {
                 tv_sec: (timeout_ms / 1000) as libc::time_t,
                 tv_nsec: ((timeout_ms % 1000) * 1_000_000) as _,
             };
-            // SAFETY: a futex wait on a valid, aligned u32 with a valid timeout.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_futex,
-                    self.rings.as_ptr(),
-                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                    seen,
-                    &ts as *const libc::timespec,
-                );
-            }
+            futex_wait(&self.rings, seen, Some(&ts));
         }
         self.state.store(AWAKE, Ordering::SeqCst);
     }
@@ -567,6 +617,34 @@ mod tests {
         let first = std::panic::catch_unwind(|| VALUE.get_or_make(|| panic!("not now")));
         assert!(first.is_err());
         assert!(VALUE.get().is_none());
+        assert_eq!(*VALUE.get_or_make(|| Box::new(3)), 3);
+        assert_eq!(*VALUE.get_or_make(|| Box::new(4)), 3);
+    }
+
+    /// What a fork child does with a value its parent's other thread was making, or had
+    /// made but the child cannot take over: forgotten, it is made again, once.
+    #[test]
+    fn published_is_made_afresh_after_forget_in_child() {
+        static VALUE: Published<u32> = Published::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let maker = std::thread::spawn(move || {
+            *VALUE.get_or_make(|| {
+                tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                Box::new(1)
+            })
+        });
+        rx.recv().unwrap();
+        assert!(VALUE.is_being_made() && VALUE.get().is_none());
+        // (A child has no maker: here the maker waits until the value is made again.)
+        VALUE.forget_in_child();
+        assert!(!VALUE.is_being_made());
+        assert_eq!(*VALUE.get_or_make(|| Box::new(2)), 2, "made again at once");
+        go_tx.send(()).unwrap();
+        let _ = maker.join();
+        VALUE.forget_in_child();
+        assert!(VALUE.get().is_none(), "a made value forgotten");
         assert_eq!(*VALUE.get_or_make(|| Box::new(3)), 3);
         assert_eq!(*VALUE.get_or_make(|| Box::new(4)), 3);
     }

@@ -22,7 +22,7 @@ mod lifecycle;
 mod per_func;
 
 use cross_process::LedgerLink;
-use lifecycle::{after_fork_child, after_fork_parent, at_exit, before_fork};
+use lifecycle::{at_exit, PARENT_OF_FORGETFUL_CHILD};
 
 static RUNTIME: Published<Runtime> = Published::new();
 
@@ -231,7 +231,7 @@ impl Runtime {
             finished: AtomicBool::new(false),
             started: AtomicBool::new(false),
             start_lock: Lock::new(()),
-            parent: AtomicI32::new(0),
+            parent: AtomicI32::new(PARENT_OF_FORGETFUL_CHILD.swap(0, Ordering::Relaxed)),
             quiet_memory: config.mode != Mode::Off && config.calls != crate::config::Calls::All,
             config,
         };
@@ -244,15 +244,11 @@ impl Runtime {
         // The `start` record is written by the first call past the boundary
         // (`ensure_started`), not here: asking the runtime for the bare tgid from inside
         // this initialisation could come back into it.
+        // (The fork handlers are registered when the library is loaded: lifecycle.rs.)
         if rt.config.mode != Mode::Off {
-            // SAFETY: registering plain extern "C" handlers.
+            // SAFETY: registering a plain extern "C" handler.
             unsafe {
                 libc::atexit(at_exit);
-                libc::pthread_atfork(
-                    Some(before_fork),
-                    Some(after_fork_parent),
-                    Some(after_fork_child),
-                );
             }
         }
         rt
