@@ -40,8 +40,9 @@ pub(crate) struct AllocTable {
     /// process's one counter that every thread would write.
     calls: u64,
     /// Addresses in this shard's granules that imports returned and closes gave back,
-    /// until the address is handed out again (by an allocation or an import): a free of
-    /// one is still a free of imported memory. Kept here, by address, so that an
+    /// until an allocation hands the address out again (an import that returns it again
+    /// leaves it here: see `ProcessState::import_of`): a free of one is still a free of
+    /// imported memory. Kept here, by address, so that an
     /// importer's close and the next allocation take only this shard's lock.
     // Spelled out, not as a type alias: cbindgen (the header's generator, which reads
     // every item of the crate) fails on an alias of a two-parameter HashSet.
@@ -127,6 +128,7 @@ impl AllocTable {
         best
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.recent_len + self.older.len()
     }
@@ -207,6 +209,7 @@ impl Allocs {
     }
 
     /// True while any shard remembers closed imports.
+    #[cfg(test)]
     pub(crate) fn has_closed(&self) -> bool {
         self.keys_or_imports.load(Ordering::SeqCst) >> KEY_PARTS != 0
     }
@@ -241,6 +244,7 @@ impl Allocs {
         (addr - base < size.max(1)).then_some((base, size))
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.0.lock().len()).sum()
     }

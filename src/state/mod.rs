@@ -197,10 +197,13 @@ impl ProcessState {
     }
 
     /// True while a free could break a rule: keys are open, or closed imports remembered.
+    /// (Tests: the allocation calls read the marks instead.)
+    #[cfg(test)]
     pub fn has_keys_or_imports(&self) -> bool {
         self.allocs.has_closed() || self.stripes.iter().any(|s| !s.0.lock().is_empty())
     }
 
+    #[cfg(test)]
     pub fn live_allocs(&self) -> usize {
         self.allocs.len()
     }
@@ -363,8 +366,8 @@ impl ProcessState {
         }
     }
 
-    /// True when `addr` was returned by an import, open or closed since (until the address
-    /// is handed out again by an allocation or import).
+    /// True when `addr` was returned by an import, open or closed since (until an
+    /// allocation hands the address out again).
     pub fn is_imported_addr(&self, addr: usize) -> bool {
         self.imported_addr_in(addr, None)
     }
