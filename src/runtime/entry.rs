@@ -173,11 +173,10 @@ fn checked_call<F: RealFn>(
     let (block, known) = contain(|| {
         let mut facts = per_func::facts_before(rt, func, &mut args);
         let findings = {
-            let key = args.key().and_then(KeyArg::fp);
             let view = facts
                 .held
                 .take()
-                .unwrap_or_else(|| rt.state.view(key.as_ref()));
+                .unwrap_or_else(|| rt.state.view(args.key().and_then(KeyArg::fp).as_ref()));
             check_before(&args, &view, &facts.me, &facts.ledger)
         };
         let block = !findings.is_empty() && rt.judge(func, findings);

@@ -68,8 +68,9 @@ impl<'a> View<'a> {
     }
 
     /// The key of an open export or import with identity `fp`, when it was given: as it
-    /// was when an answer named it, else from the held stripe, else from `fp`'s (taken for the question, when nothing is held or
-    /// it is free: see `ProcessState::each_stripe`).
+    /// was when an answer named it, else from the held stripe, else from `fp`'s (taken
+    /// for the question, when nothing is held or it is free: see
+    /// `ProcessState::each_stripe`).
     pub fn raw_key(&self, fp: &Fp) -> Option<Key> {
         if let Some((_, key)) = self.named.get().filter(|(f, _)| f == fp) {
             return key;
