@@ -2366,7 +2366,12 @@ fn text_event_lines_are_what_format_made_of_them() {
                 num: Some(3),
             },
         ),
-        ev(5, "fn\twith\u{7}controls", Some("failed"), Detail::Close { role: "importer" }),
+        ev(
+            5,
+            "fn\twith\u{7}controls",
+            Some("failed"),
+            Detail::Close { role: "importer" },
+        ),
         ev(0, "aclrtFree", None, Detail::Violation(Box::new(violation))),
     ];
     let mut want = String::new();

@@ -517,8 +517,8 @@ fn event_members(d: &Detail) -> &'static [M] {
             Desc, DevPtr, Event, Fn, Host, Pid, Process, Ret, Role, Seq, Status, Ts,
         ],
         Detail::Violation(_) => &[
-            Action, Desc, Event, Fn, Host, Message, Pid, Process, Ret, Rule, Seq, Severity,
-            Source, Status, Ts,
+            Action, Desc, Event, Fn, Host, Message, Pid, Process, Ret, Rule, Seq, Severity, Source,
+            Status, Ts,
         ],
     }
 }
