@@ -105,7 +105,9 @@ pub struct Sweep<'a> {
     last_free: Vec<Frees>,
     swept: Vec<u64>,
     /// Finished keys, in the order they finished, for the caller to take.
-    pub finished: Vec<(String, Vec<Event>)>,
+    /// (The fingerprint as kept in place: a `String` each was an allocation per key, freed
+    /// by the writer's thread.)
+    pub finished: Vec<(Fp, Vec<Event>)>,
 }
 
 /// The hash a fingerprint is counted under (two fingerprints of one hash only make each
@@ -465,7 +467,7 @@ impl<'a> Sweep<'a> {
                 imported.remove(&a);
             }
         }
-        self.finished.push((fp.to_string(), key.events));
+        self.finished.push((fp, key.events));
     }
 
     pub fn record(&mut self, r: &Rec) {
