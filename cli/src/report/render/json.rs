@@ -457,7 +457,47 @@ enum M {
     Type,
 }
 
+/// `,`, a new line, the indent of an event's member (four levels) and the member's name
+/// and `": "`, as one piece of text.
+macro_rules! member_line {
+    ($name:literal) => {
+        concat!(",\n        \"", $name, "\": ").as_bytes()
+    };
+}
+
 impl M {
+    /// What comes before member `self`'s value in an event written at depth 3 (after a
+    /// previous member; the first drops the leading `,`): one copy per member, not four.
+    fn line(self) -> &'static [u8] {
+        match self {
+            M::Action => member_line!("action"),
+            M::Address => member_line!("address"),
+            M::Attr => member_line!("attr"),
+            M::Desc => member_line!("desc"),
+            M::DevPtr => member_line!("devPtr"),
+            M::Event => member_line!("event"),
+            M::Flags => member_line!("flags"),
+            M::Fn => member_line!("fn"),
+            M::Host => member_line!("host"),
+            M::Message => member_line!("message"),
+            M::Num => member_line!("num"),
+            M::Pid => member_line!("pid"),
+            M::Pids => member_line!("pids"),
+            M::Process => member_line!("process"),
+            M::Ret => member_line!("ret"),
+            M::Role => member_line!("role"),
+            M::Rule => member_line!("rule"),
+            M::Seq => member_line!("seq"),
+            M::ServerPids => member_line!("serverPids"),
+            M::Severity => member_line!("severity"),
+            M::Size => member_line!("size"),
+            M::Source => member_line!("source"),
+            M::Status => member_line!("status"),
+            M::Ts => member_line!("ts"),
+            M::Type => member_line!("type"),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             M::Action => "action",
@@ -528,13 +568,16 @@ fn event_members(d: &Detail) -> &'static [M] {
 /// walked per event (that pass was an eighth of the report's CPU). `desc` is scratch
 /// room for the event's description.
 fn write_event(e: &Event, procs: &[Process], depth: usize, desc: &mut String, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\n");
+    out.push(b'{');
     for (i, &m) in event_members(&e.detail).iter().enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b",\n");
+        if depth == 3 {
+            // The member's line start in one piece (`M::line`), without its `,` first.
+            out.extend_from_slice(&m.line()[usize::from(i == 0)..]);
+        } else {
+            out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+            indent(out, depth + 1);
+            member_name(m.name(), out);
         }
-        indent(out, depth + 1);
-        member_name(m.name(), out);
         write_member(e, m, procs, depth + 1, desc, out);
     }
     out.push(b'\n');
@@ -851,6 +894,21 @@ mod tests {
             out.extend_from_slice(line);
         }
         out
+    }
+
+    #[test]
+    fn each_members_line_is_its_name_at_an_events_indent() {
+        use M::*;
+        let all = [
+            Action, Address, Attr, Desc, DevPtr, Event, Flags, Fn, Host, Message, Num, Pid, Pids,
+            Process, Ret, Role, Rule, Seq, ServerPids, Severity, Size, Source, Status, Ts, Type,
+        ];
+        for m in all {
+            let mut want = b",\n".to_vec();
+            indent(&mut want, 4);
+            member_name(m.name(), &mut want);
+            assert_eq!(m.line(), &want[..], "{m:?}");
+        }
     }
 
     #[test]
