@@ -216,23 +216,33 @@ pub fn named_fps(r: &Rec) -> [Option<&str>; 2] {
 /// key) of each, and the processes that wrote a `free.imported` (its record names no key).
 pub type Logged = (HashSet<(String, usize, Option<String>)>, HashSet<usize>);
 
-/// The ledger rule whose re-check needs to know whether a process was alive, which the
-/// logs cannot show for a killed process: with a shared ledger the shim's live verdict
-/// stands. The other ledger rules are judged from the records alone either way.
 /// The state of key `fp`, made when it is new (one lookup; `fp` is kept in place).
-/// A new key's timeline has room for this many events from the start: a key's life is
-/// mostly an export, a whitelist, an import and two closes, and growing the vector on the
-/// way (4, then 8) moved its events once per key (a twelfth of the sweep). Only keys in
-/// flight hold it: a finished key's events leave with it.
-const EVENTS_RESERVED: usize = 6;
-
 fn key_entry<'k>(keys: &'k mut FastMap<Fp, KeyState>, fp: &str) -> &'k mut KeyState {
+    key_entry_with_room(keys, fp, 0)
+}
+
+/// The most events a new key's timeline is made with room for ([`key_entry_with_room`]).
+const MOST_EVENTS_RESERVED: u64 = 16;
+
+/// [`key_entry`], a new key's timeline made with room for `room` events: an export knows
+/// how many records will name its key (the first reading counted them), about the
+/// events the key will have. Growing the vector on the way instead (4, then 8: a key's
+/// export, whitelist, import and two closes) moved its events once per key, a twelfth of
+/// the sweep, and left room for three events unused.
+fn key_entry_with_room<'k>(
+    keys: &'k mut FastMap<Fp, KeyState>,
+    fp: &str,
+    room: u64,
+) -> &'k mut KeyState {
     keys.entry(Fp::from(fp)).or_insert_with(|| KeyState {
-        events: Vec::with_capacity(EVENTS_RESERVED),
+        events: Vec::with_capacity(room.min(MOST_EVENTS_RESERVED) as usize),
         ..KeyState::default()
     })
 }
 
+/// The ledger rule whose re-check needs to know whether a process was alive, which the
+/// logs cannot show for a killed process: with a shared ledger the shim's live verdict
+/// stands. The other ledger rules are judged from the records alone either way.
 const LIVENESS_RULES: [&str; 1] = ["close.exporter-before-importers"];
 
 /// True when every process has a `start` record naming the same ledger directory (not
@@ -687,7 +697,9 @@ impl<'a> Sweep<'a> {
                 flags: c.flags,
             },
         );
-        let key = key_entry(&mut self.keys, fp);
+        // Streaming: the records that name the key, counted by the first reading.
+        let room = c.out_fp_count.flatten().unwrap_or(0);
+        let key = key_entry_with_room(&mut self.keys, fp, room);
         let events = std::mem::take(&mut key.events);
         *key = KeyState {
             export: Some(Export {

@@ -2396,16 +2396,16 @@ fn text_event_lines_are_what_format_made_of_them() {
     assert!(got.contains("\\u{a}") && got.contains("?  "), "{got}");
 }
 
-/// The sweep makes room for a few events per key and hashes each fingerprint once: a key
-/// with more events than that room, closed by its importer, by a process that never
-/// imported it and by its exporter, keeps every event in order, with each close's role,
-/// streamed or not.
+/// The sweep makes a new key room for as many events as records name it (16 at most)
+/// and hashes each fingerprint once: a key with more events than that room, closed by its
+/// importer, by a process that never imported it and by its exporter, keeps every event
+/// in order, with each close's role, streamed or not.
 #[test]
 fn a_key_with_many_events_keeps_them_all_in_order_and_their_roles() {
     let mut j = Job::new();
     j.start(A).start(B).start(C);
     j.export(A, FP, 0x1000, 0);
-    for n in 0..9 {
+    for n in 0..20 {
         j.setpid(A, FP, &[B, n + 1]);
     }
     j.import(B, FP, 0x9000)
@@ -2419,7 +2419,7 @@ fn a_key_with_many_events_keeps_them_all_in_order_and_their_roles() {
     let events = &r.keys[FP];
     let kinds: Vec<&str> = events.iter().map(Event::kind).collect();
     let mut want = vec!["export"];
-    want.extend(["whitelist"; 9]);
+    want.extend(["whitelist"; 20]);
     want.extend(["import", "close", "close", "close"]);
     assert_eq!(kinds, want);
     let roles: Vec<&str> = events
