@@ -118,6 +118,19 @@ impl PartialEq for Ts {
 
 impl Eq for Ts {}
 
+// Ordered as its text (a set of them is in the order a set of `String`s was).
+impl PartialOrd for Ts {
+    fn partial_cmp(&self, o: &Ts) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Ts {
+    fn cmp(&self, o: &Ts) -> std::cmp::Ordering {
+        self.as_str().cmp(o.as_str())
+    }
+}
+
 // Hashed and borrowed as its text, so that a map keyed by it is looked up by a `&str`.
 impl std::hash::Hash for Ts {
     fn hash<H: Hasher>(&self, h: &mut H) {

@@ -65,11 +65,12 @@ struct ProcState {
     /// Addresses this process got from a successful import, and of which key (ordered:
     /// when the process ends, the keys it still holds may finish together, and the order
     /// they are written in must not change from run to run).
-    imported: BTreeMap<u64, String>,
+    /// (Fingerprints kept in place, as the keys' own: no `String` on the heap per import.)
+    imported: BTreeMap<u64, Fp>,
     /// Keys this process exported, by the address their range starts at: a free is matched
     /// against the nearest export at or below its address, in logarithmic time. A set, since
     /// one buffer may be exported many times over (a new key each time).
-    exports: BTreeMap<u64, BTreeSet<String>>,
+    exports: BTreeMap<u64, BTreeSet<Fp>>,
     ended: bool,
     /// Violation records written, per rule, with their severity.
     written: HashMap<String, (u64, String)>,
@@ -405,7 +406,7 @@ impl<'a> Sweep<'a> {
         if self.pending.is_none() {
             return;
         }
-        let mut fps: Vec<String> = self.ps[p].exports.values().flatten().cloned().collect();
+        let mut fps: Vec<Fp> = self.ps[p].exports.values().flatten().cloned().collect();
         fps.extend(self.ps[p].imported.values().cloned());
         for fp in fps {
             self.maybe_finish(&fp);
@@ -415,7 +416,7 @@ impl<'a> Sweep<'a> {
     /// Streaming: process `p` has freed `a` for the last time; the keys waiting for that
     /// may be finished.
     fn last_free_of(&mut self, p: usize, a: u64) {
-        let mut fps: Vec<String> = self.ps[p].imported.get(&a).cloned().into_iter().collect();
+        let mut fps: Vec<Fp> = self.ps[p].imported.get(&a).cloned().into_iter().collect();
         if let Some((_, near)) = self.ps[p].exports.range(..=a).next_back() {
             fps.extend(near.iter().cloned());
         }
@@ -453,7 +454,11 @@ impl<'a> Sweep<'a> {
         }
         // A free of an address imported from it would still be judged against it.
         if key.import_addrs.iter().any(|&(p, a)| {
-            self.ps[p].imported.get(&a).is_some_and(|f| f == fp) && self.may_free(p, a, a)
+            self.ps[p]
+                .imported
+                .get(&a)
+                .is_some_and(|f| f.as_str() == fp)
+                && self.may_free(p, a, a)
         }) {
             return;
         }
@@ -715,7 +720,7 @@ impl<'a> Sweep<'a> {
         if let Some(dev) = c.dev_ptr {
             let at = self.ps[r.proc_idx].exports.entry(dev).or_default();
             if !at.contains(fp) {
-                at.insert(fp.to_owned());
+                at.insert(Fp::from(fp));
             }
         }
     }
@@ -830,7 +835,7 @@ impl<'a> Sweep<'a> {
             if self.pending.is_some() {
                 key.import_addrs.push((me, a));
             }
-            self.ps[me].imported.insert(a, fp.to_owned());
+            self.ps[me].imported.insert(a, Fp::from(fp));
         }
     }
 

@@ -2436,3 +2436,28 @@ fn a_key_with_many_events_keeps_them_all_in_order_and_their_roles() {
     assert!(events.windows(2).all(|w| w[0].ts_us <= w[1].ts_us));
     assert!(same_when_streamed(&j.inputs(), &r));
 }
+
+/// The sweep keeps a process's imported and exported fingerprints in place, in sets
+/// ordered as their text was when they were `String`s (the order keys that finish
+/// together are written in): short ones kept inline and long ones on the heap alike.
+#[test]
+fn fingerprints_kept_in_place_order_as_their_text() {
+    use crate::report::parse::Fp;
+    let long = "fp:".to_owned() + &"z".repeat(40);
+    let words = [
+        "fp:b",
+        "fp:a",
+        "fp:ab",
+        "",
+        "fp:\u{e9}",
+        long.as_str(),
+        "fp:B",
+        "fp:a\0",
+    ];
+    let mut by_text: Vec<&str> = words.to_vec();
+    by_text.sort();
+    let set: std::collections::BTreeSet<Fp> = words.iter().map(|w| Fp::from(*w)).collect();
+    let got: Vec<&str> = set.iter().map(|f| f.as_str()).collect();
+    assert_eq!(got, by_text);
+    assert!(set.contains("fp:ab") && !set.contains("fp:zz"));
+}
