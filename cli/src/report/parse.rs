@@ -118,6 +118,19 @@ impl PartialEq for Ts {
 
 impl Eq for Ts {}
 
+// Ordered as its text (a set of them is in the order a set of `String`s was).
+impl PartialOrd for Ts {
+    fn partial_cmp(&self, o: &Ts) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Ts {
+    fn cmp(&self, o: &Ts) -> std::cmp::Ordering {
+        self.as_str().cmp(o.as_str())
+    }
+}
+
 // Hashed and borrowed as its text, so that a map keyed by it is looked up by a `&str`.
 impl std::hash::Hash for Ts {
     fn hash<H: Hasher>(&self, h: &mut H) {
@@ -330,7 +343,10 @@ impl<'a, const N: usize> Members<'a, N> {
     /// A string member that is short as a [`Ts`]: not copied to the heap when written
     /// plainly and short.
     fn short(&self, name: &str) -> Option<Ts> {
-        let v = self.get(name)?;
+        self.short_of(self.get(name)?)
+    }
+    /// [`Members::short`] of the raw value `v`, one of this object's.
+    fn short_of(&self, v: &str) -> Option<Ts> {
         if v.len() >= 2 && v.starts_with('"') && self.unescaped(v) && !serde_only() {
             return Some(Ts::from(&v[1..v.len() - 1]));
         }
@@ -1021,38 +1037,53 @@ fn body(event: &str, obj: &Members<'_, 25>, lean: bool) -> Body {
     }
 }
 
+/// Where each member of a call's `args` ([`ARGS`]) and `out` ([`OUT`]) is kept: the call's
+/// members are taken by place, not looked up by name a dozen times a line (a test holds
+/// these to the names).
+const ARG_KEY_FP: usize = 0;
+const ARG_DEV_PTR: usize = 1;
+const ARG_SIZE: usize = 2;
+const ARG_FLAGS: usize = 3;
+const ARG_NUM: usize = 4;
+const ARG_PID: usize = 5;
+const ARG_SERVER_PIDS: usize = 6;
+const ARG_TYPE: usize = 7;
+const ARG_ATTR: usize = 8;
+const OUT_DEV_PTR: usize = 0;
+const OUT_KEY_FP: usize = 1;
+const OUT_PID: usize = 2;
+
 /// What a call's `args` and `out` say, into `call`: only what the census uses when `lean`.
 fn call_args(call: &mut Call, args: &Members<'_, 9>, out: &Members<'_, 3>, lean: bool) {
-    call.key_fp = args.short("key_fp");
-    call.dev_ptr = addr(args.get("devPtr"));
-    call.out_key_fp = out.short("key_fp");
+    debug_assert!(std::ptr::eq(args.names, ARGS) && std::ptr::eq(out.names, OUT));
+    let (a, o) = (&args.raw, &out.raw);
+    call.key_fp = a[ARG_KEY_FP].and_then(|v| args.short_of(v));
+    call.dev_ptr = addr(a[ARG_DEV_PTR]);
+    call.out_key_fp = o[OUT_KEY_FP].and_then(|v| out.short_of(v));
     if lean {
         return;
     }
-    call.size = args.u64("size");
-    call.flags = args.u64("flags");
-    call.num = args.u64("num");
-    call.pids = PidArg::from(args.get("pid"));
-    call.server_pids = args
-        .get("serverPids")
-        .filter(|v| v.starts_with('['))
-        .map(|a| {
-            elements(a)
-                .into_iter()
-                .map(|e| {
-                    let e = members(e, SERVER).unwrap_or(Members {
-                        names: SERVER,
-                        raw: [None; 2],
-                        plain: false,
-                    });
-                    (e.u64("sdid").unwrap_or(0), pid_list(e.get("pid")))
-                })
-                .collect()
-        });
-    call.attr_type = args.u64("type");
-    call.attr = args.u64("attr");
-    call.out_dev_ptr = addr(out.get("devPtr"));
-    call.out_pid = out.i64("pid");
+    call.size = a[ARG_SIZE].and_then(as_u64);
+    call.flags = a[ARG_FLAGS].and_then(as_u64);
+    call.num = a[ARG_NUM].and_then(as_u64);
+    call.pids = PidArg::from(a[ARG_PID]);
+    call.server_pids = a[ARG_SERVER_PIDS].filter(|v| v.starts_with('[')).map(|a| {
+        elements(a)
+            .into_iter()
+            .map(|e| {
+                let e = members(e, SERVER).unwrap_or(Members {
+                    names: SERVER,
+                    raw: [None; 2],
+                    plain: false,
+                });
+                (e.u64("sdid").unwrap_or(0), pid_list(e.get("pid")))
+            })
+            .collect()
+    });
+    call.attr_type = a[ARG_TYPE].and_then(as_u64);
+    call.attr = a[ARG_ATTR].and_then(as_u64);
+    call.out_dev_ptr = addr(o[OUT_DEV_PTR]);
+    call.out_pid = o[OUT_PID].and_then(as_i64);
 }
 
 /// The hash of a line (see [`Rec::hash`]).
@@ -1496,6 +1527,28 @@ mod tests {
         for (i, n) in ARGS.iter().enumerate() {
             assert_eq!(find(ARGS, n), Some(i), "{n}");
             assert_eq!(args_slot(n), Some(i), "{n}");
+        }
+        // The places `call_args` takes a call's members from.
+        let places = [
+            (ARG_KEY_FP, "key_fp"),
+            (ARG_DEV_PTR, "devPtr"),
+            (ARG_SIZE, "size"),
+            (ARG_FLAGS, "flags"),
+            (ARG_NUM, "num"),
+            (ARG_PID, "pid"),
+            (ARG_SERVER_PIDS, "serverPids"),
+            (ARG_TYPE, "type"),
+            (ARG_ATTR, "attr"),
+        ];
+        for (i, n) in places {
+            assert_eq!(ARGS[i], n);
+        }
+        for (i, n) in [
+            (OUT_DEV_PTR, "devPtr"),
+            (OUT_KEY_FP, "key_fp"),
+            (OUT_PID, "pid"),
+        ] {
+            assert_eq!(OUT[i], n);
         }
         for (i, n) in OUT.iter().enumerate() {
             assert_eq!(find(OUT, n), Some(i), "{n}");

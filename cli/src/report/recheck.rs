@@ -65,11 +65,12 @@ struct ProcState {
     /// Addresses this process got from a successful import, and of which key (ordered:
     /// when the process ends, the keys it still holds may finish together, and the order
     /// they are written in must not change from run to run).
-    imported: BTreeMap<u64, String>,
+    /// (Fingerprints kept in place, as the keys' own: no `String` on the heap per import.)
+    imported: BTreeMap<u64, Fp>,
     /// Keys this process exported, by the address their range starts at: a free is matched
     /// against the nearest export at or below its address, in logarithmic time. A set, since
     /// one buffer may be exported many times over (a new key each time).
-    exports: BTreeMap<u64, BTreeSet<String>>,
+    exports: BTreeMap<u64, BTreeSet<Fp>>,
     ended: bool,
     /// Violation records written, per rule, with their severity.
     written: HashMap<String, (u64, String)>,
@@ -105,7 +106,9 @@ pub struct Sweep<'a> {
     last_free: Vec<Frees>,
     swept: Vec<u64>,
     /// Finished keys, in the order they finished, for the caller to take.
-    pub finished: Vec<(String, Vec<Event>)>,
+    /// (The fingerprint as kept in place: a `String` each was an allocation per key, freed
+    /// by the writer's thread.)
+    pub finished: Vec<(Fp, Vec<Event>)>,
 }
 
 /// The hash a fingerprint is counted under (two fingerprints of one hash only make each
@@ -214,14 +217,33 @@ pub fn named_fps(r: &Rec) -> [Option<&str>; 2] {
 /// key) of each, and the processes that wrote a `free.imported` (its record names no key).
 pub type Logged = (HashSet<(String, usize, Option<String>)>, HashSet<usize>);
 
+/// The state of key `fp`, made when it is new (one lookup; `fp` is kept in place).
+fn key_entry<'k>(keys: &'k mut FastMap<Fp, KeyState>, fp: &str) -> &'k mut KeyState {
+    key_entry_with_room(keys, fp, 0)
+}
+
+/// The most events a new key's timeline is made with room for ([`key_entry_with_room`]).
+const MOST_EVENTS_RESERVED: u64 = 16;
+
+/// [`key_entry`], a new key's timeline made with room for `room` events: an export knows
+/// how many records will name its key (the first reading counted them), about the
+/// events the key will have. Growing the vector on the way instead (4, then 8: a key's
+/// export, whitelist, import and two closes) moved its events once per key, a twelfth of
+/// the sweep, and left room for three events unused.
+fn key_entry_with_room<'k>(
+    keys: &'k mut FastMap<Fp, KeyState>,
+    fp: &str,
+    room: u64,
+) -> &'k mut KeyState {
+    keys.entry(Fp::from(fp)).or_insert_with(|| KeyState {
+        events: Vec::with_capacity(room.min(MOST_EVENTS_RESERVED) as usize),
+        ..KeyState::default()
+    })
+}
+
 /// The ledger rule whose re-check needs to know whether a process was alive, which the
 /// logs cannot show for a killed process: with a shared ledger the shim's live verdict
 /// stands. The other ledger rules are judged from the records alone either way.
-/// The state of key `fp`, made when it is new (one lookup; `fp` is kept in place).
-fn key_entry<'k>(keys: &'k mut FastMap<Fp, KeyState>, fp: &str) -> &'k mut KeyState {
-    keys.entry(Fp::from(fp)).or_default()
-}
-
 const LIVENESS_RULES: [&str; 1] = ["close.exporter-before-importers"];
 
 /// True when every process has a `start` record naming the same ledger directory (not
@@ -363,13 +385,18 @@ impl<'a> Sweep<'a> {
             Body::Call(c) => c.out_fp_count,
             _ => None,
         };
+        // Each fingerprint hashed once, for its count and for the look at its key.
+        let mut hashes = [0u64; 2];
         for (i, fp) in named.into_iter().enumerate() {
             if let Some(fp) = fp {
-                pending.count_down(fp_hash(fp), if i == 1 { counted } else { None });
+                hashes[i] = fp_hash(fp);
+                pending.count_down(hashes[i], if i == 1 { counted } else { None });
             }
         }
-        for fp in named.into_iter().flatten() {
-            self.maybe_finish(fp);
+        for (fp, h) in named.into_iter().zip(hashes) {
+            if let Some(fp) = fp {
+                self.maybe_finish_hashed(fp, h);
+            }
         }
     }
 
@@ -379,7 +406,7 @@ impl<'a> Sweep<'a> {
         if self.pending.is_none() {
             return;
         }
-        let mut fps: Vec<String> = self.ps[p].exports.values().flatten().cloned().collect();
+        let mut fps: Vec<Fp> = self.ps[p].exports.values().flatten().cloned().collect();
         fps.extend(self.ps[p].imported.values().cloned());
         for fp in fps {
             self.maybe_finish(&fp);
@@ -389,7 +416,7 @@ impl<'a> Sweep<'a> {
     /// Streaming: process `p` has freed `a` for the last time; the keys waiting for that
     /// may be finished.
     fn last_free_of(&mut self, p: usize, a: u64) {
-        let mut fps: Vec<String> = self.ps[p].imported.get(&a).cloned().into_iter().collect();
+        let mut fps: Vec<Fp> = self.ps[p].imported.get(&a).cloned().into_iter().collect();
         if let Some((_, near)) = self.ps[p].exports.range(..=a).next_back() {
             fps.extend(near.iter().cloned());
         }
@@ -401,15 +428,22 @@ impl<'a> Sweep<'a> {
     /// Streaming: writes key `fp` out (to `finished`) when no record to come names it and
     /// no free of its memory can come (freed, or its exporter ended).
     fn maybe_finish(&mut self, fp: &str) {
+        self.maybe_finish_hashed(fp, fp_hash(fp));
+    }
+
+    /// [`Sweep::maybe_finish`] of `fp`, whose [`fp_hash`] is `h`.
+    fn maybe_finish_hashed(&mut self, fp: &str, h: u64) {
         let Some(pending) = self.pending.as_ref() else {
             return;
         };
+        // The count first: most records leave their key's above 0, and it is a number's
+        // look-up, not a string's.
+        if pending.get(h) > 0 {
+            return;
+        }
         let Some(key) = self.keys.get(fp) else {
             return;
         };
-        if pending.get(fp_hash(fp)) > 0 {
-            return;
-        }
         if let Some(ex) = &key.export {
             if let (Some(dev), Some(size), false) = (ex.dev, ex.size, key.freed) {
                 let end = dev.saturating_add(size.saturating_sub(1));
@@ -420,7 +454,11 @@ impl<'a> Sweep<'a> {
         }
         // A free of an address imported from it would still be judged against it.
         if key.import_addrs.iter().any(|&(p, a)| {
-            self.ps[p].imported.get(&a).is_some_and(|f| f == fp) && self.may_free(p, a, a)
+            self.ps[p]
+                .imported
+                .get(&a)
+                .is_some_and(|f| f.as_str() == fp)
+                && self.may_free(p, a, a)
         }) {
             return;
         }
@@ -444,7 +482,7 @@ impl<'a> Sweep<'a> {
                 imported.remove(&a);
             }
         }
-        self.finished.push((fp.to_string(), key.events));
+        self.finished.push((fp, key.events));
     }
 
     pub fn record(&mut self, r: &Rec) {
@@ -664,7 +702,9 @@ impl<'a> Sweep<'a> {
                 flags: c.flags,
             },
         );
-        let key = key_entry(&mut self.keys, fp);
+        // Streaming: the records that name the key, counted by the first reading.
+        let room = c.out_fp_count.flatten().unwrap_or(0);
+        let key = key_entry_with_room(&mut self.keys, fp, room);
         let events = std::mem::take(&mut key.events);
         *key = KeyState {
             export: Some(Export {
@@ -680,7 +720,7 @@ impl<'a> Sweep<'a> {
         if let Some(dev) = c.dev_ptr {
             let at = self.ps[r.proc_idx].exports.entry(dev).or_default();
             if !at.contains(fp) {
-                at.insert(fp.to_owned());
+                at.insert(Fp::from(fp));
             }
         }
     }
@@ -795,7 +835,7 @@ impl<'a> Sweep<'a> {
             if self.pending.is_some() {
                 key.import_addrs.push((me, a));
             }
-            self.ps[me].imported.insert(a, fp.to_owned());
+            self.ps[me].imported.insert(a, Fp::from(fp));
         }
     }
 
@@ -805,19 +845,20 @@ impl<'a> Sweep<'a> {
         };
         let me = r.proc_idx;
         let key = key_entry(&mut self.keys, fp);
-        let role = match &key.export {
-            Some(ex) if ex.proc_idx == me => "exporter",
-            _ if key.ever_imported.contains(&me) => "importer",
-            Some(_) => "neither exporter nor importer",
-            None => "unknown (export not in the logs)",
+        // Told apart by number below (matching the words again was a string compare per close).
+        let (role, which) = match &key.export {
+            Some(ex) if ex.proc_idx == me => ("exporter", 0),
+            _ if key.ever_imported.contains(&me) => ("importer", 1),
+            Some(_) => ("neither exporter nor importer", 2),
+            None => ("unknown (export not in the logs)", 2),
         };
         let ev = Self::event(r, c, Detail::Close { role });
         key.events.push(ev);
         if !c.ok() {
             return;
         }
-        match role {
-            "exporter" => {
+        match which {
+            0 => {
                 key.closed = true;
                 let open: Vec<&str> = key
                     .importers
@@ -834,7 +875,7 @@ impl<'a> Sweep<'a> {
                     self.flag(r, c, CLOSE_ORDER, Some(fp), msg);
                 }
             }
-            "importer" => {
+            1 => {
                 if let Some(refs) = key.importers.get_mut(&me) {
                     *refs = refs.saturating_sub(1);
                 }

@@ -23,7 +23,7 @@
 
 use super::fasthash::FastMap;
 use super::model::{Event, FileInfo, Gap, Process, Report, Skipped, TraceRecords};
-use super::parse::{self, Body, Line, Rec};
+use super::parse::{self, Body, Fp, Line, Rec};
 use super::processes::{self, Identifier, ProcKey};
 use super::recheck::{self, Sweep};
 use super::render;
@@ -1160,8 +1160,10 @@ fn merge<'a>(
     // part of the work), a bounded queue of them at a time: a few batches smooth the
     // hand-over; more only hold memory while the writer waits on a slow disk (64 batches
     // held about 3 MiB of keys when each write took 3 ms).
-    const KEY_BATCHES_QUEUED: usize = 4;
-    let (tx, rx) = sync_channel::<Vec<(String, Vec<Event>)>>(KEY_BATCHES_QUEUED);
+    // Two batches of 64 keys hold as many keys as four of 32 did, with half the wake-ups
+    // of the writer.
+    const KEY_BATCHES_QUEUED: usize = 2;
+    let (tx, rx) = sync_channel::<Vec<(Fp, Vec<Event>)>>(KEY_BATCHES_QUEUED);
     let (judged, written) = std::thread::scope(|s| {
         let writer = s.spawn(move || -> (Sink<'a>, io::Result<()>) {
             let drain = first.is_some();
@@ -1196,8 +1198,8 @@ fn merge<'a>(
             (sink, res)
         });
         let mut judged = (|| {
-            const KEYS_PER_SEND: usize = 32;
-            let mut done = Vec::new();
+            const KEYS_PER_SEND: usize = 64;
+            let mut done = Vec::with_capacity(KEYS_PER_SEND);
             // Each file's next record stays in its batch; the heap orders the files' numbers.
             for f in feeds.iter_mut().flatten() {
                 f.fill();
@@ -1224,7 +1226,14 @@ fn merge<'a>(
                     done.append(&mut sweep.finished);
                     // A few keys at a time: fewer wake-ups of the writer. A writer gone
                     // (a write failed) tells why below.
-                    if done.len() >= KEYS_PER_SEND && tx.send(std::mem::take(&mut done)).is_err() {
+                    if done.len() >= KEYS_PER_SEND
+                        && tx
+                            .send(std::mem::replace(
+                                &mut done,
+                                Vec::with_capacity(KEYS_PER_SEND),
+                            ))
+                            .is_err()
+                    {
                         break;
                     }
                 }
@@ -1236,7 +1245,8 @@ fn merge<'a>(
         })();
         if let Some(j) = &mut judged {
             at_end = j.keys.len();
-            let _ = tx.send(std::mem::take(&mut j.keys).into_iter().collect());
+            let left = std::mem::take(&mut j.keys).into_iter();
+            let _ = tx.send(left.map(|(fp, events)| (Fp::from(fp), events)).collect());
         }
         drop(tx);
         (judged, writer.join().ok())

@@ -2291,3 +2291,173 @@ fn an_output_closed_while_keys_go_straight_out_still_gives_the_verdict() {
     let got: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(got, serde_json::from_str::<Value>(&whole).unwrap());
 }
+
+/// The text report writes each event's line in place, padding by characters: lines that
+/// defeat an ASCII-only, byte-counted or escape-free writer (a host with `ô` in the tag, a
+/// function name longer than its column or holding control characters, a violation whose
+/// message holds a newline) come out as `format!` and `clean` made them.
+#[test]
+fn text_event_lines_are_what_format_made_of_them() {
+    use crate::report::parse::PidArg;
+    let proc_ = |tag: &str| Process {
+        pid: 7,
+        tag: tag.into(),
+        host: Some("hôst".into()),
+        start_ts: None,
+        version: None,
+        mode: None,
+        exe: None,
+        ledger: None,
+        bare_tgid: None,
+        parent_pid: None,
+        parent: None,
+        end: End::Unknown,
+        first_seq: 1,
+        last_seq: 2,
+        last_ts: String::new(),
+        records: 0,
+        files: Vec::new(),
+        dropped: None,
+        has_start: false,
+    };
+    let procs = vec![proc_("7@hôst"), proc_("1234567890@a-long-host")];
+    let ev = |process: usize, func: &str, status: Option<&'static str>, detail: Detail| Event {
+        ts: "2026-12-02T02:07:07.483502Z".into(),
+        ts_us: 0,
+        process,
+        pid: 7,
+        seq: 3,
+        func: func.to_owned().into(),
+        ret: status.map(|_| 0),
+        status,
+        detail,
+    };
+    let violation = Violation {
+        rule: "free.imported".into(),
+        severity: "error".into(),
+        process: 0,
+        pid: 7,
+        func: "aclrtFree".into(),
+        key_fp: Some("fp:1".into()),
+        source: Source::Log,
+        ts: "t".into(),
+        ts_us: 0,
+        seq: 3,
+        message: "two\nlines \u{1b}[31m é".into(),
+        action: Some("reported".into()),
+    };
+    let events = vec![
+        ev(
+            0,
+            "aclrtIpcMemGetExportKey",
+            Some("ok"),
+            Detail::Export {
+                dev_ptr: Some(0x1000),
+                size: Some(8),
+                flags: Some(0),
+            },
+        ),
+        ev(
+            1,
+            "éééééééééééééééééééééééééééééééééééé_longer_than_31",
+            Some("blocked"),
+            Detail::Whitelist {
+                pids: PidArg::Unread("\"\t\"".into()),
+                num: Some(3),
+            },
+        ),
+        ev(
+            5,
+            "fn\twith\u{7}controls",
+            Some("failed"),
+            Detail::Close { role: "importer" },
+        ),
+        ev(0, "aclrtFree", None, Detail::Violation(Box::new(violation))),
+    ];
+    let mut want = String::new();
+    want.push_str(&format!(
+        "  fp:x  exported by pid {} at {}\n",
+        procs[0].tag, events[0].ts
+    ));
+    for e in &events {
+        let line = format!(
+            "{}  pid {:<7} {:<11} {:<31} {:<7} {}",
+            e.ts,
+            procs.get(e.process).map_or("?", |p| p.tag.as_str()),
+            e.kind(),
+            e.func,
+            e.status.unwrap_or("-"),
+            render::describe(e)
+        );
+        want.push_str(&format!("    {}\n", render::clean(line)));
+    }
+    let got = render::key_text("fp:x", &events, &procs);
+    assert_eq!(got, want);
+    assert!(got.contains("\\u{a}") && got.contains("?  "), "{got}");
+}
+
+/// The sweep makes a new key room for as many events as records name it (16 at most)
+/// and hashes each fingerprint once: a key with more events than that room, closed by its
+/// importer, by a process that never imported it and by its exporter, keeps every event
+/// in order, with each close's role, streamed or not.
+#[test]
+fn a_key_with_many_events_keeps_them_all_in_order_and_their_roles() {
+    let mut j = Job::new();
+    j.start(A).start(B).start(C);
+    j.export(A, FP, 0x1000, 0);
+    for n in 0..20 {
+        j.setpid(A, FP, &[B, n + 1]);
+    }
+    j.import(B, FP, 0x9000)
+        .close(B, FP)
+        .close(C, FP)
+        .close(A, FP)
+        .summary(A)
+        .summary(B)
+        .summary(C);
+    let r = j.report();
+    let events = &r.keys[FP];
+    let kinds: Vec<&str> = events.iter().map(Event::kind).collect();
+    let mut want = vec!["export"];
+    want.extend(["whitelist"; 20]);
+    want.extend(["import", "close", "close", "close"]);
+    assert_eq!(kinds, want);
+    let roles: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e.detail {
+            Detail::Close { role } => Some(role),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        ["importer", "neither exporter nor importer", "exporter"]
+    );
+    assert!(events.windows(2).all(|w| w[0].ts_us <= w[1].ts_us));
+    assert!(same_when_streamed(&j.inputs(), &r));
+}
+
+/// The sweep keeps a process's imported and exported fingerprints in place, in sets
+/// ordered as their text was when they were `String`s (the order keys that finish
+/// together are written in): short ones kept inline and long ones on the heap alike.
+#[test]
+fn fingerprints_kept_in_place_order_as_their_text() {
+    use crate::report::parse::Fp;
+    let long = "fp:".to_owned() + &"z".repeat(40);
+    let words = [
+        "fp:b",
+        "fp:a",
+        "fp:ab",
+        "",
+        "fp:\u{e9}",
+        long.as_str(),
+        "fp:B",
+        "fp:a\0",
+    ];
+    let mut by_text: Vec<&str> = words.to_vec();
+    by_text.sort();
+    let set: std::collections::BTreeSet<Fp> = words.iter().map(|w| Fp::from(*w)).collect();
+    let got: Vec<&str> = set.iter().map(|f| f.as_str()).collect();
+    assert_eq!(got, by_text);
+    assert!(set.contains("fp:ab") && !set.contains("fp:zz"));
+}

@@ -2,7 +2,7 @@
 //! timeline per key, then whatever was lost or skipped, and the verdict last.
 
 use super::super::model::{End, Event, Process, Report, Source, Violation};
-use super::{clean, describe, plural, tag};
+use super::{clean, plural, tag};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -83,16 +83,40 @@ fn violation_line(v: &Violation, procs: &[Process]) -> String {
     ))
 }
 
-fn event_line(e: &Event, procs: &[Process]) -> String {
-    clean(format!(
-        "{}  pid {:<7} {:<11} {:<31} {:<7} {}",
-        e.ts,
-        tag(procs, e.process),
-        e.kind(),
-        e.func,
-        e.status.unwrap_or("-"),
-        describe(e)
-    ))
+/// `s` and the spaces that make it `width` characters at least (as `{:<width}` pads).
+fn padded(o: &mut String, s: &str, width: usize) {
+    o.push_str(s);
+    let n = if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    };
+    for _ in n..width {
+        o.push(' ');
+    }
+}
+
+/// One event's line, `{ts}  pid {tag:<7} {kind:<11} {fn:<31} {status:<7} {desc}` and
+/// [`clean`]ed, appended to `o` (no newline): written in place, not formatted into a
+/// `String` of its own with another for its description (a sixth of the text report).
+fn event_line_into(e: &Event, procs: &[Process], o: &mut String) {
+    let start = o.len();
+    o.push_str(&e.ts);
+    o.push_str("  pid ");
+    padded(o, tag(procs, e.process), 7);
+    o.push(' ');
+    padded(o, e.kind(), 11);
+    o.push(' ');
+    padded(o, &e.func, 31);
+    o.push(' ');
+    padded(o, e.status.unwrap_or("-"), 7);
+    o.push(' ');
+    super::describe_into(e, o);
+    // Control characters are escaped in the line as a whole (after the padding, as before).
+    if o[start..].chars().any(char::is_control) {
+        let line = o.split_off(start);
+        o.push_str(&clean(line));
+    }
 }
 
 fn key_heading(events: &[Event], procs: &[Process]) -> String {
@@ -113,8 +137,11 @@ fn key_heading(events: &[Event], procs: &[Process]) -> String {
 pub fn key_text(fp: &str, events: &[Event], procs: &[Process]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "  {fp}  {}", key_heading(events, procs));
+    o.reserve(events.len() * 160);
     for e in events {
-        let _ = writeln!(o, "    {}", event_line(e, procs));
+        o.push_str("    ");
+        event_line_into(e, procs, &mut o);
+        o.push('\n');
     }
     o
 }
