@@ -5,12 +5,6 @@
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-thread_local! {
-    // `const` initialisation with a type that needs no destructor: the access is plain
-    // TLS, with no allocation and no destructor registration, safe at any time.
-    static TID: Cell<i32> = const { Cell::new(0) };
-}
-
 /// The re-entry flag, one byte per thread, in the initial-exec TLS model: its address is
 /// the thread pointer plus an offset the dynamic linker fixes at load time, two
 /// instructions and no call. A `thread_local!` in a shared library is general-dynamic:
@@ -35,6 +29,18 @@ mod flag {
         "acl_ipc_guard_inside:",
         ".zero 1",
         ".popsection",
+        // The thread's kernel id, cached (`tid`): 0 until asked, in the same model, so
+        // that a record's tid costs two instructions instead of a call into the dynamic
+        // linker.
+        ".pushsection .tbss.acl_ipc_guard_tid,\"awT\",@nobits",
+        ".balign 4",
+        ".globl acl_ipc_guard_tid",
+        ".hidden acl_ipc_guard_tid",
+        ".type acl_ipc_guard_tid,@object",
+        ".size acl_ipc_guard_tid,4",
+        "acl_ipc_guard_tid:",
+        ".zero 4",
+        ".popsection",
     );
 
     /// This thread's flag (valid for as long as the thread lives).
@@ -54,6 +60,23 @@ mod flag {
         }
         p
     }
+
+    /// This thread's cached kernel id (0: not asked yet), valid as long as the thread.
+    #[inline(always)]
+    pub fn tid() -> *const Cell<i32> {
+        let p: *const Cell<i32>;
+        // SAFETY: as in `get`, for the 4-byte, 4-aligned `acl_ipc_guard_tid`, which only
+        // `Cell<i32>` ever writes.
+        unsafe {
+            std::arch::asm!(
+                "mov {p}, qword ptr fs:[0]",
+                "add {p}, qword ptr [rip + acl_ipc_guard_tid@GOTTPOFF]",
+                p = out(reg) p,
+                options(pure, readonly, nostack),
+            );
+        }
+        p
+    }
 }
 
 /// The re-entry flag elsewhere: a plain `thread_local!`.
@@ -62,7 +85,10 @@ mod flag {
     use std::cell::Cell;
 
     thread_local! {
+        // `const` initialisation with types that need no destructor: the access is plain
+        // TLS, with no allocation and no destructor registration, safe at any time.
         static INSIDE: Cell<bool> = const { Cell::new(false) };
+        static TID: Cell<i32> = const { Cell::new(0) };
     }
 
     /// This thread's flag (valid for as long as the thread lives: a `const`
@@ -70,6 +96,12 @@ mod flag {
     #[inline(always)]
     pub fn get() -> *const Cell<bool> {
         INSIDE.with(|c| c as *const Cell<bool>)
+    }
+
+    /// This thread's cached kernel id (0: not asked yet).
+    #[inline(always)]
+    pub fn tid() -> *const Cell<i32> {
+        TID.with(|c| c as *const Cell<i32>)
     }
 }
 
@@ -123,21 +155,22 @@ pub fn contain_inline<T>(f: impl FnOnce() -> T) -> Option<T> {
 
 /// This thread's kernel thread id, cached.
 pub fn tid() -> i32 {
-    TID.with(|c| {
-        let t = c.get();
-        if t != 0 {
-            return t;
-        }
-        // SAFETY: gettid has no preconditions.
-        let t = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
-        c.set(t);
-        t
-    })
+    // SAFETY: this thread's cell, alive as long as the thread.
+    let c = unsafe { &*flag::tid() };
+    let t = c.get();
+    if t != 0 {
+        return t;
+    }
+    // SAFETY: gettid has no preconditions.
+    let t = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    c.set(t);
+    t
 }
 
 /// After fork the forking thread has a new id (the child's pid).
 pub fn reset_tid_after_fork() {
-    TID.with(|c| c.set(0));
+    // SAFETY: this thread's cell, alive as long as the thread.
+    unsafe { (*flag::tid()).set(0) };
 }
 
 #[cfg(test)]

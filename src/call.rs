@@ -149,6 +149,30 @@ impl Args {
 }
 
 impl Args {
+    /// Drops arguments that were not handed to a record. Only the pid-list variants own
+    /// memory; the others are forgotten after one inline compare, where the out-of-line
+    /// drop glue was a call and a jump table on every call. The match names every variant,
+    /// so that a new one must say whether it owns memory.
+    #[inline(always)]
+    pub fn dispose(self) {
+        let owns_memory = match &self {
+            Args::SetImportPid { .. } | Args::ImportPidInterServer { .. } => true,
+            Args::GetExportKey { .. }
+            | Args::ImportByKey { .. }
+            | Args::SetAttr { .. }
+            | Args::Close { .. }
+            | Args::DeviceGetBareTgid { .. }
+            | Args::Malloc { .. }
+            | Args::Free { .. } => false,
+        };
+        if owns_memory {
+            drop(self);
+        } else {
+            // Nothing to free: these variants hold no Vec, Box or other owner.
+            std::mem::forget(self);
+        }
+    }
+
     /// After a successful export, reads the key the runtime wrote into `key_buf`.
     ///
     /// # Safety

@@ -802,7 +802,27 @@ impl Map {
     /// and keeps it (the previous holder exited: the word said so). A word that holds
     /// anything else (another process's thread, waiters, a foreign layout) is left alone,
     /// and this process's liveness is then told by its liveness lock only.
+    ///
+    /// Inline: the common case (this process's holder still holds the word, under this
+    /// ticket) is a few loads on every lock of the ledger; anything else is `arm_slow`.
+    #[inline]
     pub fn arm(&self, slot: u32, ticket: u64) {
+        if let Some(l) = self.live(slot) {
+            let mine = self.armed.load(Ordering::Relaxed);
+            if mine >> 32 == u64::from(slot)
+                && mine as u32 != 0
+                && word_of(l.mutex.get()).load(Ordering::Acquire) & FUTEX_TID_MASK == mine as u32
+                && l.ticket.load(Ordering::Relaxed) == ticket
+            {
+                return;
+            }
+        }
+        self.arm_slow(slot, ticket);
+    }
+
+    /// `arm` when the word is not simply held already: everything, looked at afresh.
+    #[inline(never)]
+    fn arm_slow(&self, slot: u32, ticket: u64) {
         let Some(l) = self.live(slot) else {
             return;
         };
@@ -906,10 +926,24 @@ impl Map {
     /// Takes the lock. A holder that died is recovered from (the mutex is made consistent
     /// and the data repaired); a holder that keeps it longer than LOCK_TIMEOUT makes this
     /// fail with ETIMEDOUT.
+    #[inline]
     pub fn lock(&self) -> Result<Guard<'_>, i32> {
         let m = self.mutex();
         // SAFETY: m is an initialised process-shared mutex in our mapping.
-        let mut r = unsafe { libc::pthread_mutex_trylock(m) };
+        let r = unsafe { libc::pthread_mutex_trylock(m) };
+        if r == 0 {
+            return Ok(Guard {
+                map: self,
+                recovered: false,
+            });
+        }
+        self.lock_slow(m, r)
+    }
+
+    /// `lock` when the first try did not simply take the mutex (`r` its answer): held
+    /// (spin, then sleep on it), or its holder died (recover).
+    #[inline(never)]
+    fn lock_slow(&self, m: *mut libc::pthread_mutex_t, mut r: i32) -> Result<Guard<'_>, i32> {
         if r == libc::EBUSY {
             r = spin_for(m);
         }

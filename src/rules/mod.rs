@@ -149,10 +149,24 @@ impl Findings {
         });
     }
 
-    /// The key-argument rules shared by SetImportPid, ImportByKey and Close.
+    /// The key-argument rules shared by SetImportPid, ImportByKey and Close: the key's
+    /// identity, inline; a broken key's finding out of line.
+    #[inline]
     fn key(&mut self, key: &KeyArg, null: Rule, unterminated: Rule) -> Option<Fp> {
+        match key {
+            KeyArg::Key(k) => Some(k.fp),
+            _ => {
+                self.broken_key(key, null, unterminated);
+                None
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn broken_key(&mut self, key: &KeyArg, null: Rule, unterminated: Rule) {
         let Some(problem) = key_problem(key) else {
-            return key.fp();
+            return;
         };
         let (rule, message) = match key {
             KeyArg::Null => (null, problem.to_string()),
@@ -162,7 +176,6 @@ impl Findings {
             ),
         };
         self.add(rule, None, message);
-        None
     }
 }
 

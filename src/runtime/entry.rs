@@ -11,7 +11,7 @@
 //! already, what it returned is returned.
 
 use super::{only_forwarding, per_func, Runtime, Trouble};
-use crate::boundary::{self, contain, Entered};
+use crate::boundary::{self, contain, contain_inline, Entered};
 use crate::call::{codes, Args, Func, Out, Outcome};
 use crate::clock::now_ns;
 use crate::config::{Mode, DEFAULT_REAL_LIB};
@@ -102,7 +102,7 @@ fn intercept_full<F: RealFn>(
         returned.set(Some(ret));
         ret
     };
-    let r = contain(|| {
+    let r = contain_inline(|| {
         // (The allocation calls tried their quiet path, `quiet_malloc` / `quiet_free`,
         // before coming here.) The boundary: the runtime (initialised on first use), the
         // re-entry guard, the real function.
@@ -170,7 +170,7 @@ fn checked_call<F: RealFn>(
 
     // Rules and decision, before the call, in a boundary of their own: should they fail,
     // the call is forwarded unjudged and the state still learns what it did.
-    let (block, known) = contain(|| {
+    let (block, known) = contain_inline(|| {
         let mut facts = per_func::facts_before(rt, func, &mut args);
         let findings = {
             let view = facts
@@ -215,9 +215,14 @@ fn checked_call<F: RealFn>(
         let dur_ns = t1.map_or(0, |(t0, t1)| t1.saturating_sub(t0) as u64);
         let out = if ret == codes::ACL_SUCCESS {
             // SAFETY: the runtime accepted the call: it read the pid arrays, wrote the key.
-            unsafe {
-                args.read_pid_lists();
-                args.read_export_key();
+            // Dispatched here, inline, so that the calls that have neither (a close, an
+            // import) pay a compare, not two calls.
+            match args {
+                Args::GetExportKey { .. } => unsafe { args.read_export_key() },
+                Args::SetImportPid { .. } | Args::ImportPidInterServer { .. } => unsafe {
+                    args.read_pid_lists()
+                },
+                _ => {}
             }
             read_out()
         } else {
@@ -264,6 +269,8 @@ fn checked_call<F: RealFn>(
             },
             ended_us,
         );
+    } else {
+        args.dispose();
     }
     outcome.ret
 }

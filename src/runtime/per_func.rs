@@ -150,8 +150,9 @@ fn ledger_facts(rt: &'static Runtime, args: &Args) -> (LedgerFacts, Known, Optio
         } => {
             {
                 let s = rt.state.view(Some(&k.fp));
-                let at = match (s.export(&k.fp), s.import(&k.fp)) {
-                    (Some(e), None) => e.ledger_at,
+                // The import asked only of an export (an importer's close has none).
+                let at = match s.export(&k.fp) {
+                    Some(e) if s.import(&k.fp).is_none() => e.ledger_at,
                     _ => return (LedgerFacts::None, Known::default(), Some(s)),
                 };
                 // No importer ever recorded for the key: "none", without the ledger's
@@ -318,7 +319,6 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
             key: Some(key),
             ..
         } => {
-            let key = *key;
             // A new key's index entry is a cache miss: start it before the ledger's lock.
             rt.prefetch_ledger(key.fp);
             // The ledger first, so that the key's stripe is changed in one hold, with
@@ -335,7 +335,7 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
             };
             let alloc_base = rt.state.alloc_holding(*dev_ptr).map(|(base, _)| base);
             rt.state.add_export_key(
-                key,
+                *key,
                 Export {
                     dev_ptr: *dev_ptr,
                     size: *size,

@@ -123,6 +123,19 @@ impl ExportTable {
         }
     }
 
+    /// Closes the export of `fp`, if open: its place holds `Export::CLOSED` again (its
+    /// whitelist freed there), without the copy out that `remove` makes.
+    fn discard(&mut self, fp: &Fp) -> bool {
+        let Some(i) = self.index.remove(fp) else {
+            return false;
+        };
+        self.slots[i as usize] = Export::CLOSED;
+        self.keys[i as usize] = None;
+        self.free[crate::sync::this_stripe()].push(i);
+        true
+    }
+
+    #[cfg(test)]
     fn remove(&mut self, fp: &Fp) -> Option<Export> {
         let i = self.index.remove(fp)?;
         let e = std::mem::replace(&mut self.slots[i as usize], Export::CLOSED);
@@ -246,7 +259,7 @@ impl Keys {
     pub(super) fn close(&mut self, fp: &Fp, imports_only: bool) -> Closed {
         use std::collections::hash_map::Entry;
         let Entry::Occupied(mut o) = self.imports.entry(*fp) else {
-            return match !imports_only && self.exports.remove(fp).is_some() {
+            return match !imports_only && self.exports.discard(fp) {
                 true => Closed::Export,
                 false => Closed::Nothing,
             };
