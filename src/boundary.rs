@@ -145,9 +145,9 @@ pub fn contain<T>(f: impl FnOnce() -> T) -> Option<T> {
     catch_unwind(AssertUnwindSafe(f)).ok()
 }
 
-/// `contain`, inlined into its caller: for the few instructions of the quiet allocation
-/// path, where the call into an out-of-line `contain` and the copy of the closure's
-/// captures cost more than the work (a panic is contained all the same).
+/// `contain`, inlined into its caller: for the quiet allocation path and the checked
+/// path's two boundaries, where the call into an out-of-line `contain` and the copy of
+/// the closure's captures cost more than the work (a panic is contained all the same).
 #[inline(always)]
 pub fn contain_inline<T>(f: impl FnOnce() -> T) -> Option<T> {
     catch_unwind(AssertUnwindSafe(f)).ok()

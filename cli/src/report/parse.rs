@@ -941,7 +941,10 @@ static ARGS_NAMES: [&str; 9] = [
     "type",
     "attr",
 ];
-const OUT: &[&str; 3] = &["devPtr", "key_fp", "pid"];
+const OUT: &[&str; 3] = &OUT_NAMES;
+/// A static, as `ARGS_NAMES`: `call_args` checks the names by address, and only a static
+/// has one address (a constant's array may be copied at each use).
+static OUT_NAMES: [&str; 3] = ["devPtr", "key_fp", "pid"];
 const SERVER: &[&str; 2] = &["sdid", "pid"];
 
 /// The elements of a JSON array (none when `v` is not one).

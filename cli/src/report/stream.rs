@@ -1160,8 +1160,9 @@ fn merge<'a>(
     // part of the work), a bounded queue of them at a time: a few batches smooth the
     // hand-over; more only hold memory while the writer waits on a slow disk (64 batches
     // held about 3 MiB of keys when each write took 3 ms).
-    // Two batches of 64 keys hold as many keys as four of 32 did, with half the wake-ups
-    // of the writer.
+    // Two batches of 64 keys queued hold as many keys as four of 32 did, with half the
+    // wake-ups of the writer; with the batch being written and the one being filled, at
+    // most 4 x 64 finished keys are in flight.
     const KEY_BATCHES_QUEUED: usize = 2;
     let (tx, rx) = sync_channel::<Vec<(Fp, Vec<Event>)>>(KEY_BATCHES_QUEUED);
     let (judged, written) = std::thread::scope(|s| {
