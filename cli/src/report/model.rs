@@ -85,6 +85,34 @@ pub struct Process {
     pub has_start: bool,
 }
 
+#[cfg(test)]
+impl Process {
+    /// A process the rendering tests name: pid, tag and host, nothing else known.
+    pub fn named(pid: i64, tag: &str, host: Option<&str>) -> Process {
+        Process {
+            pid,
+            tag: tag.into(),
+            host: host.map(str::to_owned),
+            start_ts: None,
+            version: None,
+            mode: None,
+            exe: None,
+            ledger: None,
+            bare_tgid: None,
+            parent_pid: None,
+            parent: None,
+            end: End::Unknown,
+            first_seq: 1,
+            last_seq: 2,
+            last_ts: String::new(),
+            records: 0,
+            files: Vec::new(),
+            dropped: None,
+            has_start: false,
+        }
+    }
+}
+
 /// Records lost: `seq` `from..=to` of process `process` (pid `pid`) are missing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gap {

@@ -2299,27 +2299,7 @@ fn an_output_closed_while_keys_go_straight_out_still_gives_the_verdict() {
 #[test]
 fn text_event_lines_are_what_format_made_of_them() {
     use crate::report::parse::PidArg;
-    let proc_ = |tag: &str| Process {
-        pid: 7,
-        tag: tag.into(),
-        host: Some("hôst".into()),
-        start_ts: None,
-        version: None,
-        mode: None,
-        exe: None,
-        ledger: None,
-        bare_tgid: None,
-        parent_pid: None,
-        parent: None,
-        end: End::Unknown,
-        first_seq: 1,
-        last_seq: 2,
-        last_ts: String::new(),
-        records: 0,
-        files: Vec::new(),
-        dropped: None,
-        has_start: false,
-    };
+    let proc_ = |tag: &str| Process::named(7, tag, Some("hôst"));
     let procs = vec![proc_("7@hôst"), proc_("1234567890@a-long-host")];
     let ev = |process: usize, func: &str, status: Option<&'static str>, detail: Detail| Event {
         ts: "2026-12-02T02:07:07.483502Z".into(),

@@ -914,27 +914,7 @@ mod tests {
     #[test]
     fn key_members_are_written_as_serde_writes_them() {
         let nasty = "q\"b\\s/ \u{0}\u{1f}\u{7f}\u{8}\t\n\u{c}\r é ✓ \u{2028}";
-        let proc_ = |host: Option<&str>| Process {
-            pid: -3,
-            tag: "t".into(),
-            host: host.map(str::to_owned),
-            start_ts: None,
-            version: None,
-            mode: None,
-            exe: None,
-            ledger: None,
-            bare_tgid: None,
-            parent_pid: None,
-            parent: None,
-            end: End::Unknown,
-            first_seq: 1,
-            last_seq: 2,
-            last_ts: String::new(),
-            records: 0,
-            files: Vec::new(),
-            dropped: None,
-            has_start: false,
-        };
+        let proc_ = |host: Option<&str>| Process::named(-3, "t", host);
         let procs = vec![proc_(Some(nasty)), proc_(None)];
         let details = vec![
             Detail::Export {
