@@ -85,14 +85,14 @@ pub struct Process {
     pub has_start: bool,
 }
 
-#[cfg(test)]
 impl Process {
-    /// A process the rendering tests name: pid, tag and host, nothing else known.
-    pub fn named(pid: i64, tag: &str, host: Option<&str>) -> Process {
+    /// A process known by its pid (and host) and one record's `seq` and time, nothing else
+    /// yet: what its other records say is added as they are read.
+    pub fn first_seen(pid: i64, host: Option<String>, seq: u64, ts: String) -> Process {
         Process {
             pid,
-            tag: tag.into(),
-            host: host.map(str::to_owned),
+            tag: String::new(),
+            host,
             start_ts: None,
             version: None,
             mode: None,
@@ -102,13 +102,23 @@ impl Process {
             parent_pid: None,
             parent: None,
             end: End::Unknown,
-            first_seq: 1,
-            last_seq: 2,
-            last_ts: String::new(),
+            first_seq: seq,
+            last_seq: seq,
+            last_ts: ts,
             records: 0,
             files: Vec::new(),
             dropped: None,
             has_start: false,
+        }
+    }
+
+    /// A process the rendering tests name: pid, tag and host, `seq` 1 to 2.
+    #[cfg(test)]
+    pub fn named(pid: i64, tag: &str, host: Option<&str>) -> Process {
+        Process {
+            tag: tag.into(),
+            last_seq: 2,
+            ..Process::first_seen(pid, host.map(str::to_owned), 1, String::new())
         }
     }
 }

@@ -188,27 +188,12 @@ fn assign_processes(
 
 /// A process as its first record shows it (what the others add: [`account`]).
 pub fn new_process(key: &ProcKey, r: &Rec) -> Process {
-    Process {
-        pid: r.pid,
-        tag: String::new(),
-        host: key.host.as_deref().map(str::to_owned),
-        start_ts: None,
-        version: None,
-        mode: None,
-        exe: None,
-        ledger: None,
-        bare_tgid: None,
-        parent_pid: None,
-        parent: None,
-        end: End::Unknown,
-        first_seq: r.seq,
-        last_seq: r.seq,
-        last_ts: r.ts.to_string(),
-        records: 0,
-        files: Vec::new(),
-        dropped: None,
-        has_start: false,
-    }
+    Process::first_seen(
+        r.pid,
+        key.host.as_deref().map(str::to_owned),
+        r.seq,
+        r.ts.to_string(),
+    )
 }
 
 /// What record `r` (of file `file`, the latest of its process so far) says about its process.
