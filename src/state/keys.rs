@@ -124,7 +124,7 @@ impl ExportTable {
     }
 
     /// Closes the export of `fp`, if open: its place holds `Export::CLOSED` again (its
-    /// whitelist freed there), without the copy out that `remove` makes.
+    /// whitelist freed there).
     fn discard(&mut self, fp: &Fp) -> bool {
         let Some(i) = self.index.remove(fp) else {
             return false;
@@ -135,12 +135,11 @@ impl ExportTable {
         true
     }
 
+    /// `discard`, with a copy of what it closed (tests).
     #[cfg(test)]
     fn remove(&mut self, fp: &Fp) -> Option<Export> {
-        let i = self.index.remove(fp)?;
-        let e = std::mem::replace(&mut self.slots[i as usize], Export::CLOSED);
-        self.keys[i as usize] = None;
-        self.free[crate::sync::this_stripe()].push(i);
+        let e = self.get(fp).cloned()?;
+        self.discard(fp);
         Some(e)
     }
 
