@@ -43,39 +43,37 @@ mod flag {
         ".popsection",
     );
 
-    /// This thread's flag (valid for as long as the thread lives).
+    /// This thread's address of the initial-exec TLS symbol `$sym` (declared above).
+    macro_rules! this_thread {
+        ($sym:literal) => {{
+            let p: *const u8;
+            // SAFETY: reads only: fs:0 holds the thread control block's own address (the
+            // x86_64 TLS ABI) and the GOT entry the symbol's offset from it, so their sum
+            // is this thread's copy.
+            unsafe {
+                std::arch::asm!(
+                    "mov {p}, qword ptr fs:[0]",
+                    concat!("add {p}, qword ptr [rip + ", $sym, "@GOTTPOFF]"),
+                    p = out(reg) p,
+                    options(pure, readonly, nostack),
+                );
+            }
+            p
+        }};
+    }
+
+    /// This thread's flag (valid for as long as the thread lives). Only `Cell<bool>` ever
+    /// writes the byte, and it starts at 0.
     #[inline(always)]
     pub fn get() -> *const Cell<bool> {
-        let p: *const Cell<bool>;
-        // SAFETY: reads only: fs:0 holds the thread control block's own address (the
-        // x86_64 TLS ABI) and the GOT entry the byte's offset from it, so their sum is
-        // this thread's byte. Only `Cell<bool>` ever writes it, and it starts at 0.
-        unsafe {
-            std::arch::asm!(
-                "mov {p}, qword ptr fs:[0]",
-                "add {p}, qword ptr [rip + acl_ipc_guard_inside@GOTTPOFF]",
-                p = out(reg) p,
-                options(pure, readonly, nostack),
-            );
-        }
-        p
+        this_thread!("acl_ipc_guard_inside").cast()
     }
 
     /// This thread's cached kernel id (0: not asked yet), valid as long as the thread.
+    /// The 4-byte, 4-aligned word is only ever written as a `Cell<i32>`.
     #[inline(always)]
     pub fn tid() -> *const Cell<i32> {
-        let p: *const Cell<i32>;
-        // SAFETY: as in `get`, for the 4-byte, 4-aligned `acl_ipc_guard_tid`, which only
-        // `Cell<i32>` ever writes.
-        unsafe {
-            std::arch::asm!(
-                "mov {p}, qword ptr fs:[0]",
-                "add {p}, qword ptr [rip + acl_ipc_guard_tid@GOTTPOFF]",
-                p = out(reg) p,
-                options(pure, readonly, nostack),
-            );
-        }
-        p
+        this_thread!("acl_ipc_guard_tid").cast()
     }
 }
 
