@@ -224,6 +224,7 @@ class Bench:
         if not ltrace or self.args.no_ltrace:
             why = "skipped (--no-ltrace)" if self.args.no_ltrace else "skipped: ltrace not installed (apt-get install ltrace)"
             self.rows.append((label, "audit, JSON file", "1", "-", "-", why, "-", "-", "-"))
+            self.extras["ltrace skipped"] = why
             return
         # The same loop, the same length, for all three: 10,000 calls fit in the shim's record
         # queue, so its writer keeps up as with any real program, and ltrace writes each call.
@@ -393,6 +394,8 @@ class Bench:
         if "ltrace" in self.extras:
             notes.append(f"ltrace -e 'aclrtIpcMem*' on the same export+close loop: {self.extras['ltrace']} the shim's "
                          f"(`audit`, JSON file)")
+        elif "ltrace skipped" in self.extras:
+            notes.append(f"ltrace -e 'aclrtIpcMem*' on the same export+close loop: {self.extras['ltrace skipped']}")
         if "report" in self.extras:
             notes.append("`acl-ipc-guard report --json`, 64 processes' logs (budget ≥ 100 MB/s, memory bounded): "
                          + "; ".join(self.extras["report"]))

@@ -21,6 +21,8 @@ command -v chromium >/dev/null 2>&1 || optional+=(chromium)
 command -v valgrind >/dev/null 2>&1 || optional+=(valgrind)
 # strace: tests/audit_start_time.py holds the shim's readlink while it writes the start.
 command -v strace >/dev/null 2>&1 || optional+=(strace)
+# ltrace: the benchmark's smoke test (tests/bench_smoke.py) runs its ltrace comparison.
+command -v ltrace >/dev/null 2>&1 || optional+=(ltrace)
 if [ ${#optional[@]} -gt 0 ] && [ "$(id -u)" != 0 ]; then
   echo "note: ${optional[*]} missing (the tests that need them will be skipped): 'apt-get install -y ${optional[*]}' as root" >&2
   optional=()
