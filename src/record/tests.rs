@@ -4,7 +4,7 @@ use super::json::{json_str, push_hex};
 use super::time::format_ts;
 use super::*;
 use crate::call::Out;
-use crate::call::{Args, Func, Outcome};
+use crate::call::{Args, Func, Outcome, ServerEntry};
 use crate::config::Format;
 use crate::config::Mode;
 use crate::key::Key;
@@ -320,4 +320,281 @@ fn a_queued_record_stays_within_three_cache_lines() {
     // Aligned to a line: a record never straddles a fourth one (the queue's buffer is
     // a `Vec<Record>`, so its records start on line boundaries too).
     assert_eq!(std::mem::align_of::<Record>(), 64);
+}
+
+/// Every kind of record and argument, encoded: the encoder's fast paths (names and values
+/// known to need no escaping, the timestamp's cached second) must write these lines byte
+/// for byte as the plain encoding did.
+fn every_kind() -> Vec<(Record, bool)> {
+    let key = Key::from_bytes(b"abc");
+    let odd = Key::from_bytes(b"a\"b\\c\x01");
+    let ok = |dur_ns| Outcome {
+        ret: 0,
+        forwarded: true,
+        out: Out::default(),
+        dur_ns,
+        untracked: false,
+    };
+    let call = |func, args, outcome| Body::Call {
+        func,
+        args,
+        outcome,
+    };
+    let at = |seq: u64, ts_us: i64, body: Body, show: bool| {
+        (
+            Record {
+                seq,
+                ts_us,
+                pid: 42,
+                tid: 4242,
+                body,
+            },
+            show,
+        )
+    };
+    vec![
+        at(
+            1,
+            0,
+            Body::Start(Box::new(Start {
+                version: "9.9.9",
+                mode: Mode::Audit,
+                exe: "/bin/a \"b\"".into(),
+                ledger: "/dev/shm/x".into(),
+                host: "h\tost".into(),
+                bare_tgid: Some(7),
+                parent: None,
+            })),
+            false,
+        ),
+        at(
+            2,
+            1_795_468_025_123_456,
+            call(
+                Func::GetExportKey,
+                Args::GetExportKey {
+                    dev_ptr: 0x2000_0000_1000,
+                    size: 4096,
+                    key_buf: 0x7ffe_0000_0010,
+                    len: 65,
+                    flags: 1,
+                    key: Some(key),
+                },
+                ok(77),
+            ),
+            true,
+        ),
+        at(
+            3,
+            1_795_468_025_123_457,
+            call(
+                Func::SetImportPid,
+                Args::SetImportPid {
+                    key: KeyArg::Key(odd),
+                    pid_ptr: 0x10,
+                    pids: Some(vec![1, -2, 300]),
+                    num: 3,
+                },
+                ok(0),
+            ),
+            true,
+        ),
+        at(
+            4,
+            1_795_468_026_000_000,
+            call(
+                Func::SetImportPid,
+                Args::SetImportPid {
+                    key: KeyArg::Null,
+                    pid_ptr: 0,
+                    pids: None,
+                    num: 0,
+                },
+                Outcome {
+                    ret: 100000,
+                    forwarded: false,
+                    out: Out::default(),
+                    dur_ns: 0,
+                    untracked: false,
+                },
+            ),
+            false,
+        ),
+        at(
+            5,
+            1_795_468_086_999_999,
+            call(
+                Func::ImportPidInterServer,
+                Args::ImportPidInterServer {
+                    key: KeyArg::Unterminated,
+                    server_pids: 0xabc,
+                    entries: Some(vec![
+                        ServerEntry {
+                            sdid: 5,
+                            pid_ptr: 0xdef,
+                            num: 40,
+                            pids: None,
+                        },
+                        ServerEntry {
+                            sdid: 6,
+                            pid_ptr: 0x1,
+                            num: 1,
+                            pids: Some(vec![9]),
+                        },
+                    ]),
+                    num: 2,
+                },
+                ok(5),
+            ),
+            false,
+        ),
+        at(
+            6,
+            951_782_400_000_001,
+            call(
+                Func::ImportByKey,
+                Args::ImportByKey {
+                    out_ptr: 0x88,
+                    key: KeyArg::Key(key),
+                    flags: 0,
+                },
+                Outcome {
+                    ret: 0,
+                    forwarded: true,
+                    out: Out {
+                        dev_ptr: Some(0x2000_0000_0000),
+                        ..Out::default()
+                    },
+                    dur_ns: 12,
+                    untracked: true,
+                },
+            ),
+            false,
+        ),
+        at(
+            7,
+            -1,
+            call(
+                Func::SetAttr,
+                Args::SetAttr {
+                    key: KeyArg::Key(key),
+                    attr_type: 1,
+                    attr: u64::MAX,
+                },
+                ok(1),
+            ),
+            false,
+        ),
+        at(
+            8,
+            1_795_468_025_123_456,
+            call(
+                Func::Close,
+                Args::Close {
+                    key: KeyArg::Key(key),
+                },
+                ok(3),
+            ),
+            false,
+        ),
+        at(
+            9,
+            1_795_468_025_123_456,
+            call(
+                Func::DeviceGetBareTgid,
+                Args::DeviceGetBareTgid { out_ptr: 0 },
+                Outcome {
+                    ret: 0,
+                    forwarded: true,
+                    out: Out {
+                        pid: Some(31337),
+                        ..Out::default()
+                    },
+                    dur_ns: 2,
+                    untracked: false,
+                },
+            ),
+            false,
+        ),
+        at(
+            10,
+            1_795_468_025_123_456,
+            call(
+                Func::Malloc,
+                Args::Malloc {
+                    out_ptr: 0x99,
+                    size: 1 << 40,
+                    policy: 2,
+                },
+                ok(4),
+            ),
+            false,
+        ),
+        at(
+            11,
+            1_795_468_025_123_456,
+            call(Func::Free, Args::Free { dev_ptr: 0 }, ok(4)),
+            false,
+        ),
+        at(
+            12,
+            1_795_468_025_123_456,
+            key_violation(KeyRef::Key(key)).body,
+            true,
+        ),
+        at(
+            13,
+            1_795_468_025_123_456,
+            Body::Summary {
+                calls: 9,
+                violations: vec![(Rule::ExitLeak, 2), (Rule::FreeImported, 1)],
+                blocked: 1,
+                leaks: 2,
+                dropped: 0,
+            },
+            false,
+        ),
+        at(
+            14,
+            1_795_468_025_123_456,
+            Body::Error {
+                message: "cannot \u{7f} \u{e9}\r\n".into(),
+            },
+            false,
+        ),
+    ]
+}
+
+#[test]
+fn every_kind_of_record_encodes_byte_for_byte_as_before() {
+    // The lines as the plain encoder wrote them (testdata/, made before the fast paths;
+    // `AIG_WRITE_GOLDEN=1 cargo test every_kind` rewrites them, for a deliberate change).
+    let golden = [
+        (
+            Format::Json,
+            "every_kind.jsonl",
+            include_str!("testdata/every_kind.jsonl"),
+        ),
+        (
+            Format::Text,
+            "every_kind.txt",
+            include_str!("testdata/every_kind.txt"),
+        ),
+    ];
+    for (format, file, want) in golden {
+        let mut out = Vec::new();
+        for (mut r, show) in every_kind() {
+            encode(&mut r, format, show, &mut out);
+        }
+        let got = String::from_utf8(out).unwrap();
+        if std::env::var_os("AIG_WRITE_GOLDEN").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/record/testdata/");
+            std::fs::write(format!("{path}{file}"), &got).unwrap();
+            continue;
+        }
+        for (g, w) in got.lines().zip(want.lines()) {
+            assert_eq!(g, w, "{file}");
+        }
+        assert_eq!(got, want, "{file}");
+    }
 }
