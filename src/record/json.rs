@@ -5,13 +5,22 @@ use super::{frames, schema, time, Body, KeyRef, Record, Violation};
 use crate::call::{Args, Func, Outcome};
 use crate::key::KeyArg;
 
-/// Lowercase hex without leading zeros (`0` for zero).
+/// Lowercase hex without leading zeros (`0` for zero), made on the stack and appended in
+/// one piece.
 pub(super) fn push_hex(out: &mut Vec<u8>, v: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = (64 - v.leading_zeros() as usize).div_ceil(4);
-    for i in (0..digits.max(1)).rev() {
-        out.push(HEX[((v >> (4 * i)) & 15) as usize]);
+    let mut buf = [0u8; 16];
+    let digits = (64 - v.leading_zeros() as usize).div_ceil(4).max(1);
+    for (i, b) in buf[16 - digits..].iter_mut().rev().enumerate() {
+        *b = HEX[((v >> (4 * i)) & 15) as usize];
     }
+    out.extend_from_slice(&buf[16 - digits..]);
+}
+
+/// True when `s` goes into a JSON string as it is (no quote, backslash or control
+/// character in it).
+fn plain(s: &str) -> bool {
+    !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 // ---------------------------------------------------------------- the object writer
@@ -28,44 +37,58 @@ impl<'a> Obj<'a> {
         Obj { out, first: true }
     }
 
-    fn name(&mut self, name: &str) -> &mut Vec<u8> {
-        if !self.first {
-            self.out.push(b',');
-        }
+    /// The member's name, with the comma before it: the names are the schema's own
+    /// identifiers, which need no escaping, written in one piece (a record has a dozen).
+    fn name(&mut self, name: &'static str) -> &mut Vec<u8> {
+        debug_assert!(plain(name), "{name}");
+        let o = &mut *self.out;
+        o.reserve(name.len() + 4);
+        o.extend_from_slice(if self.first { b"\"" } else { b",\"" });
+        o.extend_from_slice(name.as_bytes());
+        o.extend_from_slice(b"\":");
         self.first = false;
-        json_str(name, self.out);
-        self.out.push(b':');
-        self.out
+        o
     }
 
-    fn str(&mut self, name: &str, v: &str) {
+    fn str(&mut self, name: &'static str, v: &str) {
         let o = self.name(name);
         json_str(v, o);
     }
 
-    fn int(&mut self, name: &str, v: impl itoa::Integer) {
+    /// A value from the schema's own vocabulary (an event, a function's or a rule's name,
+    /// a mode): no escaping to look for.
+    fn word(&mut self, name: &'static str, v: &'static str) {
+        debug_assert!(plain(v), "{v}");
+        let o = self.name(name);
+        o.reserve(v.len() + 2);
+        o.push(b'"');
+        o.extend_from_slice(v.as_bytes());
+        o.push(b'"');
+    }
+
+    fn int(&mut self, name: &'static str, v: impl itoa::Integer) {
         let o = self.name(name);
         o.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
 
-    fn ptr(&mut self, name: &str, v: usize) {
+    fn ptr(&mut self, name: &'static str, v: usize) {
         let o = self.name(name);
         o.extend_from_slice(b"\"0x");
         push_hex(o, v as u64);
         o.push(b'"');
     }
 
-    fn bool(&mut self, name: &str, v: bool) {
+    fn bool(&mut self, name: &'static str, v: bool) {
         let o = self.name(name);
         o.extend_from_slice(if v { b"true" } else { b"false" });
     }
 
-    fn null(&mut self, name: &str) {
+    fn null(&mut self, name: &'static str) {
         let o = self.name(name);
         o.extend_from_slice(b"null");
     }
 
-    fn raw(&mut self, name: &str, f: impl FnOnce(&mut Vec<u8>)) {
+    fn raw(&mut self, name: &'static str, f: impl FnOnce(&mut Vec<u8>)) {
         let o = self.name(name);
         f(o);
     }
@@ -73,10 +96,12 @@ impl<'a> Obj<'a> {
     /// `key_fp` (and `key` with show_keys) for a key reference.
     fn key_ref(&mut self, k: &KeyRef, show_keys: bool) {
         match k.key_fp() {
-            Some(fp) => self.str(
-                "key_fp",
-                std::str::from_utf8(&fp.to_buf()).unwrap_or_default(),
-            ),
+            // `fp:` and hex digits: nothing to escape.
+            Some(fp) => self.raw("key_fp", |o| {
+                o.push(b'"');
+                o.extend_from_slice(&fp.to_buf());
+                o.push(b'"');
+            }),
             None => self.null("key_fp"),
         }
         if let (true, KeyRef::Key(key)) = (show_keys, k) {
@@ -99,7 +124,7 @@ impl<'a> Obj<'a> {
 
 pub(super) fn json_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    if plain(s) {
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
         return;
@@ -144,11 +169,11 @@ pub(super) fn record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
     o.int(schema::SEQ, rec.seq);
     o.int(schema::PID, rec.pid);
     o.int(schema::TID, rec.tid);
-    o.str(schema::EVENT, rec.body.event());
+    o.word(schema::EVENT, rec.body.event());
     match &mut rec.body {
         Body::Start(s) => {
             o.str("version", s.version);
-            o.str("mode", s.mode.as_str());
+            o.word("mode", s.mode.as_str());
             o.str("exe", &s.exe);
             o.str("ledger", &s.ledger);
             o.str("host", &s.host);
@@ -164,14 +189,14 @@ pub(super) fn record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
             args,
             outcome,
         } => {
-            o.str("fn", func.name());
+            o.word("fn", func.name());
             o.raw("args", |b| call_args(args, show_keys, b));
             o.raw("out", |b| call_out(args, outcome, show_keys, b));
             o.int("ret", outcome.ret);
             o.bool("forwarded", outcome.forwarded);
             o.int("dur_ns", outcome.dur_ns);
             if outcome.untracked {
-                o.str("ledger", "untracked");
+                o.word("ledger", "untracked");
             }
         }
         Body::Violation(v) => json_violation(&mut o, v, show_keys),
@@ -200,10 +225,10 @@ pub(super) fn record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
 }
 
 fn json_violation(o: &mut Obj<'_>, v: &mut Violation, show_keys: bool) {
-    o.str("rule", v.rule.id());
-    o.str("severity", v.severity.as_str());
-    o.str("action", v.action.as_str());
-    o.str("fn", v.func.map_or("exit", Func::name));
+    o.word("rule", v.rule.id());
+    o.word("severity", v.severity.as_str());
+    o.word("action", v.action.as_str());
+    o.word("fn", v.func.map_or("exit", Func::name));
     o.str("message", &v.message);
     if let Some(k) = &v.key {
         o.key_ref(k, show_keys);

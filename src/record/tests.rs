@@ -47,6 +47,16 @@ fn timestamps() {
         String::from_utf8(out).unwrap(),
         "2000-02-29T00:00:00.000001Z"
     );
+    // The last instant with a four-digit year, and the first past it (written the long
+    // way, as wide as its year is).
+    for (ts, want) in [
+        (253_402_300_799_999_999, "9999-12-31T23:59:59.999999Z"),
+        (253_402_300_800_000_000, "10000-01-01T00:00:00.000000Z"),
+    ] {
+        let mut out = Vec::new();
+        format_ts(ts, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
 }
 
 #[test]

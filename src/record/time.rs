@@ -8,6 +8,20 @@ pub fn format_ts(ts_us: i64, out: &mut Vec<u8>) {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
+    if (0..=9999).contains(&y) {
+        // Every field has its fixed width: the digits go into a stamp on the stack,
+        // appended in one piece (a record's time is written by every record).
+        let mut stamp = *b"0000-00-00T00:00:00.000000Z";
+        put_digits(&mut stamp[0..4], y as u32);
+        put_digits(&mut stamp[5..7], m as u32);
+        put_digits(&mut stamp[8..10], d as u32);
+        put_digits(&mut stamp[11..13], (sod / 3600) as u32);
+        put_digits(&mut stamp[14..16], (sod / 60 % 60) as u32);
+        put_digits(&mut stamp[17..19], (sod % 60) as u32);
+        put_digits(&mut stamp[20..26], micros as u32);
+        out.extend_from_slice(&stamp);
+        return;
+    }
     push_num(out, y, 4);
     out.push(b'-');
     push_num(out, m, 2);
@@ -22,6 +36,14 @@ pub fn format_ts(ts_us: i64, out: &mut Vec<u8>) {
     out.push(b'.');
     push_num(out, micros, 6);
     out.push(b'Z');
+}
+
+/// `v`'s last `dst.len()` decimal digits, zero-padded, into `dst`.
+fn put_digits(dst: &mut [u8], mut v: u32) {
+    for c in dst.iter_mut().rev() {
+        *c = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
 }
 
 pub(super) fn push_num(out: &mut Vec<u8>, n: i64, width: usize) {
