@@ -490,8 +490,7 @@ impl Log {
         let mut batch = std::mem::take(&mut sink.spare);
         std::mem::swap(&mut batch, &mut self.front.queue.lock().items);
         sink.burst = sink.burst.max(batch.len());
-        // Encoded where they lie (a record moved out first is 192 bytes copied).
-        for rec in batch.iter_mut() {
+        for mut rec in batch.drain(..) {
             // The summary counts every record lost before it: what is pending is
             // written first, so that its losses are counted too.
             if let Body::Summary { dropped, .. } = &mut rec.body {
@@ -499,18 +498,17 @@ impl Log {
                 *dropped = self.dropped.load(Ordering::Relaxed);
             }
             if sink.syslog.is_some() {
-                self.send_record(sink, rec);
+                self.send_record(sink, &mut rec);
             } else if sink.fd < 0 {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             } else {
                 sink.lines
-                    .push(|out| encode(rec, self.format, self.show_keys, out));
+                    .push(|out| encode(&mut rec, self.format, self.show_keys, out));
                 if sink.lines.full() {
                     self.write_lines(sink);
                 }
             }
         }
-        batch.clear();
         self.write_lines(sink);
         // The buffer keeps its capacity: the next records go into pages already backed.
         sink.spare = batch;
