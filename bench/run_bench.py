@@ -244,6 +244,7 @@ class Bench:
         except RuntimeError as e:
             self.rows.append((label, "audit, JSON file", "1", "-", fmt_ns(base), f"ltrace failed: {e}"[:120], "-",
                               "-", "-"))
+            self.extras["ltrace skipped"] = f"ltrace failed: {e}"[:200]
             return
         traced = sum(1 for line in open(trace) if "aclrtIpcMem" in line) if os.path.exists(trace) else 0
         self.clean_logs()

@@ -19,7 +19,7 @@ pub(super) fn push_hex(out: &mut Vec<u8>, v: u64) {
 
 /// True when `s` goes into a JSON string as it is (no quote, backslash or control
 /// character in it).
-fn plain(s: &str) -> bool {
+pub(super) fn plain(s: &str) -> bool {
     !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
