@@ -5,7 +5,10 @@
 //! census (each file alone, 2 threads): its processes, what they say, the holes in their
 //!   `seq`, the log's violations; is the file in order? How many records name each key and
 //!   the last free of each address go to sorted tables on disk ([`super::spill`]), which
-//!   the merge reads an entry at a time: memory does not grow with the job's keys.
+//!   the merge reads an entry at a time: memory does not grow with the job's keys. So
+//!   does each record that creates a key, joined after the census with the counts into
+//!   the order each file's parser needs them ([`super::ahead`]: read in sequence, not
+//!   looked up with a `pread` each).
 //! merge (k-way, in the time order of the whole report) ─► the re-check's sweep, which
 //!   hands back each key once it is finished ─► its timeline goes to a spill file
 //! ```
