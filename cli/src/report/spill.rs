@@ -16,6 +16,7 @@
 use super::fasthash::FastMap;
 use super::stream::temp_file;
 use std::cmp::Reverse;
+use std::collections::binary_heap::PeekMut;
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -297,9 +298,15 @@ impl Table {
             index: Vec::new(),
         };
         let mut cur: Option<(u128, u64)> = None;
-        while let Some(Reverse((k, i, v))) = heap.pop() {
-            if let Some(next) = read_entry(&mut readers[i])? {
-                heap.push(Reverse((next.0, i, next.1)));
+        // The least entry is replaced in place by its run's next one (one sift down),
+        // not popped and another pushed (two).
+        while let Some(mut top) = heap.peek_mut() {
+            let Reverse((k, i, v)) = *top;
+            match read_entry(&mut readers[i])? {
+                Some(next) => *top = Reverse((next.0, i, next.1)),
+                None => {
+                    PeekMut::pop(top);
+                }
             }
             cur = match cur {
                 Some((ck, cv)) if ck == k => Some((ck, combine(cv, v))),
