@@ -16,6 +16,7 @@
 //! over the files (memory bounded by the live keys), and leaves logs out of time order to
 //! them.
 
+mod ahead;
 mod analyze;
 mod fasthash;
 mod ingest;

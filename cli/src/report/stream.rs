@@ -5,7 +5,10 @@
 //! census (each file alone, 2 threads): its processes, what they say, the holes in their
 //!   `seq`, the log's violations; is the file in order? How many records name each key and
 //!   the last free of each address go to sorted tables on disk ([`super::spill`]), which
-//!   the merge reads an entry at a time: memory does not grow with the job's keys.
+//!   the merge reads an entry at a time: memory does not grow with the job's keys. So
+//!   does each record that creates a key, joined after the census with the counts into
+//!   the order each file's parser needs them ([`super::ahead`]: read in sequence, not
+//!   looked up with a `pread` each).
 //! merge (k-way, in the time order of the whole report) ─► the re-check's sweep, which
 //!   hands back each key once it is finished ─► its timeline goes to a spill file
 //! ```
@@ -21,6 +24,7 @@
 //! Otherwise (a shared file whose writers interleaved out of time order, a file given twice,
 //! hand-made logs) [`report`] answers `None` and the caller reads them into memory as before.
 
+use super::ahead::{self, Ahead};
 use super::fasthash::FastMap;
 use super::model::{Event, FileInfo, Gap, Process, Report, Skipped, TraceRecords};
 use super::parse::{self, Body, Fp, Line, Rec};
@@ -283,6 +287,9 @@ struct Census {
     /// Each process's freed addresses with the `seq` of the last free of each, as a sorted
     /// run on disk (see [`recheck::free_prefix`]).
     frees: Option<File>,
+    /// The keys the file's records create, in order, as a sorted run on disk (see
+    /// [`ahead`]).
+    created: Option<File>,
     /// A temporary file could not be written.
     spill_failed: bool,
     ledger_error: bool,
@@ -342,6 +349,9 @@ fn census(fi: usize, log: &Log) -> Census {
     let mut by_pid: FastMap<i64, (i64, u64, bool)> = FastMap::default();
     let mut pending = spill::Builder::new(spill::sum);
     let mut frees = spill::Builder::new(spill::max);
+    let mut created = spill::Sorter::new();
+    // How many records that create a key (a call's `out.key_fp`) the file had so far.
+    let mut creating = 0u64;
     loop {
         match lines.next() {
             Ok(true) => {}
@@ -411,8 +421,17 @@ fn census(fi: usize, log: &Log) -> Census {
             }
         }
         latest = latest.max(r.ts_us);
-        for fp in recheck::named_fps(&r).into_iter().flatten() {
-            pending.add(recheck::Pending::key(recheck::fp_hash(fp)), 1);
+        for (i, fp) in recheck::named_fps(&r).into_iter().enumerate() {
+            let Some(fp) = fp else { continue };
+            let h = recheck::fp_hash(fp);
+            pending.add(recheck::Pending::key(h), 1);
+            // The second is a call's `out.key_fp`, which the merge's parser looks up.
+            if i == 1 {
+                if let Some(k) = ahead::created(h, fi, creating) {
+                    created.add(k, 0);
+                }
+                creating += 1;
+            }
         }
         match &r.body {
             Body::Violation(v) => {
@@ -463,9 +482,13 @@ fn census(fi: usize, log: &Log) -> Census {
     c.info = Some(info);
     // One run of each for the file (one open file each), merged with the other files'
     // once all are read.
-    let tables = (|| -> io::Result<_> { Ok((pending.into_run()?, frees.into_run()?)) })();
+    let tables = (|| -> io::Result<_> {
+        Ok((pending.into_run()?, frees.into_run()?, created.into_run()?))
+    })();
     match tables {
-        Ok((pending, frees)) => (c.pending, c.frees) = (pending, frees),
+        Ok((pending, frees, created)) => {
+            (c.pending, c.frees, c.created) = (pending, frees, created)
+        }
         Err(_) => c.spill_failed = true,
     }
     c
@@ -485,16 +508,25 @@ struct Reader {
     /// The first reading's counts of records per fingerprint: a key a record creates is
     /// looked up here, off the merge's thread (its first record is most often the one).
     counts: Arc<spill::Table>,
+    /// The same counts in the order this file's records need them, when known.
+    ahead: Option<Ahead>,
 }
 
 impl Reader {
-    fn new(lines: Lines, fi: usize, lag_us: Option<i64>, counts: Arc<spill::Table>) -> Reader {
+    fn new(
+        lines: Lines,
+        fi: usize,
+        lag_us: Option<i64>,
+        counts: Arc<spill::Table>,
+        ahead: Option<Ahead>,
+    ) -> Reader {
         Reader {
             lines,
             fi,
             ident: Identifier::default(),
             lag_us,
             counts,
+            ahead,
             window: BinaryHeap::new(),
             latest: i64::MIN,
             eof: false,
@@ -534,7 +566,13 @@ impl Reader {
             if let Line::Record(mut r) = self.lines.parse(self.fi) {
                 if let Body::Call(c) = &mut r.body {
                     if let Some(fp) = &c.out_key_fp {
-                        c.out_fp_count = Some(recheck::Pending::look_up(&self.counts, fp));
+                        let known = self
+                            .ahead
+                            .as_mut()
+                            .and_then(|a| a.next(recheck::fp_hash(fp)));
+                        c.out_fp_count = Some(
+                            known.unwrap_or_else(|| recheck::Pending::look_up(&self.counts, fp)),
+                        );
                     }
                 }
                 let key = self.ident.key(&r);
@@ -789,20 +827,23 @@ pub fn report(
     let found: Mutex<Vec<(usize, Census)>> = Mutex::new(Vec::new());
     // The files' runs of counts and of freed addresses, merged as they pile up: an open
     // file each, and a job may have a thousand logs.
-    let runs: Mutex<(Vec<File>, Vec<File>)> = Mutex::new((Vec::new(), Vec::new()));
+    let runs: Mutex<(Vec<File>, Vec<File>, Vec<File>)> =
+        Mutex::new((Vec::new(), Vec::new(), Vec::new()));
     std::thread::scope(|s| {
         for _ in 0..2.min(logs.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, AtomicOrdering::Relaxed);
                 let Some(log) = logs.get(i) else { break };
                 let mut c = census(i, log);
-                let (p, f) = (c.pending.take(), c.frees.take());
+                let (p, f, m) = (c.pending.take(), c.frees.take(), c.created.take());
                 let mut r = runs.lock().unwrap_or_else(|e| e.into_inner());
-                let (pending, frees) = &mut *r;
+                let (pending, frees, created) = &mut *r;
                 pending.extend(p);
                 frees.extend(f);
+                created.extend(m);
                 if spill::gather(pending, spill::sum)
                     .and_then(|()| spill::gather(frees, spill::max))
+                    .and_then(|()| spill::gather(created, spill::max))
                     .is_err()
                 {
                     c.spill_failed = true;
@@ -812,7 +853,7 @@ pub fn report(
             });
         }
     });
-    let (pending, frees) = runs.into_inner().unwrap_or_else(|e| e.into_inner());
+    let (pending, frees, created) = runs.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
     found.sort_by_key(|(i, _)| *i);
     let mut files = Vec::new();
@@ -914,6 +955,13 @@ pub fn report(
     // The counts of all files in one table on disk.
     let pending = recheck::Pending::new(merged(spill::Table::merge(pending, spill::sum))?);
     let counts = pending.table();
+    // The counts again in the order each file's parser needs them; without them (a
+    // table that could not be written) each key is looked up as before.
+    let answers = spill::Table::merge(created, spill::max)
+        .and_then(|created| ahead::join(created, counts.clone()))
+        .map(Arc::new)
+        .map_err(|e| tracing::info!("the report's counts in order failed ({e}); looking them up"))
+        .ok();
     super::analyze::say_ordering(&procs, 0, gaps.len(), t);
 
     // The merge and the sweep; finished keys go out as they finish. With `--json` and no
@@ -982,6 +1030,7 @@ pub fn report(
                 fi,
                 log.lag_us,
                 counts.clone(),
+                answers.as_ref().map(|a| Ahead::new(a.clone(), fi)),
             ),
             tx: Some(tx),
             held: None,
