@@ -59,10 +59,15 @@ impl<'a> Obj<'a> {
     /// a mode): no escaping to look for.
     fn word(&mut self, name: &'static str, v: &'static str) {
         debug_assert!(plain(v), "{v}");
+        self.quoted(name, v.as_bytes());
+    }
+
+    /// A string member whose bytes need no escaping, quoted as they are.
+    fn quoted(&mut self, name: &'static str, v: &[u8]) {
         let o = self.name(name);
         o.reserve(v.len() + 2);
         o.push(b'"');
-        o.extend_from_slice(v.as_bytes());
+        o.extend_from_slice(v);
         o.push(b'"');
     }
 
@@ -97,11 +102,7 @@ impl<'a> Obj<'a> {
     fn key_ref(&mut self, k: &KeyRef, show_keys: bool) {
         match k.key_fp() {
             // `fp:` and hex digits: nothing to escape.
-            Some(fp) => self.raw("key_fp", |o| {
-                o.push(b'"');
-                o.extend_from_slice(&fp.to_buf());
-                o.push(b'"');
-            }),
+            Some(fp) => self.quoted("key_fp", &fp.to_buf()),
             None => self.null("key_fp"),
         }
         if let (true, KeyRef::Key(key)) = (show_keys, k) {

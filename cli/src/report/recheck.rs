@@ -203,8 +203,9 @@ pub fn free_key(prefix: u64, a: u64) -> u128 {
     u128::from(prefix) << 64 | u128::from(a)
 }
 
-/// The fingerprints a record names (a call's `args.key_fp` and `out.key_fp`, a violation's
-/// `key_fp`): what the streaming report counts.
+/// The fingerprints a record names: first a call's `args.key_fp` or a violation's
+/// `key_fp`, then a call's `out.key_fp` (the key the call creates): what the streaming
+/// report counts.
 pub fn named_fps(r: &Rec) -> [Option<&str>; 2] {
     match &r.body {
         Body::Call(c) => [c.key_fp.as_deref(), c.out_key_fp.as_deref()],

@@ -51,7 +51,7 @@ const BLOCK: usize = 32;
 /// Additions kept in memory up to [`RUN_ENTRIES`] keys, then written out sorted.
 pub struct Builder {
     mem: FastMap<u128, u64>,
-    runs: Vec<File>,
+    runs: Levels,
     combine: Combine,
     cap: usize,
     /// A run could not be written: the table would be wrong.
@@ -66,7 +66,7 @@ impl Builder {
     fn with_cap(combine: Combine, cap: usize) -> Builder {
         Builder {
             mem: FastMap::default(),
-            runs: Vec::new(),
+            runs: Levels::default(),
             combine,
             cap: cap.max(1),
             failed: false,
@@ -94,28 +94,16 @@ impl Builder {
     fn spill(&mut self) -> io::Result<()> {
         let mut all: Vec<(u128, u64)> = self.mem.drain().collect();
         all.sort_unstable_by_key(|e| e.0);
-        let mut w = BufWriter::with_capacity(1 << 16, temp_file()?);
-        for (k, v) in all {
-            write_entry(&mut w, k, v)?;
-        }
-        let mut f = w.into_inner().map_err(|e| e.into_error())?;
-        f.seek(SeekFrom::Start(0))?;
-        self.runs.push(f);
+        let f = write_run(&all)?;
         // The map's room goes back too: the next run starts small.
         self.mem = FastMap::default();
-        // A file open per run: many become one (a file of thousands of keys per process,
-        // thousands of files, must stay far below the limit of open files).
-        gather(&mut self.runs, self.combine)
+        self.runs.push(f, self.combine)
     }
 
     /// Everything added as one sorted run (`None` when nothing was).
     pub fn into_run(self) -> io::Result<Option<File>> {
         let combine = self.combine;
-        let mut runs = self.into_runs()?;
-        if runs.len() > 1 {
-            return Ok(Some(Table::merge(runs, combine)?.into_run()?));
-        }
-        Ok(runs.pop())
+        one_run(self.into_runs()?, combine)
     }
 
     /// The sorted runs of everything added (none when nothing was).
@@ -126,8 +114,58 @@ impl Builder {
         if !self.mem.is_empty() {
             self.spill()?;
         }
-        Ok(self.runs)
+        Ok(self.runs.into_files())
     }
+}
+
+/// A [`Builder`]'s or [`Sorter`]'s runs on disk, by level: a level's [`FAN_IN`] runs are merged into one of
+/// the next, so that an entry is written again once per level (as many as log₃₂ of the
+/// runs), not once per [`gather`] of all the runs so far (which wrote the first runs over
+/// again every 31 runs: 190 MB more written on 1 GiB of logs). A file open per run stays
+/// below `FAN_IN` per level: a file of thousands of keys per process, thousands of
+/// files, stay far below the limit of open files.
+#[derive(Default)]
+struct Levels(Vec<Vec<File>>);
+
+impl Levels {
+    fn push(&mut self, mut f: File, combine: Combine) -> io::Result<()> {
+        let mut level = 0;
+        loop {
+            if self.0.len() == level {
+                self.0.push(Vec::new());
+            }
+            self.0[level].push(f);
+            if self.0[level].len() < FAN_IN {
+                return Ok(());
+            }
+            let full = std::mem::take(&mut self.0[level]);
+            f = Table::merge(full, combine)?.into_run()?;
+            level += 1;
+        }
+    }
+
+    fn into_files(self) -> Vec<File> {
+        self.0.into_iter().flatten().collect()
+    }
+}
+
+/// `sorted` written out as a run, ready to be read from its start.
+fn write_run(sorted: &[(u128, u64)]) -> io::Result<File> {
+    let mut w = BufWriter::with_capacity(1 << 16, temp_file()?);
+    for &(k, v) in sorted {
+        write_entry(&mut w, k, v)?;
+    }
+    let mut f = w.into_inner().map_err(|e| e.into_error())?;
+    f.seek(SeekFrom::Start(0))?;
+    Ok(f)
+}
+
+/// `runs` as one sorted run (`None` when there are none).
+fn one_run(mut runs: Vec<File>, combine: Combine) -> io::Result<Option<File>> {
+    if runs.len() > 1 {
+        return Ok(Some(Table::merge(runs, combine)?.into_run()?));
+    }
+    Ok(runs.pop())
 }
 
 /// Entries of distinct keys kept in memory up to [`SORTER_ENTRIES`], then written out
@@ -135,11 +173,7 @@ impl Builder {
 /// push, and a sort per run).
 pub struct Sorter {
     mem: Vec<(u128, u64)>,
-    /// The runs written, by level: a level's [`FAN_IN`] runs are merged into one of the
-    /// next level, so that an entry is written again once per level (as many as
-    /// log₃₂ of the runs), not once per [`gather`] of all the runs so far (which wrote
-    /// the first runs over again every 31 runs: 190 MB more written on 1 GiB of logs).
-    levels: Vec<Vec<File>>,
+    runs: Levels,
     cap: usize,
     failed: bool,
 }
@@ -155,14 +189,14 @@ impl Sorter {
     fn with_cap(cap: usize) -> Sorter {
         Sorter {
             mem: Vec::new(),
-            levels: Vec::new(),
+            runs: Levels::default(),
             cap: cap.max(1),
             failed: false,
         }
     }
 
     /// Adds key `k` (not added before) with value `v`. After a run could not be written
-    /// nothing more is kept, and [`Sorter::into_table`] fails.
+    /// nothing more is kept, and [`Sorter::into_runs`] fails.
     pub fn add(&mut self, k: u128, v: u64) {
         if self.failed {
             return;
@@ -179,26 +213,9 @@ impl Sorter {
 
     fn spill(&mut self) -> io::Result<()> {
         self.mem.sort_unstable_by_key(|e| e.0);
-        let mut w = BufWriter::with_capacity(1 << 16, temp_file()?);
-        for &(k, v) in &self.mem {
-            write_entry(&mut w, k, v)?;
-        }
+        let f = write_run(&self.mem)?;
         self.mem.clear();
-        let mut f = w.into_inner().map_err(|e| e.into_error())?;
-        f.seek(SeekFrom::Start(0))?;
-        let mut level = 0;
-        loop {
-            if self.levels.len() == level {
-                self.levels.push(Vec::new());
-            }
-            self.levels[level].push(f);
-            if self.levels[level].len() < FAN_IN {
-                return Ok(());
-            }
-            let full = std::mem::take(&mut self.levels[level]);
-            f = Table::merge(full, max)?.into_run()?;
-            level += 1;
-        }
+        self.runs.push(f, max)
     }
 
     /// The sorted runs of everything added (none when nothing was).
@@ -209,16 +226,12 @@ impl Sorter {
         if !self.mem.is_empty() {
             self.spill()?;
         }
-        Ok(self.levels.into_iter().flatten().collect())
+        Ok(self.runs.into_files())
     }
 
     /// Everything added as one sorted run (`None` when nothing was).
     pub fn into_run(self) -> io::Result<Option<File>> {
-        let mut runs = self.into_runs()?;
-        if runs.len() > 1 {
-            return Ok(Some(Table::merge(runs, max)?.into_run()?));
-        }
-        Ok(runs.pop())
+        one_run(self.into_runs()?, max)
     }
 }
 

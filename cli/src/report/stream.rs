@@ -421,17 +421,18 @@ fn census(fi: usize, log: &Log) -> Census {
             }
         }
         latest = latest.max(r.ts_us);
-        for (i, fp) in recheck::named_fps(&r).into_iter().enumerate() {
-            let Some(fp) = fp else { continue };
+        let [named, creates] = recheck::named_fps(&r);
+        if let Some(fp) = named {
+            pending.add(recheck::Pending::key(recheck::fp_hash(fp)), 1);
+        }
+        // A call's `out.key_fp`, whose count the merge's parser needs.
+        if let Some(fp) = creates {
             let h = recheck::fp_hash(fp);
             pending.add(recheck::Pending::key(h), 1);
-            // The second is a call's `out.key_fp`, which the merge's parser looks up.
-            if i == 1 {
-                if let Some(k) = ahead::created(h, fi, creating) {
-                    created.add(k, 0);
-                }
-                creating += 1;
+            if let Some(k) = ahead::created(h, fi, creating) {
+                created.add(k, 0);
             }
+            creating += 1;
         }
         match &r.body {
             Body::Violation(v) => {
