@@ -99,6 +99,55 @@ pub(super) fn record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
         }
         Body::Error { message } => format!("ERROR {message}"),
     };
-    // One line per record, whatever a message holds.
-    out.extend(body.bytes().map(|b| if b == b'\n' { b' ' } else { b }));
+    // One line per record, whatever a message holds, and nothing a terminal would act on.
+    one_visible_line(&body, out);
+}
+
+/// `text` as one line a terminal shows as it is: a line break becomes a space (as it always
+/// has); every other control character (C0, DEL, C1: a carriage return that would write
+/// over the line, an escape sequence from a garbage key buffer shown with `SHOW_KEYS`, a
+/// CSI) is written as `\xNN`.
+fn one_visible_line(text: &str, out: &mut Vec<u8>) {
+    for c in text.chars() {
+        match c {
+            '\n' => out.push(b' '),
+            c if c.is_control() => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                // Every control character is below U+00A0.
+                let b = c as u32 as u8;
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'x',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 15)],
+                ]);
+            }
+            c => {
+                let mut utf8 = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_visible_line;
+
+    fn visible(s: &str) -> String {
+        let mut out = Vec::new();
+        one_visible_line(s, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(visible("a\nb"), "a b");
+        assert_eq!(visible("over\rwrite"), "over\\x0dwrite");
+        assert_eq!(visible("\u{1b}[31mred\u{7f}"), "\\x1b[31mred\\x7f");
+        assert_eq!(visible("tab\there"), "tab\\x09here");
+        // C1 controls (U+009B is a CSI to some terminals) too; other characters stay.
+        assert_eq!(visible("\u{9b}2J é ü \u{a0}"), "\\x9b2J é ü \u{a0}");
+        assert_eq!(visible("\u{0}"), "\\x00");
+    }
 }

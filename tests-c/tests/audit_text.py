@@ -1,10 +1,13 @@
 """ACL_IPC_GUARD_FORMAT=text (to a file) and the default text log on stderr: one line per
 record, each carrying the same facts as the JSON record of the same workload (event, seq,
-pid, tid, timestamp, function, return code, rule, severity, action, message, counts)."""
+pid, tid, timestamp, function, return code, rule, severity, action, message, counts); and
+a key with control characters in it, shown raw, reaches the terminal escaped, not obeyed."""
 import atexit
 import re
 import subprocess
+import unicodedata
 from harness import *
+from ruleslib import Actor
 
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
@@ -81,5 +84,34 @@ lines = check_lines(err.decode().splitlines(), reference, "stderr")
 for line in lines:
     # Single-threaded: the pid and the tid are the same number, said twice.
     check(len(word(proc.pid).findall(line)) >= 2, f"stderr: pid and tid {proc.pid} on {line}")
+
+# A key the program got wrong (garbage in its buffer: an escape sequence, a BEL, a DEL, a C1
+# CSI), shown raw (SHOW_KEYS=1) in the text log on stderr: a terminal must show it, not
+# obey it. Every control character but the line ends is written as \xNN; the JSON log
+# keeps the key exactly (escaped the JSON way).
+raw = "k\x1b[2Jgone\x07\x7f\u009bz"
+shown = "key=k\\x1b[2Jgone\\x07\\x7f\\x9bz"
+for fmt, log in (("text", None), ("json", work.file("terminal.json"))):
+    actor_env = dict(env, ACL_IPC_GUARD_SHOW_KEYS="1")
+    if log:
+        actor_env["ACL_IPC_GUARD_LOG"] = log
+    errfile = work.file(f"terminal.{fmt}.err")
+    a = Actor(f"terminal-{fmt}", actor_env, errfile=errfile)
+    check(a.do("setkey K " + raw).complete, f"{fmt}: the key set")
+    check(a.do("close K").complete, f"{fmt}: the close answered")
+    eq(a.finish(), 0, f"{fmt}: the actor's exit status")
+    with open(errfile, "rb") as f:
+        err = f.read().decode("utf-8")
+    if log is None:
+        violations = [line for line in err.splitlines() if "VIOLATION error close.unknown" in line]
+        eq(len(violations), 1, f"text: one close.unknown line on stderr: {err!r}")
+        check(shown in violations[0], f"text: the key shown escaped: {violations[0]!r}")
+        obeyed = sorted({c for c in err if unicodedata.category(c) == "Cc" and c != "\n"})
+        eq(obeyed, [], "text: no control character but line ends on stderr")
+    else:
+        eq(err, "", "json file: nothing on stderr")
+        v = [r for r in read_log(log) if r.get("rule") == "close.unknown"]
+        eq(len(v), 1, "json: one close.unknown record")
+        eq(v[0].get("key"), raw, "json: the raw key, exactly")
 work.cleanup()
 done("audit.text")
