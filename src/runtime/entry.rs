@@ -301,6 +301,9 @@ fn begin<F: RealFn>(real: &'static Real<F>) -> Begin<F> {
         Ok(f) => f,
         Err(missing) => {
             if entered.is_some() {
+                // An intercepted call like any other: the summary and the stats count it
+                // (they count every intercepted call), though it never reached a runtime.
+                rt.calls.add(1);
                 // say_trouble writes the start record first.
                 rt.say_trouble(Trouble::RealMissing(func), missing.0);
             }

@@ -25,6 +25,8 @@ eq(len(errors), 3, "one error record per function (the bare tgid call was made t
 check(all("/nonexistent/libascendcl.so" in e["message"] and "200001" in e["message"] for e in errors), f"error messages say why: {errors}")
 eq(sorted(e["message"].split()[1] for e in errors), ["aclrtDeviceGetBareTgid", "aclrtIpcMemClose", "aclrtMalloc"], "error names the function")
 eq(recs[0]["event"], "start", "the start record comes first, before the error records")
+summary = events(recs, "summary")
+eq([s["calls"] for s in summary], [4], "the summary counts the 4 calls the runtime never got")
 check("bare_tgid" not in recs[0] and recs[0]["host"], f"no runtime: the start names no bare tgid: {recs[0]}")
 
 # The real library named is the shim itself: refused, not recursed into.
