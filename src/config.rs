@@ -265,16 +265,23 @@ impl Config {
         }
         if let Some(spec) = rules_v.as_deref() {
             for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let parsed = item.split_once('=').and_then(|(id, sev)| {
-                    Some((Rule::from_id(id.trim())?, Severity::parse(sev.trim())?))
-                });
-                match parsed {
-                    Some((rule, sev)) => severities[rule as usize] = sev,
-                    None => complain(
+                let (id, sev) = item.split_once('=').unwrap_or((item, ""));
+                let id = id.trim();
+                match (Rule::from_id(id), Severity::parse(sev.trim())) {
+                    (Some(rule), Some(sev)) => severities[rule as usize] = sev,
+                    // A known rule with a bad severity keeps its own; an unknown id changes
+                    // nothing (there is no such rule to keep a severity for).
+                    (Some(rule), None) => complain(
                         var::RULES,
                         item,
-                        "RULE=off|warning|error with a rule id from `acl-ipc-guard rules`",
-                        "that rule's own severity",
+                        "RULE=off|warning|error",
+                        &format!("{}'s own severity", rule.id()),
+                    ),
+                    (None, _) => complain(
+                        var::RULES,
+                        item,
+                        &format!("no rule has the id {id:?}; the ids: `acl-ipc-guard rules`"),
+                        "no override for it",
                     ),
                 }
             }
@@ -573,6 +580,25 @@ mod tests {
         ]);
         assert_eq!(bad.len(), 8, "{bad:?}");
         assert!(bad[0].contains("ACL_IPC_GUARD_MODE") && bad[0].contains("loud"));
+        // An unknown rule id says so (no rule to keep a severity for); a bad severity
+        // names the rule whose own severity stays.
+        let rules: Vec<&String> = bad
+            .iter()
+            .filter(|b| b.contains("ACL_IPC_GUARD_RULES"))
+            .collect();
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        assert!(
+            rules[0].contains(r#"no rule has the id "nosuch.rule""#)
+                && rules[0].ends_with("using no override for it"),
+            "{}",
+            rules[0]
+        );
+        assert!(
+            rules[1].contains("free.imported=maybe")
+                && rules[1].ends_with("using free.imported's own severity"),
+            "{}",
+            rules[1]
+        );
         assert_eq!(c.mode, Mode::Audit);
         assert_eq!(c.severity(Rule::FreeImported), Severity::Error);
         assert_eq!(c.severity(Rule::ExportFlags), Severity::Warning);
