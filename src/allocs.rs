@@ -12,9 +12,10 @@
 //!   is a logarithmic look-up. Any address pattern (random, reused, huge sizes) stays
 //!   logarithmic.
 
+use crate::key::Key;
 use crate::state::AddrHasher;
 use crate::sync::PlainLock;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -45,8 +46,10 @@ pub(crate) struct AllocTable {
     /// imported memory. Kept here, by address, so that an
     /// importer's close and the next allocation take only this shard's lock.
     // Spelled out, not as a type alias: cbindgen (the header's generator, which reads
-    // every item of the crate) fails on an alias of a two-parameter HashSet.
-    closed_imports: HashSet<usize, BuildHasherDefault<AddrHasher>>,
+    // every item of the crate) fails on an alias of a HashSet or HashMap with a hasher.
+    /// With each, the key it was imported with (when given): a free of the address
+    /// names it, so that the violation stands on the key's timeline.
+    closed_imports: HashMap<usize, Option<Key>, BuildHasherDefault<AddrHasher>>,
 }
 
 impl AllocTable {
@@ -187,25 +190,27 @@ impl Allocs {
 
     fn forget_closed_in(&self, t: &mut AllocTable, addr: usize) {
         if !t.closed_imports.is_empty()
-            && t.closed_imports.remove(&addr)
+            && t.closed_imports.remove(&addr).is_some()
             && t.closed_imports.is_empty()
         {
             self.unmark(KEY_PARTS + shard_of(addr));
         }
     }
 
-    /// Remembers that an import returned at `addr` was closed for good.
-    pub(crate) fn add_closed(&self, addr: usize) {
+    /// Remembers that an import returned at `addr`, of `key`, was closed for good.
+    pub(crate) fn add_closed(&self, addr: usize, key: Option<Key>) {
         let mut t = self.shard(addr).lock();
-        t.closed_imports.insert(addr);
+        t.closed_imports.insert(addr, key);
         self.mark(KEY_PARTS + shard_of(addr));
     }
 
-    /// True when an import returned at `addr` was closed and the address not handed out
-    /// again since.
-    pub(crate) fn is_closed(&self, addr: usize) -> bool {
-        self.marked(KEY_PARTS + shard_of(addr))
-            && self.shard(addr).lock().closed_imports.contains(&addr)
+    /// When an import returned at `addr` was closed and the address not handed out again
+    /// since: the key it was imported with, when given.
+    pub(crate) fn closed_import(&self, addr: usize) -> Option<Option<Key>> {
+        if !self.marked(KEY_PARTS + shard_of(addr)) {
+            return None;
+        }
+        self.shard(addr).lock().closed_imports.get(&addr).copied()
     }
 
     /// True while any shard remembers closed imports.
@@ -523,7 +528,7 @@ mod tests {
         assert_eq!(t.quiet_remove(0x5000), Some(None));
         assert_eq!(t.calls(), 3, "counted when done quietly only");
         t.insert(0x7000, 1);
-        t.add_closed(0x9000);
+        t.add_closed(0x9000, None);
         t.clear();
         assert_eq!((t.len(), t.calls()), (0, 0));
         assert!(

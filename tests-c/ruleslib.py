@@ -694,12 +694,14 @@ ACTOR["export.imported~inside"] = dict(
     script=exporter() + importer() + [("B", "export k2 q 4096 4096 0", "target"),
                                        ("B", "cleanup"), ("A", "cleanup")])
 # The vendor sample's mistake: the importer frees the imported pointer after closing it.
+# The violation names the key the memory was imported with (closed or still open), so that
+# it stands on that key's timeline.
 ACTOR["free.imported"] = dict(
-    rule="free.imported", post=_post_read_ok("B"),
+    rule="free.imported", key_ref=("A", "k"), post=_post_read_ok("B"),
     script=exporter() + importer() + [("B", "read q 0"), ("B", "close k"), ("B", "free q", "target"),
                                        ("B", "cleanup"), ("A", "cleanup")])
 ACTOR["free.imported~open"] = dict(
-    rule="free.imported",
+    rule="free.imported", key_ref=("A", "k"),
     script=exporter() + importer() + [("B", "free q", "target"), ("B", "cleanup"), ("A", "cleanup")])
 
 # Only the exporter may whitelist: the importer tries it on the key it imported.

@@ -8,10 +8,10 @@ pub(super) fn check(f: &mut Findings, state: &View, addr: usize) {
     if addr == 0 {
         return;
     }
-    if state.is_imported_addr(addr) {
+    if let Some(key) = state.import_returned_at(addr) {
         f.add(
             Rule::FreeImported,
-            None,
+            key,
             format!("{addr:#x} was returned by aclrtIpcMemImportByKey; an importer releases it with aclrtIpcMemClose, never aclrtFree"),
         );
     }

@@ -369,6 +369,34 @@ fn free_rules() {
     );
 }
 
+/// A free of imported memory names the key it was imported with, open or closed since,
+/// with its bytes (the record's `key_fp`), so that the violation stands on the key's
+/// timeline; an import whose key was not given is named by no key.
+#[test]
+fn free_imported_names_the_key() {
+    let none = LedgerFacts::None;
+    let free_of = |s: &ProcessState, addr| {
+        let f = check_before(&Args::Free { dev_ptr: addr }, &s.view(None), &ME, &none);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].rule, Rule::FreeImported);
+        (f[0].key_fp, f[0].key)
+    };
+    let s = ProcessState::new();
+    let k = Key::from_bytes(b"imported-key");
+    s.add_import_key(k, 0x9000, Some(4096));
+    assert_eq!(free_of(&s, 0x9000), (Some(k.fp), Some(k)), "open import");
+    assert!(s.close_import(&k.fp));
+    assert_eq!(free_of(&s, 0x9000), (Some(k.fp), Some(k)), "closed import");
+    // The address handed out again by an allocation: no longer imported memory.
+    s.add_alloc(0x9000, 4096);
+    assert!(rules(&Args::Free { dev_ptr: 0x9000 }, &s, &none).is_empty());
+    let anon = ProcessState::new();
+    anon.add_import(Key::from_bytes(b"other").fp, 0xa000, None);
+    assert_eq!(free_of(&anon, 0xa000), (None, None), "no key given");
+    assert!(anon.close_import(&Key::from_bytes(b"other").fp));
+    assert_eq!(free_of(&anon, 0xa000), (None, None), "no key given, closed");
+}
+
 #[test]
 fn setattr_and_interserver_rules() {
     let s = ProcessState::new();

@@ -170,8 +170,8 @@ pub(super) enum Closed {
     Nothing,
     /// One of several references to an import.
     Reference,
-    /// The import, for good; it was at this address.
-    Import(usize),
+    /// The import, for good; it was at `addr`, imported with `key` (when given).
+    Import { addr: usize, key: Option<Key> },
     /// The export.
     Export,
 }
@@ -267,7 +267,11 @@ impl Keys {
         if o.get().refs != 0 {
             return Closed::Reference;
         }
-        Closed::Import(o.remove().addr)
+        let import = o.remove();
+        Closed::Import {
+            addr: import.addr,
+            key: import.key,
+        }
     }
 
     /// The open import holding `addr`, if one does.
@@ -278,9 +282,12 @@ impl Keys {
             .map(|(fp, _)| *fp)
     }
 
-    /// True when an open import was returned at `addr`.
-    pub(super) fn imported_at(&self, addr: usize) -> bool {
-        self.imports.values().any(|i| i.addr == addr)
+    /// The open import returned at `addr`, if one was: its key, when given.
+    pub(super) fn imported_at(&self, addr: usize) -> Option<Option<Key>> {
+        self.imports
+            .values()
+            .find(|i| i.addr == addr)
+            .map(|i| i.key)
     }
 
     /// Open exports made from the allocation starting at `base` (`Export::base`).

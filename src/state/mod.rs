@@ -358,9 +358,9 @@ impl ProcessState {
         match k.close(fp, imports_only) {
             Closed::Nothing | Closed::Reference => false,
             Closed::Export => true,
-            Closed::Import(addr) => {
+            Closed::Import { addr, key } => {
                 // Under the stripe's lock: the address is never neither open nor closed.
-                self.allocs.add_closed(addr);
+                self.allocs.add_closed(addr, key);
                 true
             }
         }
@@ -373,10 +373,15 @@ impl ProcessState {
     }
 
     fn imported_addr_in(&self, addr: usize, held: Option<(usize, &Keys)>) -> bool {
-        self.allocs.is_closed(addr)
-            || self
-                .each_stripe(held, |k| k.imported_at(addr).then_some(()))
-                .is_some()
+        self.import_returned_at(addr, held).is_some()
+    }
+
+    /// When `addr` was returned by an import, open or closed since (until an allocation
+    /// hands the address out again): the key it was imported with, when given.
+    fn import_returned_at(&self, addr: usize, held: Option<(usize, &Keys)>) -> Option<Option<Key>> {
+        self.allocs
+            .closed_import(addr)
+            .or_else(|| self.each_stripe(held, |k| k.imported_at(addr)))
     }
 
     pub fn live_imports(&self) -> usize {

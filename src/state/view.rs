@@ -104,6 +104,17 @@ impl<'a> View<'a> {
         self.state.imported_addr_in(addr, self.held())
     }
 
+    /// When `addr` was returned by an import, open or closed since: the identity of the
+    /// key it was imported with, when the key was given (the view names it, with its
+    /// bytes, for the record).
+    pub fn import_returned_at(&self, addr: usize) -> Option<Option<Fp>> {
+        let key = self.state.import_returned_at(addr, self.held())?;
+        Some(key.map(|key| {
+            self.named.set(Some((key.fp, Some(key))));
+            key.fp
+        }))
+    }
+
     /// An open export made from the allocation starting at `base`, if there is one
     /// (`ProcessState::exports_freed_with`).
     pub fn an_export_of(&self, base: usize) -> Option<Fp> {
