@@ -104,18 +104,29 @@ impl Runtime {
     }
 
     /// The ledger cannot be used (not opened, or found damaged): said once in an `error`
-    /// record naming the file; a damaged file is said on stderr too, as nobody else will
-    /// notice it (the program runs on, without the cross-process rules).
+    /// record naming the file; a damaged file, and a directory or file that cannot be
+    /// made or opened or was written by another version, are said on stderr too, as
+    /// nobody else will notice them when the log goes to a file (the program runs on,
+    /// without the cross-process rules: a check that turns itself off says so).
     fn give_up_ledger(&'static self, e: &ledger::LedgerError) {
         let said = self.say_trouble(
             Trouble::LedgerUnusable,
             format!("ledger unusable, cross-process rules are off: {e}"),
         );
-        if let (true, ledger::LedgerError::Damaged { path, .. }) = (said, e) {
-            crate::record::stderr_line(&format!(
+        if !said {
+            return;
+        }
+        match e {
+            ledger::LedgerError::Damaged { path, .. } => crate::record::stderr_line(&format!(
                 "ledger file {} is damaged, cross-process rules are off in this process: remove the file once no process of the job is running (or set ACL_IPC_GUARD_LEDGER to another directory)",
                 path.display()
-            ));
+            )),
+            ledger::LedgerError::Io { .. } | ledger::LedgerError::Incompatible { .. } => {
+                crate::record::stderr_line(&format!(
+                    "{e}; cross-process rules are off in this process (set ACL_IPC_GUARD_LEDGER to a directory this process can create or use)"
+                ))
+            }
+            _ => {}
         }
     }
 

@@ -1,7 +1,8 @@
 """The ledger directory rules, through the real preload: a directory the user made with
 mkdir (0755, 0750) works, cross-process rules included; a symbolic link, one writable by
-group or others, and one owned by another user are refused: the cross-process rules are
-off, an `error` record says why, and one line on stderr says how to fix it. Each case runs
+group or others, one owned by another user, and one that cannot be made are refused: the
+cross-process rules are off, an `error` record says why, and one line on stderr says how
+to fix it. Each case runs
 the same two-process play: the exporter closes while its importer still has the key open,
 which only the ledger can see."""
 import os
@@ -54,6 +55,11 @@ for mode in (0o755, 0o750, 0o700):
 missing = os.path.join(base, "missing")
 accepted(missing, "a missing directory")
 eq(os.stat(missing).st_mode & 0o777, 0o700, "a missing directory is created 0700")
+
+# A directory that cannot be made (its parent does not exist): the same as a refused one,
+# an error record and one line on stderr, so that the user learns the rules are off.
+refused(os.path.join(base, "no", "such", "dir"), "a directory whose parent is missing", "No such file",
+        "ACL_IPC_GUARD_LEDGER")
 
 target = os.path.join(base, "target")
 os.mkdir(target, 0o700)
