@@ -702,11 +702,14 @@ fn malformed_and_truncated_lines_are_skipped() {
         .map(|s| (s.file.as_str(), s.line))
         .collect();
     let b_lines = j.text_of(B).lines().count();
+    // `[not json` (line 2) is no text-format line (those begin `[acl-ipc-guard] `):
+    // it is listed like the others.
     assert_eq!(
         sk,
         [
             ("a.json", j.text_of(A).lines().count() + 1),
             ("b.json", 1),
+            ("b.json", 2),
             ("b.json", 3),
             ("b.json", b_lines + 4)
         ]
@@ -716,11 +719,17 @@ fn malformed_and_truncated_lines_are_skipped() {
         "{}",
         r.skipped[0].reason
     );
-    assert_eq!(r.text_lines, 1);
+    assert!(
+        r.skipped[2].reason.starts_with("not a JSON record"),
+        "{}",
+        r.skipped[2].reason
+    );
+    assert_eq!(r.text_lines, 0);
     assert_eq!(found(&r), vec![]);
     let t = render_text(&r);
     assert!(t.contains("a.json:"), "{t}");
-    assert!(t.contains("malformed lines:    4"), "{t}");
+    assert!(t.contains("b.json:2: not a JSON record"), "{t}");
+    assert!(t.contains("malformed lines:    5"), "{t}");
 }
 
 #[test]
@@ -763,12 +772,24 @@ fn no_panic_on_garbage() {
 
 #[test]
 fn text_lines_are_counted() {
-    let mut s = String::from("[acl-ipc-guard] 2026-11-23T21:07:05.000100Z pid=100 tid=100 seq=1 start version=0.1.0\n\nsome noise\n");
+    // Only lines with the text format's prefix are text lines; a line of noise is a
+    // malformed line, with its file and line.
+    let mut s = String::from("[acl-ipc-guard] 2026-11-23T21:07:05.000100Z pid=100 tid=100 seq=1 start version=0.1.0\n\nsome noise\n[acl-ipc-guard] 2026-11-23T21:07:05.000200Z pid=100 tid=100 seq=2 call aclrtFree\n");
     s.push_str(&good_pair().text_of(A));
     let r = analyze(&[Input::text("mixed", &s)]);
     assert_eq!(r.text_lines, 2);
     assert_eq!(r.files[0].text_lines, 2);
-    assert!(render_text(&r).contains("text lines skipped: 2"));
+    assert_eq!(r.files[0].skipped, 1);
+    let sk: Vec<(&str, usize)> = r
+        .skipped
+        .iter()
+        .map(|s| (s.file.as_str(), s.line))
+        .collect();
+    assert_eq!(sk, [("mixed", 3)]);
+    let t = render_text(&r);
+    assert!(t.contains("text lines skipped: 2"), "{t}");
+    assert!(t.contains("malformed lines:    1"), "{t}");
+    assert!(t.contains("mixed:3: not a JSON record"), "{t}");
 }
 
 #[test]
@@ -874,7 +895,7 @@ fn json_output_has_the_fields() {
         .content
         .as_mut()
         .unwrap()
-        .extend_from_slice(b"text line\n{\"truncated\":");
+        .extend_from_slice(b"[acl-ipc-guard] text line\n{\"truncated\":");
     let r = analyze(&inputs);
     let s = serde_json::to_string_pretty(&render_json(&r)).unwrap();
     let v: Value = serde_json::from_str(&s).unwrap();
