@@ -1052,6 +1052,156 @@ fn command_line_with_files() {
     );
 }
 
+/// The records of a process that broke an `error` rule (free.imported), as the shim
+/// encodes them in `format`.
+fn shim_log(format: acl_ipc_guard::config::Format) -> String {
+    use acl_ipc_guard::call::Func;
+    use acl_ipc_guard::config::Mode;
+    use acl_ipc_guard::record::{self, Action, Body as RBody, Record, Start};
+    use acl_ipc_guard::rules::{Rule, Severity};
+    let bodies = vec![
+        RBody::Start(Box::new(Start {
+            version: "0.1.0",
+            mode: Mode::Audit,
+            exe: "/bin/job".into(),
+            ledger: "off".into(),
+            host: "node-1".into(),
+            bare_tgid: Some(4242),
+            parent: None,
+        })),
+        RBody::Violation(Box::new(record::Violation {
+            rule: Rule::FreeImported,
+            severity: Severity::Error,
+            action: Action::Reported,
+            func: Some(Func::Free),
+            message: "an imported address".into(),
+            key: None,
+            backtrace: None,
+        })),
+        RBody::Summary {
+            calls: 1,
+            violations: vec![(Rule::FreeImported, 1)],
+            blocked: 0,
+            leaks: 0,
+            dropped: 0,
+        },
+    ];
+    let mut out = Vec::new();
+    for (i, body) in bodies.into_iter().enumerate() {
+        let mut rec = Record {
+            seq: i as u64 + 1,
+            ts_us: T0 + i as i64,
+            pid: 4242,
+            tid: 4242,
+            body,
+        };
+        record::encode(&mut rec, format, false, &mut out);
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Logs that hold not one JSON record (the text format, empty files, other files) are no
+/// job to judge: `report` says so on stderr, prints nothing (no page, no trace) and exits
+/// 2, as when no log can be read; it passed them with "processes: 0 … verdict: OK" and 0.
+/// With one record among them, text lines are counted and skipped as before.
+#[test]
+fn logs_without_one_json_record_are_not_judged() {
+    use acl_ipc_guard::config::Format;
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let text = file("job.txt", &shim_log(Format::Text));
+    assert!(text.ends_with("job.txt"));
+    let as_json = file("job.json", &shim_log(Format::Json));
+    // Read as JSON, the job fails: the violation is an error.
+    let (code, out, err) = run_args(&[&as_json]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("free.imported (error): 1"), "{out}");
+
+    // The same job written as text: not judged, not passed.
+    for json in [false, true] {
+        let args: Vec<&str> = if json {
+            vec!["--json", &text]
+        } else {
+            vec![&text]
+        };
+        let (code, out, err) = run_args(&args);
+        assert_eq!((code, out.as_str()), (2, ""), "--json {json}: {err}");
+        assert!(
+            err.contains(
+                "not one JSON record in the logs: 3 text-format lines and 0 other lines skipped"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("ACL_IPC_GUARD_FORMAT=json"), "{err}");
+        assert!(!err.contains("verdict"), "{err}");
+    }
+    // No page or trace is written for it either.
+    let trace = dir.path().join("t.json");
+    let page = dir.path().join("p.html");
+    let (code, out, _) = run_args(&[
+        "--trace",
+        trace.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+        &text,
+    ]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(!trace.exists() && !page.exists());
+
+    // Empty files, and files of other lines (named with their file and line), with a
+    // text log: the same.
+    let empty = file("empty.json", "");
+    let (code, out, err) = run_args(&[&empty]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains("0 text-format lines and 0 other lines skipped"),
+        "{err}"
+    );
+    let junk = file("junk.log", "hello\n\n{\"not\": \"a record\"}\n");
+    let (code, out, err) = run_args(&[&empty, &junk, &text]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains("3 text-format lines and 2 other lines skipped"),
+        "{err}"
+    );
+    assert!(err.contains("junk.log:1: not a JSON record"), "{err}");
+    assert!(err.contains("junk.log:3: missing"), "{err}");
+    // Many other lines: the first few are named, the rest counted.
+    let many = file("many.log", &"noise\n".repeat(12));
+    let (code, _, err) = run_args(&[&many]);
+    assert_eq!(code, 2);
+    assert!(err.contains("many.log:5: not a JSON record"), "{err}");
+    assert!(!err.contains("many.log:6:"), "{err}");
+    assert!(err.contains("and 7 other lines"), "{err}");
+
+    // An unreadable log and a text log: no record either.
+    let missing = dir.path().join("nope.json");
+    let (code, out, err) = run_args(&[missing.to_str().unwrap(), &text]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains("nope.json") && err.contains("not one JSON record"),
+        "{err}"
+    );
+
+    // One JSON log among them: judged as before, the text lines counted and skipped.
+    let (code, out, err) = run_args(&[&text, &as_json, &junk]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.is_empty(), "{err}");
+    assert!(out.contains("text lines skipped: 3"), "{out}");
+    assert!(out.contains("malformed lines:    2"), "{out}");
+    assert!(out.contains("junk.log:1: not a JSON record"), "{out}");
+    let good = file("good.json", &good_pair().shared());
+    let (code, out, _) = run_args(&["--json", &good, &text]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["text_lines"], 3);
+    assert_eq!(v["verdict"]["exit_status"], 0);
+}
+
 /// A record queued after another thread's later one lies a little back in time in its
 /// file (its thread was preempted between its call and the queue): the streaming report
 /// holds that much of the file and answers as the in-memory one, which sorts by time.
