@@ -643,17 +643,99 @@ fn violations_past_the_repeat_limit_still_count() {
     assert_eq!(extra.len(), 2, "{:?}", r.violations);
     assert!(extra.iter().any(|v| v.rule == "close.key-null"
         && v.severity == "error"
+        && v.count == 3
         && v.message.starts_with("3 more")));
     assert!(extra
         .iter()
         .any(|v| v.rule == "exit.leak" && v.severity == "warning"));
     assert_eq!(r.exit_status(), 1);
 
-    // A limit of 0: nothing written, the summary alone fails the job.
+    assert_eq!((r.count("error"), r.count("warning")), (4, 1));
+    assert!(render_text(&r).contains("close.key-null (error): 4"));
+
+    // A limit of 0: nothing written, the summary alone fails the job, by its count.
     let mut j = Job::new();
     j.start(A);
-    j.rec(A, "summary", json!({"calls": 1, "violations": {"close.key-null": 1}, "blocked": 0, "leaks": 0, "dropped": 0}));
-    assert_eq!(j.report().exit_status(), 1);
+    j.rec(A, "summary", json!({"calls": 1, "violations": {"close.key-null": 7}, "blocked": 0, "leaks": 0, "dropped": 0}));
+    let r = j.report();
+    assert_eq!(r.exit_status(), 1);
+    assert_eq!(r.count("error"), 7);
+    assert!(render_text(&r).contains("close.key-null (error): 7"));
+}
+
+/// Past `ACL_IPC_GUARD_REPEAT_LIMIT` (100) the shim writes no more records of a rule and
+/// its summary counts them all (150): the report's counts per rule, in text and JSON, and
+/// its verdict say 150, as the summary does, not 101 (the records written plus the one
+/// entry that stands for the rest). The entry stays one (`count` 50): no fake records.
+/// A process without a summary (killed) counts what it wrote.
+#[test]
+fn counts_past_the_repeat_limit_agree_with_the_summary() {
+    let size_zero = |j: &mut Job, pid: i64| {
+        j.rec(pid, "violation", json!({"rule": "export.size-zero", "severity": "error", "action": "reported", "fn": "aclrtIpcMemGetExportKey", "message": "size is 0"}));
+    };
+    let mut j = Job::new();
+    j.start(A).start(B);
+    for _ in 0..100 {
+        size_zero(&mut j, A);
+    }
+    // B was killed after 3: no summary, 3 counted.
+    for _ in 0..3 {
+        size_zero(&mut j, B);
+    }
+    j.rec(A, "summary", json!({"calls": 150, "violations": {"export.size-zero": 150, "exit.leak": 2}, "blocked": 0, "leaks": 2, "dropped": 0}));
+    let inputs = j.inputs();
+    let r = analyze(&inputs);
+    assert!(same_when_streamed(&inputs, &r), "streamed as well");
+    assert_eq!((r.count("error"), r.count("warning")), (153, 2));
+    assert_eq!(r.exit_status(), 1);
+    // One entry for the 50 unwritten, none invented.
+    let extra: Vec<_> = r
+        .violations
+        .iter()
+        .filter(|v| v.func == "summary")
+        .collect();
+    assert_eq!(
+        extra
+            .iter()
+            .map(|v| (v.rule.as_str(), v.pid, v.count))
+            .collect::<Vec<_>>(),
+        [("exit.leak", A, 2), ("export.size-zero", A, 50)]
+    );
+    assert_eq!(r.violations.len(), 100 + 3 + 2);
+
+    let t = render_text(&r);
+    assert!(t.contains("  export.size-zero (error): 153\n"), "{t}");
+    assert!(t.contains("  exit.leak (warning): 2\n"), "{t}");
+    assert!(
+        t.contains("50 more export.size-zero violation(s) counted in the summary"),
+        "{t}"
+    );
+    assert!(
+        t.contains(
+            "verdict: FAIL: 153 error violations (153 from the logs, 0 from the re-check), 2 warnings"
+        ),
+        "{t}"
+    );
+
+    let v = render_json(&r);
+    assert_eq!(v["verdict"]["errors"], 153);
+    assert_eq!(v["verdict"]["warnings"], 2);
+    let vs = v["violations"].as_array().unwrap();
+    assert_eq!(vs.len(), 105);
+    let per_rule = |rule: &str, pid: i64| -> u64 {
+        vs.iter()
+            .filter(|x| x["rule"] == rule && x["pid"] == pid)
+            .map(|x| x["count"].as_u64().expect("every violation has a count"))
+            .sum()
+    };
+    // Per process, as its summary says; the killed one, as its records say.
+    assert_eq!(per_rule("export.size-zero", A), 150);
+    assert_eq!(per_rule("exit.leak", A), 2);
+    assert_eq!(per_rule("export.size-zero", B), 3);
+    assert!(vs
+        .iter()
+        .filter(|x| x["fn"] != "summary")
+        .all(|x| x["count"] == 1));
 }
 
 #[test]
@@ -2153,6 +2235,7 @@ fn describe_words_events_as_format_does() {
             seq: 1,
             message: "m: \"q\"".into(),
             action: action.clone(),
+            count: 1,
         };
         let a = action.map(|a| format!(", {a}")).unwrap_or_default();
         cases.push((
@@ -2496,6 +2579,7 @@ fn text_event_lines_are_what_format_made_of_them() {
         seq: 3,
         message: "two\nlines \u{1b}[31m é".into(),
         action: Some("reported".into()),
+        count: 1,
     };
     let events = vec![
         ev(
