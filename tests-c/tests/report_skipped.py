@@ -83,13 +83,22 @@ check(not any(same_file(s["file"], paths[i1]) and s["line"] != cut_at for s in s
       f"the importer's other lines are read: {skipped}")
 eq(doc["keys"][fp], clean["keys"][fp], "the key's timeline is unchanged by the damage")
 
-# A file that holds only a truncated line, and an empty file: no crash, nothing found.
+# The stray line in the importer's log is no text-format line: it is listed, with its line.
+check(any(same_file(s["file"], paths[i2]) and s["line"] == 2 for s in skipped),
+      f"the stray line is skipped with its file and line 2: {skipped}")
+eq(doc["text_lines"], len(text_lines), "the text-format log's lines are counted as text lines, and only they")
+
+# A file that holds only a truncated line, and an empty file: no crash, and no pass either:
+# not one record was read, so there is no job to judge (status 2, as for logs that cannot
+# be read; it was 0, "no violation", before). The cut line is named on stderr.
 with open(work.file("cut.json"), "w") as f:
     f.write('{"ts":"2026-01-01T00:00:00.000000Z","seq":1,"pid":1,')
 open(work.file("empty.json"), "w").close()
-rc, doc = report([work.file("cut.json"), work.file("empty.json")])
-eq(rc, 0, "only damage: exit 0")
-eq(doc["violations"], [], "only damage: no violation")
-check(any(same_file(s["file"], work.file("cut.json")) and s["line"] == 1 for s in doc["skipped"]),
-      f"only damage: the cut line is skipped: {doc['skipped']}")
+p = subprocess.run([CLI, "report", "--json", work.file("cut.json"), work.file("empty.json")],
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+err = p.stderr.decode()
+eq((p.returncode, p.stdout.decode()), (2, ""), f"only damage: exit 2, nothing on stdout ({err!r})")
+check("not one JSON record in the logs: 0 text-format lines and 1 other line skipped" in err,
+      f"only damage: stderr says what was skipped: {err!r}")
+check(f"{work.file('cut.json')}:1: invalid JSON" in err, f"only damage: the cut line is named: {err!r}")
 done("report.skipped")

@@ -69,7 +69,7 @@ fn in_memory(logs: &[stream::Log], trace: bool) -> Report {
 
 /// For `report --help`.
 pub const EXIT_STATUS: &str =
-    "Exit status: 0 no error violation, 1 error violations found, 2 usage error, no log readable or the --html page or --trace file not written.";
+    "Exit status: 0 no error violation, 1 error violations found, 2 usage error, no log readable, not one JSON record in the logs, or the --html page or --trace file not written.";
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
@@ -99,6 +99,34 @@ pub fn main(args: &ReportArgs) -> i32 {
     let mut stdout = std::io::stdout();
     let stderr = std::io::stderr();
     run(args, &mut stdout, &mut stderr.lock())
+}
+
+/// At most this many of the lines that are neither records nor text-format lines are
+/// named on stderr when the logs hold no record.
+const NO_RECORD_SHOWN: usize = 5;
+
+/// What `report` says on stderr when the logs hold not one JSON record: what it skipped,
+/// and the format it reads.
+fn no_record_message(none: &stream::NoRecord) -> String {
+    let lines = |n: usize, what: &str| format!("{n} {what} line{}", if n == 1 { "" } else { "s" });
+    let mut m = format!(
+        "acl-ipc-guard report: not one JSON record in the logs: {} and {} skipped; \
+         nothing was judged\n\
+         acl-ipc-guard report: the report reads the JSON format only: write the logs with \
+         ACL_IPC_GUARD_FORMAT=json (the default for files)\n",
+        lines(none.text_lines, "text-format"),
+        lines(none.other.len(), "other"),
+    );
+    for s in none.other.iter().take(NO_RECORD_SHOWN) {
+        m.push_str(&format!("  {}:{}: {}\n", s.file, s.line, s.reason));
+    }
+    if none.other.len() > NO_RECORD_SHOWN {
+        m.push_str(&format!(
+            "  and {} more\n",
+            lines(none.other.len() - NO_RECORD_SHOWN, "other")
+        ));
+    }
+    m
 }
 
 /// glibc gives each thread that allocates a heap ("arena") of its own, up to 8 per core;
@@ -143,6 +171,14 @@ pub fn run(args: &ReportArgs, out: &mut (dyn Write + Send), err: &mut dyn Write)
     }
     if readable == 0 {
         let _ = writeln!(err, "acl-ipc-guard report: no log could be read");
+        return 2;
+    }
+    // Not one JSON record in all the logs (text-format logs, empty files, other files):
+    // there is no job to judge, and "processes: 0 … verdict: OK" would pass a CI run whose
+    // text log holds an error. Like logs that cannot be read: said on stderr, nothing on
+    // stdout (no page, no trace either), status 2.
+    if let Some(none) = stream::no_record(&logs) {
+        let _ = err.write_all(no_record_message(&none).as_bytes());
         return 2;
     }
     let trace = match args.trace.as_deref().map(render::TraceFile::create) {

@@ -164,6 +164,11 @@ pub struct Violation {
     pub message: String,
     /// `reported`/`blocked`/`aborted` for a log violation; `None` for a re-check one.
     pub action: Option<String>,
+    /// How many violations this entry stands for: 1, but for the entry of a process's
+    /// violations of a rule past `ACL_IPC_GUARD_REPEAT_LIMIT` (`func` `summary`): as many
+    /// as its summary counted beyond the records written. Every count of the report
+    /// (per rule, the verdict) adds these up, so it agrees with the summaries.
+    pub count: u64,
 }
 
 /// One event of a key's timeline.
@@ -300,11 +305,14 @@ pub struct CallRecord {
 }
 
 impl Report {
-    pub fn count(&self, severity: &str) -> usize {
+    /// How many violations of `severity` the job had: written, counted only in a
+    /// summary (past the repeat limit) or found by the re-check.
+    pub fn count(&self, severity: &str) -> u64 {
         self.violations
             .iter()
             .filter(|v| v.severity == severity)
-            .count()
+            .map(|v| v.count)
+            .sum()
     }
 
     /// 1 if any `error` violation (from the logs or the re-check), else 0.

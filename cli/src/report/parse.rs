@@ -1100,13 +1100,17 @@ fn line_hash(t: &str) -> u64 {
 #[derive(Debug)]
 pub enum Line {
     Blank,
-    /// A text-format record or other noise.
+    /// A record of the shim's text format (`ACL_IPC_GUARD_FORMAT=text`): it begins with
+    /// [`TEXT_PREFIX`]. Any other line that is not a record is `Malformed`.
     Text,
     /// Not boxed: every reader moves it on at once (a box was an allocation a line).
     #[allow(clippy::large_enum_variant)]
     Record(Rec),
     Malformed(String),
 }
+
+/// How every line of the shim's text format begins (`src/record/text.rs`).
+pub const TEXT_PREFIX: &str = "[acl-ipc-guard] ";
 
 pub fn parse_line(file: usize, text: &str) -> Line {
     parse_line_hashed(file, text, true)
@@ -1133,7 +1137,15 @@ fn parse_line_as(file: usize, text: &str, hashed: bool, lean: bool) -> Line {
         return Line::Blank;
     }
     if !t.starts_with('{') {
-        return Line::Text;
+        // Only the text format's own lines are counted as such: anything else (a stray
+        // line of a program's output, garbage) is listed with its file and line.
+        if t.starts_with(TEXT_PREFIX) {
+            return Line::Text;
+        }
+        return Line::Malformed(format!(
+            "not a JSON record (does not begin with `{{`): {:?}",
+            short(t)
+        ));
     }
     // Most lines: a call as the shim lays it out, read where its members lie.
     if let Some(line) = canonical_call(t)
@@ -1312,7 +1324,24 @@ mod tests {
             parse_line(0, "[acl-ipc-guard] 2026 pid=1"),
             Line::Text
         ));
-        assert!(matches!(parse_line(0, "[1,2]"), Line::Text));
+        // Only the text format's prefix makes a text line: other lines that are not
+        // records are malformed, with a reason that says so.
+        for other in [
+            "[1,2]",
+            "some noise",
+            "[acl-ipc-guard]",
+            "[acl-ipc-guard]2026 pid=1",
+            "acl-ipc-guard] 2026",
+        ] {
+            match parse_line(0, other) {
+                Line::Malformed(r) => assert!(r.starts_with("not a JSON record"), "{other}: {r}"),
+                l => panic!("{other}: {l:?}"),
+            }
+        }
+        assert!(matches!(
+            parse_line(0, "[acl-ipc-guard] 2026 pid=1\r"),
+            Line::Text
+        ));
         let m = |s: &str| match parse_line(0, s) {
             Line::Malformed(r) => r,
             other => panic!("{s}: {other:?}"),

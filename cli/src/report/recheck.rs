@@ -576,6 +576,7 @@ impl<'a> Sweep<'a> {
                     n - written
                 ),
                 action: None,
+                count: n - written,
             });
         }
     }
@@ -599,6 +600,7 @@ impl<'a> Sweep<'a> {
             seq: r.seq,
             message: lv.message.clone(),
             action: lv.action.clone(),
+            count: 1,
         };
         if let Some(fp) = &v.key_fp {
             let ev = Self::violation_event(&v);
@@ -648,6 +650,7 @@ impl<'a> Sweep<'a> {
             seq: r.seq,
             message,
             action: None,
+            count: 1,
         };
         if let Some(fp) = fp {
             let ev = Self::violation_event(&v);

@@ -1314,6 +1314,40 @@ fn merge<'a>(
     Some((judged, keys, sink, res))
 }
 
+/// What the logs held when not one of their lines is a JSON record.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct NoRecord {
+    /// Lines of the shim's text format (`ACL_IPC_GUARD_FORMAT=text`).
+    pub text_lines: usize,
+    /// Every other line that is not blank: each with its file, line and why.
+    pub other: Vec<Skipped>,
+}
+
+/// `None` as soon as some line of `logs` is a JSON record (the first line of a log the
+/// shim wrote in that format, so this costs one line); otherwise what the logs held
+/// instead, every line of them read. A log that cannot be read (or stops being readable)
+/// adds nothing: `report` has named it already.
+pub fn no_record(logs: &[Log]) -> Option<NoRecord> {
+    let mut found = NoRecord::default();
+    for (fi, log) in logs.iter().enumerate() {
+        let Ok(r) = log.reader() else { continue };
+        let mut lines = Lines::new(r, u64::MAX, MERGE_BUFFER);
+        while let Ok(true) = lines.next() {
+            match lines.parse(fi) {
+                Line::Record(_) => return None,
+                Line::Blank => {}
+                Line::Text => found.text_lines += 1,
+                Line::Malformed(reason) => found.other.push(Skipped {
+                    file: log.name.clone(),
+                    line: lines.line,
+                    reason,
+                }),
+            }
+        }
+    }
+    Some(found)
+}
+
 impl Log {
     /// The whole log, for the in-memory report.
     pub fn input(&self) -> super::model::Input {

@@ -643,17 +643,99 @@ fn violations_past_the_repeat_limit_still_count() {
     assert_eq!(extra.len(), 2, "{:?}", r.violations);
     assert!(extra.iter().any(|v| v.rule == "close.key-null"
         && v.severity == "error"
+        && v.count == 3
         && v.message.starts_with("3 more")));
     assert!(extra
         .iter()
         .any(|v| v.rule == "exit.leak" && v.severity == "warning"));
     assert_eq!(r.exit_status(), 1);
 
-    // A limit of 0: nothing written, the summary alone fails the job.
+    assert_eq!((r.count("error"), r.count("warning")), (4, 1));
+    assert!(render_text(&r).contains("close.key-null (error): 4"));
+
+    // A limit of 0: nothing written, the summary alone fails the job, by its count.
     let mut j = Job::new();
     j.start(A);
-    j.rec(A, "summary", json!({"calls": 1, "violations": {"close.key-null": 1}, "blocked": 0, "leaks": 0, "dropped": 0}));
-    assert_eq!(j.report().exit_status(), 1);
+    j.rec(A, "summary", json!({"calls": 1, "violations": {"close.key-null": 7}, "blocked": 0, "leaks": 0, "dropped": 0}));
+    let r = j.report();
+    assert_eq!(r.exit_status(), 1);
+    assert_eq!(r.count("error"), 7);
+    assert!(render_text(&r).contains("close.key-null (error): 7"));
+}
+
+/// Past `ACL_IPC_GUARD_REPEAT_LIMIT` (100) the shim writes no more records of a rule and
+/// its summary counts them all (150): the report's counts per rule, in text and JSON, and
+/// its verdict say 150, as the summary does, not 101 (the records written plus the one
+/// entry that stands for the rest). The entry stays one (`count` 50): no fake records.
+/// A process without a summary (killed) counts what it wrote.
+#[test]
+fn counts_past_the_repeat_limit_agree_with_the_summary() {
+    let size_zero = |j: &mut Job, pid: i64| {
+        j.rec(pid, "violation", json!({"rule": "export.size-zero", "severity": "error", "action": "reported", "fn": "aclrtIpcMemGetExportKey", "message": "size is 0"}));
+    };
+    let mut j = Job::new();
+    j.start(A).start(B);
+    for _ in 0..100 {
+        size_zero(&mut j, A);
+    }
+    // B was killed after 3: no summary, 3 counted.
+    for _ in 0..3 {
+        size_zero(&mut j, B);
+    }
+    j.rec(A, "summary", json!({"calls": 150, "violations": {"export.size-zero": 150, "exit.leak": 2}, "blocked": 0, "leaks": 2, "dropped": 0}));
+    let inputs = j.inputs();
+    let r = analyze(&inputs);
+    assert!(same_when_streamed(&inputs, &r), "streamed as well");
+    assert_eq!((r.count("error"), r.count("warning")), (153, 2));
+    assert_eq!(r.exit_status(), 1);
+    // One entry for the 50 unwritten, none invented.
+    let extra: Vec<_> = r
+        .violations
+        .iter()
+        .filter(|v| v.func == "summary")
+        .collect();
+    assert_eq!(
+        extra
+            .iter()
+            .map(|v| (v.rule.as_str(), v.pid, v.count))
+            .collect::<Vec<_>>(),
+        [("exit.leak", A, 2), ("export.size-zero", A, 50)]
+    );
+    assert_eq!(r.violations.len(), 100 + 3 + 2);
+
+    let t = render_text(&r);
+    assert!(t.contains("  export.size-zero (error): 153\n"), "{t}");
+    assert!(t.contains("  exit.leak (warning): 2\n"), "{t}");
+    assert!(
+        t.contains("50 more export.size-zero violation(s) counted in the summary"),
+        "{t}"
+    );
+    assert!(
+        t.contains(
+            "verdict: FAIL: 153 error violations (153 from the logs, 0 from the re-check), 2 warnings"
+        ),
+        "{t}"
+    );
+
+    let v = render_json(&r);
+    assert_eq!(v["verdict"]["errors"], 153);
+    assert_eq!(v["verdict"]["warnings"], 2);
+    let vs = v["violations"].as_array().unwrap();
+    assert_eq!(vs.len(), 105);
+    let per_rule = |rule: &str, pid: i64| -> u64 {
+        vs.iter()
+            .filter(|x| x["rule"] == rule && x["pid"] == pid)
+            .map(|x| x["count"].as_u64().expect("every violation has a count"))
+            .sum()
+    };
+    // Per process, as its summary says; the killed one, as its records say.
+    assert_eq!(per_rule("export.size-zero", A), 150);
+    assert_eq!(per_rule("exit.leak", A), 2);
+    assert_eq!(per_rule("export.size-zero", B), 3);
+    assert!(vs
+        .iter()
+        .filter(|x| x["fn"] != "summary")
+        .all(|x| x["count"] == 1));
 }
 
 #[test]
@@ -702,11 +784,14 @@ fn malformed_and_truncated_lines_are_skipped() {
         .map(|s| (s.file.as_str(), s.line))
         .collect();
     let b_lines = j.text_of(B).lines().count();
+    // `[not json` (line 2) is no text-format line (those begin `[acl-ipc-guard] `):
+    // it is listed like the others.
     assert_eq!(
         sk,
         [
             ("a.json", j.text_of(A).lines().count() + 1),
             ("b.json", 1),
+            ("b.json", 2),
             ("b.json", 3),
             ("b.json", b_lines + 4)
         ]
@@ -716,11 +801,17 @@ fn malformed_and_truncated_lines_are_skipped() {
         "{}",
         r.skipped[0].reason
     );
-    assert_eq!(r.text_lines, 1);
+    assert!(
+        r.skipped[2].reason.starts_with("not a JSON record"),
+        "{}",
+        r.skipped[2].reason
+    );
+    assert_eq!(r.text_lines, 0);
     assert_eq!(found(&r), vec![]);
     let t = render_text(&r);
     assert!(t.contains("a.json:"), "{t}");
-    assert!(t.contains("malformed lines:    4"), "{t}");
+    assert!(t.contains("b.json:2: not a JSON record"), "{t}");
+    assert!(t.contains("malformed lines:    5"), "{t}");
 }
 
 #[test]
@@ -763,12 +854,24 @@ fn no_panic_on_garbage() {
 
 #[test]
 fn text_lines_are_counted() {
-    let mut s = String::from("[acl-ipc-guard] 2026-11-23T21:07:05.000100Z pid=100 tid=100 seq=1 start version=0.1.0\n\nsome noise\n");
+    // Only lines with the text format's prefix are text lines; a line of noise is a
+    // malformed line, with its file and line.
+    let mut s = String::from("[acl-ipc-guard] 2026-11-23T21:07:05.000100Z pid=100 tid=100 seq=1 start version=0.1.0\n\nsome noise\n[acl-ipc-guard] 2026-11-23T21:07:05.000200Z pid=100 tid=100 seq=2 call aclrtFree\n");
     s.push_str(&good_pair().text_of(A));
     let r = analyze(&[Input::text("mixed", &s)]);
     assert_eq!(r.text_lines, 2);
     assert_eq!(r.files[0].text_lines, 2);
-    assert!(render_text(&r).contains("text lines skipped: 2"));
+    assert_eq!(r.files[0].skipped, 1);
+    let sk: Vec<(&str, usize)> = r
+        .skipped
+        .iter()
+        .map(|s| (s.file.as_str(), s.line))
+        .collect();
+    assert_eq!(sk, [("mixed", 3)]);
+    let t = render_text(&r);
+    assert!(t.contains("text lines skipped: 2"), "{t}");
+    assert!(t.contains("malformed lines:    1"), "{t}");
+    assert!(t.contains("mixed:3: not a JSON record"), "{t}");
 }
 
 #[test]
@@ -874,7 +977,7 @@ fn json_output_has_the_fields() {
         .content
         .as_mut()
         .unwrap()
-        .extend_from_slice(b"text line\n{\"truncated\":");
+        .extend_from_slice(b"[acl-ipc-guard] text line\n{\"truncated\":");
     let r = analyze(&inputs);
     let s = serde_json::to_string_pretty(&render_json(&r)).unwrap();
     let v: Value = serde_json::from_str(&s).unwrap();
@@ -1029,6 +1132,156 @@ fn command_line_with_files() {
         out.contains("Usage:") && out.contains("Exit status"),
         "{out}"
     );
+}
+
+/// The records of a process that broke an `error` rule (free.imported), as the shim
+/// encodes them in `format`.
+fn shim_log(format: acl_ipc_guard::config::Format) -> String {
+    use acl_ipc_guard::call::Func;
+    use acl_ipc_guard::config::Mode;
+    use acl_ipc_guard::record::{self, Action, Body as RBody, Record, Start};
+    use acl_ipc_guard::rules::{Rule, Severity};
+    let bodies = vec![
+        RBody::Start(Box::new(Start {
+            version: "0.1.0",
+            mode: Mode::Audit,
+            exe: "/bin/job".into(),
+            ledger: "off".into(),
+            host: "node-1".into(),
+            bare_tgid: Some(4242),
+            parent: None,
+        })),
+        RBody::Violation(Box::new(record::Violation {
+            rule: Rule::FreeImported,
+            severity: Severity::Error,
+            action: Action::Reported,
+            func: Some(Func::Free),
+            message: "an imported address".into(),
+            key: None,
+            backtrace: None,
+        })),
+        RBody::Summary {
+            calls: 1,
+            violations: vec![(Rule::FreeImported, 1)],
+            blocked: 0,
+            leaks: 0,
+            dropped: 0,
+        },
+    ];
+    let mut out = Vec::new();
+    for (i, body) in bodies.into_iter().enumerate() {
+        let mut rec = Record {
+            seq: i as u64 + 1,
+            ts_us: T0 + i as i64,
+            pid: 4242,
+            tid: 4242,
+            body,
+        };
+        record::encode(&mut rec, format, false, &mut out);
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Logs that hold not one JSON record (the text format, empty files, other files) are no
+/// job to judge: `report` says so on stderr, prints nothing (no page, no trace) and exits
+/// 2, as when no log can be read; it passed them with "processes: 0 … verdict: OK" and 0.
+/// With one record among them, text lines are counted and skipped as before.
+#[test]
+fn logs_without_one_json_record_are_not_judged() {
+    use acl_ipc_guard::config::Format;
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let text = file("job.txt", &shim_log(Format::Text));
+    assert!(text.ends_with("job.txt"));
+    let as_json = file("job.json", &shim_log(Format::Json));
+    // Read as JSON, the job fails: the violation is an error.
+    let (code, out, err) = run_args(&[&as_json]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("free.imported (error): 1"), "{out}");
+
+    // The same job written as text: not judged, not passed.
+    for json in [false, true] {
+        let args: Vec<&str> = if json {
+            vec!["--json", &text]
+        } else {
+            vec![&text]
+        };
+        let (code, out, err) = run_args(&args);
+        assert_eq!((code, out.as_str()), (2, ""), "--json {json}: {err}");
+        assert!(
+            err.contains(
+                "not one JSON record in the logs: 3 text-format lines and 0 other lines skipped"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("ACL_IPC_GUARD_FORMAT=json"), "{err}");
+        assert!(!err.contains("verdict"), "{err}");
+    }
+    // No page or trace is written for it either.
+    let trace = dir.path().join("t.json");
+    let page = dir.path().join("p.html");
+    let (code, out, _) = run_args(&[
+        "--trace",
+        trace.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+        &text,
+    ]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(!trace.exists() && !page.exists());
+
+    // Empty files, and files of other lines (named with their file and line), with a
+    // text log: the same.
+    let empty = file("empty.json", "");
+    let (code, out, err) = run_args(&[&empty]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains("0 text-format lines and 0 other lines skipped"),
+        "{err}"
+    );
+    let junk = file("junk.log", "hello\n\n{\"not\": \"a record\"}\n");
+    let (code, out, err) = run_args(&[&empty, &junk, &text]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains("3 text-format lines and 2 other lines skipped"),
+        "{err}"
+    );
+    assert!(err.contains("junk.log:1: not a JSON record"), "{err}");
+    assert!(err.contains("junk.log:3: missing"), "{err}");
+    // Many other lines: the first few are named, the rest counted.
+    let many = file("many.log", &"noise\n".repeat(12));
+    let (code, _, err) = run_args(&[&many]);
+    assert_eq!(code, 2);
+    assert!(err.contains("many.log:5: not a JSON record"), "{err}");
+    assert!(!err.contains("many.log:6:"), "{err}");
+    assert!(err.contains("and 7 other lines"), "{err}");
+
+    // An unreadable log and a text log: no record either.
+    let missing = dir.path().join("nope.json");
+    let (code, out, err) = run_args(&[missing.to_str().unwrap(), &text]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(
+        err.contains("nope.json") && err.contains("not one JSON record"),
+        "{err}"
+    );
+
+    // One JSON log among them: judged as before, the text lines counted and skipped.
+    let (code, out, err) = run_args(&[&text, &as_json, &junk]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.is_empty(), "{err}");
+    assert!(out.contains("text lines skipped: 3"), "{out}");
+    assert!(out.contains("malformed lines:    2"), "{out}");
+    assert!(out.contains("junk.log:1: not a JSON record"), "{out}");
+    let good = file("good.json", &good_pair().shared());
+    let (code, out, _) = run_args(&["--json", &good, &text]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["text_lines"], 3);
+    assert_eq!(v["verdict"]["exit_status"], 0);
 }
 
 /// A record queued after another thread's later one lies a little back in time in its
@@ -1982,6 +2235,7 @@ fn describe_words_events_as_format_does() {
             seq: 1,
             message: "m: \"q\"".into(),
             action: action.clone(),
+            count: 1,
         };
         let a = action.map(|a| format!(", {a}")).unwrap_or_default();
         cases.push((
@@ -2325,6 +2579,7 @@ fn text_event_lines_are_what_format_made_of_them() {
         seq: 3,
         message: "two\nlines \u{1b}[31m é".into(),
         action: Some("reported".into()),
+        count: 1,
     };
     let events = vec![
         ev(

@@ -408,6 +408,7 @@ fn violation_obj<'a>(v: &'a Violation, procs: &'a [Process]) -> Obj<'a> {
         ("seq", V::U64(v.seq)),
         ("action", opt_str(v.action.as_deref())),
         ("message", V::Str(&v.message)),
+        ("count", V::U64(v.count)),
     ])
 }
 
@@ -816,8 +817,8 @@ impl Serialize for JsonReport<'_> {
             (
                 "verdict",
                 V::Obj(Obj::new(vec![
-                    ("errors", V::U64(r.count("error") as u64)),
-                    ("warnings", V::U64(r.count("warning") as u64)),
+                    ("errors", V::U64(r.count("error"))),
+                    ("warnings", V::U64(r.count("warning"))),
                     ("exit_status", V::I64(i64::from(r.exit_status()))),
                 ])),
             ),
@@ -977,6 +978,7 @@ mod tests {
                 seq: 0,
                 message: nasty.into(),
                 action: None,
+                count: 1,
             })),
         ];
         let events: Vec<Event> = details

@@ -89,8 +89,11 @@ fn push_pids(s: &mut String, p: &[i64]) {
     s.push(']');
 }
 
-pub(super) fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+pub(super) fn plural<N>(n: N, one: &str, many: &str) -> String
+where
+    N: std::fmt::Display + PartialEq + From<u8>,
+{
+    format!("{n} {}", if n == N::from(1) { one } else { many })
 }
 
 pub(super) fn tag(procs: &[Process], i: usize) -> &str {

@@ -230,7 +230,9 @@ pub fn render_text_parts(r: &Report) -> (String, String) {
         sev.sort_unstable();
         sev.dedup();
         let head = clean(format!("{rule} ({})", sev.join(", ")));
-        let _ = writeln!(o, "  {head}: {}", vs.len());
+        // Violations past the repeat limit are one entry (`summary`) of their number.
+        let n: u64 = vs.iter().map(|v| v.count).sum();
+        let _ = writeln!(o, "  {head}: {n}");
         for v in vs {
             let _ = writeln!(o, "    {}", violation_line(v, &r.processes));
         }
@@ -293,11 +295,12 @@ pub fn render_text_parts(r: &Report) -> (String, String) {
 
 fn verdict(r: &Report) -> String {
     let errors = r.count("error");
-    let from_log = r
+    let from_log: u64 = r
         .violations
         .iter()
         .filter(|v| v.severity == "error" && v.source == Source::Log)
-        .count();
+        .map(|v| v.count)
+        .sum();
     let warnings = r.count("warning");
     let mut s = if errors > 0 {
         format!(
