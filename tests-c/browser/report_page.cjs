@@ -81,6 +81,7 @@ async function main() {
         viol_rows: rows("viol-table"),
         proc_rows: rows("proc-table"),
         verdict: document.getElementById("verdict").textContent,
+        viol_title: document.getElementById("viol-title").textContent,
         summary: document.getElementById("summary").textContent,
         injected: document.getElementById("pwned") !== null || window.__pwned !== undefined ||
           document.querySelectorAll("img").length > 0,

@@ -6,8 +6,10 @@ rest); --json keeps that one entry (fn "summary", count 50), no invented records
 its summary (a killed process) the process counts the records it wrote."""
 import atexit
 import json
+import os
 import re
 import subprocess
+import sys
 from harness import *
 
 N, LIMIT = 150, 100
@@ -75,4 +77,23 @@ doc = json.loads(out)
 for rule in RULES:
     vs = [v for v in doc["violations"] if v["rule"] == rule]
     eq((len(vs), sum(v["count"] for v in vs)), (LIMIT, LIMIT), f"killed: {rule}: the records written")
+
+# The page counts them as the verdict does: "Violations (300)", though it lists 202 entries
+# (the records written and one per rule for the rest).
+sys.path.insert(0, os.path.join(SOURCE, "tests-c", "browser"))
+import browser  # noqa: E402
+
+why = browser.missing(BUILD)
+if why and os.environ.get("CI") == "true":
+    fail(f"report.repeat: cannot run the browser, and CI=true: {why}")
+if why:
+    print(f"report.repeat: the page's part SKIPPED: {why}")
+else:
+    page = work.file("page.html")
+    rc, out, err = report("--html", page, log)
+    eq(rc, 1, f"--html: exit 1 ({err!r})")
+    res = browser.load(BUILD, page)
+    eq(res["console_errors"] + res["page_errors"], [], "the page loads without errors")
+    eq(res["viol_title"], f"Violations ({N * len(RULES)})", "the page's count is the summary's")
+    check(f"{errors} error violations" in res["summary"], f"the page's summary counts as the verdict: {res['summary']}")
 done("report.repeat")

@@ -206,6 +206,9 @@ pub fn page_data(r: &Report) -> Value {
                 "src": v.source.as_str(),
                 "action": v.action,
                 "msg": v.message,
+                // How many violations the entry stands for: 1, or those a summary counts
+                // past the repeat limit (one entry, one row, one mark).
+                "n": v.count,
             })
         })
         .collect();

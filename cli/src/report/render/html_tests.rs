@@ -256,6 +256,7 @@ fn the_blob_has_lanes_key_lives_marks_and_violations() {
     let viols = d["viols"].as_array().unwrap();
     assert!(!viols.is_empty());
     for v in viols {
+        assert_eq!(v["n"], 1, "one violation per logged record or finding: {v}");
         assert_eq!(
             (&v["rule"], &v["proc"], &v["key"], &v["t"]),
             (
