@@ -135,6 +135,14 @@ pub struct Log {
     sink: OwnLine<Lock<Sink>>,
     dropped: AtomicU64,
     writer_running: AtomicBool,
+    /// Set in a fork child: its `call` records are written by the calling thread before
+    /// the call returns, as the write-through records are. Fork children often end with
+    /// `_exit()` right after their last call (Python `multiprocessing` workers, started
+    /// by fork or by a fork server, always do), which no `atexit` sees: a child that
+    /// imported, closed and left lost every call record nine times in ten, and a pool's
+    /// workers logging to a slow syslog socket most of theirs. A write per call (a few
+    /// microseconds) is the price there; the parent keeps its writer thread's hand-off.
+    calls_through: AtomicBool,
     /// Set once the summary is written: later records are refused.
     closed: AtomicBool,
     /// Run by the writer thread now and then (`IDLE_EVERY_NS`): work for a thread that
@@ -338,6 +346,7 @@ impl Log {
             })),
             dropped: AtomicU64::new(0),
             writer_running: AtomicBool::new(false),
+            calls_through: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             idle: None,
         }
@@ -381,6 +390,15 @@ impl Log {
         let Some(next) = self.enqueue(pid, tid, body, true, ts_us) else {
             return;
         };
+        if self.calls_through.load(Ordering::Relaxed) {
+            self.flush();
+            // The writer thread still runs, for its `idle` work (the ledger's liveness
+            // word, which must be held as long as the process lives).
+            if !self.writer_running.load(Ordering::Acquire) {
+                self.start_writer();
+            }
+            return;
+        }
         if self.writer_running.load(Ordering::Acquire) || self.start_writer() {
             // Only a sleeping writer is woken; one that is writing or looking for more
             // (`LOOK_US`) takes the record without a system call here.
@@ -681,6 +699,7 @@ impl Log {
     /// child's own file.
     pub fn after_fork_child(&self, pid: i32) {
         self.writer_running.store(false, Ordering::Release);
+        self.calls_through.store(true, Ordering::Relaxed);
         self.closed.store(false, Ordering::Release);
         self.wake.reset();
         // Records other threads queued between the parent's flush and the fork are the

@@ -14,6 +14,7 @@
  *   audit_work fork                 3 calls, fork: the child makes 2 and exits; the parent
  *                                   makes 1, then forks a child that execs "exec-child"
  *   audit_work forks N              N fork children, each making 2 calls; says how many failed
+ *   audit_work forks-exit N         N fork children, each making 2 calls and leaving with _exit(0)
  *   audit_work flood N MARKER [GAP_US]
  *                                   N calls (GAP_US microseconds apart, busy-waiting: the
  *                                   pace of a program doing work between calls), then
@@ -290,6 +291,26 @@ static int forks(int n) {
     return 0;
 }
 
+/* As `forks`, but each child makes its two calls back to back and leaves with _exit(0), as
+   a Python multiprocessing worker does: no atexit, nothing waits for the log. */
+static int forks_exit(int n) {
+    int failed = 0;
+    tgid_calls(1);
+    for (int i = 0; i < n; i++) {
+        pid_t child = fork();
+        if (child < 0) return 3;
+        if (child == 0) {
+            tgid_calls(2);
+            _exit(0);
+        }
+        int status = 0;
+        waitpid(child, &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed++;
+    }
+    say("forks=%d failed=%d\n", n, failed);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- flood */
 
 /* Context switches from /proc/self/task: `mine`, this thread's (voluntary and not: how
@@ -484,6 +505,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "abort") == 0 && argc == 3) return abort_after(atol(argv[2]));
     if (strcmp(cmd, "fork") == 0) return fork_work("/proc/self/exe");
     if (strcmp(cmd, "forks") == 0 && argc == 3) return forks(atoi(argv[2]));
+    if (strcmp(cmd, "forks-exit") == 0 && argc == 3) return forks_exit(atoi(argv[2]));
     if (strcmp(cmd, "exec-child") == 0) {
         tgid_calls(1);
         return 0;
@@ -493,6 +515,6 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "capi") == 0 && argc == 3) return capi(argv[2]);
     if (strcmp(cmd, "export-child") == 0 && argc == 4) return export_child(atoi(argv[2]), atoi(argv[3]));
     if (strcmp(cmd, "repeat") == 0 && argc == 3) return repeat(atol(argv[2]));
-    fprintf(stderr, "usage: audit_work mix|threads T N|exit-thread N busy|idle|abort N|fork|forks N|flood N MARKER [GAP_US]|capi LOG|repeat N\n");
+    fprintf(stderr, "usage: audit_work mix|threads T N|exit-thread N busy|idle|abort N|fork|forks N|forks-exit N|flood N MARKER [GAP_US]|capi LOG|repeat N\n");
     return 2;
 }
