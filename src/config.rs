@@ -37,7 +37,7 @@ switches! {
         "`audit`";
     LOG = "ACL_IPC_GUARD_LOG",
         "where records go",
-        "`stderr`, `off`, `syslog` (RFC 5424 to `/dev/log`), `syslog:SOCKET` (to that unix datagram socket), or a file path; `%p` in a path becomes the pid; see [Syslog](#syslog)",
+        "`stderr`, `off`, `syslog` (RFC 5424 to `/dev/log`), `syslog:SOCKET` (to that unix datagram socket), or a file path; `%p` in a path becomes the pid, `%h` the host name; see [Syslog](#syslog)",
         "`stderr`";
     FORMAT = "ACL_IPC_GUARD_FORMAT",
         "how records are written",
@@ -122,7 +122,7 @@ impl Mode {
 pub enum LogTarget {
     Stderr,
     Off,
-    /// A path template; `%p` becomes the pid.
+    /// A path template; `%p` becomes the pid, `%h` the host name.
     File(String),
     /// RFC 5424 datagrams to this unix socket (`syslog`: `/dev/log`).
     Syslog(String),

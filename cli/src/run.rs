@@ -25,7 +25,7 @@ pub struct RunArgs {
     /// What a violation does (ACL_IPC_GUARD_MODE)
     #[arg(long, value_name = "M", value_parser = PossibleValuesParser::new(Mode::ALL.iter().map(|(_, name)| *name)))]
     pub mode: Option<String>,
-    /// Where records go: stderr, off, syslog, syslog:SOCKET or a file; %p becomes the pid
+    /// Where records go: stderr, off, syslog, syslog:SOCKET or a file; %p becomes the pid, %h the host name
     /// (ACL_IPC_GUARD_LOG)
     #[arg(long, value_name = "PATH")]
     pub log: Option<OsString>,

@@ -164,8 +164,34 @@ pub fn stderr_line(msg: &str) {
     }
 }
 
+/// A log path with `%p` replaced by the pid and `%h` by the host name (uname's nodename,
+/// `/` in it written `_`; `unknown` when there is none): in containers every process may
+/// be pid 1, and the host name (the pod's, the container's) tells their files apart.
 fn expand_path(template: &str, pid: i32) -> String {
-    template.replace("%p", &pid.to_string())
+    let mut path = template.replace("%p", &pid.to_string());
+    if path.contains("%h") {
+        let host = crate::runtime::host_name().replace(['/', '\0'], "_");
+        let host = if host.is_empty() {
+            "unknown".to_string()
+        } else {
+            host
+        };
+        path = path.replace("%h", &host);
+    }
+    path
+}
+
+#[cfg(test)]
+#[test]
+fn a_log_path_names_the_pid_and_the_host() {
+    let host = crate::runtime::host_name();
+    assert!(!host.is_empty(), "this machine has a host name");
+    assert_eq!(expand_path("/l/job.%p.json", 42), "/l/job.42.json");
+    assert_eq!(
+        expand_path("/l/%h/job.%h.%p.json", 7),
+        format!("/l/{host}/job.{host}.7.json")
+    );
+    assert_eq!(expand_path("/l/plain.json", 7), "/l/plain.json");
 }
 
 /// Opens a log file the safe way: append, create 0600, close-on-exec, never through a
