@@ -28,7 +28,7 @@ pub fn open_ledger_file(dir: &Path, ops: &[u8]) -> Result<(), String> {
                 _ => Ok(()),
             }),
             3 => ledger.export_size(fp).map(|_| ()),
-            4 => ledger.record_import(fp),
+            4 => ledger.record_import(fp).map(|_| ()),
             5 => ledger.record_close(fp).map(|_| ()),
             6 => ledger.open_importers(fp).map(|_| ()),
             _ => ledger.record_free(fp),

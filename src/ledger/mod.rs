@@ -624,14 +624,16 @@ impl Ledger {
     /// Records that this process imported `fp` (once per process: importing again, or
     /// again after closing, reopens the same entry). Unknown keys are ignored. The caller
     /// counts references itself and calls `record_close` when the last one closes.
-    pub fn record_import(&self, fp: Fp) -> Result<(), LedgerError> {
+    /// False when the ledger does not know the key (its export was never recorded here).
+    pub fn record_import(&self, fp: Fp) -> Result<bool, LedgerError> {
         let who = self.who();
         let mut g = self.lock_with_pool(1)?;
         let mut d = g.data();
-        if let Some(b) = d.body(&fp) {
-            d.add_importer(b, &who);
-        }
-        Ok(())
+        let Some(b) = d.body(&fp) else {
+            return Ok(false);
+        };
+        d.add_importer(b, &who);
+        Ok(true)
     }
 
     /// Records that this process closed `fp`: its open import if it has one, else its

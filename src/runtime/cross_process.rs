@@ -103,6 +103,26 @@ impl Runtime {
         }
     }
 
+    /// A key this process imported, which the runtime accepted, is not in the ledger: its
+    /// exporter runs without the shim, or records into another ledger (another
+    /// `ACL_IPC_GUARD_LEDGER`, or the same path in a container with its own /dev/shm). The
+    /// cross-process rules cannot see such a key; silent, that looked like a job that kept
+    /// them, and `report`, seeing one ledger path in every start, trusted it. Said once, in
+    /// an `error` record (which tells `report` to judge the close order from the logs) and
+    /// on stderr.
+    pub(super) fn say_key_not_in_ledger(&'static self) {
+        let LedgerSetting::Dir(dir) = &self.config.ledger else {
+            return;
+        };
+        let message = format!(
+            "ledger {}: a key this process imported is not in it: its exporter runs without the shim, or with another ledger (another ACL_IPC_GUARD_LEDGER, or this path in a container with its own /dev/shm: share one ledger directory between the job's containers), or found this ledger full; the cross-process rules cannot see such keys",
+            dir.display()
+        );
+        if self.say_trouble(Trouble::LedgerKeyUnknown, message.clone()) {
+            crate::record::stderr_line(&message);
+        }
+    }
+
     /// The ledger cannot be used (not opened, or found damaged): said once in an `error`
     /// record naming the file; a damaged file, and a directory or file that cannot be
     /// made or opened or was written by another version, are said on stderr too, as

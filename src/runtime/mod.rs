@@ -45,6 +45,8 @@ enum Trouble {
     LedgerUnusable,
     LedgerFull,
     LedgerFailed,
+    /// A key this process imported (the runtime accepted it) is not in its ledger.
+    LedgerKeyUnknown,
 }
 
 impl Trouble {
@@ -54,6 +56,7 @@ impl Trouble {
             Trouble::LedgerUnusable => Func::ALL.len(),
             Trouble::LedgerFull => Func::ALL.len() + 1,
             Trouble::LedgerFailed => Func::ALL.len() + 2,
+            Trouble::LedgerKeyUnknown => Func::ALL.len() + 3,
         }
     }
 }
@@ -97,7 +100,7 @@ pub(crate) struct Runtime {
     error_violations: AtomicU64,
     blocked: AtomicU64,
     per_rule: [AtomicU64; Rule::COUNT],
-    trouble_said: [AtomicBool; Func::ALL.len() + 3],
+    trouble_said: [AtomicBool; Func::ALL.len() + 4],
     finished: AtomicBool,
     /// This process's `start` record is written (every process writes its own, a fork
     /// child too, before any other record).
@@ -227,7 +230,7 @@ impl Runtime {
             error_violations: AtomicU64::new(0),
             blocked: AtomicU64::new(0),
             per_rule: [const { AtomicU64::new(0) }; Rule::COUNT],
-            trouble_said: [const { AtomicBool::new(false) }; Func::ALL.len() + 3],
+            trouble_said: [const { AtomicBool::new(false) }; Func::ALL.len() + 4],
             finished: AtomicBool::new(false),
             started: AtomicBool::new(false),
             start_lock: Lock::new(()),

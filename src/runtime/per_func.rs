@@ -367,8 +367,10 @@ pub(super) fn update(rt: &'static Runtime, args: &Args, outcome: &mut Outcome, k
                     .or_else(|| rt.with_ledger(|l| l.export_size(lfp(k.fp))).flatten())
                     .map(|s| s as usize);
                 rt.state.add_import_key(*k, addr, size);
-                if known.import_recorded.is_none() {
-                    rt.with_ledger(|l| l.record_import(lfp(k.fp)));
+                if known.import_recorded.is_none()
+                    && rt.with_ledger(|l| l.record_import(lfp(k.fp))) == Some(false)
+                {
+                    rt.say_key_not_in_ledger();
                 }
             } else {
                 not_made(rt, known);
