@@ -180,6 +180,7 @@ fn facts(u: &mut Unstructured) -> Result<LedgerFacts> {
             exporter_closed: u.arbitrary()?,
             memory_freed: u.arbitrary()?,
             whitelisted_at_ns: u.arbitrary()?,
+            own_pid_listed: u.arbitrary()?,
         }),
         _ => LedgerFacts::ExporterClose {
             open_importers: pids(u)?.unwrap_or_default(),

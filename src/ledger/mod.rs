@@ -184,6 +184,9 @@ pub struct ImportView {
     /// Some whitelisted pids did not fit in the ledger: "not whitelisted" is then
     /// uncertain.
     pub whitelist_overflow: bool,
+    /// The list holds this process's own pid (`getpid()`, in its pid namespace) where
+    /// that is not its bare tgid: the container mistake, said as such.
+    pub own_pid_listed: bool,
     /// Size of the exported range, when the exporter gave one.
     pub size: Option<u64>,
 }
@@ -582,6 +585,7 @@ impl Ledger {
             memory_freed: s.memory_freed != 0,
             whitelisted_at_ns: d.whitelisted_at(b, target),
             whitelist_overflow: s.wl_dropped != 0,
+            own_pid_listed: me.pid != target && me.pid > 0 && d.whitelisted_at(b, me.pid).is_some(),
             size: (s.size != 0).then_some(s.size),
         };
         let recorded = record.then(|| ImportRecorded {

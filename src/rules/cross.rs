@@ -42,6 +42,7 @@ mod tests {
             exporter_closed: false,
             memory_freed: false,
             whitelisted_at_ns: Some(100),
+            own_pid_listed: false,
         }
     }
 

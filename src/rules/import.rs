@@ -63,6 +63,7 @@ fn cross_process(f: &mut Findings, fp: Fp, me: &Identity, l: &ImportFacts) {
                 l.exporter_pid
             )
         }
+        Rule::ImportNotWhitelisted if l.own_pid_listed => format!("key {fp} is in whitelist mode and its list holds {}, this process's pid in its own pid namespace (getpid()), not its bare tgid {}: the exporter (pid {}) must aclrtIpcMemSetImportPid the bare tgid, which aclrtDeviceGetBareTgid returns in the importer", me.pid, me.bare_tgid, l.exporter_pid),
         Rule::ImportNotWhitelisted => format!("key {fp} is in whitelist mode and this process's bare tgid {} is not on its list; the exporter (pid {}) must aclrtIpcMemSetImportPid it first", me.bare_tgid, l.exporter_pid),
         _ => format!("this process (bare tgid {}) started after it was whitelisted for key {fp}; the driver refuses it (pid reuse protection)", me.bare_tgid),
     };

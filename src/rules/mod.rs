@@ -57,6 +57,9 @@ pub struct ImportFacts {
     pub memory_freed: bool,
     /// When this process's bare tgid was first whitelisted for the key.
     pub whitelisted_at_ns: Option<u64>,
+    /// The list holds this process's `getpid()` where that is not its bare tgid (a
+    /// container's pid, whitelisted instead of the host's).
+    pub own_pid_listed: bool,
 }
 
 /// Cross-process facts gathered for the call before the checks run.

@@ -227,6 +227,7 @@ fn facts() -> ImportFacts {
         exporter_closed: false,
         memory_freed: false,
         whitelisted_at_ns: Some(10_000),
+        own_pid_listed: false,
     }
 }
 
@@ -268,6 +269,36 @@ fn import_rules() {
     assert_eq!(
         rules(&import(key("k1"), 0), &s, &nwl),
         [Rule::ImportNotWhitelisted]
+    );
+    // Its own getpid() on the list instead of its bare tgid (a container): the message
+    // says that mistake, and what to whitelist instead.
+    let container = Identity {
+        pid: 1,
+        bare_tgid: 4242,
+        ..ME
+    };
+    let message_with = |listed| {
+        let facts = LedgerFacts::Import(ImportFacts {
+            whitelisted_at_ns: None,
+            own_pid_listed: listed,
+            ..facts()
+        });
+        let args = import(key("k1"), 0);
+        let f = check_before(&args, &s.view(key("k1").fp().as_ref()), &container, &facts);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].rule, Rule::ImportNotWhitelisted);
+        f[0].message.clone()
+    };
+    let m = message_with(true);
+    assert!(
+        m.contains("its list holds 1, this process's pid in its own pid namespace (getpid()), not its bare tgid 4242")
+            && m.contains("aclrtDeviceGetBareTgid"),
+        "{m}"
+    );
+    let m = message_with(false);
+    assert!(
+        m.contains("bare tgid 4242 is not on its list") && !m.contains("getpid"),
+        "{m}"
     );
     let open = LedgerFacts::Import(ImportFacts {
         whitelisted_at_ns: None,

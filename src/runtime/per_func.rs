@@ -126,6 +126,7 @@ fn ledger_facts(rt: &'static Runtime, args: &Args) -> (LedgerFacts, Known, Optio
                         exporter_closed: v.exporter_closed,
                         memory_freed: v.memory_freed,
                         whitelisted_at_ns: v.whitelisted_at_ns,
+                        own_pid_listed: v.own_pid_listed,
                     });
                     (
                         facts,

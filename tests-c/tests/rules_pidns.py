@@ -144,6 +144,8 @@ logs = job.finish()
 eq(rules_of(logs["nsA"]), ["import.not-whitelisted"], f"{what}: the importer's violations")
 v = violations(logs["nsA"])[0]
 check(str(a.pid) in v["message"], f"{what}: the message names the bare tgid {a.pid}: {v['message']!r}")
+check("its list holds 1, this process's pid in its own pid namespace (getpid())" in v["message"]
+      and "aclrtDeviceGetBareTgid" in v["message"], f"{what}: the message names the mistake: {v['message']!r}")
 eq(rules_of(logs["host"]), [], f"{what}: the exporter's violations")
 rc, rep = job.report()
 eq(rc, 1, f"{what}: report exit status")

@@ -788,6 +788,8 @@ impl<'a> Sweep<'a> {
                 exporter_closed: key.closed,
                 memory_freed: key.freed,
                 whitelisted_at_ns: key.whitelist.contains(&tgid).then_some(0),
+                // The report's message is its own; the verdict does not depend on it.
+                own_pid_listed: false,
             };
             match import_rules(&facts, 0) {
                 Some(Rule::ImportSourceGone) => {
