@@ -3,6 +3,7 @@
 
 use super::{frames, json, time, Body, KeyRef, Record};
 use crate::call::Func;
+use std::io::Write;
 
 pub(super) fn record(rec: &mut Record, show_keys: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(b"[acl-ipc-guard] ");
@@ -111,16 +112,9 @@ fn one_visible_line(text: &str, out: &mut Vec<u8>) {
     for c in text.chars() {
         match c {
             '\n' => out.push(b' '),
+            // Every control character is below U+00A0: two hex digits.
             c if c.is_control() => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                // Every control character is below U+00A0.
-                let b = c as u32 as u8;
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'x',
-                    HEX[usize::from(b >> 4)],
-                    HEX[usize::from(b & 15)],
-                ]);
+                let _ = write!(out, "\\x{:02x}", c as u32);
             }
             c => {
                 let mut utf8 = [0u8; 4];

@@ -49,6 +49,9 @@ enum Trouble {
     LedgerKeyUnknown,
 }
 
+/// How many kinds of trouble are said once each (`Trouble::index` below it).
+const TROUBLE_KINDS: usize = Func::ALL.len() + 4;
+
 impl Trouble {
     fn index(self) -> usize {
         match self {
@@ -100,7 +103,7 @@ pub(crate) struct Runtime {
     error_violations: AtomicU64,
     blocked: AtomicU64,
     per_rule: [AtomicU64; Rule::COUNT],
-    trouble_said: [AtomicBool; Func::ALL.len() + 4],
+    trouble_said: [AtomicBool; TROUBLE_KINDS],
     finished: AtomicBool,
     /// This process's `start` record is written (every process writes its own, a fork
     /// child too, before any other record).
@@ -230,7 +233,7 @@ impl Runtime {
             error_violations: AtomicU64::new(0),
             blocked: AtomicU64::new(0),
             per_rule: [const { AtomicU64::new(0) }; Rule::COUNT],
-            trouble_said: [const { AtomicBool::new(false) }; Func::ALL.len() + 4],
+            trouble_said: [const { AtomicBool::new(false) }; TROUBLE_KINDS],
             finished: AtomicBool::new(false),
             started: AtomicBool::new(false),
             start_lock: Lock::new(()),

@@ -369,11 +369,7 @@ impl ProcessState {
     /// True when `addr` was returned by an import, open or closed since (until an
     /// allocation hands the address out again).
     pub fn is_imported_addr(&self, addr: usize) -> bool {
-        self.imported_addr_in(addr, None)
-    }
-
-    fn imported_addr_in(&self, addr: usize, held: Option<(usize, &Keys)>) -> bool {
-        self.import_returned_at(addr, held).is_some()
+        self.import_returned_at(addr, None).is_some()
     }
 
     /// When `addr` was returned by an import, open or closed since (until an allocation
@@ -789,7 +785,7 @@ mod stripe_tests {
         assert_eq!(v.region_of(0x901000), Region::Imported { fp: k2.fp });
         assert_eq!(v.raw_key(&k2.fp), Some(k2));
         assert!(v.an_export_of(0x100000).is_some());
-        assert!(v.is_imported_addr(0x900000));
+        assert!(v.import_returned_at(0x900000).is_some());
         assert_eq!(v.raw_key(&k1.fp), Some(k1));
         drop(v);
         // A view holding one stripe answers about the others too while they are free.

@@ -99,11 +99,6 @@ impl<'a> View<'a> {
         }
     }
 
-    /// `ProcessState::is_imported_addr`.
-    pub fn is_imported_addr(&self, addr: usize) -> bool {
-        self.state.imported_addr_in(addr, self.held())
-    }
-
     /// When `addr` was returned by an import, open or closed since: the identity of the
     /// key it was imported with, when the key was given (the view names it, with its
     /// bytes, for the record).
